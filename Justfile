@@ -1,0 +1,72 @@
+# Weir's recipes. `just --list` shows them all.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+target_dir := env_var_or_default("CARGO_TARGET_DIR", justfile_directory() / "target")
+plugin_dir := target_dir / "plugins"
+weir := target_dir / "release" / "weir"
+
+export WEIR_PLUGIN_DIR := plugin_dir
+
+# Show the recipes.
+default:
+    @just --list
+
+# Install what building needs (idempotent).
+setup:
+    @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# Build every plugin (plugins/* and tests/plugins/*) to target/plugins/NAME.wasm.
+plugins: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    packages=()
+    for manifest in plugins/*/Cargo.toml tests/plugins/*/Cargo.toml; do
+        [ "$(basename "$(dirname "$manifest")")" = sdk ] && continue
+        packages+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -1)")
+    done
+    # Debug info only bloats components; the host profile keeps its own.
+    cargo build --release --target wasm32-wasip2 --config profile.release.debug=false --config profile.release.strip=true "${packages[@]}"
+    mkdir -p "{{plugin_dir}}"
+    for manifest in plugins/*/Cargo.toml tests/plugins/*/Cargo.toml; do
+        name="$(basename "$(dirname "$manifest")")"
+        [ "$name" = sdk ] && continue
+        package="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -1)"
+        cp "{{target_dir}}/wasm32-wasip2/release/${package//-/_}.wasm" "{{plugin_dir}}/$name.wasm"
+    done
+    ls -la "{{plugin_dir}}"
+
+# Build the host and the plugins.
+build: plugins
+    cargo build --release -p weir
+
+# Run the quickstart pipeline: sample mobile chunks -> split -> stdout. No servers needed.
+quickstart: build
+    {{weir}} run -c configs/quickstart.yaml
+
+# Run a pipeline config.
+run config: build
+    {{weir}} run -c {{config}}
+
+# Unit and end-to-end tests that need no servers.
+test: build
+    cargo test --release --workspace
+
+# The full suite: start the real servers, then every test. README and CI run this.
+test-full: build
+    cargo test --release --workspace
+
+# Benchmarks recorded in BENCHMARKS.md.
+bench: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    data="{{target_dir}}/bench"
+    mkdir -p "$data"
+    {{weir}} generate --chunks 2000 --statements 50 > "$data/chunks.ndjson"
+    echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d)"
+    {{weir}} bench --plugin "{{plugin_dir}}/split.wasm" --input "$data/chunks.ndjson" --batch 20 \
+        --config '{"field":"logs","context":["app","app_version",{"from":"device.os","to":"os"}],"time":{"regex":"^(?P<time>\\S+)"}}'
+
+# Lints: formatting and clippy.
+lint:
+    cargo fmt --all --check
+    cargo clippy --release --workspace -- -D warnings

@@ -1,0 +1,90 @@
+//! `weir bench`: one filter's throughput in-process, with no I/O: NDJSON
+//! records from a file are loaded once and fed to the plugin in batches
+//! for a fixed time. It measures the plugin and the boundary, nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::config::FilterSpec;
+use crate::pipeline::clock::Clock;
+use crate::pipeline::routing::TagMatch;
+use crate::plugin::bindings::Event;
+use crate::plugin::{FilterInstance, Grants, Limits, PluginEngine};
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The plugin component (.wasm).
+    #[arg(long)]
+    plugin: PathBuf,
+    /// The plugin's config block, as JSON.
+    #[arg(long, default_value = "{}")]
+    config: String,
+    /// NDJSON file of input records (e.g. from `weir generate`).
+    #[arg(long)]
+    input: PathBuf,
+    /// Tag of the input records.
+    #[arg(long, default_value = "bench")]
+    tag: String,
+    /// Records per call.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// How long to measure, after a one-second warm-up.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let events: Vec<Event> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Event { time: 0, tag: args.tag.clone(), body: l.as_bytes().to_vec() })
+        .collect();
+    if events.is_empty() {
+        bail!("{}: no records", args.input.display());
+    }
+    let spec = FilterSpec {
+        name: args.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into()),
+        wasm: args.plugin.clone(),
+        matches: TagMatch::new(vec!["*".into()]).map_err(anyhow::Error::msg)?,
+        config: serde_json::from_str(&args.config).context("--config is not JSON")?,
+        limits: Limits { deadline: Duration::from_secs(60), ..Limits::default() },
+        grants: Grants::default(),
+    };
+    let engine = PluginEngine::new(None).map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
+    let mut instance = FilterInstance::new(&engine, &spec, Clock::system())?;
+
+    let batches: Vec<&[Event]> = events.chunks(args.batch.max(1)).collect();
+    let mut run = |budget: Duration| -> anyhow::Result<(u64, u64, Duration)> {
+        let (mut records_in, mut records_out) = (0u64, 0u64);
+        let start = Instant::now();
+        'outer: loop {
+            for batch in &batches {
+                let result = instance.process(batch)?;
+                records_in += batch.len() as u64;
+                records_out += result.emitted.len() as u64;
+                if start.elapsed() >= budget {
+                    break 'outer;
+                }
+            }
+        }
+        Ok((records_in, records_out, start.elapsed()))
+    };
+    run(Duration::from_secs(1))?;
+    let (records_in, records_out, elapsed) = run(args.duration)?;
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{}: {} records in/s, {} records out/s ({} in, {} out, {:.1} s, batches of {})",
+        spec.name,
+        (records_in as f64 / secs).round(),
+        (records_out as f64 / secs).round(),
+        records_in,
+        records_out,
+        secs,
+        args.batch
+    );
+    Ok(ExitCode::SUCCESS)
+}

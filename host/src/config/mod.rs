@@ -1,0 +1,143 @@
+//! Configuration: the YAML schema, loading and validation.
+//!
+//! [`load`] reads a file, interpolates `${VAR}`s, parses the YAML into the
+//! raw shape ([`raw`]) and resolves it into [`Config`] ([`resolve`]), the
+//! only form the rest of Weir sees. Every error names the file, line,
+//! column and key. Checks that need a plugin instance (the plugin's own
+//! `config:` block) happen in `weir validate` and at start-up, in
+//! [`crate::plugin`].
+
+mod error;
+mod interpolate;
+mod raw;
+mod resolve;
+mod spans;
+pub mod units;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::ConfigError;
+
+use crate::inputs::InputConfig;
+use crate::outputs::OutputConfig;
+use crate::pipeline::routing::TagMatch;
+use crate::plugin::{Grants, Limits};
+
+/// A validated pipeline configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// Where `type: NAME` filters find `NAME.wasm`.
+    pub plugin_dir: PathBuf,
+    /// Where compiled plugins are cached.
+    pub cache_dir: PathBuf,
+    /// Where filter state is saved on shutdown and restored on start; no
+    /// persistence when `None`.
+    pub state_dir: Option<PathBuf>,
+    /// Queue and batch sizes.
+    pub pipeline: PipelineSettings,
+    /// The tag dead-lettered records carry.
+    pub dead_letter_tag: Arc<str>,
+    /// Where the admin API listens, if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// Inputs, in file order.
+    pub inputs: Vec<InputSpec>,
+    /// Filters, in the order records pass through them.
+    pub filters: Vec<FilterSpec>,
+    /// Outputs, in file order.
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// Sizes and periods of the record path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSettings {
+    /// Most records given to one filter call.
+    pub batch_max_records: usize,
+    /// Capacity, in batches, of each queue between stages.
+    pub queue_capacity: usize,
+    /// How often time-driven filters are ticked.
+    pub tick_interval: Duration,
+}
+
+/// One input.
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// Tag given to the records it reads.
+    pub tag: Arc<str>,
+    /// Its own settings.
+    pub config: InputConfig,
+}
+
+/// One filter plugin in the chain.
+#[derive(Debug, Clone)]
+pub struct FilterSpec {
+    /// Unique name, used in logs, metrics and dead-letter reasons.
+    pub name: String,
+    /// The component file.
+    pub wasm: PathBuf,
+    /// Which records it processes.
+    pub matches: TagMatch,
+    /// Its `config:` block, handed to the plugin's `configure` as JSON.
+    pub config: serde_json::Value,
+    /// Deadline and memory cap.
+    pub limits: Limits,
+    /// What it may reach beyond the contract.
+    pub grants: Grants,
+}
+
+/// One output.
+#[derive(Debug, Clone)]
+pub struct OutputSpec {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// Which records it receives.
+    pub matches: TagMatch,
+    /// How it groups records into writes.
+    pub batch: BatchSettings,
+    /// Its own settings.
+    pub config: OutputConfig,
+}
+
+/// Batching of writes to an output, by count and by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Write once this many records are waiting.
+    pub max_records: usize,
+    /// Write what is waiting at least this often.
+    pub max_wait: Duration,
+}
+
+/// Load and validate the config at `path`, interpolating variables from the
+/// process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse(path, &text, |name| std::env::var(name).ok())
+}
+
+/// Validate config `text` as if read from `path`.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let text = interpolate::interpolate(text, &env).map_err(|missing| ConfigError::Invalid {
+        file: path.to_path_buf(),
+        position: Some((missing.line, missing.column)),
+        key: String::new(),
+        message: format!(
+            "environment variable {name} is not set; set it or give a default: ${{{name}:-default}}",
+            name = missing.name
+        ),
+    })?;
+    resolve::resolve(path, &text, &env)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! The YAML shape, checked by serde and nothing more ("low args"). Only
+//! `config::resolve` reads these structs. Input and output bodies stay as
+//! YAML mappings here: their fields belong to each component's own
+//! `…Config` struct, deserialised during resolution.
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub plugin_dir: Option<String>,
+    pub cache_dir: Option<String>,
+    pub state_dir: Option<String>,
+    #[serde(default)]
+    pub pipeline: RawPipeline,
+    #[serde(default)]
+    pub dead_letter: RawDeadLetter,
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub inputs: Vec<Mapping>,
+    #[serde(default)]
+    pub filters: Vec<RawFilter>,
+    #[serde(default)]
+    pub outputs: Vec<Mapping>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub batch_max_records: Option<usize>,
+    pub queue_capacity: Option<usize>,
+    pub tick_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeadLetter {
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub address: String,
+}
+
+/// A tag glob or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawMatch {
+    One(String),
+    Any(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub matches: RawMatch,
+    pub path: Option<String>,
+    pub config: Option<Value>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub grants: RawGrants,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub deadline: Option<String>,
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrants {
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub dirs: Vec<RawDirGrant>,
+    #[serde(default)]
+    pub wall_clock: bool,
+    #[serde(default)]
+    pub network: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirGrant {
+    pub host: String,
+    pub guest: String,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// Output batching.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    pub max_records: Option<usize>,
+    pub max_wait: Option<String>,
+}

@@ -1,0 +1,385 @@
+//! Raw YAML -> [`Config`] ("high args"): defaults, relative paths, names,
+//! globs, plugin files, and each component's own config struct. Errors carry
+//! the position of the offending key, found through [`Spans`].
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_norway::{Mapping, Value};
+
+use super::raw::{RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch};
+use super::spans::Spans;
+use super::units::{ByteSize, HumanDuration};
+use super::{
+    BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings,
+};
+use crate::pipeline::routing::TagMatch;
+use crate::plugin::{DirGrant, Grants, Limits};
+use crate::{inputs, outputs};
+
+/// Records per filter call: large enough to amortise the ~1.5 µs fixed cost
+/// of a WASM call, small enough to keep batch latency in milliseconds.
+const DEFAULT_BATCH_MAX_RECORDS: usize = 1000;
+/// Batches per queue: with 1,000-record batches, a few MiB of bodies at most.
+const DEFAULT_QUEUE_CAPACITY: usize = 8;
+/// Time-driven filters (windows, alerts) need second resolution at most.
+const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_DEAD_LETTER_TAG: &str = "weir.dead_letter";
+const DEFAULT_OUTPUT_MAX_RECORDS: usize = 1000;
+const DEFAULT_OUTPUT_MAX_WAIT: Duration = Duration::from_millis(200);
+
+pub fn resolve(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let spans = Spans::index(text).map_err(|e| ConfigError::Invalid {
+        file: file.to_path_buf(),
+        position: Some((e.marker().line(), e.marker().col() + 1)),
+        key: String::new(),
+        message: format!("invalid YAML: {}", e.info()),
+    })?;
+    let resolver = Resolver {
+        file: file.to_path_buf(),
+        base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        spans,
+    };
+    let raw: RawConfig = if text.trim().is_empty() {
+        return Err(resolver.error("", "the config is empty; expected `inputs:` and `outputs:`"));
+    } else {
+        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text))
+            .map_err(|e| resolver.serde_error("", e, true))?
+    };
+    resolver.config(raw, env)
+}
+
+struct Resolver {
+    file: PathBuf,
+    base: PathBuf,
+    spans: Spans,
+}
+
+impl Resolver {
+    fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            position: self.spans.find(key),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Turn a serde error at `prefix` into a positioned [`ConfigError`].
+    /// `located` says whether serde's own line/column is meaningful (it is
+    /// not when deserialising from an already-parsed value).
+    fn serde_error(
+        &self,
+        prefix: &str,
+        error: serde_path_to_error::Error<serde_norway::Error>,
+        located: bool,
+    ) -> ConfigError {
+        let inner_path = error.path().to_string();
+        let mut key = match (prefix, inner_path.as_str()) {
+            (p, ".") => p.to_string(),
+            ("", i) => i.to_string(),
+            (p, i) => format!("{p}.{i}"),
+        };
+        let inner = error.into_inner();
+        let mut message = inner.to_string();
+        if let Some(cut) = message.find(" at line ") {
+            message.truncate(cut);
+        }
+        // serde reports an unknown field at its parent; name the field itself.
+        if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next())
+            && !key.ends_with(field)
+        {
+            key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+        }
+        let position = match inner.location() {
+            Some(l) if located => Some((l.line(), l.column())),
+            _ => self.spans.find(&key),
+        };
+        ConfigError::Invalid { file: self.file.clone(), position, key, message }
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        self.base.join(value)
+    }
+
+    fn config(
+        &self,
+        raw: RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let plugin_dir = match (&raw.plugin_dir, env("WEIR_PLUGIN_DIR")) {
+            (Some(dir), _) => self.path(dir),
+            (None, Some(dir)) => PathBuf::from(dir),
+            (None, None) => self.path("plugins"),
+        };
+        let cache_dir = match (&raw.cache_dir, env("WEIR_CACHE_DIR")) {
+            (Some(dir), _) => self.path(dir),
+            (None, Some(dir)) => PathBuf::from(dir),
+            (None, None) => default_cache_dir(env),
+        };
+        let pipeline = PipelineSettings {
+            batch_max_records: positive(
+                self,
+                "pipeline.batch_max_records",
+                raw.pipeline.batch_max_records,
+                DEFAULT_BATCH_MAX_RECORDS,
+            )?,
+            queue_capacity: positive(
+                self,
+                "pipeline.queue_capacity",
+                raw.pipeline.queue_capacity,
+                DEFAULT_QUEUE_CAPACITY,
+            )?,
+            tick_interval: self.duration(
+                "pipeline.tick_interval",
+                raw.pipeline.tick_interval.as_deref(),
+                DEFAULT_TICK_INTERVAL,
+            )?,
+        };
+        let admin = match &raw.admin {
+            None => None,
+            Some(admin) => Some(admin.address.parse().map_err(|e| {
+                self.error(
+                    "admin.address",
+                    format!("invalid address {:?} ({e}); expected e.g. \"127.0.0.1:9600\"", admin.address),
+                )
+            })?),
+        };
+        let dead_letter_tag: Arc<str> =
+            raw.dead_letter.tag.as_deref().unwrap_or(DEFAULT_DEAD_LETTER_TAG).into();
+
+        let mut names = HashSet::new();
+        if raw.inputs.is_empty() {
+            return Err(self.error("inputs", "no inputs; expected at least one"));
+        }
+        if raw.outputs.is_empty() {
+            return Err(self.error("outputs", "no outputs; expected at least one"));
+        }
+        let inputs = raw
+            .inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| self.input(&format!("inputs[{i}]"), body, &mut names))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filters = raw
+            .filters
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| self.filter(&format!("filters[{i}]"), f, &plugin_dir, env, &mut names))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = raw
+            .outputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| self.output(&format!("outputs[{i}]"), body, &mut names))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Config {
+            file: self.file.clone(),
+            plugin_dir,
+            cache_dir,
+            state_dir: raw.state_dir.as_deref().map(|d| self.path(d)),
+            pipeline,
+            dead_letter_tag,
+            admin,
+            inputs,
+            filters,
+            outputs,
+        })
+    }
+
+    fn duration(&self, key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(text) => HumanDuration::parse(text).map(|d| d.0).map_err(|m| self.error(key, m)),
+        }
+    }
+
+    /// Take the `type` and `name` every component has, checking the name is unique.
+    fn identity(
+        &self,
+        key: &str,
+        body: &mut Mapping,
+        names: &mut HashSet<String>,
+    ) -> Result<(String, String), ConfigError> {
+        let kind = match body.remove("type") {
+            Some(Value::String(kind)) => kind,
+            Some(_) => return Err(self.error(&format!("{key}.type"), "expected a string")),
+            None => return Err(self.error(key, "missing field `type`")),
+        };
+        let name = match body.remove("name") {
+            Some(Value::String(name)) => name,
+            Some(_) => return Err(self.error(&format!("{key}.name"), "expected a string")),
+            None => kind.clone(),
+        };
+        self.unique_name(key, &name, names)?;
+        Ok((kind, name))
+    }
+
+    fn unique_name(&self, key: &str, name: &str, names: &mut HashSet<String>) -> Result<(), ConfigError> {
+        if !names.insert(name.to_string()) {
+            return Err(self.error(
+                key,
+                format!("duplicate component name {name:?}; give each component a unique `name:`"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn input(&self, key: &str, mut body: Mapping, names: &mut HashSet<String>) -> Result<InputSpec, ConfigError> {
+        let (kind, name) = self.identity(key, &mut body, names)?;
+        let tag: Arc<str> = match body.remove("tag") {
+            Some(Value::String(tag)) if !tag.is_empty() => tag.into(),
+            Some(_) => return Err(self.error(&format!("{key}.tag"), "expected a non-empty string")),
+            None => name.as_str().into(),
+        };
+        let config = match inputs::parse_config(&kind, Value::Mapping(body)) {
+            None => {
+                return Err(self.error(
+                    &format!("{key}.type"),
+                    format!("unknown input type {kind:?}; expected one of: {}", inputs::TYPES.join(", ")),
+                ));
+            }
+            Some(parsed) => parsed.map_err(|e| self.serde_error(key, e, false))?,
+        }
+        .rebase(&self.base);
+        Ok(InputSpec { name, tag, config })
+    }
+
+    fn output(&self, key: &str, mut body: Mapping, names: &mut HashSet<String>) -> Result<OutputSpec, ConfigError> {
+        let (kind, name) = self.identity(key, &mut body, names)?;
+        let matches = match body.remove("match") {
+            None => return Err(self.error(key, "missing field `match` (a tag glob such as \"*\" or \"mobile.*\")")),
+            Some(value) => {
+                let raw: RawMatch = serde_path_to_error::deserialize(value)
+                    .map_err(|e| self.serde_error(&format!("{key}.match"), e, false))?;
+                self.tag_match(&format!("{key}.match"), raw)?
+            }
+        };
+        let batch: RawBatch = match body.remove("batch") {
+            None => RawBatch::default(),
+            Some(value) => serde_path_to_error::deserialize(value)
+                .map_err(|e| self.serde_error(&format!("{key}.batch"), e, false))?,
+        };
+        let batch = BatchSettings {
+            max_records: positive(self, &format!("{key}.batch.max_records"), batch.max_records, DEFAULT_OUTPUT_MAX_RECORDS)?,
+            max_wait: self.duration(&format!("{key}.batch.max_wait"), batch.max_wait.as_deref(), DEFAULT_OUTPUT_MAX_WAIT)?,
+        };
+        let config = match outputs::parse_config(&kind, Value::Mapping(body)) {
+            None => {
+                return Err(self.error(
+                    &format!("{key}.type"),
+                    format!("unknown output type {kind:?}; expected one of: {}", outputs::TYPES.join(", ")),
+                ));
+            }
+            Some(parsed) => parsed.map_err(|e| self.serde_error(key, e, false))?,
+        }
+        .rebase(&self.base);
+        Ok(OutputSpec { name, matches, batch, config })
+    }
+
+    fn tag_match(&self, key: &str, raw: RawMatch) -> Result<TagMatch, ConfigError> {
+        let globs = match raw {
+            RawMatch::One(glob) => vec![glob],
+            RawMatch::Any(globs) => globs,
+        };
+        TagMatch::new(globs).map_err(|m| self.error(key, m))
+    }
+
+    fn filter(
+        &self,
+        key: &str,
+        raw: RawFilter,
+        plugin_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        names: &mut HashSet<String>,
+    ) -> Result<FilterSpec, ConfigError> {
+        let name = raw.name.clone().unwrap_or_else(|| raw.kind.clone());
+        self.unique_name(key, &name, names)?;
+        let wasm = match &raw.path {
+            Some(path) => self.path(path),
+            None => plugin_dir.join(format!("{}.wasm", raw.kind)),
+        };
+        if !wasm.is_file() {
+            let hint = if raw.path.is_some() {
+                String::new()
+            } else {
+                format!(
+                    " (filters of `type: {kind}` load {kind}.wasm from plugin_dir {dir}; build the bundled plugins with `just plugins`, or set `path:`)",
+                    kind = raw.kind,
+                    dir = plugin_dir.display()
+                )
+            };
+            let at = if raw.path.is_some() { format!("{key}.path") } else { format!("{key}.type") };
+            return Err(self.error(&at, format!("plugin file {} not found{hint}", wasm.display())));
+        }
+        let matches = self.tag_match(&format!("{key}.match"), raw.matches)?;
+        let config = match raw.config {
+            None => serde_json::Value::Object(Default::default()),
+            Some(value @ Value::Mapping(_)) => serde_json::to_value(&value).map_err(|e| {
+                self.error(&format!("{key}.config"), format!("cannot be expressed as JSON: {e}"))
+            })?,
+            Some(_) => return Err(self.error(&format!("{key}.config"), "expected a mapping")),
+        };
+        Ok(FilterSpec {
+            name,
+            wasm,
+            matches,
+            config,
+            limits: self.limits(&format!("{key}.limits"), &raw.limits)?,
+            grants: self.grants(raw.grants, env),
+        })
+    }
+
+    fn limits(&self, key: &str, raw: &RawLimits) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        let deadline = self.duration(&format!("{key}.deadline"), raw.deadline.as_deref(), defaults.deadline)?;
+        if deadline.is_zero() {
+            return Err(self.error(&format!("{key}.deadline"), "must be greater than zero"));
+        }
+        let memory = match &raw.memory {
+            None => defaults.memory,
+            Some(text) => {
+                ByteSize::parse(text).map_err(|m| self.error(&format!("{key}.memory"), m))?.0
+            }
+        };
+        Ok(Limits { deadline, memory })
+    }
+
+    fn grants(&self, raw: RawGrants, env: &dyn Fn(&str) -> Option<String>) -> Grants {
+        Grants {
+            env: raw.env.into_iter().filter_map(|name| env(&name).map(|v| (name, v))).collect(),
+            dirs: raw
+                .dirs
+                .into_iter()
+                .map(|d| DirGrant { host: self.path(&d.host), guest: d.guest, writable: d.writable })
+                .collect(),
+            wall_clock: raw.wall_clock,
+            network: raw.network,
+        }
+    }
+}
+
+fn positive(r: &Resolver, key: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(r.error(key, "must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+fn default_cache_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = env("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("weir");
+    }
+    match env("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("weir"),
+        None => std::env::temp_dir().join("weir-cache"),
+    }
+}

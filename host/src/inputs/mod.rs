@@ -1,0 +1,187 @@
+//! Inputs: where records enter. Each input lives in its own folder, opens
+//! with its `…Config` struct, and implements the small [`Input`] trait. The
+//! pipeline hands it an [`InputContext`] to send batches through; sending
+//! waits when the pipeline is full, which is how backpressure reaches the
+//! source.
+
+pub mod file;
+mod lines;
+pub mod stdin;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_norway::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::metrics::{Counter, registry};
+use crate::pipeline::clock::Clock;
+use crate::pipeline::dead_letter::DeadLetter;
+use crate::pipeline::record::Batch;
+
+pub use lines::LineFormat;
+
+/// The input types this build knows, as written in `type:`.
+pub const TYPES: &[&str] = &["stdin", "file"];
+
+/// The settings of one input, by type.
+#[derive(Debug, Clone)]
+pub enum InputConfig {
+    /// `type: stdin`
+    Stdin(stdin::StdinInputConfig),
+    /// `type: file`
+    File(file::FileInputConfig),
+}
+
+/// Parse the body of an input of type `kind`; `None` for an unknown type.
+pub fn parse_config(
+    kind: &str,
+    body: Value,
+) -> Option<Result<InputConfig, serde_path_to_error::Error<serde_norway::Error>>> {
+    Some(match kind {
+        "stdin" => serde_path_to_error::deserialize(body).map(InputConfig::Stdin),
+        "file" => serde_path_to_error::deserialize(body).map(InputConfig::File),
+        _ => return None,
+    })
+}
+
+impl InputConfig {
+    /// Make relative paths relative to the config file's folder.
+    pub fn rebase(self, base: &Path) -> Self {
+        match self {
+            InputConfig::File(c) => InputConfig::File(c.rebase(base)),
+            other => other,
+        }
+    }
+
+    /// The `type:` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InputConfig::Stdin(_) => "stdin",
+            InputConfig::File(_) => "file",
+        }
+    }
+
+    /// Build the input.
+    pub fn build(&self) -> Result<Box<dyn Input>, InputError> {
+        Ok(match self {
+            InputConfig::Stdin(c) => Box::new(stdin::StdinInput::new(c.clone())),
+            InputConfig::File(c) => Box::new(file::FileInput::new(c.clone())),
+        })
+    }
+
+    /// Whether the input ends by itself (a file read once, stdin at EOF), so
+    /// the pipeline can finish when every input has.
+    pub fn is_finite(&self) -> bool {
+        match self {
+            InputConfig::Stdin(_) => true,
+            InputConfig::File(c) => !c.follow,
+        }
+    }
+}
+
+/// Why an input stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// Reading the source failed.
+    #[error("input {input}: {what}: {source}")]
+    Io {
+        /// The input's name.
+        input: String,
+        /// What it was doing.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A source of records.
+#[async_trait::async_trait]
+pub trait Input: Send {
+    /// Read until the source ends or `ctx.shutdown` fires, sending batches
+    /// through `ctx`. Returns when done; records sent are the pipeline's.
+    async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), InputError>;
+}
+
+/// What an input needs from the pipeline.
+pub struct InputContext {
+    /// The input's name.
+    pub name: Arc<str>,
+    /// The tag its records get.
+    pub tag: Arc<str>,
+    /// How many records to put in one batch at most.
+    pub batch_max_records: usize,
+    /// Arrival times come from here.
+    pub clock: Clock,
+    /// Fires when the process is shutting down.
+    pub shutdown: CancellationToken,
+    sender: mpsc::Sender<Batch>,
+    dead_letter_tag: Arc<str>,
+    records: Counter,
+    dead_letters: Counter,
+}
+
+/// The receiving side has gone: the pipeline is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline has stopped")]
+pub struct PipelineClosed;
+
+impl InputContext {
+    /// A context sending into `sender`.
+    pub fn new(
+        name: &str,
+        tag: Arc<str>,
+        batch_max_records: usize,
+        clock: Clock,
+        shutdown: CancellationToken,
+        sender: mpsc::Sender<Batch>,
+        dead_letter_tag: Arc<str>,
+    ) -> Self {
+        let labels = [("input", name)];
+        InputContext {
+            name: name.into(),
+            tag,
+            batch_max_records,
+            clock,
+            shutdown,
+            sender,
+            dead_letter_tag,
+            records: registry().counter("weir_input_records_total", "Records accepted by an input.", &labels),
+            dead_letters: registry().counter(
+                "weir_input_dead_letters_total",
+                "Malformed input units sent to dead letter by an input.",
+                &labels,
+            ),
+        }
+    }
+
+    /// Send a batch, waiting while the pipeline is full.
+    pub async fn send(&self, batch: Batch) -> Result<(), PipelineClosed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let n = batch.len() as u64;
+        self.sender.send(batch).await.map_err(|_| PipelineClosed)?;
+        self.records.add(n);
+        Ok(())
+    }
+
+    /// Try to send without waiting; gives the batch back when the pipeline is full.
+    pub fn try_send(&self, batch: Batch) -> Result<(), mpsc::error::TrySendError<Batch>> {
+        let n = batch.len() as u64;
+        self.sender.try_send(batch)?;
+        self.records.add(n);
+        Ok(())
+    }
+
+    /// Send malformed input to dead letter.
+    pub async fn dead_letter(&self, letters: Vec<DeadLetter>) -> Result<(), PipelineClosed> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.dead_letters.add(letters.len() as u64);
+        let batch = letters.into_iter().map(|l| l.into_record(&self.dead_letter_tag)).collect();
+        self.sender.send(batch).await.map_err(|_| PipelineClosed)
+    }
+}

@@ -1,0 +1,93 @@
+//! `type: file`: appends one NDJSON line per record to a file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use super::{LineEncoding, Output, OutputError, WriteReport};
+use crate::pipeline::record::Record;
+
+/// Settings of the `file` output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutputConfig {
+    /// The file, created if missing and appended to; relative to the config file's folder.
+    pub path: PathBuf,
+    /// `body` (default) writes the body; `envelope` wraps it with time and tag.
+    #[serde(default)]
+    pub encoding: LineEncoding,
+    /// `fsync` after every batch, so a crash cannot lose acknowledged
+    /// records. Default false: the OS page cache is trusted.
+    #[serde(default)]
+    pub fsync: bool,
+}
+
+impl FileOutputConfig {
+    pub(crate) fn rebase(mut self, base: &Path) -> Self {
+        self.path = base.join(&self.path);
+        self
+    }
+}
+
+/// Appends to a file.
+pub struct FileOutput {
+    name: String,
+    config: FileOutputConfig,
+    file: tokio::fs::File,
+    buf: Vec<u8>,
+}
+
+impl FileOutput {
+    /// Open (creating) the file for appending.
+    pub async fn open(name: &str, config: FileOutputConfig) -> Result<Self, OutputError> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await.map_err(|source| OutputError::Io {
+                output: name.to_string(),
+                what: format!("creating {}", dir.display()),
+                source,
+            })?;
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.path)
+            .await
+            .map_err(|source| OutputError::Io {
+                output: name.to_string(),
+                what: format!("opening {}", config.path.display()),
+                source,
+            })?;
+        Ok(FileOutput { name: name.to_string(), config, file, buf: Vec::new() })
+    }
+
+    fn io(&self, what: &str) -> impl FnOnce(std::io::Error) -> OutputError {
+        let output = self.name.clone();
+        let what = format!("{what} {}", self.config.path.display());
+        move |source| OutputError::Io { output, what, source }
+    }
+}
+
+#[async_trait::async_trait]
+impl Output for FileOutput {
+    async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError> {
+        self.buf.clear();
+        for record in batch {
+            self.config.encoding.encode(record, &mut self.buf);
+        }
+        let written = self.file.write_all(&self.buf).await;
+        written.map_err(self.io("writing"))?;
+        let flushed = self.file.flush().await;
+        flushed.map_err(self.io("flushing"))?;
+        if self.config.fsync {
+            let synced = self.file.sync_data().await;
+            synced.map_err(self.io("syncing"))?;
+        }
+        Ok(WriteReport::default())
+    }
+
+    async fn flush(&mut self) -> Result<(), OutputError> {
+        let synced = self.file.sync_data().await;
+        synced.map_err(self.io("syncing"))
+    }
+}

@@ -1,0 +1,150 @@
+//! Outputs: where records leave. Each output lives in its own folder, opens
+//! with its `…Config` struct, and implements the small [`Output`] trait. The
+//! pipeline batches records for it, retries what it reports as retryable
+//! and dead-letters what it rejects; an output only has to write a batch and
+//! say what happened to each record.
+
+pub mod file;
+pub mod stdout;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_norway::Value;
+
+use crate::pipeline::clock::rfc3339;
+use crate::pipeline::record::Record;
+
+/// The output types this build knows, as written in `type:`.
+pub const TYPES: &[&str] = &["stdout", "file"];
+
+/// The settings of one output, by type.
+#[derive(Debug, Clone)]
+pub enum OutputConfig {
+    /// `type: stdout`
+    Stdout(stdout::StdoutOutputConfig),
+    /// `type: file`
+    File(file::FileOutputConfig),
+}
+
+/// Parse the body of an output of type `kind`; `None` for an unknown type.
+pub fn parse_config(
+    kind: &str,
+    body: Value,
+) -> Option<Result<OutputConfig, serde_path_to_error::Error<serde_norway::Error>>> {
+    Some(match kind {
+        "stdout" => serde_path_to_error::deserialize(body).map(OutputConfig::Stdout),
+        "file" => serde_path_to_error::deserialize(body).map(OutputConfig::File),
+        _ => return None,
+    })
+}
+
+impl OutputConfig {
+    /// Make relative paths relative to the config file's folder.
+    pub fn rebase(self, base: &Path) -> Self {
+        match self {
+            OutputConfig::File(c) => OutputConfig::File(c.rebase(base)),
+            other => other,
+        }
+    }
+
+    /// The `type:` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutputConfig::Stdout(_) => "stdout",
+            OutputConfig::File(_) => "file",
+        }
+    }
+
+    /// Build the output.
+    pub async fn build(&self, name: &str) -> Result<Box<dyn Output>, OutputError> {
+        Ok(match self {
+            OutputConfig::Stdout(c) => Box::new(stdout::StdoutOutput::new(c.clone())),
+            OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
+        })
+    }
+}
+
+/// Why a write failed as a whole. The pipeline retries the batch with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Local I/O failed.
+    #[error("output {output}: {what}: {source}")]
+    Io {
+        /// The output's name.
+        output: String,
+        /// What it was doing.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What happened to the records of a batch that was written. Records not
+/// named here were delivered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Indices of records to try again later (e.g. throttled).
+    pub retry: Vec<usize>,
+    /// Indices of records the destination refused for good, with its reason.
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// A destination of records.
+#[async_trait::async_trait]
+pub trait Output: Send {
+    /// Write a batch. `Err` means nothing is known to be delivered and the
+    /// whole batch is retried; `Ok` reports per record.
+    async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError>;
+
+    /// Make everything written so far durable or visible; called before shutdown.
+    async fn flush(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// How local outputs write a record as one NDJSON line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineEncoding {
+    /// The body as is.
+    #[default]
+    Body,
+    /// `{"time": RFC 3339, "tag": ..., "body": {...}}`, keeping time and tag.
+    Envelope,
+}
+
+impl LineEncoding {
+    /// Append `record` and a newline to `out`.
+    pub fn encode(self, record: &Record, out: &mut Vec<u8>) {
+        match self {
+            LineEncoding::Body => out.extend_from_slice(&record.body),
+            LineEncoding::Envelope => {
+                out.extend_from_slice(b"{\"time\":");
+                serde_json::to_writer(&mut *out, &rfc3339(record.time)).expect("writing to a Vec cannot fail");
+                out.extend_from_slice(b",\"tag\":");
+                serde_json::to_writer(&mut *out, &*record.tag).expect("writing to a Vec cannot fail");
+                out.extend_from_slice(b",\"body\":");
+                out.extend_from_slice(&record.body);
+                out.push(b'}');
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_keeps_time_and_tag() {
+        let record = Record { time: 1_000_000_000, tag: "a.b".into(), body: br#"{"x":1}"#.as_slice().into(), origin: None, ack: None };
+        let mut out = Vec::new();
+        LineEncoding::Envelope.encode(&record, &mut out);
+        assert_eq!(out, b"{\"time\":\"1970-01-01T00:00:01Z\",\"tag\":\"a.b\",\"body\":{\"x\":1}}\n");
+        out.clear();
+        LineEncoding::Body.encode(&record, &mut out);
+        assert_eq!(out, b"{\"x\":1}\n");
+    }
+}

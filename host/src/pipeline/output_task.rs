@@ -1,0 +1,225 @@
+//! The task that drives one output: batches records by count and time,
+//! writes them, retries what failed with exponential backoff and jitter,
+//! and dead-letters what the destination refused. While it retries it reads
+//! nothing more, so its bounded queue fills and the chain waits: that is the
+//! backpressure a slow output exerts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::dead_letter::DeadLetter;
+use super::graph::log_lost_dead_letter;
+use super::record::{Batch, Record};
+use super::routing::TagMatch;
+use crate::admin::metrics::{Counter, registry};
+use crate::config::BatchSettings;
+use crate::outputs::Output;
+
+/// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between retries: long enough not to hammer a struggling
+/// server, short enough to notice recovery quickly.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The delay before retry number `attempt` (1-based): exponential with
+/// "equal jitter" (half fixed, half random) so many outputs retrying at once
+/// spread out.
+pub fn backoff(attempt: u32, random: f64) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(MAX_BACKOFF);
+    capped / 2 + capped.mul_f64(random.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Where an output's refused records go: the queues of the outputs that
+/// match the dead-letter tag. Held weakly, so output tasks do not keep one
+/// another alive at shutdown.
+pub struct DeadLetterRoute {
+    targets: Vec<(TagMatch, mpsc::WeakSender<Batch>)>,
+    tag: Arc<str>,
+}
+
+impl DeadLetterRoute {
+    /// Route to those of `outputs` that match `tag`.
+    pub fn new(outputs: &[(TagMatch, mpsc::Sender<Batch>)], tag: Arc<str>) -> Self {
+        let targets = outputs
+            .iter()
+            .filter(|(m, _)| m.matches(&tag))
+            .map(|(m, s)| (m.clone(), s.downgrade()))
+            .collect();
+        DeadLetterRoute { targets, tag }
+    }
+
+    async fn send(&self, letters: Vec<DeadLetter>) {
+        for letter in letters {
+            let record = letter.into_record(&self.tag);
+            let mut delivered = false;
+            for (_, target) in &self.targets {
+                if let Some(sender) = target.upgrade()
+                    && sender.send(vec![record.clone()]).await.is_ok()
+                {
+                    delivered = true;
+                }
+            }
+            if !delivered {
+                log_lost_dead_letter(&record, "no running output matches the dead-letter tag");
+            }
+        }
+    }
+}
+
+/// How an output retries.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Give up (and dead-letter) after this many attempts; `None` retries forever.
+    pub max_attempts: Option<u32>,
+}
+
+/// Drive `output` until its queue closes, then flush it.
+pub async fn run(
+    name: String,
+    mut output: Box<dyn Output>,
+    mut queue: mpsc::Receiver<Batch>,
+    batch: BatchSettings,
+    retry: RetryPolicy,
+    dead_letters: DeadLetterRoute,
+) {
+    let labels = [("output", name.as_str())];
+    let counters = OutputCounters {
+        delivered: registry().counter("weir_output_records_total", "Records an output delivered.", &labels),
+        retries: registry().counter("weir_output_retries_total", "Write attempts an output retried.", &labels),
+        dead_letters: registry().counter(
+            "weir_output_dead_letters_total",
+            "Records an output's destination refused, sent to dead letter.",
+            &labels,
+        ),
+    };
+    let stage = format!("output {name}");
+    let mut pending: Batch = Vec::new();
+    let mut flush_at: Option<Instant> = None;
+    loop {
+        let received = match flush_at {
+            Some(at) => tokio::select! {
+                r = queue.recv() => Some(r),
+                () = tokio::time::sleep_until(at) => None,
+            },
+            None => Some(queue.recv().await),
+        };
+        match received {
+            Some(Some(records)) => {
+                if pending.is_empty() {
+                    flush_at = Some(Instant::now() + batch.max_wait);
+                }
+                pending.extend(records);
+                while pending.len() >= batch.max_records {
+                    let rest = pending.split_off(batch.max_records);
+                    let full = std::mem::replace(&mut pending, rest);
+                    write(&mut *output, full, &stage, retry, &dead_letters, &counters).await;
+                }
+                if pending.is_empty() {
+                    flush_at = None;
+                }
+            }
+            Some(None) => break,
+            None => {
+                flush_at = None;
+                let due = std::mem::take(&mut pending);
+                write(&mut *output, due, &stage, retry, &dead_letters, &counters).await;
+            }
+        }
+    }
+    let rest = std::mem::take(&mut pending);
+    write(&mut *output, rest, &stage, retry, &dead_letters, &counters).await;
+    if let Err(error) = output.flush().await {
+        tracing::error!(output = name, %error, "final flush failed");
+    }
+}
+
+struct OutputCounters {
+    delivered: Counter,
+    retries: Counter,
+    dead_letters: Counter,
+}
+
+async fn write(
+    output: &mut dyn Output,
+    mut batch: Batch,
+    stage: &str,
+    retry: RetryPolicy,
+    dead_letters: &DeadLetterRoute,
+    counters: &OutputCounters,
+) {
+    let mut attempt = 0u32;
+    while !batch.is_empty() {
+        attempt += 1;
+        let (failed, reason): (Batch, String) = match output.write(&batch).await {
+            Ok(report) => {
+                let total = batch.len();
+                let mut slots: Vec<Option<Record>> = batch.into_iter().map(Some).collect();
+                let refused: Vec<DeadLetter> = report
+                    .rejected
+                    .into_iter()
+                    .filter_map(|(i, reason)| slots.get_mut(i)?.take().map(|r| DeadLetter::of(r, stage, reason)))
+                    .collect();
+                let again: Batch = report.retry.iter().filter_map(|&i| slots.get_mut(i)?.take()).collect();
+                counters.delivered.add((total - refused.len() - again.len()) as u64);
+                counters.dead_letters.add(refused.len() as u64);
+                dead_letter(refused, dead_letters).await;
+                if again.is_empty() {
+                    return;
+                }
+                let n = again.len();
+                (again, format!("{n} records to retry"))
+            }
+            Err(error) => (batch, error.to_string()),
+        };
+        batch = failed;
+        if retry.max_attempts.is_some_and(|max| attempt >= max) {
+            tracing::warn!(stage, attempts = attempt, records = batch.len(), reason, "giving up; records sent to dead letter");
+            counters.dead_letters.add(batch.len() as u64);
+            let letters = batch
+                .into_iter()
+                .map(|r| DeadLetter::of(r, stage, format!("gave up after {attempt} attempts: {reason}")))
+                .collect();
+            dead_letter(letters, dead_letters).await;
+            return;
+        }
+        counters.retries.add(1);
+        let delay = backoff(attempt, jitter());
+        tracing::warn!(stage, attempt, records = batch.len(), reason, ?delay, "write failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Dead letters rejected by a dead-letter output are not re-routed (that
+/// could loop); they are logged instead.
+async fn dead_letter(letters: Vec<DeadLetter>, route: &DeadLetterRoute) {
+    let (lost, kept): (Vec<_>, Vec<_>) = letters.into_iter().partition(|l| l.tag == route.tag);
+    for letter in lost {
+        let reason = letter.reason.clone();
+        log_lost_dead_letter(&letter.into_record(&route.tag), &reason);
+    }
+    route.send(kept).await;
+}
+
+/// A number in [0, 1) for jitter; quality does not matter here.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_within_jitter_bounds_and_caps() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(3, 1.0), Duration::from_millis(400));
+        assert_eq!(backoff(30, 1.0), MAX_BACKOFF);
+        assert_eq!(backoff(30, 0.0), MAX_BACKOFF / 2);
+    }
+}

@@ -1,0 +1,351 @@
+//! The filter's `config:` block: parsing, defaults and validation into
+//! [`PercentilesConfig`]. It owns every rule about which settings are valid,
+//! and nothing about windows at run time.
+//!
+//! Parsing is by hand over a JSON object rather than serde derive so every
+//! error names its key (`quantiles[2]`, `step`), as the WIT `config-error`
+//! asks.
+
+use serde_json::{Map, Value};
+
+use crate::duration;
+use crate::quantile::{self, Quantile};
+
+/// Every key the block may hold; anything else is a config error, so a typo
+/// (`allowed_latness`) cannot silently fall back to a default.
+const KEYS: [&str; 13] = [
+    "window",
+    "step",
+    "allowed_lateness",
+    "idle_timeout",
+    "quantiles",
+    "significant_digits",
+    "lowest",
+    "highest",
+    "scale",
+    "max_series",
+    "late",
+    "tag",
+    // Reserved so configs can carry a comment.
+    "description",
+];
+
+/// Default significant digits: HdrHistogram's own recommendation, a relative
+/// error of at most 0.1% for about 8 KiB per histogram.
+const DEFAULT_DIGITS: u8 = 3;
+
+/// Default upper bound of accepted values. Histograms grow only to the largest
+/// value actually recorded, so a high bound costs no memory; the default
+/// refuses only absurd values.
+const DEFAULT_HIGHEST: f64 = 1e12;
+
+/// Default cardinality cap: at 3 digits a series costs at least ~8 KiB per
+/// open pane, so 10 000 series stay under ~100 MiB for tumbling windows.
+const DEFAULT_MAX_SERIES: usize = 10_000;
+
+/// Largest `scale * highest`: recorded integers must stay exactly
+/// representable as `f64` (2^53) so sums and bounds are exact.
+const MAX_SCALED: f64 = 9_007_199_254_740_992.0;
+
+/// Most panes per hopping window. Each open pane holds one histogram, so
+/// memory grows with window/step; 60 allows a 1h window with a 1m step.
+pub const MAX_PANES_PER_WINDOW: i64 = 60;
+
+/// What to do with an event whose windows have all closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatePolicy {
+    /// Reject it, so the host dead-letters it with the reason.
+    DeadLetter,
+    /// Consume it; it is still counted as `late`.
+    Drop,
+}
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct PercentilesConfig {
+    /// Window size in ns (`window`).
+    pub window: i64,
+    /// Hop between window starts in ns (`step`); equals `window` for tumbling
+    /// windows and always divides it.
+    pub step: i64,
+    /// How far the watermark trails the largest event time seen, in ns.
+    pub allowed_lateness: i64,
+    /// Host-clock time without events after which a series' windows are
+    /// closed by `tick`, in ns.
+    pub idle_timeout: i64,
+    /// Quantiles to emit, in config order.
+    pub quantiles: Vec<Quantile>,
+    /// HdrHistogram significant digits, 1 to 5.
+    pub significant_digits: u8,
+    /// Smallest accepted value, in the metric's own unit.
+    pub lowest: f64,
+    /// Largest accepted value, in the metric's own unit.
+    pub highest: f64,
+    /// Values are recorded as `round(value * scale)`.
+    pub scale: f64,
+    /// Most series with open windows at once.
+    pub max_series: usize,
+    /// What to do with late events.
+    pub late: LatePolicy,
+    /// Tag of emitted window records.
+    pub tag: String,
+}
+
+/// A config error: the key at fault (if one) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path of the key, e.g. `quantiles[1]`.
+    pub field: Option<String>,
+    /// Lowercase, no trailing full stop.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl PercentilesConfig {
+    /// Parse and validate the `config:` block, given as JSON text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ConfigError { field: None, message: format!("config is not valid JSON: {e}") })?;
+        let Value::Object(map) = value else {
+            return Err(ConfigError { field: None, message: "config must be an object".into() });
+        };
+        Self::from_map(&map)
+    }
+
+    fn from_map(map: &Map<String, Value>) -> Result<Self, ConfigError> {
+        if let Some(key) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(ConfigError::at(key.as_str(), format!("unknown key (expected one of: {})", KEYS.join(", "))));
+        }
+
+        let window = match map.get("window") {
+            Some(v) => positive_duration(v, "window")?,
+            None => return Err(ConfigError::at("window", "missing (the window size, e.g. \"15m\")")),
+        };
+        let step = match map.get("step") {
+            Some(v) => positive_duration(v, "step")?,
+            None => window,
+        };
+        if step > window || window % step != 0 {
+            return Err(ConfigError::at(
+                "step",
+                format!("{} does not divide the window {}", duration::format(step), duration::format(window)),
+            ));
+        }
+        if window / step > MAX_PANES_PER_WINDOW {
+            return Err(ConfigError::at(
+                "step",
+                format!(
+                    "{} makes {} panes per {} window; at most {MAX_PANES_PER_WINDOW} are allowed (each pane holds a histogram)",
+                    duration::format(step),
+                    window / step,
+                    duration::format(window)
+                ),
+            ));
+        }
+        let allowed_lateness = match map.get("allowed_lateness") {
+            Some(v) => duration_value(v, "allowed_lateness")?,
+            None => 0,
+        };
+        let idle_timeout = match map.get("idle_timeout") {
+            Some(v) => positive_duration(v, "idle_timeout")?,
+            None => window.saturating_mul(2),
+        };
+
+        let quantiles = match map.get("quantiles") {
+            None => quantile::defaults(),
+            Some(Value::Array(items)) if !items.is_empty() => {
+                let mut out: Vec<Quantile> = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let field = format!("quantiles[{i}]");
+                    let q = Quantile::parse(item).map_err(|m| ConfigError::at(&field, m))?;
+                    if out.iter().any(|seen| seen.name == q.name) {
+                        return Err(ConfigError::at(field, format!("duplicate quantile {}", q.name)));
+                    }
+                    out.push(q);
+                }
+                out
+            }
+            Some(_) => {
+                return Err(ConfigError::at("quantiles", "expected a non-empty list such as [\"p50\", \"p95\", \"p99.9\"]"));
+            }
+        };
+
+        let significant_digits = match map.get("significant_digits") {
+            None => DEFAULT_DIGITS,
+            Some(v) => match v.as_u64() {
+                Some(d @ 1..=5) => d as u8,
+                _ => return Err(ConfigError::at("significant_digits", format!("expected an integer from 1 to 5, got {v}"))),
+            },
+        };
+        let lowest = number(map, "lowest")?.unwrap_or(0.0);
+        if lowest < 0.0 {
+            return Err(ConfigError::at("lowest", format!("must be at least 0, got {lowest}")));
+        }
+        let highest = number(map, "highest")?.unwrap_or(DEFAULT_HIGHEST);
+        if highest <= lowest {
+            return Err(ConfigError::at("highest", format!("must be above lowest ({lowest}), got {highest}")));
+        }
+        let scale = number(map, "scale")?.unwrap_or(1.0);
+        if scale <= 0.0 {
+            return Err(ConfigError::at("scale", format!("must be above 0, got {scale}")));
+        }
+        if highest * scale > MAX_SCALED {
+            return Err(ConfigError::at(
+                "highest",
+                format!("highest * scale = {} exceeds 2^53, the largest value recorded exactly", highest * scale),
+            ));
+        }
+        let max_series = match map.get("max_series") {
+            None => DEFAULT_MAX_SERIES,
+            Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if n >= 1 => n,
+                _ => return Err(ConfigError::at("max_series", format!("expected a positive integer, got {v}"))),
+            },
+        };
+        let late = match map.get("late").map(|v| v.as_str()) {
+            None | Some(Some("dead_letter")) => LatePolicy::DeadLetter,
+            Some(Some("drop")) => LatePolicy::Drop,
+            Some(_) => {
+                return Err(ConfigError::at("late", format!("expected \"dead_letter\" or \"drop\", got {}", map["late"])));
+            }
+        };
+        let tag = match map.get("tag") {
+            None => "metrics.window".to_string(),
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(v) => return Err(ConfigError::at("tag", format!("expected a non-empty string, got {v}"))),
+        };
+        if let Some(v) = map.get("description").filter(|v| !v.is_string()) {
+            return Err(ConfigError::at("description", format!("expected a string, got {v}")));
+        }
+
+        Ok(Self {
+            window,
+            step,
+            allowed_lateness,
+            idle_timeout,
+            quantiles,
+            significant_digits,
+            lowest,
+            highest,
+            scale,
+            max_series,
+            late,
+            tag,
+        })
+    }
+}
+
+fn duration_value(value: &Value, field: &str) -> Result<i64, ConfigError> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| ConfigError::at(field, format!("expected a duration string such as \"15m\", got {value}")))?;
+    duration::parse(text).map_err(|m| ConfigError::at(field, m))
+}
+
+fn positive_duration(value: &Value, field: &str) -> Result<i64, ConfigError> {
+    let nanos = duration_value(value, field)?;
+    if nanos <= 0 {
+        return Err(ConfigError::at(field, "must be longer than 0s"));
+    }
+    Ok(nanos)
+}
+
+fn number(map: &Map<String, Value>, field: &str) -> Result<Option<f64>, ConfigError> {
+    match map.get(field) {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|n| n.is_finite())
+            .map(Some)
+            .ok_or_else(|| ConfigError::at(field, format!("expected a number, got {v}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> ConfigError {
+        PercentilesConfig::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_window() {
+        let c = PercentilesConfig::parse(r#"{"window": "15m"}"#).unwrap();
+        assert_eq!(c.window, 900_000_000_000);
+        assert_eq!(c.step, c.window);
+        assert_eq!(c.allowed_lateness, 0);
+        assert_eq!(c.idle_timeout, 2 * c.window);
+        let names: Vec<_> = c.quantiles.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["p50", "p75", "p90", "p95", "p99"]);
+        assert_eq!(c.significant_digits, 3);
+        assert_eq!((c.lowest, c.highest, c.scale), (0.0, 1e12, 1.0));
+        assert_eq!(c.max_series, 10_000);
+        assert_eq!(c.late, LatePolicy::DeadLetter);
+        assert_eq!(c.tag, "metrics.window");
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let c = PercentilesConfig::parse(
+            r#"{"window": "15m", "step": "5m", "allowed_lateness": "30s", "idle_timeout": "1h",
+                "quantiles": ["p50", "p99.9", 0.75], "significant_digits": 2, "lowest": 1,
+                "highest": 60000, "scale": 10, "max_series": 50, "late": "drop", "tag": "m"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.step, 300_000_000_000);
+        assert_eq!(c.quantiles[1].name, "p99_9");
+        assert_eq!(c.quantiles[2].name, "p75");
+        assert_eq!(c.late, LatePolicy::Drop);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"{"window": "15m", "windw": 1}"#, "windw"),
+            (r#"{}"#, "window"),
+            (r#"{"window": "15q"}"#, "window"),
+            (r#"{"window": "0s"}"#, "window"),
+            (r#"{"window": "15m", "step": "7m"}"#, "step"),
+            (r#"{"window": "15m", "step": "30m"}"#, "step"),
+            (r#"{"window": "1h", "step": "1s"}"#, "step"),
+            (r#"{"window": "15m", "allowed_lateness": 5}"#, "allowed_lateness"),
+            (r#"{"window": "15m", "quantiles": ["p50", "p101"]}"#, "quantiles[1]"),
+            (r#"{"window": "15m", "quantiles": ["p50", 0.5]}"#, "quantiles[1]"),
+            (r#"{"window": "15m", "quantiles": []}"#, "quantiles"),
+            (r#"{"window": "15m", "significant_digits": 6}"#, "significant_digits"),
+            (r#"{"window": "15m", "lowest": -1}"#, "lowest"),
+            (r#"{"window": "15m", "lowest": 10, "highest": 5}"#, "highest"),
+            (r#"{"window": "15m", "scale": 0}"#, "scale"),
+            (r#"{"window": "15m", "scale": 1e9, "highest": 1e12}"#, "highest"),
+            (r#"{"window": "15m", "max_series": 0}"#, "max_series"),
+            (r#"{"window": "15m", "late": "keep"}"#, "late"),
+            (r#"{"window": "15m", "tag": ""}"#, "tag"),
+        ];
+        for (text, field) in cases {
+            let e = error(text);
+            assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+        }
+        assert_eq!(error(r#"{"window": "15m", "step": "7m"}"#).message, "7m does not divide the window 15m");
+    }
+
+    #[test]
+    fn a_non_object_config_is_refused_as_a_whole() {
+        assert_eq!(error("[1]").field, None);
+        assert_eq!(error("nope").field, None);
+    }
+}

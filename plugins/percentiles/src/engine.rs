@@ -1,0 +1,379 @@
+//! The windowing state machine, pure: series, their open panes, the
+//! watermark, and what `process` and `tick` emit, reject and count. It takes
+//! the host clock as a parameter and returns counters and log lines instead
+//! of calling the host, so native tests drive it directly; `lib.rs` owns the
+//! WIT glue. Snapshots are `snapshot`'s, window geometry is `window`'s.
+//!
+//! Semantics, in one place:
+//! - The watermark is the largest event time of any recorded value minus
+//!   `allowed_lateness`; it never goes back, across restores included.
+//! - A window closes when the watermark reaches its end. Closing is checked
+//!   after every recorded value, so the output does not depend on how input
+//!   is cut into batches.
+//! - An event is late when every window holding it has closed; it is counted
+//!   (`late`) and rejected or dropped per `late`. With hopping windows, an
+//!   event some of whose windows have closed is recorded for the open ones
+//!   and counted as `partially_late`.
+//! - `tick` closes every window of a series that has had no event for
+//!   `idle_timeout` of host-clock time, early; that series' later events for
+//!   those windows are then late.
+//! - Series with no open pane are forgotten, so `max_series` caps the series
+//!   with open windows, not every series ever seen.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{LatePolicy, PercentilesConfig};
+use crate::json::rfc3339;
+use crate::metric::{self, SeriesKey};
+use crate::pane::{Pane, WindowStats};
+use crate::window::Windows;
+use crate::{duration, json};
+
+#[cfg(test)]
+mod tests;
+
+/// One input record, borrowed from the WIT event.
+#[derive(Debug, Clone, Copy)]
+pub struct InputEvent<'a> {
+    /// Event time, ns since the epoch.
+    pub time: i64,
+    /// JSON body.
+    pub body: &'a [u8],
+}
+
+/// The figures of one series over one closed window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRecord {
+    /// Window start, ns since the epoch (inclusive).
+    pub start: i64,
+    /// Window end, ns since the epoch (exclusive).
+    pub end: i64,
+    /// The series.
+    pub key: SeriesKey,
+    /// Count, min, max, mean and quantiles.
+    pub stats: WindowStats,
+}
+
+/// An input record refused, with the reason the host dead-letters it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index in the batch.
+    pub index: u32,
+    /// What was wrong and where.
+    pub reason: String,
+}
+
+/// Counter deltas of one call, added to the host's counters once per call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Values recorded.
+    pub accepted: u64,
+    /// Records without a usable metric, value or labels.
+    pub invalid: u64,
+    /// Values outside `[lowest, highest]`.
+    pub out_of_range: u64,
+    /// Events all of whose windows had closed.
+    pub late: u64,
+    /// Events recorded although some of their (hopping) windows had closed.
+    pub partially_late: u64,
+    /// Records of new series refused by `max_series`.
+    pub series_cap: u64,
+    /// Window records emitted.
+    pub windows_emitted: u64,
+    /// Series whose windows `tick` closed early for idleness.
+    pub idle_closed: u64,
+}
+
+impl Counters {
+    /// `(name, delta)` of every counter that moved.
+    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("accepted", self.accepted),
+            ("invalid", self.invalid),
+            ("out_of_range", self.out_of_range),
+            ("late", self.late),
+            ("partially_late", self.partially_late),
+            ("series_cap", self.series_cap),
+            ("windows_emitted", self.windows_emitted),
+            ("idle_closed", self.idle_closed),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// Severity of a log line for the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Worth knowing, no action.
+    Info,
+    /// Data is being refused; an operator may want to act.
+    Warn,
+}
+
+/// What one `process` or `tick` call produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Closed windows, by window end, then series.
+    pub windows: Vec<WindowRecord>,
+    /// Refused input records.
+    pub rejected: Vec<Rejection>,
+    /// Counter deltas.
+    pub counters: Counters,
+    /// Log lines for the host.
+    pub logs: Vec<(LogLevel, String)>,
+}
+
+/// One series' open panes.
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    /// Open panes by start.
+    pub(crate) panes: BTreeMap<i64, Pane>,
+    /// Host clock at this series' last recorded value.
+    pub(crate) last_seen: i64,
+    /// Set when `tick` closed this series' windows early: every window
+    /// ending at or before it is closed for this series.
+    pub(crate) flushed_through: Option<i64>,
+}
+
+/// Tracks one stretch of time during which `max_series` refuses series, so
+/// the host log gets one line when it starts and one when it ends, not one
+/// per record.
+#[derive(Debug, Clone, Default)]
+struct CapEpisode {
+    active: bool,
+    refused: u64,
+}
+
+/// The filter's state.
+#[derive(Debug, Clone)]
+pub struct Percentiles {
+    pub(crate) config: PercentilesConfig,
+    pub(crate) windows: Windows,
+    pub(crate) series: BTreeMap<SeriesKey, Series>,
+    /// Largest event time of a recorded value.
+    pub(crate) max_event_time: Option<i64>,
+    /// Every window ending at or before this has closed (for every series).
+    pub(crate) closed: Option<i64>,
+    cap: CapEpisode,
+}
+
+impl Percentiles {
+    /// A filter with no state.
+    pub fn new(config: PercentilesConfig) -> Self {
+        let windows = Windows { size: config.window, step: config.step };
+        Self { config, windows, series: BTreeMap::new(), max_event_time: None, closed: None, cap: CapEpisode::default() }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &PercentilesConfig {
+        &self.config
+    }
+
+    /// The watermark: largest recorded event time minus allowed lateness.
+    pub fn watermark(&self) -> Option<i64> {
+        self.max_event_time.map(|t| t.saturating_sub(self.config.allowed_lateness))
+    }
+
+    /// Record a batch of metric records, with `now` the host clock. Windows
+    /// the batch closes are emitted in the outcome.
+    pub fn process(&mut self, events: &[InputEvent<'_>], now: i64) -> Outcome {
+        let mut out = Outcome::default();
+        for (i, event) in events.iter().enumerate() {
+            let index = u32::try_from(i).expect("a WIT list holds at most u32::MAX events");
+            if let Err(reason) = self.record(event, now, &mut out) {
+                out.rejected.push(Rejection { index, reason });
+            }
+        }
+        out
+    }
+
+    /// Record one event; `Ok` also covers late events dropped by policy.
+    fn record(&mut self, event: &InputEvent<'_>, now: i64, out: &mut Outcome) -> Result<(), String> {
+        let metric = metric::parse(event.body).inspect_err(|_| out.counters.invalid += 1)?;
+        let (lowest, highest) = (self.config.lowest, self.config.highest);
+        if !(lowest..=highest).contains(&metric.value) {
+            out.counters.out_of_range += 1;
+            return Err(format!(
+                "value {} of {} is outside the accepted range [{}, {}] (lowest, highest)",
+                json::number(metric.value),
+                metric.key,
+                json::number(lowest),
+                json::number(highest)
+            ));
+        }
+
+        let t = event.time;
+        let flushed = self.series.get(&metric.key).and_then(|s| s.flushed_through);
+        let mut partially_late = false;
+        if let Some(boundary) = self.closed.max(flushed) {
+            if self.windows.is_late(t, boundary) {
+                out.counters.late += 1;
+                return match self.config.late {
+                    LatePolicy::Drop => Ok(()),
+                    LatePolicy::DeadLetter => Err(self.late_reason(&metric.key, t, boundary, flushed)),
+                };
+            }
+            partially_late = self.windows.is_partially_late(t, boundary);
+        }
+
+        if !self.series.contains_key(&metric.key) && self.series.len() >= self.config.max_series {
+            out.counters.series_cap += 1;
+            let max = self.config.max_series;
+            self.cap.refused += 1;
+            if !self.cap.active {
+                self.cap.active = true;
+                out.logs.push((
+                    LogLevel::Warn,
+                    format!(
+                        "series cap of {max} reached: refusing new series, starting with {}, until open windows close (raise max_series or drop high-cardinality labels)",
+                        metric.key
+                    ),
+                ));
+            }
+            return Err(format!("series cap of {max} reached: new series {} refused (max_series)", metric.key));
+        }
+
+        let recorded = (metric.value * self.config.scale).round() as u64;
+        let digits = self.config.significant_digits;
+        let series = self
+            .series
+            .entry(metric.key)
+            .or_insert_with(|| Series { panes: BTreeMap::new(), last_seen: now, flushed_through: None });
+        series.panes.entry(self.windows.pane_start(t)).or_insert_with(|| Pane::new(digits)).record(metric.value, recorded);
+        series.last_seen = now;
+        out.counters.accepted += 1;
+        out.counters.partially_late += u64::from(partially_late);
+
+        let max = self.max_event_time.map_or(t, |m| m.max(t));
+        self.max_event_time = Some(max);
+        let boundary = self.windows.closed_boundary(max.saturating_sub(self.config.allowed_lateness));
+        if self.closed.is_none_or(|c| boundary > c) {
+            let previous = self.closed.replace(boundary);
+            self.close(previous, boundary, out);
+        }
+        Ok(())
+    }
+
+    fn late_reason(&self, key: &SeriesKey, t: i64, boundary: i64, flushed: Option<i64>) -> String {
+        let last_end = self.windows.last_end_of_pane(self.windows.pane_start(t));
+        let last_start = last_end - self.windows.size;
+        let which = if self.windows.size == self.windows.step { "its window" } else { "every window holding it, the last" };
+        let closed_by_watermark = self.closed.is_some_and(|c| last_end <= c);
+        let why = if flushed.is_some_and(|f| last_end <= f) && !closed_by_watermark {
+            format!("was closed early after the series was idle for {}", duration::format(self.config.idle_timeout))
+        } else {
+            format!(
+                "closed when the watermark reached {} (allowed_lateness {})",
+                rfc3339(self.watermark().unwrap_or(boundary)),
+                duration::format(self.config.allowed_lateness)
+            )
+        };
+        format!("late event for {key} at {}: {which} {}..{} {why}", rfc3339(t), rfc3339(last_start), rfc3339(last_end))
+    }
+
+    /// Emit the windows ending in `(previous, boundary]` and drop the panes no
+    /// open window needs.
+    fn close(&mut self, previous: Option<i64>, boundary: i64, out: &mut Outcome) {
+        let mut emitted = Vec::new();
+        let windows = self.windows;
+        let config = &self.config;
+        self.series.retain(|key, series| {
+            let already = previous.max(series.flushed_through);
+            let target = boundary.max(series.flushed_through.unwrap_or(i64::MIN));
+            if already.is_none_or(|a| target > a) {
+                emit(config, windows, key, series, already, target, &mut emitted);
+            }
+            series.panes.retain(|&start, _| windows.last_end_of_pane(start) > target);
+            !series.panes.is_empty() || series.flushed_through.is_some_and(|f| f > boundary)
+        });
+        self.finish(emitted, out);
+    }
+
+    /// Close the windows of every series idle for `idle_timeout` at host
+    /// time `now`.
+    pub fn tick(&mut self, now: i64) -> Outcome {
+        let mut out = Outcome::default();
+        let mut emitted = Vec::new();
+        let windows = self.windows;
+        let config = &self.config;
+        let closed = self.closed;
+        for (key, series) in &mut self.series {
+            let Some(&last_pane) = series.panes.keys().next_back() else { continue };
+            if now.saturating_sub(series.last_seen) < config.idle_timeout {
+                continue;
+            }
+            let already = closed.max(series.flushed_through);
+            let target = windows.last_end_of_pane(last_pane);
+            emit(config, windows, key, series, already, target, &mut emitted);
+            series.panes.clear();
+            series.flushed_through = Some(target.max(already.unwrap_or(i64::MIN)));
+            out.counters.idle_closed += 1;
+        }
+        if out.counters.idle_closed > 0 {
+            out.logs.push((
+                LogLevel::Info,
+                format!(
+                    "closed the windows of {} series idle for {} or more, before the watermark reached them",
+                    out.counters.idle_closed,
+                    duration::format(config.idle_timeout)
+                ),
+            ));
+        }
+        self.series.retain(|_, s| !s.panes.is_empty() || s.flushed_through.is_some_and(|f| closed.is_none_or(|c| f > c)));
+        self.finish(emitted, &mut out);
+        out
+    }
+
+    /// Order the emitted windows by end (series order is kept within an
+    /// end), count them, and end a series-cap episode once there is room.
+    fn finish(&mut self, mut emitted: Vec<WindowRecord>, out: &mut Outcome) {
+        emitted.sort_by_key(|w| w.end);
+        out.counters.windows_emitted += emitted.len() as u64;
+        out.windows.extend(emitted);
+        if self.cap.active && self.series.len() < self.config.max_series {
+            out.logs.push((
+                LogLevel::Info,
+                format!(
+                    "series cap of {} no longer reached: {} records of new series were refused meanwhile",
+                    self.config.max_series, self.cap.refused
+                ),
+            ));
+            self.cap = CapEpisode::default();
+        }
+    }
+}
+
+/// Emit, for one series, each window ending in `(already, target]` that holds
+/// at least one of its values, earliest first.
+fn emit(
+    config: &PercentilesConfig,
+    windows: Windows,
+    key: &SeriesKey,
+    series: &Series,
+    already: Option<i64>,
+    target: i64,
+    out: &mut Vec<WindowRecord>,
+) {
+    let ends: BTreeSet<i64> = series
+        .panes
+        .keys()
+        .flat_map(|&pane| windows.ends_of_pane(pane))
+        .filter(|&end| already.is_none_or(|a| end > a) && end <= target)
+        .collect();
+    for end in ends {
+        let start = end - windows.size;
+        let mut panes = series.panes.range(start..end).map(|(_, pane)| pane);
+        let first = panes.next().expect("an end comes from a pane inside its window");
+        let stats = match panes.next() {
+            None => first.stats(&config.quantiles, config.scale),
+            Some(second) => {
+                let mut merged = first.clone();
+                merged.merge(second);
+                panes.for_each(|pane| merged.merge(pane));
+                merged.stats(&config.quantiles, config.scale)
+            }
+        };
+        out.push(WindowRecord { start, end, key: key.clone(), stats });
+    }
+}

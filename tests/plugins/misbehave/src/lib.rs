@@ -1,0 +1,173 @@
+//! A test filter that misbehaves on demand, so host tests can prove a bad
+//! plugin is contained: its trap, endless loop or memory growth becomes a dead
+//! letter, and other records keep flowing. Not a real filter; never shipped.
+//!
+//! Config: `{"mode": "trap" | "loop" | "memory_bomb" | "amplify", "factor": N}`.
+//! Every event passes through unchanged, with its parent, except an event
+//! whose body contains the bytes `poison` (so `{"m":"poison"}` matches):
+//! - `trap`: panics with "poisoned record";
+//! - `loop`: spins forever (until the host's epoch deadline);
+//! - `memory_bomb`: allocates and touches 1 MiB blocks without bound;
+//! - `amplify`: emits `factor` copies (default 1000).
+//!
+//! `snapshot` returns the number of events processed so far as decimal text;
+//! `restore` takes it back, and panics when the state is exactly `trap` (for
+//! the host's reload tests).
+
+use std::hint::black_box;
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+wit_bindgen::generate!({ path: "../../../wit", world: "filter" });
+
+use exports::weir::filter::plugin::Guest;
+use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Timestamp};
+
+/// The marker that sets a poisoned event off.
+const POISON: &[u8] = b"poison";
+
+/// Copies per poisoned event in `amplify` mode when `factor` is not set:
+/// enough to overflow any sane per-batch output limit.
+const DEFAULT_FACTOR: u32 = 1000;
+
+/// What to do with a poisoned event.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    Trap,
+    Loop,
+    MemoryBomb,
+    Amplify,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MisbehaveFilterConfig {
+    mode: Mode,
+    #[serde(default = "default_factor")]
+    factor: u32,
+}
+
+fn default_factor() -> u32 {
+    DEFAULT_FACTOR
+}
+
+struct State {
+    config: Option<MisbehaveFilterConfig>,
+    processed: u64,
+}
+
+/// A component instance is single-threaded; the mutex only satisfies `static`.
+static STATE: Mutex<State> = Mutex::new(State {
+    config: None,
+    processed: 0,
+});
+
+fn state() -> std::sync::MutexGuard<'static, State> {
+    STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The filter. Only the wasm build exports it (see `export!` below).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct MisbehaveFilter;
+
+impl Guest for MisbehaveFilter {
+    fn configure(config: String) -> Result<(), ConfigError> {
+        let parsed: MisbehaveFilterConfig =
+            serde_json::from_str(&config).map_err(|e| ConfigError {
+                field: None,
+                message: format!("invalid config: {e}"),
+            })?;
+        state().config = Some(parsed);
+        Ok(())
+    }
+
+    fn process(events: Vec<Event>) -> Result<BatchResult, String> {
+        let (mode, factor) = match &state().config {
+            Some(c) => (c.mode, c.factor),
+            None => return Err("process called before configure".into()),
+        };
+        let count = events.len() as u64;
+        let mut emitted = Vec::with_capacity(events.len());
+        for (index, event) in events.into_iter().enumerate() {
+            let parent =
+                Some(u32::try_from(index).expect("a WIT list has at most u32::MAX elements"));
+            if !event.body.windows(POISON.len()).any(|w| w == POISON) {
+                emitted.push(Emitted { parent, event });
+                continue;
+            }
+            match mode {
+                Mode::Trap => panic!("poisoned record"),
+                Mode::Loop => spin_forever(),
+                Mode::MemoryBomb => eat_memory(),
+                Mode::Amplify => {
+                    for _ in 0..factor {
+                        emitted.push(Emitted {
+                            parent,
+                            event: event.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        state().processed += count;
+        Ok(BatchResult {
+            emitted,
+            rejected: Vec::new(),
+        })
+    }
+
+    fn tick(_now: Timestamp) -> Vec<Event> {
+        Vec::new()
+    }
+
+    fn snapshot() -> Vec<u8> {
+        state().processed.to_string().into_bytes()
+    }
+
+    fn restore(state_bytes: Vec<u8>) -> Result<(), String> {
+        if state_bytes == b"trap" {
+            panic!("restore asked to trap");
+        }
+        if state_bytes.is_empty() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&state_bytes);
+        let processed = text
+            .parse()
+            .map_err(|_| format!("state {text:?} is not a decimal count of processed events"))?;
+        state().processed = processed;
+        Ok(())
+    }
+}
+
+/// Spin until the host interrupts. `black_box` keeps the optimiser from
+/// proving the loop does nothing.
+fn spin_forever() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Grow memory until the host refuses. Each block is filled with non-zero
+/// bytes so its pages are really touched, not left as lazily zeroed memory.
+fn eat_memory() -> ! {
+    /// One MiB: large enough to grow memory fast, small enough that the
+    /// failing allocation lands close to the host's limit.
+    const BLOCK: usize = 1 << 20;
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![0xA5; BLOCK]);
+        black_box(&mut hoard);
+    }
+}
+
+// A native build (`cargo test --workspace`) skips the export: its symbols are
+// named like `weir:filter/plugin@0.1.0#process`, which a native cdylib's
+// linker version script cannot express.
+#[cfg(target_arch = "wasm32")]
+export!(MisbehaveFilter);
