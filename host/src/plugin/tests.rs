@@ -1,0 +1,230 @@
+//! Plugin runtime tests against real components: the bundled `split` and
+//! the misbehaving test plugins in `tests/plugins/`. Build them first with
+//! `just plugins`; the paths are named explicitly.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::bindings::Event;
+use super::{FilterInstance, Grants, Limits, PluginEngine, PluginError};
+use crate::config::FilterSpec;
+use crate::pipeline::clock::Clock;
+use crate::pipeline::routing::TagMatch;
+
+fn plugin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WEIR_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} is missing: run `just plugins` first", path.display());
+    path
+}
+
+fn spec(name: &str, config: serde_json::Value, limits: Limits) -> FilterSpec {
+    FilterSpec {
+        name: name.to_string(),
+        wasm: plugin(name),
+        matches: TagMatch::new(vec!["*".into()]).unwrap(),
+        config,
+        limits,
+        grants: Grants::default(),
+    }
+}
+
+fn engine() -> PluginEngine {
+    PluginEngine::new(None).unwrap()
+}
+
+fn event(body: &str) -> Event {
+    Event { time: 1, tag: "t".into(), body: body.as_bytes().to_vec() }
+}
+
+fn misbehave(engine: &PluginEngine, mode: &str, limits: Limits) -> FilterInstance {
+    FilterInstance::new(engine, &spec("misbehave", json!({ "mode": mode, "factor": 3 }), limits), Clock::system()).unwrap()
+}
+
+/// A healthy batch goes through a (re)created instance untouched.
+fn assert_passes_through(instance: &mut FilterInstance) {
+    let out = instance.process(&[event(r#"{"ok":1}"#), event(r#"{"ok":2}"#)]).unwrap();
+    let parents: Vec<_> = out.emitted.iter().map(|e| e.parent).collect();
+    assert_eq!(parents, [Some(0), Some(1)]);
+}
+
+#[test]
+fn split_emits_one_record_per_statement_with_its_chunk_as_parent() {
+    let config = json!({ "field": "logs", "context": ["app"], "time": { "regex": "^(?P<time>\\S+)" } });
+    let mut split = FilterInstance::new(&engine(), &spec("split", config, Limits::default()), Clock::system()).unwrap();
+    let chunk = r#"{"app":"shop","logs":["2026-11-22T10:00:00Z a=1","2026-11-22T10:00:01.5Z b=2"]}"#;
+    let out = split.process(&[event(r#"{"app":"x","logs":[]}"#), event(chunk)]).unwrap();
+    assert!(out.rejected.is_empty());
+    assert_eq!(out.emitted.len(), 2);
+    assert!(out.emitted.iter().all(|e| e.parent == Some(1)));
+    let second: serde_json::Value = serde_json::from_slice(&out.emitted[1].event.body).unwrap();
+    assert_eq!(second["app"], "shop");
+    assert_eq!(second["message"], "2026-11-22T10:00:01.5Z b=2");
+    assert_eq!(out.emitted[1].event.time, 1_795_341_601_500_000_000);
+}
+
+#[test]
+fn split_rejects_a_malformed_chunk_and_keeps_the_rest() {
+    let mut split = FilterInstance::new(&engine(), &spec("split", json!({}), Limits::default()), Clock::system()).unwrap();
+    let out = split.process(&[event(r#"{"logs":5}"#), event(r#"{"logs":["x"]}"#)]).unwrap();
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].index, 0);
+    assert!(out.rejected[0].reason.contains("logs"), "{}", out.rejected[0].reason);
+    assert_eq!(out.emitted.len(), 1);
+}
+
+#[test]
+fn the_host_clock_reaches_the_plugin() {
+    let clock = Clock::manual(1_700_000_000_000_000_000);
+    let config = json!({ "time": { "regex": "^(?P<time>\\S+)" }, "on_missing_time": "arrival" });
+    let mut split = FilterInstance::new(&engine(), &spec("split", config, Limits::default()), clock.clone()).unwrap();
+    let out = split.process(&[event(r#"{"logs":["no time here"]}"#)]).unwrap();
+    assert_eq!(out.emitted[0].event.time, 1_700_000_000_000_000_000);
+    clock.set(1_800_000_000_000_000_000);
+    let out = split.process(&[event(r#"{"logs":["still none"]}"#)]).unwrap();
+    assert_eq!(out.emitted[0].event.time, 1_800_000_000_000_000_000);
+}
+
+#[test]
+fn configure_errors_name_the_field() {
+    let config = json!({ "time": { "regex": "(?P<time>\\S+" } });
+    let err = FilterInstance::new(&engine(), &spec("split", config, Limits::default()), Clock::system()).err().unwrap();
+    let PluginError::Configure { plugin, field, message } = &err else { panic!("{err}") };
+    assert_eq!(plugin, "split");
+    assert_eq!(field.as_deref(), Some("time.regex"));
+    assert!(message.contains("unclosed group"), "{message}");
+    assert!(err.to_string().starts_with("plugin split: config field `time.regex`: "), "{err}");
+}
+
+#[test]
+fn a_trap_names_the_panic_and_the_recreated_instance_works() {
+    let engine = engine();
+    let mut instance = misbehave(&engine, "trap", Limits::default());
+    let err = instance.process(&[event(r#"{"ok":0}"#), event(r#"{"m":"poison"}"#)]).unwrap_err();
+    assert!(matches!(err, PluginError::Trap { call: "process", .. }), "{err}");
+    assert!(err.to_string().contains("poisoned record"), "{err}");
+    assert!(err.poisons_instance());
+    instance.recreate(&engine).unwrap();
+    assert_passes_through(&mut instance);
+}
+
+#[test]
+fn an_endless_loop_is_interrupted_at_the_deadline() {
+    let engine = engine();
+    let limits = Limits { deadline: Duration::from_millis(100), ..Limits::default() };
+    let mut instance = misbehave(&engine, "loop", limits);
+    let start = Instant::now();
+    let err = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, PluginError::Deadline { .. }), "{err}");
+    assert!(err.to_string().contains("deadline of 100ms exceeded in process"), "{err}");
+    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "took {took:?}");
+    instance.recreate(&engine).unwrap();
+    assert_passes_through(&mut instance);
+}
+
+#[test]
+fn a_memory_bomb_hits_the_cap() {
+    let engine = engine();
+    let limits = Limits { memory: 32 << 20, ..Limits::default() };
+    let mut instance = misbehave(&engine, "memory_bomb", limits);
+    let err = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap_err();
+    assert!(matches!(err, PluginError::MemoryCap { limit, .. } if limit == 32 << 20), "{err}");
+    instance.recreate(&engine).unwrap();
+    assert_passes_through(&mut instance);
+}
+
+#[test]
+fn amplification_emits_every_copy_with_its_parent() {
+    let mut instance = misbehave(&engine(), "amplify", Limits::default());
+    let out = instance.process(&[event(r#"{"ok":0}"#), event(r#"{"m":"poison"}"#)]).unwrap();
+    let parents: Vec<_> = out.emitted.iter().map(|e| e.parent).collect();
+    assert_eq!(parents, [Some(0), Some(1), Some(1), Some(1)]);
+}
+
+#[test]
+fn runaway_amplification_is_stopped_by_the_memory_cap() {
+    let engine = engine();
+    let s = spec("misbehave", json!({ "mode": "amplify", "factor": 100_000_000u32 }), Limits { memory: 64 << 20, ..Limits::default() });
+    let mut instance = FilterInstance::new(&engine, &s, Clock::system()).unwrap();
+    let err = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap_err();
+    assert!(matches!(err, PluginError::MemoryCap { .. }), "{err}");
+}
+
+#[test]
+fn a_trap_in_restore_is_contained() {
+    let engine = engine();
+    let mut instance = misbehave(&engine, "trap", Limits::default());
+    let err = instance.restore(b"trap").unwrap_err();
+    assert!(matches!(err, PluginError::Trap { call: "restore", .. }), "{err}");
+    instance.recreate(&engine).unwrap();
+    assert_passes_through(&mut instance);
+}
+
+#[test]
+fn snapshot_and_restore_carry_state_to_a_new_instance() {
+    let engine = engine();
+    let mut old = misbehave(&engine, "trap", Limits::default());
+    old.process(&[event("{}"), event("{}"), event("{}")]).unwrap();
+    let state = old.snapshot().unwrap();
+    assert_eq!(state, b"3");
+    let mut new = misbehave(&engine, "trap", Limits::default());
+    new.restore(&state).unwrap();
+    new.process(&[event("{}")]).unwrap();
+    assert_eq!(new.snapshot().unwrap(), b"4");
+}
+
+#[test]
+fn a_plugin_for_another_contract_version_is_refused_naming_both() {
+    let err = FilterInstance::new(&engine(), &spec("future-contract", json!({}), Limits::default()), Clock::system())
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, PluginError::Contract { .. }), "{text}");
+    assert!(text.contains("weir:filter@0.2.0") && text.contains("weir:filter@0.1.0"), "{text}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"not wasm").unwrap();
+    let mut s = spec("split", json!({}), Limits::default());
+    s.wasm = bogus;
+    let err = FilterInstance::new(&engine(), &s, Clock::system()).err().unwrap();
+    assert!(matches!(err, PluginError::Compile { .. }), "{err}");
+    assert!(err.to_string().contains("bogus.wasm"), "{err}");
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk_and_reused() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = PluginEngine::new(Some(cache.path().to_path_buf())).unwrap();
+    let s = spec("misbehave", json!({ "mode": "trap" }), Limits::default());
+    FilterInstance::new(&engine, &s, Clock::system()).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].extension().unwrap(), "cwasm");
+    let modified = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();
+    // A second engine (a restart) loads the cached file instead of compiling.
+    let engine = PluginEngine::new(Some(cache.path().to_path_buf())).unwrap();
+    let mut instance = FilterInstance::new(&engine, &s, Clock::system()).unwrap();
+    assert_passes_through(&mut instance);
+    assert_eq!(std::fs::metadata(&entries[0]).unwrap().modified().unwrap(), modified);
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = PluginEngine::new(Some(cache.path().to_path_buf())).unwrap();
+    let s = spec("misbehave", json!({ "mode": "trap" }), Limits::default());
+    FilterInstance::new(&engine, &s, Clock::system()).unwrap();
+    let entry = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&entry, b"garbage").unwrap();
+    let mut instance = FilterInstance::new(&engine, &s, Clock::system()).unwrap();
+    assert_passes_through(&mut instance);
+}

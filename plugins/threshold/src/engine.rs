@@ -1,0 +1,304 @@
+//! Rule evaluation, pure: per rule and series, the run of consecutive
+//! windows the condition held, whether the alert is firing, and the alert
+//! records state changes produce. It takes no host calls; it returns
+//! counters and log lines for `lib.rs` to hand over. Alert bodies are
+//! `alert`'s, snapshots `snapshot`'s.
+//!
+//! Semantics, in one place:
+//! - A window record is evaluated against every rule whose `metric` equals
+//!   its metric and whose `match` labels it carries.
+//! - The alert fires when the condition has held for `for` consecutive
+//!   windows. `startsAt` is the end of the window that completed the run:
+//!   the event time at which the condition was known to have held long
+//!   enough (as Prometheus stamps an alert when its `for` is satisfied).
+//! - It resolves at the first window where the condition does not hold:
+//!   `endsAt` is that window's end, `startsAt` stays the firing time, and
+//!   annotations are rendered from that window.
+//! - Only changes are emitted: one firing record, then one resolved record.
+//!   Re-sending active alerts is the Alertmanager output's job.
+//! - "Consecutive" means consecutive window records of the series. A gap (a
+//!   record starting after the previous one ended, so at least one window
+//!   had no data) restarts a pending run but does not resolve a firing alert.
+//!   A record that does not start after the previous one is out of order and
+//!   ignored (counted).
+//! - A record lacking the rule's stat is not evaluated for that rule
+//!   (counted, logged once per rule).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use weir_plugin_sdk as sdk;
+
+use crate::alert::AlertBody;
+use crate::config::{Rule, ThresholdConfig};
+use crate::template::Context;
+use crate::window::{self, WindowView};
+
+#[cfg(test)]
+mod tests;
+
+/// One input record, borrowed from the WIT event.
+#[derive(Debug, Clone, Copy)]
+pub struct InputEvent<'a> {
+    /// Event time, ns since the epoch.
+    pub time: i64,
+    /// JSON body.
+    pub body: &'a [u8],
+}
+
+/// An alert record to emit after the input record it derives from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// Index of the window record in the batch (the alert's parent).
+    pub parent: u32,
+    /// Event time: the window record's time.
+    pub time: i64,
+    /// Alertmanager-shaped JSON.
+    pub body: Vec<u8>,
+}
+
+/// Counter deltas of one call, added to the host's counters once per call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Window records evaluated against at least one rule.
+    pub windows_evaluated: u64,
+    /// Alerts that started firing.
+    pub alerts_firing: u64,
+    /// Alerts that resolved.
+    pub alerts_resolved: u64,
+    /// Evaluations skipped because the record lacked the rule's stat.
+    pub stat_missing: u64,
+    /// Records of a rule's metric that were not well-formed window records.
+    pub malformed: u64,
+    /// Window records that did not start after the series' previous one.
+    pub out_of_order: u64,
+}
+
+impl Counters {
+    /// `(name, delta)` of every counter that moved.
+    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("windows_evaluated", self.windows_evaluated),
+            ("alerts_firing", self.alerts_firing),
+            ("alerts_resolved", self.alerts_resolved),
+            ("stat_missing", self.stat_missing),
+            ("malformed", self.malformed),
+            ("out_of_order", self.out_of_order),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// What one `process` call produced besides passing records through.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Alert records, in input order.
+    pub alerts: Vec<AlertRecord>,
+    /// Counter deltas.
+    pub counters: Counters,
+    /// Warnings for the host log (at most one per kind per call).
+    pub logs: Vec<String>,
+}
+
+/// Which alert a state belongs to: a rule and a series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct AlertKey {
+    pub(crate) rule: String,
+    pub(crate) metric: String,
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+/// One rule's state for one series. Kept only while a run is pending or the
+/// alert is firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AlertState {
+    /// Consecutive windows the condition has held, up to now.
+    pub(crate) consecutive: u32,
+    /// When the alert fired (its `startsAt`), while firing.
+    pub(crate) firing_since: Option<i64>,
+    /// Start and end of the last window evaluated.
+    pub(crate) last_start: i64,
+    pub(crate) last_end: i64,
+}
+
+/// A state change worth an alert record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Fired { since: i64 },
+    Resolved { since: i64, at: i64 },
+}
+
+impl AlertState {
+    /// Take one window's verdict. `None` when nothing visible changed.
+    fn observe(&mut self, window: &WindowView<'_>, holds: bool, for_windows: u32) -> Option<Change> {
+        if window.start > self.last_end {
+            // A window with no data broke the run.
+            self.consecutive = 0;
+        }
+        self.last_start = window.start;
+        self.last_end = window.end;
+        if holds {
+            self.consecutive = self.consecutive.saturating_add(1);
+            if self.firing_since.is_none() && self.consecutive >= for_windows {
+                self.firing_since = Some(window.end);
+                return Some(Change::Fired { since: window.end });
+            }
+            None
+        } else {
+            self.consecutive = 0;
+            self.firing_since.take().map(|since| Change::Resolved { since, at: window.end })
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.consecutive == 0 && self.firing_since.is_none()
+    }
+}
+
+/// The filter's state.
+#[derive(Debug, Clone)]
+pub struct Threshold {
+    pub(crate) config: ThresholdConfig,
+    /// Rule indices by metric, so records of other metrics cost one lookup.
+    by_metric: HashMap<String, Vec<usize>>,
+    pub(crate) states: BTreeMap<AlertKey, AlertState>,
+    /// Rules already reported for a missing stat, so the log says it once.
+    warned_missing: BTreeSet<usize>,
+}
+
+impl Threshold {
+    /// A filter with no state.
+    pub fn new(config: ThresholdConfig) -> Self {
+        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, rule) in config.rules.iter().enumerate() {
+            by_metric.entry(rule.metric.clone()).or_default().push(i);
+        }
+        Self { config, by_metric, states: BTreeMap::new(), warned_missing: BTreeSet::new() }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &ThresholdConfig {
+        &self.config
+    }
+
+    /// Evaluate a batch. Every input record passes through unchanged (the
+    /// caller emits it); the outcome holds the alert records to emit after
+    /// their window record.
+    pub fn process(&mut self, events: &[InputEvent<'_>]) -> Outcome {
+        let mut out = Outcome::default();
+        let mut first_malformed: Option<String> = None;
+        for (i, event) in events.iter().enumerate() {
+            let index = u32::try_from(i).expect("a WIT list holds at most u32::MAX events");
+            // Records that are not JSON objects or carry no rule's metric are
+            // not ours to judge: they pass through untouched.
+            let Ok(fields) = sdk::fields(event.body) else { continue };
+            let Some(metric) = window::metric(&fields) else { continue };
+            let Some(rules) = self.by_metric.get(metric.as_ref()) else { continue };
+            let view = match window::parse(&fields) {
+                Ok(view) => view,
+                Err(why) => {
+                    out.counters.malformed += 1;
+                    first_malformed.get_or_insert(why);
+                    continue;
+                }
+            };
+            let mut evaluated = false;
+            for &r in rules {
+                let rule = &self.config.rules[r];
+                if !rule.matchers.iter().all(|(k, v)| view.labels.get(k) == Some(v)) {
+                    continue;
+                }
+                evaluated = true;
+                let Some(observed) = window::stat(&fields, &rule.stat) else {
+                    out.counters.stat_missing += 1;
+                    if self.warned_missing.insert(r) {
+                        out.logs.push(format!(
+                            "rule {}: window records of {} carry no numeric {:?}, so the rule is not evaluated (configure percentiles to emit it)",
+                            rule.name, rule.metric, rule.stat
+                        ));
+                    }
+                    continue;
+                };
+                let key = AlertKey { rule: rule.name.clone(), metric: metric.to_string(), labels: view.labels.clone() };
+                let holds = rule.op.holds(observed, rule.value);
+                let state = match self.states.get_mut(&key) {
+                    Some(state) if view.start <= state.last_start => {
+                        out.counters.out_of_order += 1;
+                        continue;
+                    }
+                    Some(state) => state,
+                    None if !holds => continue,
+                    None => self.states.entry(key.clone()).or_insert(AlertState {
+                        consecutive: 0,
+                        firing_since: None,
+                        last_start: view.start,
+                        last_end: view.start,
+                    }),
+                };
+                let change = state.observe(&view, holds, rule.for_windows);
+                if state.is_idle() {
+                    self.states.remove(&key);
+                }
+                let Some(change) = change else { continue };
+                let (since, ends_at) = match change {
+                    Change::Fired { since } => {
+                        out.counters.alerts_firing += 1;
+                        (since, None)
+                    }
+                    Change::Resolved { since, at } => {
+                        out.counters.alerts_resolved += 1;
+                        (since, Some(at))
+                    }
+                };
+                let count = window::stat(&fields, "count");
+                let body = alert_body(&self.config, rule, &metric, &view, observed, count, since, ends_at);
+                out.alerts.push(AlertRecord { parent: index, time: event.time, body });
+            }
+            out.counters.windows_evaluated += u64::from(evaluated);
+        }
+        if let Some(why) = first_malformed {
+            out.logs.push(format!(
+                "{} records of rule metrics are not window records and were passed through unevaluated; the first: {why}",
+                out.counters.malformed
+            ));
+        }
+        out
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+fn alert_body(
+    config: &ThresholdConfig,
+    rule: &Rule,
+    metric: &str,
+    view: &WindowView<'_>,
+    observed: f64,
+    count: Option<f64>,
+    starts_at: i64,
+    ends_at: Option<i64>,
+) -> Vec<u8> {
+    let context = Context {
+        alertname: &rule.name,
+        metric,
+        stat: &rule.stat,
+        op: rule.op.as_str(),
+        threshold: rule.value,
+        value: observed,
+        for_windows: rule.for_windows,
+        count,
+        window_start: &view.start_text,
+        window_end: &view.end_text,
+        labels: &view.labels,
+    };
+    AlertBody {
+        alertname: &rule.name,
+        metric,
+        series_labels: &view.labels,
+        rule_labels: &rule.labels,
+        annotations: rule.annotations.iter().map(|(k, t)| (k.as_str(), t.render(&context))).collect(),
+        starts_at,
+        ends_at,
+        generator_url: config.generator_url.as_ref().map(|t| t.render(&context)),
+    }
+    .to_bytes()
+}
