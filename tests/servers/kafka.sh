@@ -170,7 +170,9 @@ pid_alive() {
     local pid
     [[ -f "$PID_FILE" ]] || return 1
     pid="$(cat "$PID_FILE" 2>/dev/null)" || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    # Guard against a recycled pid: it must be our broker.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $RUN_DIR/server.properties"
 }
 
 running() { pid_alive && port_open "$KAFKA_PORT"; }

@@ -154,7 +154,8 @@ impl Resolver {
         let dead_letter_tag: Arc<str> =
             raw.dead_letter.tag.as_deref().unwrap_or(DEFAULT_DEAD_LETTER_TAG).into();
 
-        let mut names = HashSet::new();
+        // Names are unique within each section: an input and an output may
+        // both be called `file` (metrics label them `input=` and `output=`).
         if raw.inputs.is_empty() {
             return Err(self.error("inputs", "no inputs; expected at least one"));
         }
@@ -165,19 +166,29 @@ impl Resolver {
             .inputs
             .into_iter()
             .enumerate()
-            .map(|(i, body)| self.input(&format!("inputs[{i}]"), body, &mut names))
+            .map({
+                let mut names = HashSet::new();
+                move |(i, body)| self.input(&format!("inputs[{i}]"), body, &mut names)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let filters = raw
             .filters
             .into_iter()
             .enumerate()
-            .map(|(i, f)| self.filter(&format!("filters[{i}]"), f, &plugin_dir, env, &mut names))
+            .map({
+                let mut names = HashSet::new();
+                let plugin_dir = &plugin_dir;
+                move |(i, f)| self.filter(&format!("filters[{i}]"), f, plugin_dir, env, &mut names)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let outputs = raw
             .outputs
             .into_iter()
             .enumerate()
-            .map(|(i, body)| self.output(&format!("outputs[{i}]"), body, &mut names))
+            .map({
+                let mut names = HashSet::new();
+                move |(i, body)| self.output(&format!("outputs[{i}]"), body, &mut names)
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Config {
@@ -226,7 +237,7 @@ impl Resolver {
         if !names.insert(name.to_string()) {
             return Err(self.error(
                 key,
-                format!("duplicate component name {name:?}; give each component a unique `name:`"),
+                format!("duplicate name {name:?}; give each one a unique `name:`"),
             ));
         }
         Ok(())

@@ -155,7 +155,7 @@ fn duplicate_names_are_refused() {
     let (key, position, message) = error(&text);
     assert_eq!(key, "outputs[1]");
     assert_eq!(position, Some((10, 5)));
-    assert!(message.contains("duplicate component name \"stdout\""), "{message}");
+    assert!(message.contains("duplicate name \"stdout\""), "{message}");
 }
 
 #[test]

@@ -102,7 +102,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), message: message.into() }
+        Self {
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
 }
 
@@ -118,22 +121,35 @@ impl std::fmt::Display for ConfigError {
 impl PercentilesConfig {
     /// Parse and validate the `config:` block, given as JSON text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| ConfigError { field: None, message: format!("config is not valid JSON: {e}") })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError {
+            field: None,
+            message: format!("config is not valid JSON: {e}"),
+        })?;
         let Value::Object(map) = value else {
-            return Err(ConfigError { field: None, message: "config must be an object".into() });
+            return Err(ConfigError {
+                field: None,
+                message: "config must be an object".into(),
+            });
         };
         Self::from_map(&map)
     }
 
     fn from_map(map: &Map<String, Value>) -> Result<Self, ConfigError> {
         if let Some(key) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(ConfigError::at(key.as_str(), format!("unknown key (expected one of: {})", KEYS.join(", "))));
+            return Err(ConfigError::at(
+                key.as_str(),
+                format!("unknown key (expected one of: {})", KEYS.join(", ")),
+            ));
         }
 
         let window = match map.get("window") {
             Some(v) => positive_duration(v, "window")?,
-            None => return Err(ConfigError::at("window", "missing (the window size, e.g. \"15m\")")),
+            None => {
+                return Err(ConfigError::at(
+                    "window",
+                    "missing (the window size, e.g. \"15m\")",
+                ));
+            }
         };
         let step = match map.get("step") {
             Some(v) => positive_duration(v, "step")?,
@@ -142,7 +158,11 @@ impl PercentilesConfig {
         if step > window || window % step != 0 {
             return Err(ConfigError::at(
                 "step",
-                format!("{} does not divide the window {}", duration::format(step), duration::format(window)),
+                format!(
+                    "{} does not divide the window {}",
+                    duration::format(step),
+                    duration::format(window)
+                ),
             ));
         }
         if window / step > MAX_PANES_PER_WINDOW {
@@ -173,14 +193,20 @@ impl PercentilesConfig {
                     let field = format!("quantiles[{i}]");
                     let q = Quantile::parse(item).map_err(|m| ConfigError::at(&field, m))?;
                     if out.iter().any(|seen| seen.name == q.name) {
-                        return Err(ConfigError::at(field, format!("duplicate quantile {}", q.name)));
+                        return Err(ConfigError::at(
+                            field,
+                            format!("duplicate quantile {}", q.name),
+                        ));
                     }
                     out.push(q);
                 }
                 out
             }
             Some(_) => {
-                return Err(ConfigError::at("quantiles", "expected a non-empty list such as [\"p50\", \"p95\", \"p99.9\"]"));
+                return Err(ConfigError::at(
+                    "quantiles",
+                    "expected a non-empty list such as [\"p50\", \"p95\", \"p99.9\"]",
+                ));
             }
         };
 
@@ -188,48 +214,81 @@ impl PercentilesConfig {
             None => DEFAULT_DIGITS,
             Some(v) => match v.as_u64() {
                 Some(d @ 1..=5) => d as u8,
-                _ => return Err(ConfigError::at("significant_digits", format!("expected an integer from 1 to 5, got {v}"))),
+                _ => {
+                    return Err(ConfigError::at(
+                        "significant_digits",
+                        format!("expected an integer from 1 to 5, got {v}"),
+                    ));
+                }
             },
         };
         let lowest = number(map, "lowest")?.unwrap_or(0.0);
         if lowest < 0.0 {
-            return Err(ConfigError::at("lowest", format!("must be at least 0, got {lowest}")));
+            return Err(ConfigError::at(
+                "lowest",
+                format!("must be at least 0, got {lowest}"),
+            ));
         }
         let highest = number(map, "highest")?.unwrap_or(DEFAULT_HIGHEST);
         if highest <= lowest {
-            return Err(ConfigError::at("highest", format!("must be above lowest ({lowest}), got {highest}")));
+            return Err(ConfigError::at(
+                "highest",
+                format!("must be above lowest ({lowest}), got {highest}"),
+            ));
         }
         let scale = number(map, "scale")?.unwrap_or(1.0);
         if scale <= 0.0 {
-            return Err(ConfigError::at("scale", format!("must be above 0, got {scale}")));
+            return Err(ConfigError::at(
+                "scale",
+                format!("must be above 0, got {scale}"),
+            ));
         }
         if highest * scale > MAX_SCALED {
             return Err(ConfigError::at(
                 "highest",
-                format!("highest * scale = {} exceeds 2^53, the largest value recorded exactly", highest * scale),
+                format!(
+                    "highest * scale = {} exceeds 2^53, the largest value recorded exactly",
+                    highest * scale
+                ),
             ));
         }
         let max_series = match map.get("max_series") {
             None => DEFAULT_MAX_SERIES,
             Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
                 Some(n) if n >= 1 => n,
-                _ => return Err(ConfigError::at("max_series", format!("expected a positive integer, got {v}"))),
+                _ => {
+                    return Err(ConfigError::at(
+                        "max_series",
+                        format!("expected a positive integer, got {v}"),
+                    ));
+                }
             },
         };
         let late = match map.get("late").map(|v| v.as_str()) {
             None | Some(Some("dead_letter")) => LatePolicy::DeadLetter,
             Some(Some("drop")) => LatePolicy::Drop,
             Some(_) => {
-                return Err(ConfigError::at("late", format!("expected \"dead_letter\" or \"drop\", got {}", map["late"])));
+                return Err(ConfigError::at(
+                    "late",
+                    format!("expected \"dead_letter\" or \"drop\", got {}", map["late"]),
+                ));
             }
         };
         let tag = match map.get("tag") {
             None => "metrics.window".to_string(),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(v) => return Err(ConfigError::at("tag", format!("expected a non-empty string, got {v}"))),
+            Some(v) => {
+                return Err(ConfigError::at(
+                    "tag",
+                    format!("expected a non-empty string, got {v}"),
+                ));
+            }
         };
         if let Some(v) = map.get("description").filter(|v| !v.is_string()) {
-            return Err(ConfigError::at("description", format!("expected a string, got {v}")));
+            return Err(ConfigError::at(
+                "description",
+                format!("expected a string, got {v}"),
+            ));
         }
 
         Ok(Self {
@@ -250,9 +309,12 @@ impl PercentilesConfig {
 }
 
 fn duration_value(value: &Value, field: &str) -> Result<i64, ConfigError> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| ConfigError::at(field, format!("expected a duration string such as \"15m\", got {value}")))?;
+    let text = value.as_str().ok_or_else(|| {
+        ConfigError::at(
+            field,
+            format!("expected a duration string such as \"15m\", got {value}"),
+        )
+    })?;
     duration::parse(text).map_err(|m| ConfigError::at(field, m))
 }
 
@@ -323,15 +385,33 @@ mod tests {
             (r#"{"window": "15m", "step": "7m"}"#, "step"),
             (r#"{"window": "15m", "step": "30m"}"#, "step"),
             (r#"{"window": "1h", "step": "1s"}"#, "step"),
-            (r#"{"window": "15m", "allowed_lateness": 5}"#, "allowed_lateness"),
-            (r#"{"window": "15m", "quantiles": ["p50", "p101"]}"#, "quantiles[1]"),
-            (r#"{"window": "15m", "quantiles": ["p50", 0.5]}"#, "quantiles[1]"),
+            (
+                r#"{"window": "15m", "allowed_lateness": 5}"#,
+                "allowed_lateness",
+            ),
+            (
+                r#"{"window": "15m", "quantiles": ["p50", "p101"]}"#,
+                "quantiles[1]",
+            ),
+            (
+                r#"{"window": "15m", "quantiles": ["p50", 0.5]}"#,
+                "quantiles[1]",
+            ),
             (r#"{"window": "15m", "quantiles": []}"#, "quantiles"),
-            (r#"{"window": "15m", "significant_digits": 6}"#, "significant_digits"),
+            (
+                r#"{"window": "15m", "significant_digits": 6}"#,
+                "significant_digits",
+            ),
             (r#"{"window": "15m", "lowest": -1}"#, "lowest"),
-            (r#"{"window": "15m", "lowest": 10, "highest": 5}"#, "highest"),
+            (
+                r#"{"window": "15m", "lowest": 10, "highest": 5}"#,
+                "highest",
+            ),
             (r#"{"window": "15m", "scale": 0}"#, "scale"),
-            (r#"{"window": "15m", "scale": 1e9, "highest": 1e12}"#, "highest"),
+            (
+                r#"{"window": "15m", "scale": 1e9, "highest": 1e12}"#,
+                "highest",
+            ),
             (r#"{"window": "15m", "max_series": 0}"#, "max_series"),
             (r#"{"window": "15m", "late": "keep"}"#, "late"),
             (r#"{"window": "15m", "tag": ""}"#, "tag"),
@@ -340,7 +420,10 @@ mod tests {
             let e = error(text);
             assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
         }
-        assert_eq!(error(r#"{"window": "15m", "step": "7m"}"#).message, "7m does not divide the window 15m");
+        assert_eq!(
+            error(r#"{"window": "15m", "step": "7m"}"#).message,
+            "7m does not divide the window 15m"
+        );
     }
 
     #[test]

@@ -29,9 +29,13 @@ pub fn parse(text: &str) -> Result<i64, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(invalid("expected a number (write e.g. \"15m\" or \"1h30m\")"));
+            return Err(invalid(
+                "expected a number (write e.g. \"15m\" or \"1h30m\")",
+            ));
         }
-        let number: i64 = rest[..digits].parse().map_err(|_| invalid("number too large"))?;
+        let number: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| invalid("number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest
             .char_indices()
@@ -43,7 +47,9 @@ pub fn parse(text: &str) -> Result<i64, String> {
             return Err(if unit.is_empty() {
                 invalid("missing unit (use d, h, m, s, ms, us or ns)")
             } else {
-                invalid(&format!("unknown unit {unit:?} (use d, h, m, s, ms, us or ns)"))
+                invalid(&format!(
+                    "unknown unit {unit:?} (use d, h, m, s, ms, us or ns)"
+                ))
             });
         };
         total = number

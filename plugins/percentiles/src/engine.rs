@@ -161,8 +161,18 @@ pub struct Percentiles {
 impl Percentiles {
     /// A filter with no state.
     pub fn new(config: PercentilesConfig) -> Self {
-        let windows = Windows { size: config.window, step: config.step };
-        Self { config, windows, series: BTreeMap::new(), max_event_time: None, closed: None, cap: CapEpisode::default() }
+        let windows = Windows {
+            size: config.window,
+            step: config.step,
+        };
+        Self {
+            config,
+            windows,
+            series: BTreeMap::new(),
+            max_event_time: None,
+            closed: None,
+            cap: CapEpisode::default(),
+        }
     }
 
     /// The config in force.
@@ -172,7 +182,8 @@ impl Percentiles {
 
     /// The watermark: largest recorded event time minus allowed lateness.
     pub fn watermark(&self) -> Option<i64> {
-        self.max_event_time.map(|t| t.saturating_sub(self.config.allowed_lateness))
+        self.max_event_time
+            .map(|t| t.saturating_sub(self.config.allowed_lateness))
     }
 
     /// Record a batch of metric records, with `now` the host clock. Windows
@@ -189,7 +200,12 @@ impl Percentiles {
     }
 
     /// Record one event; `Ok` also covers late events dropped by policy.
-    fn record(&mut self, event: &InputEvent<'_>, now: i64, out: &mut Outcome) -> Result<(), String> {
+    fn record(
+        &mut self,
+        event: &InputEvent<'_>,
+        now: i64,
+        out: &mut Outcome,
+    ) -> Result<(), String> {
         let metric = metric::parse(event.body).inspect_err(|_| out.counters.invalid += 1)?;
         let (lowest, highest) = (self.config.lowest, self.config.highest);
         if !(lowest..=highest).contains(&metric.value) {
@@ -211,7 +227,9 @@ impl Percentiles {
                 out.counters.late += 1;
                 return match self.config.late {
                     LatePolicy::Drop => Ok(()),
-                    LatePolicy::DeadLetter => Err(self.late_reason(&metric.key, t, boundary, flushed)),
+                    LatePolicy::DeadLetter => {
+                        Err(self.late_reason(&metric.key, t, boundary, flushed))
+                    }
                 };
             }
             partially_late = self.windows.is_partially_late(t, boundary);
@@ -231,23 +249,33 @@ impl Percentiles {
                     ),
                 ));
             }
-            return Err(format!("series cap of {max} reached: new series {} refused (max_series)", metric.key));
+            return Err(format!(
+                "series cap of {max} reached: new series {} refused (max_series)",
+                metric.key
+            ));
         }
 
         let recorded = (metric.value * self.config.scale).round() as u64;
         let digits = self.config.significant_digits;
-        let series = self
-            .series
-            .entry(metric.key)
-            .or_insert_with(|| Series { panes: BTreeMap::new(), last_seen: now, flushed_through: None });
-        series.panes.entry(self.windows.pane_start(t)).or_insert_with(|| Pane::new(digits)).record(metric.value, recorded);
+        let series = self.series.entry(metric.key).or_insert_with(|| Series {
+            panes: BTreeMap::new(),
+            last_seen: now,
+            flushed_through: None,
+        });
+        series
+            .panes
+            .entry(self.windows.pane_start(t))
+            .or_insert_with(|| Pane::new(digits))
+            .record(metric.value, recorded);
         series.last_seen = now;
         out.counters.accepted += 1;
         out.counters.partially_late += u64::from(partially_late);
 
         let max = self.max_event_time.map_or(t, |m| m.max(t));
         self.max_event_time = Some(max);
-        let boundary = self.windows.closed_boundary(max.saturating_sub(self.config.allowed_lateness));
+        let boundary = self
+            .windows
+            .closed_boundary(max.saturating_sub(self.config.allowed_lateness));
         if self.closed.is_none_or(|c| boundary > c) {
             let previous = self.closed.replace(boundary);
             self.close(previous, boundary, out);
@@ -258,10 +286,17 @@ impl Percentiles {
     fn late_reason(&self, key: &SeriesKey, t: i64, boundary: i64, flushed: Option<i64>) -> String {
         let last_end = self.windows.last_end_of_pane(self.windows.pane_start(t));
         let last_start = last_end - self.windows.size;
-        let which = if self.windows.size == self.windows.step { "its window" } else { "every window holding it, the last" };
+        let which = if self.windows.size == self.windows.step {
+            "its window"
+        } else {
+            "every window holding it, the last"
+        };
         let closed_by_watermark = self.closed.is_some_and(|c| last_end <= c);
         let why = if flushed.is_some_and(|f| last_end <= f) && !closed_by_watermark {
-            format!("was closed early after the series was idle for {}", duration::format(self.config.idle_timeout))
+            format!(
+                "was closed early after the series was idle for {}",
+                duration::format(self.config.idle_timeout)
+            )
         } else {
             format!(
                 "closed when the watermark reached {} (allowed_lateness {})",
@@ -269,7 +304,12 @@ impl Percentiles {
                 duration::format(self.config.allowed_lateness)
             )
         };
-        format!("late event for {key} at {}: {which} {}..{} {why}", rfc3339(t), rfc3339(last_start), rfc3339(last_end))
+        format!(
+            "late event for {key} at {}: {which} {}..{} {why}",
+            rfc3339(t),
+            rfc3339(last_start),
+            rfc3339(last_end)
+        )
     }
 
     /// Emit the windows ending in `(previous, boundary]` and drop the panes no
@@ -284,7 +324,9 @@ impl Percentiles {
             if already.is_none_or(|a| target > a) {
                 emit(config, windows, key, series, already, target, &mut emitted);
             }
-            series.panes.retain(|&start, _| windows.last_end_of_pane(start) > target);
+            series
+                .panes
+                .retain(|&start, _| windows.last_end_of_pane(start) > target);
             !series.panes.is_empty() || series.flushed_through.is_some_and(|f| f > boundary)
         });
         self.finish(emitted, out);
@@ -299,7 +341,9 @@ impl Percentiles {
         let config = &self.config;
         let closed = self.closed;
         for (key, series) in &mut self.series {
-            let Some(&last_pane) = series.panes.keys().next_back() else { continue };
+            let Some(&last_pane) = series.panes.keys().next_back() else {
+                continue;
+            };
             if now.saturating_sub(series.last_seen) < config.idle_timeout {
                 continue;
             }
@@ -320,7 +364,11 @@ impl Percentiles {
                 ),
             ));
         }
-        self.series.retain(|_, s| !s.panes.is_empty() || s.flushed_through.is_some_and(|f| closed.is_none_or(|c| f > c)));
+        self.series.retain(|_, s| {
+            !s.panes.is_empty()
+                || s.flushed_through
+                    .is_some_and(|f| closed.is_none_or(|c| f > c))
+        });
         self.finish(emitted, &mut out);
         out
     }
@@ -364,7 +412,9 @@ fn emit(
     for end in ends {
         let start = end - windows.size;
         let mut panes = series.panes.range(start..end).map(|(_, pane)| pane);
-        let first = panes.next().expect("an end comes from a pane inside its window");
+        let first = panes
+            .next()
+            .expect("an end comes from a pane inside its window");
         let stats = match panes.next() {
             None => first.stats(&config.quantiles, config.scale),
             Some(second) => {
@@ -374,6 +424,11 @@ fn emit(
                 merged.stats(&config.quantiles, config.scale)
             }
         };
-        out.push(WindowRecord { start, end, key: key.clone(), stats });
+        out.push(WindowRecord {
+            start,
+            end,
+            key: key.clone(),
+            stats,
+        });
     }
 }

@@ -60,8 +60,10 @@ struct PercentilesFilter;
 
 impl Guest for PercentilesFilter {
     fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed = config::PercentilesConfig::parse(&config)
-            .map_err(|e| ConfigError { field: e.field, message: e.message })?;
+        let parsed = config::PercentilesConfig::parse(&config).map_err(|e| ConfigError {
+            field: e.field,
+            message: e.message,
+        })?;
         STATE.with_borrow_mut(|state| *state = Some(Percentiles::new(parsed)));
         Ok(())
     }
@@ -70,11 +72,29 @@ impl Guest for PercentilesFilter {
         let now = host::now();
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or(NOT_CONFIGURED)?;
-            let inputs: Vec<InputEvent<'_>> =
-                events.iter().map(|e| InputEvent { time: e.time, body: &e.body }).collect();
+            let inputs: Vec<InputEvent<'_>> = events
+                .iter()
+                .map(|e| InputEvent {
+                    time: e.time,
+                    body: &e.body,
+                })
+                .collect();
             let outcome = state.process(&inputs, now);
-            let rejected = outcome.rejected.iter().map(|r| Rejected { index: r.index, reason: r.reason.clone() }).collect();
-            let emitted = report(state, outcome).into_iter().map(|event| Emitted { parent: None, event }).collect();
+            let rejected = outcome
+                .rejected
+                .iter()
+                .map(|r| Rejected {
+                    index: r.index,
+                    reason: r.reason.clone(),
+                })
+                .collect();
+            let emitted = report(state, outcome)
+                .into_iter()
+                .map(|event| Emitted {
+                    parent: None,
+                    event,
+                })
+                .collect();
             Ok(BatchResult { emitted, rejected })
         })
     }
@@ -90,17 +110,27 @@ impl Guest for PercentilesFilter {
     }
 
     fn snapshot() -> Vec<u8> {
-        STATE.with_borrow(|state| state.as_ref().map(Percentiles::snapshot).unwrap_or_default())
+        STATE.with_borrow(|state| {
+            state
+                .as_ref()
+                .map(Percentiles::snapshot)
+                .unwrap_or_default()
+        })
     }
 
     fn restore(bytes: Vec<u8>) -> Result<(), String> {
-        STATE.with_borrow_mut(|state| state.as_mut().ok_or(NOT_CONFIGURED.to_string())?.restore(&bytes))
+        STATE.with_borrow_mut(|state| {
+            state
+                .as_mut()
+                .ok_or(NOT_CONFIGURED.to_string())?
+                .restore(&bytes)
+        })
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 /// Hand counters and log lines to the host (once per call) and turn window
 /// records into events.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn report(state: &Percentiles, outcome: Outcome) -> Vec<Event> {
     for (name, delta) in outcome.counters.nonzero() {
         host::counter_add(name, delta);
@@ -116,7 +146,11 @@ fn report(state: &Percentiles, outcome: Outcome) -> Vec<Event> {
     outcome
         .windows
         .iter()
-        .map(|w| Event { time: w.start, tag: config.tag.clone(), body: output::body(w, &config.quantiles) })
+        .map(|w| Event {
+            time: w.start,
+            tag: config.tag.clone(),
+            body: output::body(w, &config.quantiles),
+        })
         .collect()
 }
 

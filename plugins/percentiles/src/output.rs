@@ -48,8 +48,17 @@ mod tests {
         let record = WindowRecord {
             start: 1_795_342_500_000_000_000,
             end: 1_795_343_400_000_000_000,
-            key: SeriesKey { metric: "latency_ms".into(), labels: [("op".to_string(), "pay".to_string())].into() },
-            stats: WindowStats { count: 3, min: 3.0, max: 12.0, mean: 7.5, quantiles: vec![8.0, 12.0] },
+            key: SeriesKey {
+                metric: "latency_ms".into(),
+                labels: [("op".to_string(), "pay".to_string())].into(),
+            },
+            stats: WindowStats {
+                count: 3,
+                min: 3.0,
+                max: 12.0,
+                mean: 7.5,
+                quantiles: vec![8.0, 12.0],
+            },
         };
         let quantiles = [
             Quantile::parse(&json!("p50")).unwrap(),

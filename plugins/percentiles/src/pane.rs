@@ -102,8 +102,11 @@ impl Pane {
     pub fn stats(&self, quantiles: &[Quantile], scale: f64) -> WindowStats {
         let total = self.histogram.len();
         // Ranks in ascending order, so one pass over the buckets finds all.
-        let mut wanted: Vec<(u64, usize)> =
-            quantiles.iter().enumerate().map(|(i, q)| (q.rank(total), i)).collect();
+        let mut wanted: Vec<(u64, usize)> = quantiles
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.rank(total), i))
+            .collect();
         wanted.sort_unstable();
         let mut values = vec![self.max; quantiles.len()];
         let mut next = wanted.iter().peekable();
@@ -138,7 +141,10 @@ mod tests {
     use serde_json::json;
 
     fn quantiles(names: &[&str]) -> Vec<Quantile> {
-        names.iter().map(|n| Quantile::parse(&json!(n)).unwrap()).collect()
+        names
+            .iter()
+            .map(|n| Quantile::parse(&json!(n)).unwrap())
+            .collect()
     }
 
     fn pane_of(values: &[f64], scale: f64) -> Pane {
@@ -154,7 +160,10 @@ mod tests {
         let values: Vec<f64> = (1..=100).map(f64::from).collect();
         let stats = pane_of(&values, 1.0).stats(&quantiles(&["p50", "p90", "p99", "p100"]), 1.0);
         assert_eq!(stats.quantiles, [50.0, 90.0, 99.0, 100.0]);
-        assert_eq!((stats.count, stats.min, stats.max, stats.mean), (100, 1.0, 100.0, 50.5));
+        assert_eq!(
+            (stats.count, stats.min, stats.max, stats.mean),
+            (100, 1.0, 100.0, 50.5)
+        );
     }
 
     #[test]

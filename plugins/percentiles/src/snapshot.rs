@@ -77,7 +77,8 @@ mod exact_f64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
         let text = String::deserialize(deserializer)?;
-        text.parse().map_err(|_| serde::de::Error::custom(format!("invalid number {text:?}")))
+        text.parse()
+            .map_err(|_| serde::de::Error::custom(format!("invalid number {text:?}")))
     }
 }
 
@@ -124,7 +125,8 @@ impl Percentiles {
             closed: self.closed,
             series,
         };
-        serde_json::to_vec(&envelope).expect("the envelope has only string keys and finite-or-string values")
+        serde_json::to_vec(&envelope)
+            .expect("the envelope has only string keys and finite-or-string values")
     }
 
     /// Replace this instance's state with a snapshot's. The config stays this
@@ -134,10 +136,16 @@ impl Percentiles {
         let envelope: Envelope = serde_json::from_slice(bytes)
             .map_err(|e| format!("snapshot is not a {PLUGIN} snapshot of format {FORMAT}: {e}"))?;
         if envelope.plugin != PLUGIN {
-            return Err(format!("snapshot is from {:?}, not {PLUGIN}", envelope.plugin));
+            return Err(format!(
+                "snapshot is from {:?}, not {PLUGIN}",
+                envelope.plugin
+            ));
         }
         if envelope.format != FORMAT {
-            return Err(format!("snapshot format {} is not supported (this plugin reads format {FORMAT})", envelope.format));
+            return Err(format!(
+                "snapshot format {} is not supported (this plugin reads format {FORMAT})",
+                envelope.format
+            ));
         }
         if (envelope.window, envelope.step) != (self.config.window, self.config.step) {
             return Err(format!(
@@ -158,14 +166,24 @@ impl Percentiles {
         let mut deserializer = Deserializer::new();
         let mut series = BTreeMap::new();
         for state in envelope.series {
-            let key = SeriesKey { metric: state.metric, labels: state.labels };
+            let key = SeriesKey {
+                metric: state.metric,
+                labels: state.labels,
+            };
             let mut panes = BTreeMap::new();
             for pane in state.panes {
-                let where_ = || format!("snapshot series {key} pane at {}", crate::json::rfc3339(pane.start));
+                let where_ = || {
+                    format!(
+                        "snapshot series {key} pane at {}",
+                        crate::json::rfc3339(pane.start)
+                    )
+                };
                 if pane.start.rem_euclid(self.config.step) != 0 {
                     return Err(format!("{}: start is not aligned to the step", where_()));
                 }
-                let bytes = BASE64.decode(&pane.histogram).map_err(|e| format!("{}: histogram is not base64: {e}", where_()))?;
+                let bytes = BASE64
+                    .decode(&pane.histogram)
+                    .map_err(|e| format!("{}: histogram is not base64: {e}", where_()))?;
                 let mut histogram = deserializer
                     .deserialize::<Counts, _>(&mut bytes.as_slice())
                     .map_err(|e| format!("{}: histogram does not decode: {e:?}", where_()))?;
@@ -188,7 +206,14 @@ impl Percentiles {
                 };
                 panes.insert(pane.start, restored);
             }
-            series.insert(key, Series { panes, last_seen: state.last_seen, flushed_through: state.flushed_through });
+            series.insert(
+                key,
+                Series {
+                    panes,
+                    last_seen: state.last_seen,
+                    flushed_through: state.flushed_through,
+                },
+            );
         }
         self.series = series;
         self.max_event_time = envelope.max_event_time;

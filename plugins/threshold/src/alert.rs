@@ -45,8 +45,16 @@ impl AlertBody<'_> {
     /// The alert's labels, merged.
     pub fn labels(&self) -> BTreeMap<&str, &str> {
         let mut labels: BTreeMap<&str, &str> = BTreeMap::new();
-        labels.extend(self.series_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        labels.extend(self.rule_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        labels.extend(
+            self.series_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        labels.extend(
+            self.rule_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         labels.insert("alertname", self.alertname);
         labels.insert("metric", self.metric);
         labels
@@ -74,7 +82,9 @@ mod tests {
 
     #[test]
     fn plugin_labels_win_over_rule_labels_over_series_labels() {
-        let series = [("op", "pay"), ("alertname", "spoof"), ("severity", "low")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let series = [("op", "pay"), ("alertname", "spoof"), ("severity", "low")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         let rule = [("severity".to_string(), "page".to_string())].into();
         let body = AlertBody {
             alertname: "PaymentLatencyHigh",
@@ -90,7 +100,11 @@ mod tests {
             String::from_utf8(body.to_bytes()).unwrap(),
             r#"{"labels":{"alertname":"PaymentLatencyHigh","metric":"latency_ms","op":"pay","severity":"page"},"annotations":{"summary":"high"},"startsAt":"2026-11-22T10:30:00Z"}"#
         );
-        let resolved = AlertBody { ends_at: Some(1_795_344_300_000_000_000), generator_url: Some("http://g/x".into()), ..body };
+        let resolved = AlertBody {
+            ends_at: Some(1_795_344_300_000_000_000),
+            generator_url: Some("http://g/x".into()),
+            ..body
+        };
         let text = String::from_utf8(resolved.to_bytes()).unwrap();
         assert!(text.ends_with(r#""startsAt":"2026-11-22T10:30:00Z","endsAt":"2026-11-22T10:45:00Z","generatorURL":"http://g/x"}"#), "{text}");
     }

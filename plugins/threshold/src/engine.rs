@@ -130,7 +130,12 @@ enum Change {
 
 impl AlertState {
     /// Take one window's verdict. `None` when nothing visible changed.
-    fn observe(&mut self, window: &WindowView<'_>, holds: bool, for_windows: u32) -> Option<Change> {
+    fn observe(
+        &mut self,
+        window: &WindowView<'_>,
+        holds: bool,
+        for_windows: u32,
+    ) -> Option<Change> {
         if window.start > self.last_end {
             // A window with no data broke the run.
             self.consecutive = 0;
@@ -146,7 +151,10 @@ impl AlertState {
             None
         } else {
             self.consecutive = 0;
-            self.firing_since.take().map(|since| Change::Resolved { since, at: window.end })
+            self.firing_since.take().map(|since| Change::Resolved {
+                since,
+                at: window.end,
+            })
         }
     }
 
@@ -173,7 +181,12 @@ impl Threshold {
         for (i, rule) in config.rules.iter().enumerate() {
             by_metric.entry(rule.metric.clone()).or_default().push(i);
         }
-        Self { config, by_metric, states: BTreeMap::new(), warned_missing: BTreeSet::new() }
+        Self {
+            config,
+            by_metric,
+            states: BTreeMap::new(),
+            warned_missing: BTreeSet::new(),
+        }
     }
 
     /// The config in force.
@@ -191,9 +204,15 @@ impl Threshold {
             let index = u32::try_from(i).expect("a WIT list holds at most u32::MAX events");
             // Records that are not JSON objects or carry no rule's metric are
             // not ours to judge: they pass through untouched.
-            let Ok(fields) = sdk::fields(event.body) else { continue };
-            let Some(metric) = window::metric(&fields) else { continue };
-            let Some(rules) = self.by_metric.get(metric.as_ref()) else { continue };
+            let Ok(fields) = sdk::fields(event.body) else {
+                continue;
+            };
+            let Some(metric) = window::metric(&fields) else {
+                continue;
+            };
+            let Some(rules) = self.by_metric.get(metric.as_ref()) else {
+                continue;
+            };
             let view = match window::parse(&fields) {
                 Ok(view) => view,
                 Err(why) => {
@@ -205,7 +224,11 @@ impl Threshold {
             let mut evaluated = false;
             for &r in rules {
                 let rule = &self.config.rules[r];
-                if !rule.matchers.iter().all(|(k, v)| view.labels.get(k) == Some(v)) {
+                if !rule
+                    .matchers
+                    .iter()
+                    .all(|(k, v)| view.labels.get(k) == Some(v))
+                {
                     continue;
                 }
                 evaluated = true;
@@ -219,7 +242,11 @@ impl Threshold {
                     }
                     continue;
                 };
-                let key = AlertKey { rule: rule.name.clone(), metric: metric.to_string(), labels: view.labels.clone() };
+                let key = AlertKey {
+                    rule: rule.name.clone(),
+                    metric: metric.to_string(),
+                    labels: view.labels.clone(),
+                };
                 let holds = rule.op.holds(observed, rule.value);
                 let state = match self.states.get_mut(&key) {
                     Some(state) if view.start <= state.last_start => {
@@ -251,8 +278,21 @@ impl Threshold {
                     }
                 };
                 let count = window::stat(&fields, "count");
-                let body = alert_body(&self.config, rule, &metric, &view, observed, count, since, ends_at);
-                out.alerts.push(AlertRecord { parent: index, time: event.time, body });
+                let body = alert_body(
+                    &self.config,
+                    rule,
+                    &metric,
+                    &view,
+                    observed,
+                    count,
+                    since,
+                    ends_at,
+                );
+                out.alerts.push(AlertRecord {
+                    parent: index,
+                    time: event.time,
+                    body,
+                });
             }
             out.counters.windows_evaluated += u64::from(evaluated);
         }
@@ -295,7 +335,11 @@ fn alert_body(
         metric,
         series_labels: &view.labels,
         rule_labels: &rule.labels,
-        annotations: rule.annotations.iter().map(|(k, t)| (k.as_str(), t.render(&context))).collect(),
+        annotations: rule
+            .annotations
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.render(&context)))
+            .collect(),
         starts_at,
         ends_at,
         generator_url: config.generator_url.as_ref().map(|t| t.render(&context)),

@@ -54,8 +54,10 @@ struct ThresholdFilter;
 
 impl Guest for ThresholdFilter {
     fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed = config::ThresholdConfig::parse(&config)
-            .map_err(|e| ConfigError { field: e.field, message: e.message })?;
+        let parsed = config::ThresholdConfig::parse(&config).map_err(|e| ConfigError {
+            field: e.field,
+            message: e.message,
+        })?;
         STATE.with_borrow_mut(|state| *state = Some(Threshold::new(parsed)));
         Ok(())
     }
@@ -63,8 +65,13 @@ impl Guest for ThresholdFilter {
     fn process(events: Vec<Event>) -> Result<BatchResult, String> {
         STATE.with_borrow_mut(|state| {
             let state = state.as_mut().ok_or(NOT_CONFIGURED)?;
-            let inputs: Vec<InputEvent<'_>> =
-                events.iter().map(|e| InputEvent { time: e.time, body: &e.body }).collect();
+            let inputs: Vec<InputEvent<'_>> = events
+                .iter()
+                .map(|e| InputEvent {
+                    time: e.time,
+                    body: &e.body,
+                })
+                .collect();
             let outcome = state.process(&inputs);
             for (name, delta) in outcome.counters.nonzero() {
                 host::counter_add(name, delta);
@@ -76,13 +83,26 @@ impl Guest for ThresholdFilter {
             let mut emitted = Vec::with_capacity(events.len() + outcome.alerts.len());
             let mut alerts = outcome.alerts.into_iter().peekable();
             for (index, event) in (0u32..).zip(events) {
-                emitted.push(Emitted { parent: Some(index), event });
+                emitted.push(Emitted {
+                    parent: Some(index),
+                    event,
+                });
                 while let Some(alert) = alerts.next_if(|a| a.parent == index) {
-                    let event = Event { time: alert.time, tag: tag.clone(), body: alert.body };
-                    emitted.push(Emitted { parent: Some(index), event });
+                    let event = Event {
+                        time: alert.time,
+                        tag: tag.clone(),
+                        body: alert.body,
+                    };
+                    emitted.push(Emitted {
+                        parent: Some(index),
+                        event,
+                    });
                 }
             }
-            Ok(BatchResult { emitted, rejected: Vec::new() })
+            Ok(BatchResult {
+                emitted,
+                rejected: Vec::new(),
+            })
         })
     }
 

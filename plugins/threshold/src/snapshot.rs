@@ -60,7 +60,11 @@ impl Threshold {
                 last_end: state.last_end,
             })
             .collect();
-        let envelope = Envelope { plugin: PLUGIN.to_string(), format: FORMAT, alerts };
+        let envelope = Envelope {
+            plugin: PLUGIN.to_string(),
+            format: FORMAT,
+            alerts,
+        };
         serde_json::to_vec(&envelope).expect("the envelope has only string keys")
     }
 
@@ -70,22 +74,40 @@ impl Threshold {
         let envelope: Envelope = serde_json::from_slice(bytes)
             .map_err(|e| format!("snapshot is not a {PLUGIN} snapshot of format {FORMAT}: {e}"))?;
         if envelope.plugin != PLUGIN {
-            return Err(format!("snapshot is from {:?}, not {PLUGIN}", envelope.plugin));
+            return Err(format!(
+                "snapshot is from {:?}, not {PLUGIN}",
+                envelope.plugin
+            ));
         }
         if envelope.format != FORMAT {
-            return Err(format!("snapshot format {} is not supported (this plugin reads format {FORMAT})", envelope.format));
+            return Err(format!(
+                "snapshot format {} is not supported (this plugin reads format {FORMAT})",
+                envelope.format
+            ));
         }
         let mut states = BTreeMap::new();
         let mut dropped = 0;
         for entry in envelope.alerts {
-            if !self.config.rules.iter().any(|r| r.name == entry.rule && r.metric == entry.metric) {
+            if !self
+                .config
+                .rules
+                .iter()
+                .any(|r| r.name == entry.rule && r.metric == entry.metric)
+            {
                 dropped += 1;
                 continue;
             }
             if entry.last_end <= entry.last_start {
-                return Err(format!("snapshot state of rule {} has an empty last window", entry.rule));
+                return Err(format!(
+                    "snapshot state of rule {} has an empty last window",
+                    entry.rule
+                ));
             }
-            let key = AlertKey { rule: entry.rule, metric: entry.metric, labels: entry.labels };
+            let key = AlertKey {
+                rule: entry.rule,
+                metric: entry.metric,
+                labels: entry.labels,
+            };
             let state = AlertState {
                 consecutive: entry.consecutive,
                 firing_since: entry.firing_since,

@@ -1,0 +1,62 @@
+//! The command line: version, help, `validate`, and exit codes.
+
+use crate::util::{TestDir, repo, run};
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("weir {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = run(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for command in ["run", "validate", "bench", "generate"] {
+        assert!(text.contains(command), "--help does not mention {command}:\n{text}");
+    }
+}
+
+#[test]
+fn validate_accepts_the_quickstart() {
+    let config = repo().join("configs/quickstart.yaml");
+    let out = run(&["validate", "-c", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok (1 inputs, 1 filters, 2 outputs)\n"));
+}
+
+#[test]
+fn validate_rejects_an_unknown_key_with_exit_1_and_its_position() {
+    let dir = TestDir::new();
+    let file = dir.write("bad.yaml", "inputs:\n  - type: stdin\n    fromat: lines\noutputs:\n  - { type: stdout, match: '*' }\n");
+    let out = run(&["validate", "-c", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("error: {}:3:5: inputs[0].fromat: unknown field `fromat`, expected one of", file.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_checks_each_plugins_own_config() {
+    let dir = TestDir::new();
+    let file = dir.write(
+        "bad.yaml",
+        "inputs: [{ type: stdin }]\nfilters:\n  - type: split\n    match: '*'\n    config: { time: { regex: '(?P<time>x' } }\noutputs: [{ type: stdout, match: '*' }]\n",
+    );
+    let out = run(&["validate", "-c", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("filters.split: plugin split: config field `time.regex`: "), "{stderr}");
+    assert!(stderr.contains("unclosed group"), "{stderr}");
+}
+
+#[test]
+fn run_with_a_missing_config_exits_2_naming_the_file() {
+    let out = run(&["run", "-c", "/nonexistent/weir.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: /nonexistent/weir.yaml: cannot read config"), "{stderr}");
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: the real `weir` binary on real files and configs.
+//! Plugins must be built first (`just plugins`, which `just test` runs).
+//!
+//! Table of contents:
+//! - `cli`: `--version`, `--help`, `validate` and error exit codes
+//! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
+//! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
+//!   outputs, dead letters, routing, shutdown
+//! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
+
+mod util;
+
+mod cli;
+mod local_io;
+mod plugin_limits;
+mod quickstart;

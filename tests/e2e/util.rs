@@ -1,0 +1,93 @@
+//! Helpers: a temporary folder per test, a `weir` command with the built
+//! plugins and a shared compile cache, and NDJSON readers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where `just plugins` puts NAME.wasm.
+pub fn plugin_dir() -> PathBuf {
+    let dir = std::env::var_os("WEIR_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target/plugins"));
+    assert!(dir.join("split.wasm").is_file(), "{} has no plugins: run `just plugins` first", dir.display());
+    dir
+}
+
+/// `weir` with the plugin dir, a compile cache shared by all tests, and quiet logs.
+pub fn weir() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.env("WEIR_PLUGIN_DIR", plugin_dir())
+        .env("WEIR_CACHE_DIR", repo().join("target/test-plugin-cache"))
+        .env("RUST_LOG", "warn")
+        .env_remove("WEIR_CONFIG");
+    cmd
+}
+
+/// Run `weir ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    weir().args(args).stdin(Stdio::null()).output().expect("weir runs")
+}
+
+/// A temporary folder holding a test's config, inputs and outputs.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        TestDir { dir: tempfile::tempdir().expect("a temp dir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `contents` to `name`, returning its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("writing a test file");
+        path
+    }
+
+    /// Run `weir run -c CONFIG` with `config` written to weir.yaml; panic
+    /// with stderr unless it succeeds.
+    pub fn run_config(&self, config: &str) -> Output {
+        let file = self.write("weir.yaml", config);
+        let out = weir().args(["run", "-c"]).arg(&file).stdin(Stdio::null()).output().expect("weir runs");
+        assert!(out.status.success(), "weir failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+}
+
+/// Parse NDJSON text.
+pub fn ndjson(text: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(text)
+        .expect("UTF-8")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Parse an NDJSON file; empty when it does not exist yet.
+pub fn read_ndjson(path: &Path) -> Vec<Value> {
+    std::fs::read(path).map(|b| ndjson(&b)).unwrap_or_default()
+}
+
+/// Poll `check` every 50 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
