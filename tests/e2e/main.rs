@@ -6,11 +6,13 @@
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
+//! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
 
 mod util;
 
 mod cli;
 mod local_io;
+mod metrics;
 mod plugin_limits;
 mod quickstart;

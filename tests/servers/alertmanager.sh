@@ -60,6 +60,7 @@ install() {
         apt-get install -y -q --no-install-recommends prometheus-alertmanager >"$RUN_ROOT/apt.log" 2>&1 \
             || { tail -n 30 "$RUN_ROOT/apt.log" >&2; die "apt-get install prometheus-alertmanager failed"; }
     fi
+    rm -f "$RUN_ROOT/apt.log"
     cleanup_policy
     command -v "$AM_BIN" >/dev/null || die "$AM_BIN still not on PATH after install"
     log "installed $("$AM_BIN" --version 2>&1 | head -n 1) in $((SECONDS - t0)) s"

@@ -55,14 +55,6 @@ impl InputConfig {
         }
     }
 
-    /// The `type:` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            InputConfig::Stdin(_) => "stdin",
-            InputConfig::File(_) => "file",
-        }
-    }
-
     /// Build the input.
     pub fn build(&self) -> Result<Box<dyn Input>, InputError> {
         Ok(match self {
@@ -71,14 +63,6 @@ impl InputConfig {
         })
     }
 
-    /// Whether the input ends by itself (a file read once, stdin at EOF), so
-    /// the pipeline can finish when every input has.
-    pub fn is_finite(&self) -> bool {
-        match self {
-            InputConfig::Stdin(_) => true,
-            InputConfig::File(c) => !c.follow,
-        }
-    }
 }
 
 /// Why an input stopped with an error.
@@ -163,14 +147,6 @@ impl InputContext {
         }
         let n = batch.len() as u64;
         self.sender.send(batch).await.map_err(|_| PipelineClosed)?;
-        self.records.add(n);
-        Ok(())
-    }
-
-    /// Try to send without waiting; gives the batch back when the pipeline is full.
-    pub fn try_send(&self, batch: Batch) -> Result<(), mpsc::error::TrySendError<Batch>> {
-        let n = batch.len() as u64;
-        self.sender.try_send(batch)?;
         self.records.add(n);
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! and dead-letters what it rejects; an output only has to write a batch and
 //! say what happened to each record.
 
+pub mod blackhole;
 pub mod file;
 pub mod stdout;
 
@@ -16,7 +17,7 @@ use crate::pipeline::clock::rfc3339;
 use crate::pipeline::record::Record;
 
 /// The output types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdout", "file"];
+pub const TYPES: &[&str] = &["stdout", "file", "blackhole"];
 
 /// The settings of one output, by type.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub enum OutputConfig {
     Stdout(stdout::StdoutOutputConfig),
     /// `type: file`
     File(file::FileOutputConfig),
+    /// `type: blackhole`
+    Blackhole(blackhole::BlackholeOutputConfig),
 }
 
 /// Parse the body of an output of type `kind`; `None` for an unknown type.
@@ -35,6 +38,7 @@ pub fn parse_config(
     Some(match kind {
         "stdout" => serde_path_to_error::deserialize(body).map(OutputConfig::Stdout),
         "file" => serde_path_to_error::deserialize(body).map(OutputConfig::File),
+        "blackhole" => serde_path_to_error::deserialize(body).map(OutputConfig::Blackhole),
         _ => return None,
     })
 }
@@ -48,19 +52,12 @@ impl OutputConfig {
         }
     }
 
-    /// The `type:` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            OutputConfig::Stdout(_) => "stdout",
-            OutputConfig::File(_) => "file",
-        }
-    }
-
     /// Build the output.
     pub async fn build(&self, name: &str) -> Result<Box<dyn Output>, OutputError> {
         Ok(match self {
             OutputConfig::Stdout(c) => Box::new(stdout::StdoutOutput::new(c.clone())),
             OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
+            OutputConfig::Blackhole(_) => Box::new(blackhole::BlackholeOutput),
         })
     }
 }

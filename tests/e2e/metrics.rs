@@ -1,0 +1,231 @@
+//! The metric path of `configs/mobile-metrics.yaml` (split -> extract ->
+//! percentiles -> threshold) against an oracle computed here: exact
+//! nearest-rank percentiles from the sorted values of each series and
+//! window, late events classified from the watermark, and the alert
+//! lifecycle from the oracle's own windows.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::util::{TestDir, read_ndjson, repo, weir};
+
+const WINDOW_SECS: i64 = 60;
+const LATENESS_SECS: i64 = 30;
+const THRESHOLD: f64 = 800.0;
+const QUANTILES: [(&str, f64); 5] = [("p50", 0.50), ("p75", 0.75), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99)];
+
+/// xorshift64*, seeded: the same traffic every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Statement {
+    time: DateTime<Utc>,
+    txn: &'static str,
+    os: &'static str,
+    ms: u64,
+}
+
+/// Ten minutes of traffic, ten statements a second in chunks of ten, with
+/// payment latency on iOS shifted above the threshold in minutes 3 to 5;
+/// some statements 10 s out of order (within lateness) and a few 5 min late.
+fn traffic() -> (Vec<Vec<Statement>>, usize) {
+    let start = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let mut rng = Rng(0x5eed);
+    let mut chunks = Vec::new();
+    let mut late = 0;
+    for second in 0..600i64 {
+        let os = if second % 2 == 0 { "ios" } else { "android" };
+        let chunk = (0..10)
+            .map(|i| {
+                let mut time = start + Duration::seconds(second) + Duration::milliseconds(i * 100);
+                let txn = ["pay", "search", "login"][rng.below(3) as usize];
+                let slow = txn == "pay" && os == "ios" && (180..360).contains(&second);
+                let ms = if slow { 700 + rng.below(800) } else { 50 + rng.below(400) };
+                match rng.below(100) {
+                    0..=2 => time -= Duration::seconds(10),
+                    3 if second > 400 => {
+                        time -= Duration::minutes(5);
+                        late += 1;
+                    }
+                    _ => {}
+                }
+                Statement { time, txn, os, ms }
+            })
+            .collect();
+        chunks.push(chunk);
+    }
+    (chunks, late)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn chunk_line(os: &str, statements: &[Statement]) -> String {
+    let logs: Vec<String> =
+        statements.iter().map(|s| format!("{} txn={} status=ok resp_ms={}", rfc3339(s.time), s.txn, s.ms)).collect();
+    serde_json::json!({ "app": "shop", "app_version": "4.2.1", "device": { "os": os }, "logs": logs }).to_string()
+}
+
+/// (metric window start, txn, os) -> values, and the number of late events,
+/// replaying the watermark in arrival order as the plugin must.
+type Series = BTreeMap<(i64, String, String), Vec<u64>>;
+
+fn oracle(chunks: &[Vec<Statement>]) -> (Series, usize) {
+    let mut series = Series::new();
+    let mut max_seen = i64::MIN;
+    let mut late = 0;
+    for statement in chunks.iter().flatten() {
+        let t = statement.time.timestamp_millis();
+        let window_start = t.div_euclid(WINDOW_SECS * 1000) * WINDOW_SECS * 1000;
+        let window_end = window_start + WINDOW_SECS * 1000;
+        if max_seen != i64::MIN && window_end <= max_seen - LATENESS_SECS * 1000 {
+            late += 1;
+            continue;
+        }
+        max_seen = max_seen.max(t);
+        series.entry((window_start, statement.txn.to_string(), statement.os.to_string())).or_default().push(statement.ms);
+    }
+    (series, late)
+}
+
+/// Nearest rank: the value at 1-based rank ceil(q * n) of the sorted values.
+fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank - 1]
+}
+
+fn iso(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).unwrap().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[test]
+fn windows_and_alerts_match_the_oracle() {
+    let (chunks, generated_late) = traffic();
+    assert!(generated_late >= 3, "the traffic must contain late events to test them");
+    let dir = TestDir::new();
+    let mut input: Vec<String> =
+        chunks.iter().map(|c| chunk_line(c[0].os, c)).collect();
+    // Malformed chunks the pipeline must dead-letter, not drop or crash on.
+    input.insert(100, r#"{"app":"shop","logs":17}"#.to_string());
+    input.insert(200, "{not json".to_string());
+    dir.write("chunks.ndjson", &(input.join("\n") + "\n"));
+
+    let out = weir()
+        .args(["run", "-c"])
+        .arg(repo().join("configs/mobile-metrics.yaml"))
+        .env("INPUT", dir.path("chunks.ndjson"))
+        .env("OUT_DIR", dir.path("out"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (expected, late) = oracle(&chunks);
+    assert!(late >= 3 && expected.len() >= 50, "a meaningful oracle: {late} late, {} windows", expected.len());
+    let windows: Vec<Value> = read_ndjson(&dir.path("out/windows.ndjson"))
+        .into_iter()
+        .filter(|w| w["metric"] == "response_time_ms")
+        .collect();
+    let mut got: BTreeMap<(String, String, String), &Value> = BTreeMap::new();
+    for w in &windows {
+        let key = (
+            w["window_start"].as_str().unwrap().to_string(),
+            w["labels"]["txn"].as_str().unwrap().to_string(),
+            w["labels"]["os"].as_str().unwrap().to_string(),
+        );
+        assert!(got.insert(key.clone(), w).is_none(), "window {key:?} emitted twice");
+        assert_eq!(w["labels"].as_object().unwrap().len(), 2, "labels are exactly txn and os: {w}");
+    }
+    assert_eq!(got.len(), expected.len(), "one window record per series and window");
+    for ((start, txn, os), values) in &expected {
+        let w = got.get(&(iso(*start), txn.clone(), os.clone())).unwrap_or_else(|| panic!("no window {} {txn} {os}", iso(*start)));
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        assert_eq!(w["window_end"], iso(start + WINDOW_SECS * 1000));
+        assert_eq!(w["count"], sorted.len() as u64, "{w}");
+        assert_eq!(w["min"], sorted[0], "{w}");
+        assert_eq!(w["max"], *sorted.last().unwrap(), "{w}");
+        let mean = sorted.iter().sum::<u64>() as f64 / sorted.len() as f64;
+        assert!((w["mean"].as_f64().unwrap() - mean).abs() < 1e-6, "mean {w} vs {mean}");
+        for (name, q) in QUANTILES {
+            let exact = nearest_rank(&sorted, q) as f64;
+            let reported = w[name].as_f64().unwrap();
+            // 3 significant digits: within 0.1%, plus the unit resolution.
+            assert!((reported - exact).abs() <= exact * 1e-3 + 1.0, "{name} of {} {txn} {os}: {reported} vs exact {exact}", iso(*start));
+        }
+    }
+
+    // Dead letters: exactly the two malformed chunks and the late events.
+    let dead = read_ndjson(&dir.path("out/dead-letter.ndjson"));
+    let stages: BTreeMap<String, usize> = dead.iter().fold(BTreeMap::new(), |mut m, d| {
+        *m.entry(d["stage"].as_str().unwrap().to_string()).or_default() += 1;
+        m
+    });
+    assert_eq!(stages.get("input file"), Some(&1), "{stages:?}");
+    assert_eq!(stages.get("filter split"), Some(&1), "{stages:?}");
+    assert_eq!(stages.get("filter percentiles").copied().unwrap_or(0), late, "late events are dead-lettered: {stages:?}");
+    assert_eq!(dead.len(), 2 + late);
+
+    // Alerts: from the oracle's p95 per window, firing after 2 consecutive
+    // windows above the threshold, resolved at the first window below.
+    let mut expected_alerts = Vec::new();
+    let mut by_series: BTreeMap<(String, String), Vec<(i64, f64)>> = BTreeMap::new();
+    for ((start, txn, os), values) in &expected {
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        by_series.entry((txn.clone(), os.clone())).or_default().push((*start, nearest_rank(&sorted, 0.95) as f64));
+    }
+    for ((txn, os), windows) in &by_series {
+        if txn != "pay" {
+            continue;
+        }
+        let (mut run, mut firing) = (0, false);
+        for &(start, p95) in windows {
+            let end = iso(start + WINDOW_SECS * 1000);
+            if p95 > THRESHOLD {
+                run += 1;
+                if run == 2 && !firing {
+                    firing = true;
+                    expected_alerts.push((os.clone(), "firing", end));
+                }
+            } else {
+                run = 0;
+                if firing {
+                    firing = false;
+                    expected_alerts.push((os.clone(), "resolved", end));
+                }
+            }
+        }
+    }
+    assert_eq!(expected_alerts.len(), 2, "the traffic fires and resolves exactly one alert: {expected_alerts:?}");
+    let alerts = read_ndjson(&dir.path("out/alerts.ndjson"));
+    let got_alerts: Vec<(String, &str, String)> = alerts
+        .iter()
+        .map(|a| {
+            assert_eq!(a["labels"]["alertname"], "PaymentLatencyHigh");
+            assert_eq!(a["labels"]["severity"], "page");
+            assert_eq!(a["labels"]["txn"], "pay");
+            let os = a["labels"]["os"].as_str().unwrap().to_string();
+            match a.get("endsAt") {
+                Some(end) => (os, "resolved", end.as_str().unwrap().to_string()),
+                None => (os, "firing", a["startsAt"].as_str().unwrap().to_string()),
+            }
+        })
+        .collect();
+    let expected_alerts: Vec<(String, &str, String)> = expected_alerts;
+    assert_eq!(got_alerts, expected_alerts);
+    let summary = alerts[0]["annotations"]["summary"].as_str().unwrap();
+    assert!(summary.starts_with("p95 payment latency on ios is ") && summary.contains("(threshold 800)"), "{summary}");
+}
