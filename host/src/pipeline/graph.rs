@@ -348,3 +348,74 @@ impl Chain {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn record(tag: &str) -> Record {
+        Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }
+    }
+
+    fn all() -> TagMatch {
+        TagMatch::new(vec!["*".into()]).unwrap()
+    }
+
+    #[test]
+    fn routing_waits_while_an_output_queue_is_full() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let router = Router::new(vec![(all(), tx)], "dlq".into());
+        router.route_blocking(vec![record("a")]);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            router.route_blocking(vec![record("b")]);
+            done_tx.send(()).unwrap();
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a full queue must block the chain (backpressure), not grow"
+        );
+        assert_eq!(&*rx.blocking_recv().unwrap()[0].tag, "a");
+        done_rx.recv_timeout(Duration::from_secs(5)).expect("routing resumes once there is room");
+        assert_eq!(&*rx.blocking_recv().unwrap()[0].tag, "b");
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_record_goes_to_every_matching_output_and_unmatched_ones_to_dead_letter() {
+        let (tx_a, mut rx_a) = mpsc::channel(4);
+        let (tx_dlq, mut rx_dlq) = mpsc::channel(4);
+        let router = Router::new(
+            vec![
+                (TagMatch::new(vec!["app.*".into()]).unwrap(), tx_a),
+                (TagMatch::new(vec!["app.x".into(), "dlq".into()]).unwrap(), tx_dlq),
+            ],
+            "dlq".into(),
+        );
+        router.route_blocking(vec![record("app.x"), record("app.y"), record("other")]);
+        let a: Vec<_> = rx_a.try_recv().unwrap().into_iter().map(|r| r.tag).collect();
+        assert_eq!(a, [Arc::from("app.x"), Arc::from("app.y")]);
+        let second: Vec<_> = rx_dlq.try_recv().unwrap().into_iter().map(|r| r.tag).collect();
+        assert_eq!(second, [Arc::from("app.x")]);
+        let dead = rx_dlq.try_recv().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
+        assert_eq!(body["reason"], "no output matches tag \"other\"");
+    }
+
+    #[test]
+    fn a_dropped_record_acknowledges_its_input_once_every_copy_is_delivered() {
+        let (token, mut outcome) = crate::pipeline::ack::AckToken::channel();
+        let (tx_a, mut rx_a) = mpsc::channel(4);
+        let (tx_b, mut rx_b) = mpsc::channel(4);
+        let router = Router::new(vec![(all(), tx_a), (all(), tx_b)], "dlq".into());
+        let mut r = record("t");
+        r.ack = Some(token);
+        router.route_blocking(vec![r]);
+        drop(rx_a.try_recv().unwrap());
+        assert!(outcome.try_recv().is_err(), "one output still holds a copy");
+        drop(rx_b.try_recv().unwrap());
+        assert_eq!(outcome.try_recv().unwrap(), crate::pipeline::ack::Delivery::Delivered);
+    }
+}

@@ -213,6 +213,76 @@ fn jitter() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outputs::{OutputError, WriteReport};
+    use crate::pipeline::ack::{AckToken, Delivery};
+
+    /// Fails the first `failures` writes, then refuses record 1 and asks for
+    /// record 2 to be retried once.
+    struct Flaky {
+        failures: u32,
+        retried: bool,
+        written: Vec<String>,
+    }
+
+    #[async_trait::async_trait]
+    impl Output for Flaky {
+        async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError> {
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(OutputError::Io { output: "flaky".into(), what: "writing".into(), source: std::io::Error::other("down") });
+            }
+            let mut report = WriteReport::default();
+            for (i, r) in batch.iter().enumerate() {
+                match &*r.tag {
+                    "refuse" => report.rejected.push((i, "mapping error".into())),
+                    "retry" if !self.retried => {
+                        self.retried = true;
+                        report.retry.push(i);
+                    }
+                    tag => self.written.push(tag.to_string()),
+                }
+            }
+            Ok(report)
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_writes_are_retried_and_refused_records_dead_lettered() {
+        let (dlq_tx, mut dlq_rx) = mpsc::channel(4);
+        let route = DeadLetterRoute::new(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())], "dlq".into());
+        let (token, mut outcome) = AckToken::channel();
+        let batch: Batch = ["ok", "refuse", "retry"]
+            .into_iter()
+            .map(|tag| Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: Some(token.clone()) })
+            .collect();
+        drop(token);
+        let mut flaky = Flaky { failures: 2, retried: false, written: Vec::new() };
+        let counters = OutputCounters { delivered: Counter::default(), retries: Counter::default(), dead_letters: Counter::default() };
+        write(&mut flaky, batch, "output flaky", RetryPolicy { max_attempts: None }, &route, &counters).await;
+        assert_eq!(flaky.written, ["ok", "retry"]);
+        assert_eq!(counters.retries.get(), 3, "two whole-batch failures and one retried record");
+        assert_eq!(counters.delivered.get(), 2);
+        assert_eq!(counters.dead_letters.get(), 1);
+        let dead = dlq_rx.try_recv().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
+        assert_eq!(body["reason"], "mapping error");
+        assert_eq!(body["stage"], "output flaky");
+        drop(dead);
+        assert_eq!(outcome.try_recv().unwrap(), Delivery::Delivered, "delivered or dead-lettered: accounted for");
+    }
+
+    #[tokio::test]
+    async fn bounded_retries_give_up_into_dead_letter() {
+        let (dlq_tx, mut dlq_rx) = mpsc::channel(4);
+        let route = DeadLetterRoute::new(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())], "dlq".into());
+        let mut flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
+        let counters = OutputCounters { delivered: Counter::default(), retries: Counter::default(), dead_letters: Counter::default() };
+        let batch = vec![Record { time: 0, tag: "ok".into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }];
+        write(&mut flaky, batch, "output flaky", RetryPolicy { max_attempts: Some(2) }, &route, &counters).await;
+        let dead = dlq_rx.try_recv().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
+        assert!(body["reason"].as_str().unwrap().starts_with("gave up after 2 attempts: output flaky: writing: down"), "{body}");
+    }
 
     #[test]
     fn backoff_grows_exponentially_within_jitter_bounds_and_caps() {
