@@ -51,9 +51,25 @@ run config: build
 test: build
     cargo test --release --workspace
 
-# The full suite: start the real servers, then every test. README and CI run this.
+# Start the real Kafka, Elasticsearch and Alertmanager (idempotent; installs on first use).
+servers:
+    bash tests/servers/kafka.sh start
+    bash tests/servers/elasticsearch.sh start
+    bash tests/servers/alertmanager.sh start
+
+# Stop what `just servers` started.
+servers-stop:
+    -bash tests/servers/alertmanager.sh stop
+    -bash tests/servers/elasticsearch.sh stop
+    -bash tests/servers/kafka.sh stop
+
+# The full suite: start the real servers, run every test with them, stop the servers. README and CI run this.
 test-full: build
-    cargo test --release --workspace
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'just servers-stop' EXIT
+    just servers
+    cargo test --release --workspace --features weir/real-servers
 
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build

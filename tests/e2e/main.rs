@@ -8,6 +8,7 @@
 //!   outputs, dead letters, routing, shutdown
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
+//! - `real`: against real Kafka, Elasticsearch and Alertmanager (feature `real-servers`)
 
 mod util;
 
@@ -16,3 +17,5 @@ mod local_io;
 mod metrics;
 mod plugin_limits;
 mod quickstart;
+#[cfg(feature = "real-servers")]
+mod real;
