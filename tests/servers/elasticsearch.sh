@@ -89,7 +89,9 @@ install() {
     local tmp
     tmp="$(mktemp -d "$SERVERS_DIR/.elasticsearch-$ES_VERSION.XXXXXX")"
     log "installing Elasticsearch $ES_VERSION from Maven Central into $ES_HOME"
-    if ! mvn -B -q -Dstyle.color=never dependency:copy -Dartifact="$ARTIFACT" -DoutputDirectory="$tmp" >&2; then
+    if ! mvn -B -q -Dstyle.color=never dependency:copy -Dartifact="$ARTIFACT" \
+            -DoutputDirectory="$tmp" >"$tmp/mvn.log" 2>&1; then
+        sed 's/\x1b\[[0-9;]*m//g' "$tmp/mvn.log" >&2
         rm -rf "$tmp"
         die "mvn could not fetch $ARTIFACT"
     fi
