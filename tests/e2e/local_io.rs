@@ -2,12 +2,12 @@
 //! files out, dead letters with reasons, routing and clean shutdown.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{TestDir, ndjson, read_ndjson, wait_for, weir};
+use crate::util::{TestDir, ndjson, read_ndjson, sigterm, wait_for, weir};
 
 const SPLIT_TO_FILES: &str = "
 inputs:
@@ -89,11 +89,6 @@ fn stdin_lines_become_records_until_eof() {
     assert_eq!(records[0]["body"]["log"], "hello \"world\"");
     assert_eq!(records[0]["tag"], "stdin");
     assert!(records[0]["time"].as_str().unwrap().ends_with('Z'));
-}
-
-fn sigterm(pid: u32) {
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    assert!(status.success());
 }
 
 #[test]

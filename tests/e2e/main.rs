@@ -8,6 +8,7 @@
 //!   outputs, dead letters, routing, shutdown
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
+//! - `reload`: hot reload under load, refused reloads, plugin file watching
 //! - `real`: against real Kafka, Elasticsearch and Alertmanager (feature `real-servers`)
 
 mod util;
@@ -17,5 +18,6 @@ mod local_io;
 mod metrics;
 mod plugin_limits;
 mod quickstart;
+mod reload;
 #[cfg(feature = "real-servers")]
 mod real;

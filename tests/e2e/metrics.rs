@@ -11,36 +11,36 @@ use serde_json::Value;
 
 use crate::util::{TestDir, read_ndjson, repo, weir};
 
-const WINDOW_SECS: i64 = 60;
-const LATENESS_SECS: i64 = 30;
-const THRESHOLD: f64 = 800.0;
-const QUANTILES: [(&str, f64); 5] = [("p50", 0.50), ("p75", 0.75), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99)];
+pub const WINDOW_SECS: i64 = 60;
+pub const LATENESS_SECS: i64 = 30;
+pub const THRESHOLD: f64 = 800.0;
+pub const QUANTILES: [(&str, f64); 5] = [("p50", 0.50), ("p75", 0.75), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99)];
 
 /// xorshift64*, seeded: the same traffic every run.
-struct Rng(u64);
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
-struct Statement {
-    time: DateTime<Utc>,
-    txn: &'static str,
-    os: &'static str,
-    ms: u64,
+pub struct Statement {
+    pub time: DateTime<Utc>,
+    pub txn: &'static str,
+    pub os: &'static str,
+    pub ms: u64,
 }
 
 /// Ten minutes of traffic, ten statements a second in chunks of ten, with
 /// payment latency on iOS shifted above the threshold in minutes 3 to 5;
 /// some statements 10 s out of order (within lateness) and a few 5 min late.
-fn traffic() -> (Vec<Vec<Statement>>, usize) {
+pub fn traffic() -> (Vec<Vec<Statement>>, usize) {
     let start = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
     let mut rng = Rng(0x5eed);
     let mut chunks = Vec::new();
@@ -73,7 +73,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn chunk_line(os: &str, statements: &[Statement]) -> String {
+pub fn chunk_line(os: &str, statements: &[Statement]) -> String {
     let logs: Vec<String> =
         statements.iter().map(|s| format!("{} txn={} status=ok resp_ms={}", rfc3339(s.time), s.txn, s.ms)).collect();
     serde_json::json!({ "app": "shop", "app_version": "4.2.1", "device": { "os": os }, "logs": logs }).to_string()
@@ -81,9 +81,9 @@ fn chunk_line(os: &str, statements: &[Statement]) -> String {
 
 /// (metric window start, txn, os) -> values, and the number of late events,
 /// replaying the watermark in arrival order as the plugin must.
-type Series = BTreeMap<(i64, String, String), Vec<u64>>;
+pub type Series = BTreeMap<(i64, String, String), Vec<u64>>;
 
-fn oracle(chunks: &[Vec<Statement>]) -> (Series, usize) {
+pub fn oracle(chunks: &[Vec<Statement>]) -> (Series, usize) {
     let mut series = Series::new();
     let mut max_seen = i64::MIN;
     let mut late = 0;
@@ -102,12 +102,12 @@ fn oracle(chunks: &[Vec<Statement>]) -> (Series, usize) {
 }
 
 /// Nearest rank: the value at 1-based rank ceil(q * n) of the sorted values.
-fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
+pub fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
     let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
     sorted[rank - 1]
 }
 
-fn iso(ms: i64) -> String {
+pub fn iso(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms).unwrap().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

@@ -1,10 +1,13 @@
 //! The admin API: `/health` (the process is up), `/ready` (the pipeline is
-//! running) and `/metrics` (Prometheus text). Bound to localhost by default
-//! through the config's `admin.address`.
+//! running), `/metrics` (Prometheus text) and `POST /-/reload` (re-read the
+//! config and apply what changed). Bound where the config's `admin.address`
+//! says; keep it on localhost, as reload needs no credentials.
 
 pub mod metrics;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,11 +17,18 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+/// Reloads the pipeline: `Ok` with a JSON description of what changed, or
+/// `Err` with why nothing did.
+pub type ReloadFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> + Send + Sync>;
+
 /// What the admin handlers read.
 #[derive(Clone, Default)]
 pub struct AdminState {
     /// Set once the pipeline is running.
     pub ready: Arc<AtomicBool>,
+    /// How to reload; `None` answers 503.
+    pub reload: Option<ReloadFn>,
 }
 
 /// The admin routes.
@@ -27,6 +37,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/-/reload", axum::routing::post(reload))
         .with_state(state)
 }
 
@@ -35,6 +46,16 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}
+
+async fn reload(State(state): State<AdminState>) -> impl IntoResponse {
+    let Some(reload) = state.reload else {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "reloaded": false, "error": "the pipeline is not running" })));
+    };
+    match reload().await {
+        Ok(changes) => (StatusCode::OK, axum::Json(serde_json::json!({ "reloaded": true, "changes": changes }))),
+        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "reloaded": false, "error": error }))),
     }
 }
 
@@ -82,6 +103,25 @@ mod tests {
         let (status, body) = get_status(router(AdminState::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("weir_admin_test_total 1"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn reload_answers_what_changed_or_why_not() {
+        let ok: ReloadFn = Arc::new(|| Box::pin(async { Ok(serde_json::json!({ "filters": { "modified": ["a"] } })) }));
+        let state = AdminState { reload: Some(ok), ..AdminState::default() };
+        let response = router(state).oneshot(Request::post("/-/reload").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["changes"]["filters"]["modified"][0], "a");
+
+        let refused: ReloadFn = Arc::new(|| Box::pin(async { Err("plugin x: config field `y`: bad".to_string()) }));
+        let state = AdminState { reload: Some(refused), ..AdminState::default() };
+        let response = router(state).oneshot(Request::post("/-/reload").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["reloaded"], false);
+        assert_eq!(body["error"], "plugin x: config field `y`: bad");
     }
 
     #[tokio::test]

@@ -1,16 +1,21 @@
-//! `weir run -c FILE`.
+//! `weir run -c FILE`: run a pipeline, and reload it on SIGHUP, on
+//! `POST /-/reload`, when a plugin file changes, and (with `--watch`) when
+//! the config file changes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::metrics::registry;
 use crate::admin::{self, AdminState};
 use crate::config;
-use crate::pipeline::Pipeline;
 use crate::pipeline::clock::Clock;
+use crate::pipeline::{Pipeline, Reloader};
 use crate::plugin::PluginEngine;
 
 #[derive(Debug, clap::Args)]
@@ -18,19 +23,46 @@ pub struct RunArgs {
     /// The pipeline config (YAML).
     #[arg(short, long, env = "WEIR_CONFIG")]
     config: PathBuf,
+    /// Reload when the config file changes (plugin files are always watched).
+    #[arg(long)]
+    watch: bool,
 }
+
+/// How often watched files are checked. Changes must look the same on two
+/// checks in a row before a reload, so a file still being written is not
+/// read half-way.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let config = config::load(&args.config)?;
-        let engine = PluginEngine::new(Some(config.cache_dir.clone())).map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
+        let engine = PluginEngine::new(Some(config.cache_dir.clone()))
+            .map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
         let admin_address = config.admin;
+        let plugin_files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
         let pipeline = Pipeline::build(config, engine, Clock::system())?;
+        let trigger = ReloadTrigger {
+            config: args.config.clone(),
+            reloader: pipeline.reloader(),
+            plugin_files: Arc::new(Mutex::new(plugin_files)),
+        };
 
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        let state = AdminState::default();
+        tokio::spawn(trigger.clone().on_sighup());
+        tokio::spawn(trigger.clone().watch_plugins());
+        if args.watch {
+            tokio::spawn(trigger.clone().watch_config());
+        }
+        let reload_trigger = trigger.clone();
+        let state = AdminState {
+            reload: Some(Arc::new(move || {
+                let trigger = reload_trigger.clone();
+                Box::pin(async move { trigger.reload("admin API").await })
+            })),
+            ..AdminState::default()
+        };
         if let Some(address) = admin_address {
             let listener = admin::serve(address, state.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -46,6 +78,103 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("pipeline stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Re-reads the config file and hands it to the running pipeline.
+#[derive(Clone)]
+struct ReloadTrigger {
+    config: PathBuf,
+    reloader: Reloader,
+    /// The plugin files of the running filters, for the watcher.
+    plugin_files: Arc<Mutex<Vec<PathBuf>>>,
+}
+
+impl ReloadTrigger {
+    /// Reload, logging and counting the outcome (`weir_reloads_total`).
+    async fn reload(&self, cause: &str) -> Result<serde_json::Value, String> {
+        tracing::info!(cause, config = %self.config.display(), "reloading");
+        let outcome = match config::load(&self.config) {
+            Err(error) => Err(error.to_string()),
+            Ok(config) => {
+                let files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
+                let plan = self.reloader.reload(config).await.map_err(|e| e.to_string());
+                if plan.is_ok() {
+                    *self.plugin_files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+                }
+                plan.map(|plan| serde_json::to_value(plan).unwrap_or_default())
+            }
+        };
+        let result = match &outcome {
+            Ok(changes) => {
+                tracing::info!(cause, %changes, "reloaded");
+                "applied"
+            }
+            Err(error) => {
+                tracing::warn!(cause, %error, "reload refused; the running pipeline is unchanged");
+                "refused"
+            }
+        };
+        registry().counter("weir_reloads_total", "Reloads applied or refused.", &[("result", result)]).add(1);
+        outcome
+    }
+
+    async fn on_sighup(self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload through the admin API instead");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = self.reload("SIGHUP").await;
+        }
+    }
+
+    async fn watch_config(self) {
+        let path = self.config.clone();
+        watch(move || vec![path.clone()], || async { self.reload("config file changed").await.is_ok() }).await;
+    }
+
+    async fn watch_plugins(self) {
+        let files = self.plugin_files.clone();
+        watch(
+            move || files.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            || async { self.reload("plugin file changed").await.is_ok() },
+        )
+        .await;
+    }
+}
+
+/// Poll the files `paths()` names; when their metadata changed and then
+/// held still for one interval, call `changed`.
+async fn watch<F, Fut>(paths: impl Fn() -> Vec<PathBuf>, changed: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let stamp = |paths: &[PathBuf]| -> Vec<Option<(std::time::SystemTime, u64)>> {
+        paths.iter().map(|p| stamp_of(p)).collect()
+    };
+    let mut seen = stamp(&paths());
+    let mut pending: Option<Vec<Option<(std::time::SystemTime, u64)>>> = None;
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        let now = stamp(&paths());
+        match &pending {
+            Some(previous) if *previous == now => {
+                pending = None;
+                // Refused reloads are logged by the pipeline; wait for the next change.
+                changed().await;
+                seen = stamp(&paths());
+            }
+            _ if now != seen => pending = Some(now),
+            _ => pending = None,
+        }
+    }
+}
+
+fn stamp_of(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// First SIGINT/SIGTERM: drain and stop. Second: exit at once.

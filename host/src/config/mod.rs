@@ -64,7 +64,7 @@ pub struct PipelineSettings {
 }
 
 /// One input.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputSpec {
     /// Unique name, used in logs and metrics.
     pub name: String,
@@ -75,7 +75,7 @@ pub struct InputSpec {
 }
 
 /// One filter plugin in the chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterSpec {
     /// Unique name, used in logs, metrics and dead-letter reasons.
     pub name: String,
@@ -92,7 +92,7 @@ pub struct FilterSpec {
 }
 
 /// One output.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutputSpec {
     /// Unique name, used in logs and metrics.
     pub name: String,

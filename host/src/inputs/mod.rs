@@ -26,7 +26,7 @@ pub use lines::LineFormat;
 pub const TYPES: &[&str] = &["stdin", "file"];
 
 /// The settings of one input, by type.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum InputConfig {
     /// `type: stdin`
     Stdin(stdin::StdinInputConfig),

@@ -20,7 +20,7 @@ use crate::pipeline::record::Record;
 pub const TYPES: &[&str] = &["stdout", "file", "blackhole"];
 
 /// The settings of one output, by type.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OutputConfig {
     /// `type: stdout`
     Stdout(stdout::StdoutOutputConfig),

@@ -46,6 +46,12 @@ impl Router {
         }
     }
 
+    /// Replace the outputs (a reload). Queues no longer listed close once
+    /// their other holders let go, and their tasks drain and stop.
+    pub fn set_routes(&mut self, outputs: Vec<(TagMatch, mpsc::Sender<Batch>)>) {
+        self.outputs = outputs.into_iter().map(|(matches, sender)| RouteTarget { matches, sender }).collect();
+    }
+
     /// The tag of dead letters.
     pub fn dead_letter_tag(&self) -> &Arc<str> {
         &self.dead_letter_tag
@@ -152,6 +158,11 @@ impl Stage {
         }
     }
 
+    /// The filter's name.
+    pub fn name(&self) -> &str {
+        self.instance.name()
+    }
+
     /// The instance, e.g. for snapshots.
     pub fn instance_mut(&mut self) -> &mut FilterInstance {
         &mut self.instance
@@ -199,6 +210,37 @@ impl Stage {
     }
 }
 
+/// A reload for the chain thread to apply between batches.
+pub enum ChainCommand {
+    /// Replace the filter list and the routes.
+    Apply {
+        /// The new chain, in order.
+        filters: Vec<FilterSlot>,
+        /// The new outputs.
+        routes: Vec<(TagMatch, mpsc::Sender<Batch>)>,
+        /// The new batch size.
+        batch_max_records: usize,
+        /// The new tick period.
+        tick_interval: Duration,
+        /// The outcome.
+        reply: tokio::sync::oneshot::Sender<Result<(), PluginError>>,
+    },
+}
+
+/// One position of the chain after a reload.
+pub enum FilterSlot {
+    /// Keep the running filter of this name as it is.
+    Keep(String),
+    /// A new, configured instance; `hand_over` takes the state of the
+    /// running filter of the same name.
+    Replace {
+        /// The new instance.
+        instance: FilterInstance,
+        /// Whether to restore the old instance's snapshot into it.
+        hand_over: bool,
+    },
+}
+
 /// The filters and the router: everything the chain thread owns.
 pub struct Chain {
     stages: Vec<Stage>,
@@ -219,20 +261,37 @@ impl Chain {
     }
 
     /// Receive batches until every input has stopped, ticking filters every
-    /// `tick_interval` with the time from `now`. Returns when the input
-    /// queue is closed and drained.
+    /// `tick_interval` with the time from `now`, and applying reloads from
+    /// `control` between batches. Returns when the input queue is closed
+    /// and drained.
     pub fn run(
         &mut self,
         runtime: &tokio::runtime::Handle,
         input: &mut mpsc::Receiver<Batch>,
-        tick_interval: Duration,
+        control: &mut mpsc::UnboundedReceiver<ChainCommand>,
+        mut tick_interval: Duration,
         now: impl Fn() -> Timestamp,
     ) {
+        enum Next {
+            Batch(Option<Batch>),
+            Command(Option<ChainCommand>),
+            Tick,
+        }
+        let mut control_open = true;
         let mut next_tick = Instant::now() + tick_interval;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            match runtime.block_on(async { tokio::time::timeout(wait, input.recv()).await }) {
-                Ok(Some(mut batch)) => {
+            let next = runtime.block_on(async {
+                tokio::select! {
+                    // Reloads first: a swap waits for at most one batch.
+                    biased;
+                    command = control.recv(), if control_open => Next::Command(command),
+                    batch = input.recv() => Next::Batch(batch),
+                    () = tokio::time::sleep(wait) => Next::Tick,
+                }
+            });
+            match next {
+                Next::Batch(Some(mut batch)) => {
                     // Coalesce what is already waiting, up to one full batch.
                     while batch.len() < self.batch_max_records {
                         match input.try_recv() {
@@ -242,14 +301,64 @@ impl Chain {
                     }
                     self.process(batch);
                 }
-                Ok(None) => return,
-                Err(_elapsed) => {}
+                Next::Batch(None) => return,
+                Next::Command(Some(ChainCommand::Apply { filters, routes, batch_max_records, tick_interval: tick, reply })) => {
+                    let result = self.apply(filters, routes);
+                    if result.is_ok() {
+                        self.batch_max_records = batch_max_records;
+                        tick_interval = tick;
+                    }
+                    let _ = reply.send(result);
+                }
+                Next::Command(None) => control_open = false,
+                Next::Tick => {}
             }
             if Instant::now() >= next_tick {
                 self.tick(now());
                 next_tick = Instant::now() + tick_interval;
             }
         }
+    }
+
+    /// Swap in a new filter list and routes, at a batch boundary. Every
+    /// replaced filter first hands its state to its successor; if any
+    /// handover fails nothing changes and the error is returned.
+    fn apply(
+        &mut self,
+        mut filters: Vec<FilterSlot>,
+        routes: Vec<(TagMatch, mpsc::Sender<Batch>)>,
+    ) -> Result<(), PluginError> {
+        let started = Instant::now();
+        for slot in &mut filters {
+            match slot {
+                FilterSlot::Keep(name) => {
+                    if !self.stages.iter().any(|s| s.name() == name) {
+                        return Err(PluginError::Misbehaved {
+                            plugin: name.clone(),
+                            call: "reload",
+                            reason: "is not running, so it cannot be kept".into(),
+                        });
+                    }
+                }
+                FilterSlot::Replace { instance, hand_over } => {
+                    let old = self.stages.iter_mut().find(|s| s.name() == &**instance.name());
+                    if let (true, Some(old)) = (*hand_over, old) {
+                        crate::plugin::hand_over(&mut old.instance, instance)?;
+                    }
+                }
+            }
+        }
+        let mut old: HashMap<String, Stage> = self.stages.drain(..).map(|s| (s.name().to_string(), s)).collect();
+        self.stages = filters
+            .into_iter()
+            .map(|slot| match slot {
+                FilterSlot::Keep(name) => old.remove(&name).expect("checked above that every kept filter runs"),
+                FilterSlot::Replace { instance, .. } => Stage::new(instance),
+            })
+            .collect();
+        self.router.set_routes(routes);
+        tracing::info!(filters = self.stages.len(), took = ?started.elapsed(), "reload applied at a batch boundary");
+        Ok(())
     }
 
     /// Run a batch through every stage and route the result.

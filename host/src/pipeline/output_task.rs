@@ -4,7 +4,7 @@
 //! nothing more, so its bounded queue fills and the chain waits: that is the
 //! backpressure a slow output exerts.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -35,31 +35,33 @@ pub fn backoff(attempt: u32, random: f64) -> Duration {
 
 /// Where an output's refused records go: the queues of the outputs that
 /// match the dead-letter tag. Held weakly, so output tasks do not keep one
-/// another alive at shutdown.
+/// another alive at shutdown; shared by every output task and updated on
+/// reload.
+#[derive(Clone)]
 pub struct DeadLetterRoute {
-    targets: Vec<(TagMatch, mpsc::WeakSender<Batch>)>,
+    targets: Arc<RwLock<Vec<mpsc::WeakSender<Batch>>>>,
     tag: Arc<str>,
 }
 
 impl DeadLetterRoute {
-    /// Route to those of `outputs` that match `tag`.
-    pub fn new(outputs: &[(TagMatch, mpsc::Sender<Batch>)], tag: Arc<str>) -> Self {
-        let targets = outputs
-            .iter()
-            .filter(|(m, _)| m.matches(&tag))
-            .map(|(m, s)| (m.clone(), s.downgrade()))
-            .collect();
-        DeadLetterRoute { targets, tag }
+    /// A route for dead letters tagged `tag`, to no output yet.
+    pub fn new(tag: Arc<str>) -> Self {
+        DeadLetterRoute { targets: Arc::default(), tag }
+    }
+
+    /// Route to those of `outputs` that match the dead-letter tag.
+    pub fn set_outputs(&self, outputs: &[(TagMatch, mpsc::Sender<Batch>)]) {
+        let targets = outputs.iter().filter(|(m, _)| m.matches(&self.tag)).map(|(_, s)| s.downgrade()).collect();
+        *self.targets.write().unwrap_or_else(|p| p.into_inner()) = targets;
     }
 
     async fn send(&self, letters: Vec<DeadLetter>) {
         for letter in letters {
             let record = letter.into_record(&self.tag);
             let mut delivered = false;
-            for (_, target) in &self.targets {
-                if let Some(sender) = target.upgrade()
-                    && sender.send(vec![record.clone()]).await.is_ok()
-                {
+            let targets: Vec<_> = self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
+            for sender in targets {
+                if sender.send(vec![record.clone()]).await.is_ok() {
                     delivered = true;
                 }
             }
@@ -249,7 +251,8 @@ mod tests {
     #[tokio::test]
     async fn failed_writes_are_retried_and_refused_records_dead_lettered() {
         let (dlq_tx, mut dlq_rx) = mpsc::channel(4);
-        let route = DeadLetterRoute::new(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())], "dlq".into());
+        let route = DeadLetterRoute::new("dlq".into());
+        route.set_outputs(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())]);
         let (token, mut outcome) = AckToken::channel();
         let batch: Batch = ["ok", "refuse", "retry"]
             .into_iter()
@@ -274,7 +277,8 @@ mod tests {
     #[tokio::test]
     async fn bounded_retries_give_up_into_dead_letter() {
         let (dlq_tx, mut dlq_rx) = mpsc::channel(4);
-        let route = DeadLetterRoute::new(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())], "dlq".into());
+        let route = DeadLetterRoute::new("dlq".into());
+        route.set_outputs(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())]);
         let mut flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
         let counters = OutputCounters { delivered: Counter::default(), retries: Counter::default(), dead_letters: Counter::default() };
         let batch = vec![Record { time: 0, tag: "ok".into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }];

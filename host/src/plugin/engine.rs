@@ -129,6 +129,13 @@ impl PluginEngine {
     }
 }
 
+/// A digest of the file at `path` (`None` when unreadable), to notice a
+/// plugin replaced on disk.
+pub fn file_digest(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(hex::encode(&Sha256::digest(&bytes)[..16]))
+}
+
 /// Semver compatibility of a plugin's contract with the host's: the same
 /// major and a minor no newer than the host's (it may import what this host
 /// lacks); for 0.x the same minor, as a 0.x minor bump is breaking.

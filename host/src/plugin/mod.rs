@@ -9,11 +9,13 @@ mod error;
 mod host_api;
 mod instance;
 mod limits;
+mod reload;
 
-pub use engine::{PluginEngine, compatible};
+pub use engine::{PluginEngine, compatible, file_digest};
 pub use error::PluginError;
 pub use instance::FilterInstance;
 pub use limits::{DirGrant, EPOCH_TICK, Grants, Limits};
+pub use reload::hand_over;
 
 #[cfg(test)]
 mod tests;

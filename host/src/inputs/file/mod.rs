@@ -16,7 +16,7 @@ use super::{Input, InputContext, InputError};
 use crate::config::units::HumanDuration;
 
 /// Settings of the `file` input.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileInputConfig {
     /// The file; relative to the config file's folder.

@@ -6,7 +6,7 @@ use super::lines::{DEFAULT_MAX_LINE_BYTES, LineDecoder, LineFormat, read_to_end}
 use super::{Input, InputContext, InputError};
 
 /// Settings of the `stdin` input.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdinInputConfig {
     /// `ndjson` (default): each line is a JSON object; `lines`: each line is text.

@@ -7,7 +7,7 @@ use super::{Output, OutputError, WriteReport};
 use crate::pipeline::record::Record;
 
 /// Settings of the `blackhole` output: none.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlackholeOutputConfig {}
 

@@ -9,7 +9,7 @@ use super::{LineEncoding, Output, OutputError, WriteReport};
 use crate::pipeline::record::Record;
 
 /// Settings of the `file` output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileOutputConfig {
     /// The file, created if missing and appended to; relative to the config file's folder.

@@ -7,7 +7,7 @@ use super::{LineEncoding, Output, OutputError, WriteReport};
 use crate::pipeline::record::Record;
 
 /// Settings of the `stdout` output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutOutputConfig {
     /// `body` (default) prints the body; `envelope` wraps it with time and tag.
