@@ -29,12 +29,16 @@ fn validate_accepts_the_quickstart() {
 #[test]
 fn validate_rejects_an_unknown_key_with_exit_1_and_its_position() {
     let dir = TestDir::new();
-    let file = dir.write("bad.yaml", "inputs:\n  - type: stdin\n    fromat: lines\noutputs:\n  - { type: stdout, match: '*' }\n");
+    let file = dir
+        .write("bad.yaml", "inputs:\n  - type: stdin\n    fromat: lines\noutputs:\n  - { type: stdout, match: '*' }\n");
     let out = run(&["validate", "-c", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with(&format!("error: {}:3:5: inputs[0].fromat: unknown field `fromat`, expected one of", file.display())),
+        stderr.starts_with(&format!(
+            "error: {}:3:5: inputs[0].fromat: unknown field `fromat`, expected one of",
+            file.display()
+        )),
         "{stderr}"
     );
 }

@@ -99,7 +99,8 @@ fn a_followed_file_is_read_as_it_grows_and_across_rotation() {
         "weir.yaml",
         "inputs: [{ type: file, path: app.log, follow: true, poll_interval: 20ms, format: lines }]\noutputs: [{ type: file, path: out.ndjson, match: '*', batch: { max_wait: 10ms } }]\n",
     );
-    let mut child = weir().args(["run", "-c"]).arg(&config).stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        weir().args(["run", "-c"]).arg(&config).stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let out = dir.path("out.ndjson");
     let messages = || read_ndjson(&out).iter().map(|r| r["message"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert!(wait_for(Duration::from_secs(10), || messages().len() == 1), "{:?}", messages());

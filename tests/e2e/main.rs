@@ -18,6 +18,6 @@ mod local_io;
 mod metrics;
 mod plugin_limits;
 mod quickstart;
-mod reload;
 #[cfg(feature = "real-servers")]
 mod real;
+mod reload;

@@ -96,7 +96,10 @@ pub fn oracle(chunks: &[Vec<Statement>]) -> (Series, usize) {
             continue;
         }
         max_seen = max_seen.max(t);
-        series.entry((window_start, statement.txn.to_string(), statement.os.to_string())).or_default().push(statement.ms);
+        series
+            .entry((window_start, statement.txn.to_string(), statement.os.to_string()))
+            .or_default()
+            .push(statement.ms);
     }
     (series, late)
 }
@@ -116,8 +119,7 @@ fn windows_and_alerts_match_the_oracle() {
     let (chunks, generated_late) = traffic();
     assert!(generated_late >= 3, "the traffic must contain late events to test them");
     let dir = TestDir::new();
-    let mut input: Vec<String> =
-        chunks.iter().map(|c| chunk_line(c[0].os, c)).collect();
+    let mut input: Vec<String> = chunks.iter().map(|c| chunk_line(c[0].os, c)).collect();
     // Malformed chunks the pipeline must dead-letter, not drop or crash on.
     input.insert(100, r#"{"app":"shop","logs":17}"#.to_string());
     input.insert(200, "{not json".to_string());
@@ -150,7 +152,9 @@ fn windows_and_alerts_match_the_oracle() {
     }
     assert_eq!(got.len(), expected.len(), "one window record per series and window");
     for ((start, txn, os), values) in &expected {
-        let w = got.get(&(iso(*start), txn.clone(), os.clone())).unwrap_or_else(|| panic!("no window {} {txn} {os}", iso(*start)));
+        let w = got
+            .get(&(iso(*start), txn.clone(), os.clone()))
+            .unwrap_or_else(|| panic!("no window {} {txn} {os}", iso(*start)));
         let mut sorted = values.clone();
         sorted.sort_unstable();
         assert_eq!(w["window_end"], iso(start + WINDOW_SECS * 1000));
@@ -163,7 +167,11 @@ fn windows_and_alerts_match_the_oracle() {
             let exact = nearest_rank(&sorted, q) as f64;
             let reported = w[name].as_f64().unwrap();
             // 3 significant digits: within 0.1%, plus the unit resolution.
-            assert!((reported - exact).abs() <= exact * 1e-3 + 1.0, "{name} of {} {txn} {os}: {reported} vs exact {exact}", iso(*start));
+            assert!(
+                (reported - exact).abs() <= exact * 1e-3 + 1.0,
+                "{name} of {} {txn} {os}: {reported} vs exact {exact}",
+                iso(*start)
+            );
         }
     }
 
@@ -175,7 +183,11 @@ fn windows_and_alerts_match_the_oracle() {
     });
     assert_eq!(stages.get("input file"), Some(&1), "{stages:?}");
     assert_eq!(stages.get("filter split"), Some(&1), "{stages:?}");
-    assert_eq!(stages.get("filter percentiles").copied().unwrap_or(0), late, "late events are dead-lettered: {stages:?}");
+    assert_eq!(
+        stages.get("filter percentiles").copied().unwrap_or(0),
+        late,
+        "late events are dead-lettered: {stages:?}"
+    );
     assert_eq!(dead.len(), 2 + late);
 
     // Alerts: from the oracle's p95 per window, firing after 2 consecutive

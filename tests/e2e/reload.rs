@@ -84,7 +84,11 @@ fn twenty_swaps_under_load_lose_nothing_duplicate_nothing_and_keep_state() {
         let (status, body) = weir.reload();
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["changes"]["filters"]["modified"], serde_json::json!(["tagger"]), "{body}");
-        assert_eq!(body["changes"]["inputs"]["unchanged"], serde_json::json!(["file"]), "the input keeps running: {body}");
+        assert_eq!(
+            body["changes"]["inputs"]["unchanged"],
+            serde_json::json!(["file"]),
+            "the input keeps running: {body}"
+        );
     }
     std::thread::sleep(Duration::from_millis(60));
     stop.store(true, Ordering::Release);
@@ -144,7 +148,10 @@ fn a_broken_config_is_refused_whole_and_the_old_pipeline_keeps_running() {
     let (status, body) = weir.reload();
     assert_eq!(status, 422);
     let error = body["error"].as_str().unwrap();
-    assert!(error.contains("plugin tagger: trapped in restore") && error.contains("restore trapped on purpose"), "{error}");
+    assert!(
+        error.contains("plugin tagger: trapped in restore") && error.contains("restore trapped on purpose"),
+        "{error}"
+    );
 
     std::fs::OpenOptions::new().append(true).open(dir.path("in.ndjson")).unwrap().write_all(b"{\"n\":1}\n").unwrap();
     assert!(wait_for(Duration::from_secs(10), || read_ndjson(&out).len() == 2));
@@ -202,7 +209,10 @@ fn windows_spanning_reloads_of_extract_and_percentiles_equal_the_oracle() {
     let admin = free_port();
     let base = std::fs::read_to_string(crate::util::repo().join("configs/mobile-metrics.yaml"))
         .unwrap()
-        .replace("${INPUT:-sample/mobile-chunks.ndjson}\", tag: mobile.chunks }", "in.ndjson\", tag: mobile.chunks, follow: true, poll_interval: 10ms }")
+        .replace(
+            "${INPUT:-sample/mobile-chunks.ndjson}\", tag: mobile.chunks }",
+            "in.ndjson\", tag: mobile.chunks, follow: true, poll_interval: 10ms }",
+        )
         .replace("${OUT_DIR:-out}", "out")
         .replace("${WEIR_PLUGIN_DIR:-../target/plugins}", &plugin_dir().display().to_string());
     let config = format!("admin: {{ address: 127.0.0.1:{admin} }}\n{base}");
@@ -238,7 +248,12 @@ fn windows_spanning_reloads_of_extract_and_percentiles_equal_the_oracle() {
         .collect();
     let out = dir.path("out/windows.ndjson");
     let response_windows = || read_ndjson(&out).into_iter().filter(|w| w["metric"] == "response_time_ms").count();
-    assert!(wait_for(Duration::from_secs(30), || response_windows() >= closed.len()), "{} < {}", response_windows(), closed.len());
+    assert!(
+        wait_for(Duration::from_secs(30), || response_windows() >= closed.len()),
+        "{} < {}",
+        response_windows(),
+        closed.len()
+    );
     weir.stop();
     let windows: Vec<Value> = read_ndjson(&out).into_iter().filter(|w| w["metric"] == "response_time_ms").collect();
     assert_eq!(windows.len(), closed.len());

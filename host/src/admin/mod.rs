@@ -51,11 +51,16 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
 
 async fn reload(State(state): State<AdminState>) -> impl IntoResponse {
     let Some(reload) = state.reload else {
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "reloaded": false, "error": "the pipeline is not running" })));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "reloaded": false, "error": "the pipeline is not running" })),
+        );
     };
     match reload().await {
         Ok(changes) => (StatusCode::OK, axum::Json(serde_json::json!({ "reloaded": true, "changes": changes }))),
-        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "reloaded": false, "error": error }))),
+        Err(error) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "reloaded": false, "error": error })))
+        }
     }
 }
 
@@ -112,7 +117,10 @@ mod tests {
         let response = router(state).oneshot(Request::post("/-/reload").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["changes"]["filters"]["modified"][0], "a");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["changes"]["filters"]["modified"][0],
+            "a"
+        );
 
         let refused: ReloadFn = Arc::new(|| Box::pin(async { Err("plugin x: config field `y`: bad".to_string()) }));
         let state = AdminState { reload: Some(refused), ..AdminState::default() };

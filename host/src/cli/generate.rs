@@ -62,7 +62,11 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
                 match rng.below(10) {
                     0..=5 => {
                         let txn = rng.pick(&["pay", "search", "login"]);
-                        let base = match txn { "pay" => 300, "search" => 120, _ => 80 };
+                        let base = match txn {
+                            "pay" => 300,
+                            "search" => 120,
+                            _ => 80,
+                        };
                         let status = if rng.below(20) == 0 { "error" } else { "ok" };
                         format!("{ts} txn={txn} status={status} resp_ms={}", base + rng.below(base * 2))
                     }

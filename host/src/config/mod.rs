@@ -116,17 +116,13 @@ pub struct BatchSettings {
 /// Load and validate the config at `path`, interpolating variables from the
 /// process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     parse(path, &text, |name| std::env::var(name).ok())
 }
 
 /// Validate config `text` as if read from `path`.
-pub fn parse(
-    path: &Path,
-    text: &str,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigError> {
+pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let text = interpolate::interpolate(text, &env).map_err(|missing| ConfigError::Invalid {
         file: path.to_path_buf(),
         position: Some((missing.line, missing.column)),

@@ -12,9 +12,7 @@ use serde_norway::{Mapping, Value};
 use super::raw::{RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch};
 use super::spans::Spans;
 use super::units::{ByteSize, HumanDuration};
-use super::{
-    BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings,
-};
+use super::{BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings};
 use crate::pipeline::routing::TagMatch;
 use crate::plugin::{DirGrant, Grants, Limits};
 use crate::{inputs, outputs};
@@ -30,22 +28,15 @@ const DEFAULT_DEAD_LETTER_TAG: &str = "weir.dead_letter";
 const DEFAULT_OUTPUT_MAX_RECORDS: usize = 1000;
 const DEFAULT_OUTPUT_MAX_WAIT: Duration = Duration::from_millis(200);
 
-pub fn resolve(
-    file: &Path,
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigError> {
+pub fn resolve(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let spans = Spans::index(text).map_err(|e| ConfigError::Invalid {
         file: file.to_path_buf(),
         position: Some((e.marker().line(), e.marker().col() + 1)),
         key: String::new(),
         message: format!("invalid YAML: {}", e.info()),
     })?;
-    let resolver = Resolver {
-        file: file.to_path_buf(),
-        base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-        spans,
-    };
+    let resolver =
+        Resolver { file: file.to_path_buf(), base: file.parent().map(Path::to_path_buf).unwrap_or_default(), spans };
     let raw: RawConfig = if text.trim().is_empty() {
         return Err(resolver.error("", "the config is empty; expected `inputs:` and `outputs:`"));
     } else {
@@ -108,11 +99,7 @@ impl Resolver {
         self.base.join(value)
     }
 
-    fn config(
-        &self,
-        raw: RawConfig,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    fn config(&self, raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let plugin_dir = match (&raw.plugin_dir, env("WEIR_PLUGIN_DIR")) {
             (Some(dir), _) => self.path(dir),
             (None, Some(dir)) => PathBuf::from(dir),
@@ -151,8 +138,7 @@ impl Resolver {
                 )
             })?),
         };
-        let dead_letter_tag: Arc<str> =
-            raw.dead_letter.tag.as_deref().unwrap_or(DEFAULT_DEAD_LETTER_TAG).into();
+        let dead_letter_tag: Arc<str> = raw.dead_letter.tag.as_deref().unwrap_or(DEFAULT_DEAD_LETTER_TAG).into();
 
         // Names are unique within each section: an input and an output may
         // both be called `file` (metrics label them `input=` and `output=`).
@@ -235,10 +221,7 @@ impl Resolver {
 
     fn unique_name(&self, key: &str, name: &str, names: &mut HashSet<String>) -> Result<(), ConfigError> {
         if !names.insert(name.to_string()) {
-            return Err(self.error(
-                key,
-                format!("duplicate name {name:?}; give each one a unique `name:`"),
-            ));
+            return Err(self.error(key, format!("duplicate name {name:?}; give each one a unique `name:`")));
         }
         Ok(())
     }
@@ -279,8 +262,17 @@ impl Resolver {
                 .map_err(|e| self.serde_error(&format!("{key}.batch"), e, false))?,
         };
         let batch = BatchSettings {
-            max_records: positive(self, &format!("{key}.batch.max_records"), batch.max_records, DEFAULT_OUTPUT_MAX_RECORDS)?,
-            max_wait: self.duration(&format!("{key}.batch.max_wait"), batch.max_wait.as_deref(), DEFAULT_OUTPUT_MAX_WAIT)?,
+            max_records: positive(
+                self,
+                &format!("{key}.batch.max_records"),
+                batch.max_records,
+                DEFAULT_OUTPUT_MAX_RECORDS,
+            )?,
+            max_wait: self.duration(
+                &format!("{key}.batch.max_wait"),
+                batch.max_wait.as_deref(),
+                DEFAULT_OUTPUT_MAX_WAIT,
+            )?,
         };
         let config = match outputs::parse_config(&kind, Value::Mapping(body)) {
             None => {
@@ -333,9 +325,8 @@ impl Resolver {
         let matches = self.tag_match(&format!("{key}.match"), raw.matches)?;
         let config = match raw.config {
             None => serde_json::Value::Object(Default::default()),
-            Some(value @ Value::Mapping(_)) => serde_json::to_value(&value).map_err(|e| {
-                self.error(&format!("{key}.config"), format!("cannot be expressed as JSON: {e}"))
-            })?,
+            Some(value @ Value::Mapping(_)) => serde_json::to_value(&value)
+                .map_err(|e| self.error(&format!("{key}.config"), format!("cannot be expressed as JSON: {e}")))?,
             Some(_) => return Err(self.error(&format!("{key}.config"), "expected a mapping")),
         };
         Ok(FilterSpec {
@@ -356,9 +347,7 @@ impl Resolver {
         }
         let memory = match &raw.memory {
             None => defaults.memory,
-            Some(text) => {
-                ByteSize::parse(text).map_err(|m| self.error(&format!("{key}.memory"), m))?.0
-            }
+            Some(text) => ByteSize::parse(text).map_err(|m| self.error(&format!("{key}.memory"), m))?.0,
         };
         Ok(Limits { deadline, memory })
     }

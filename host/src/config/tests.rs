@@ -187,7 +187,12 @@ fn a_missing_variable_names_its_line() {
     let (_dir, file) = workspace();
     let err = parse(&file, &MINIMAL.replace("match: file", "match: ${NOPE}"), no_env).unwrap_err();
     let text = err.to_string();
-    assert!(text.ends_with("weir.yaml:6:12: environment variable NOPE is not set; set it or give a default: ${NOPE:-default}"), "{text}");
+    assert!(
+        text.ends_with(
+            "weir.yaml:6:12: environment variable NOPE is not set; set it or give a default: ${NOPE:-default}"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -216,8 +221,8 @@ fn the_display_names_file_line_column_and_key() {
 #[test]
 fn every_shipped_config_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let plugins = std::env::var("WEIR_PLUGIN_DIR")
-        .unwrap_or_else(|_| root.join("target/plugins").display().to_string());
+    let plugins =
+        std::env::var("WEIR_PLUGIN_DIR").unwrap_or_else(|_| root.join("target/plugins").display().to_string());
     let mut seen = 0;
     for entry in walk(&root.join("configs")) {
         if entry.extension().is_some_and(|e| e == "yaml") {

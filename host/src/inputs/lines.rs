@@ -44,8 +44,23 @@ pub struct LineDecoder {
 impl LineDecoder {
     /// A decoder for the stream named `stream` (e.g. `file:/x.log`), read by
     /// the input named in `stage`.
-    pub fn new(format: LineFormat, message_key: String, max_line_bytes: usize, stream: Arc<str>, stage: String) -> Self {
-        LineDecoder { format, message_key, max_line_bytes, stream, stage, line_no: 0, pending: Vec::new(), skipping: false }
+    pub fn new(
+        format: LineFormat,
+        message_key: String,
+        max_line_bytes: usize,
+        stream: Arc<str>,
+        stage: String,
+    ) -> Self {
+        LineDecoder {
+            format,
+            message_key,
+            max_line_bytes,
+            stream,
+            stage,
+            line_no: 0,
+            pending: Vec::new(),
+            skipping: false,
+        }
     }
 
     /// Restart numbering, e.g. after the file was rotated.
@@ -81,7 +96,10 @@ impl LineDecoder {
                 out.dead.push(self.dead_letter(
                     ctx,
                     &prefix[..self.max_line_bytes.min(1024)],
-                    format!("line {} is longer than {} bytes (max_line_bytes); skipped", self.line_no, self.max_line_bytes),
+                    format!(
+                        "line {} is longer than {} bytes (max_line_bytes); skipped",
+                        self.line_no, self.max_line_bytes
+                    ),
                 ));
                 self.skipping = true;
             }

@@ -62,7 +62,6 @@ impl InputConfig {
             InputConfig::File(c) => Box::new(file::FileInput::new(c.clone())),
         })
     }
-
 }
 
 /// Why an input stopped with an error.

@@ -136,7 +136,13 @@ mod tests {
 
     #[test]
     fn envelope_keeps_time_and_tag() {
-        let record = Record { time: 1_000_000_000, tag: "a.b".into(), body: br#"{"x":1}"#.as_slice().into(), origin: None, ack: None };
+        let record = Record {
+            time: 1_000_000_000,
+            tag: "a.b".into(),
+            body: br#"{"x":1}"#.as_slice().into(),
+            origin: None,
+            ack: None,
+        };
         let mut out = Vec::new();
         LineEncoding::Envelope.encode(&record, &mut out);
         assert_eq!(out, b"{\"time\":\"1970-01-01T00:00:01Z\",\"tag\":\"a.b\",\"body\":{\"x\":1}}\n");

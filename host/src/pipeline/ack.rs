@@ -35,8 +35,7 @@ struct AckState {
 
 impl Drop for AckState {
     fn drop(&mut self) {
-        let outcome =
-            if self.failed.load(Ordering::Acquire) { Delivery::Failed } else { Delivery::Delivered };
+        let outcome = if self.failed.load(Ordering::Acquire) { Delivery::Failed } else { Delivery::Delivered };
         let callback = self.on_done.get_mut().map(Option::take).unwrap_or_else(|poisoned| poisoned.into_inner().take());
         if let Some(callback) = callback {
             callback(outcome);
@@ -51,16 +50,18 @@ pub struct AckToken(Arc<AckState>);
 impl AckToken {
     /// A token that calls `on_done` once, when the last clone is dropped.
     pub fn new(on_done: impl FnOnce(Delivery) + Send + 'static) -> Self {
-        AckToken(Arc::new(AckState {
-            failed: AtomicBool::new(false),
-            on_done: Mutex::new(Some(Box::new(on_done))),
-        }))
+        AckToken(Arc::new(AckState { failed: AtomicBool::new(false), on_done: Mutex::new(Some(Box::new(on_done))) }))
     }
 
     /// A token whose outcome arrives on the returned receiver.
     pub fn channel() -> (Self, tokio::sync::oneshot::Receiver<Delivery>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        (AckToken::new(move |outcome| { let _ = tx.send(outcome); }), rx)
+        (
+            AckToken::new(move |outcome| {
+                let _ = tx.send(outcome);
+            }),
+            rx,
+        )
     }
 
     /// Mark the whole unit as not delivered.

@@ -45,16 +45,13 @@ impl Clock {
 }
 
 fn system_now() -> Timestamp {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Format a timestamp as RFC 3339 with nanoseconds trimmed to what is set.
 pub fn rfc3339(time: Timestamp) -> String {
-    chrono::DateTime::from_timestamp_nanos(time)
-        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    chrono::DateTime::from_timestamp_nanos(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 #[cfg(test)]

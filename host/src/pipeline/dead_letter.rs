@@ -67,10 +67,9 @@ impl DeadLetter {
         let record = match original {
             Some(raw) => raw,
             None => {
-                let text = serde_json::to_string(&String::from_utf8_lossy(&self.body))
-                    .expect("a string always serialises");
-                as_string = serde_json::value::RawValue::from_string(text)
-                    .expect("a serialised string is valid JSON");
+                let text =
+                    serde_json::to_string(&String::from_utf8_lossy(&self.body)).expect("a string always serialises");
+                as_string = serde_json::value::RawValue::from_string(text).expect("a serialised string is valid JSON");
                 &*as_string
             }
         };
@@ -83,13 +82,7 @@ impl DeadLetter {
             record,
         };
         let body = serde_json::to_vec(&envelope).expect("the envelope always serialises");
-        Record {
-            time: self.time,
-            tag: dead_letter_tag.clone(),
-            body: body.into(),
-            origin: self.origin,
-            ack: self.ack,
-        }
+        Record { time: self.time, tag: dead_letter_tag.clone(), body: body.into(), origin: self.origin, ack: self.ack }
     }
 }
 

@@ -204,8 +204,12 @@ impl Stage {
         }
         self.restarts.add(1);
         match self.instance.recreate(engine) {
-            Ok(()) => tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset"),
-            Err(e) => tracing::error!(filter = %self.instance.name(), error = %e, "cannot recreate filter instance; its batches will be dead-lettered"),
+            Ok(()) => {
+                tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset")
+            }
+            Err(e) => {
+                tracing::error!(filter = %self.instance.name(), error = %e, "cannot recreate filter instance; its batches will be dead-lettered")
+            }
         }
     }
 }
@@ -234,8 +238,8 @@ pub enum FilterSlot {
     /// A new, configured instance; `hand_over` takes the state of the
     /// running filter of the same name.
     Replace {
-        /// The new instance.
-        instance: FilterInstance,
+        /// The new instance (boxed: a store is large, and slots move).
+        instance: Box<FilterInstance>,
         /// Whether to restore the old instance's snapshot into it.
         hand_over: bool,
     },
@@ -302,7 +306,13 @@ impl Chain {
                     self.process(batch);
                 }
                 Next::Batch(None) => return,
-                Next::Command(Some(ChainCommand::Apply { filters, routes, batch_max_records, tick_interval: tick, reply })) => {
+                Next::Command(Some(ChainCommand::Apply {
+                    filters,
+                    routes,
+                    batch_max_records,
+                    tick_interval: tick,
+                    reply,
+                })) => {
                     let result = self.apply(filters, routes);
                     if result.is_ok() {
                         self.batch_max_records = batch_max_records;
@@ -353,7 +363,7 @@ impl Chain {
             .into_iter()
             .map(|slot| match slot {
                 FilterSlot::Keep(name) => old.remove(&name).expect("checked above that every kept filter runs"),
-                FilterSlot::Replace { instance, .. } => Stage::new(instance),
+                FilterSlot::Replace { instance, .. } => Stage::new(*instance),
             })
             .collect();
         self.router.set_routes(routes);
@@ -385,7 +395,13 @@ impl Chain {
             stage.records_out.add(events.len() as u64);
             let records: Batch = events
                 .into_iter()
-                .map(|e| Record { time: e.time, tag: stage.intern(e.tag), body: e.body.into(), origin: None, ack: None })
+                .map(|e| Record {
+                    time: e.time,
+                    tag: stage.intern(e.tag),
+                    body: e.body.into(),
+                    origin: None,
+                    ack: None,
+                })
                 .collect();
             let out = self.run_stages(i + 1, records);
             self.router.route_blocking(out);
@@ -411,10 +427,8 @@ impl Chain {
         while selected.peek().is_some() {
             let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
             stage.records_in.add(chunk.len() as u64);
-            let events: Vec<Event> = chunk
-                .iter()
-                .map(|r| Event { time: r.time, tag: r.tag.to_string(), body: r.body.to_vec() })
-                .collect();
+            let events: Vec<Event> =
+                chunk.iter().map(|r| Event { time: r.time, tag: r.tag.to_string(), body: r.body.to_vec() }).collect();
             match stage.instance.process(&events) {
                 Ok(result) => {
                     drop(events);
@@ -438,7 +452,10 @@ impl Chain {
                         let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
                         for rejected in result.rejected {
                             if let Some(record) = chunk[rejected.index as usize].take() {
-                                out.push(DeadLetter::of(record, stage.stage_name.clone(), rejected.reason).into_record(&dead_letter_tag));
+                                out.push(
+                                    DeadLetter::of(record, stage.stage_name.clone(), rejected.reason)
+                                        .into_record(&dead_letter_tag),
+                                );
                             }
                         }
                     }

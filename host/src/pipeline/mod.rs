@@ -82,7 +82,8 @@ impl Pipeline {
             if let Some(file) = state_file(&config, &spec.name)
                 && file.is_file()
             {
-                let state = std::fs::read(&file).map_err(|source| PipelineError::State { file: file.clone(), source })?;
+                let state =
+                    std::fs::read(&file).map_err(|source| PipelineError::State { file: file.clone(), source })?;
                 instance.restore(&state).map_err(|e| PipelineError::Restore { file: file.clone(), source: e })?;
                 tracing::info!(filter = spec.name, file = %file.display(), bytes = state.len(), "restored filter state");
             }
@@ -189,7 +190,14 @@ impl Outputs {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
         let retry = RetryPolicy { max_attempts: None };
-        self.tasks.push(tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, retry, dead_letters.clone())));
+        self.tasks.push(tokio::spawn(output_task::run(
+            spec.name.clone(),
+            output,
+            rx,
+            spec.batch,
+            retry,
+            dead_letters.clone(),
+        )));
         self.senders.insert(spec.name.clone(), tx);
         Ok(())
     }
@@ -304,7 +312,10 @@ impl Running {
             .filters
             .iter()
             .map(|f| match built.remove(&f.name) {
-                Some(instance) => FilterSlot::Replace { instance, hand_over: plan.filters.modified.contains(&f.name) },
+                Some(instance) => FilterSlot::Replace {
+                    instance: Box::new(instance),
+                    hand_over: plan.filters.modified.contains(&f.name),
+                },
                 None => FilterSlot::Keep(f.name.clone()),
             })
             .collect();
@@ -377,7 +388,9 @@ fn save_state(config: &Config, chain: &mut Chain) {
         });
         match result {
             Ok(()) => tracing::info!(filter = %instance.name(), file = %file.display(), "saved filter state"),
-            Err(error) => tracing::error!(filter = %instance.name(), file = %file.display(), error, "cannot save filter state; it is lost"),
+            Err(error) => {
+                tracing::error!(filter = %instance.name(), file = %file.display(), error, "cannot save filter state; it is lost")
+            }
         }
     }
 }

@@ -59,7 +59,8 @@ impl DeadLetterRoute {
         for letter in letters {
             let record = letter.into_record(&self.tag);
             let mut delivered = false;
-            let targets: Vec<_> = self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
+            let targets: Vec<_> =
+                self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
             for sender in targets {
                 if sender.send(vec![record.clone()]).await.is_ok() {
                     delivered = true;
@@ -179,7 +180,13 @@ async fn write(
         };
         batch = failed;
         if retry.max_attempts.is_some_and(|max| attempt >= max) {
-            tracing::warn!(stage, attempts = attempt, records = batch.len(), reason, "giving up; records sent to dead letter");
+            tracing::warn!(
+                stage,
+                attempts = attempt,
+                records = batch.len(),
+                reason,
+                "giving up; records sent to dead letter"
+            );
             counters.dead_letters.add(batch.len() as u64);
             let letters = batch
                 .into_iter()
@@ -231,7 +238,11 @@ mod tests {
         async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError> {
             if self.failures > 0 {
                 self.failures -= 1;
-                return Err(OutputError::Io { output: "flaky".into(), what: "writing".into(), source: std::io::Error::other("down") });
+                return Err(OutputError::Io {
+                    output: "flaky".into(),
+                    what: "writing".into(),
+                    source: std::io::Error::other("down"),
+                });
             }
             let mut report = WriteReport::default();
             for (i, r) in batch.iter().enumerate() {
@@ -256,11 +267,21 @@ mod tests {
         let (token, mut outcome) = AckToken::channel();
         let batch: Batch = ["ok", "refuse", "retry"]
             .into_iter()
-            .map(|tag| Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: Some(token.clone()) })
+            .map(|tag| Record {
+                time: 0,
+                tag: tag.into(),
+                body: bytes::Bytes::from_static(b"{}"),
+                origin: None,
+                ack: Some(token.clone()),
+            })
             .collect();
         drop(token);
         let mut flaky = Flaky { failures: 2, retried: false, written: Vec::new() };
-        let counters = OutputCounters { delivered: Counter::default(), retries: Counter::default(), dead_letters: Counter::default() };
+        let counters = OutputCounters {
+            delivered: Counter::default(),
+            retries: Counter::default(),
+            dead_letters: Counter::default(),
+        };
         write(&mut flaky, batch, "output flaky", RetryPolicy { max_attempts: None }, &route, &counters).await;
         assert_eq!(flaky.written, ["ok", "retry"]);
         assert_eq!(counters.retries.get(), 3, "two whole-batch failures and one retried record");
@@ -280,12 +301,20 @@ mod tests {
         let route = DeadLetterRoute::new("dlq".into());
         route.set_outputs(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())]);
         let mut flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
-        let counters = OutputCounters { delivered: Counter::default(), retries: Counter::default(), dead_letters: Counter::default() };
-        let batch = vec![Record { time: 0, tag: "ok".into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }];
+        let counters = OutputCounters {
+            delivered: Counter::default(),
+            retries: Counter::default(),
+            dead_letters: Counter::default(),
+        };
+        let batch =
+            vec![Record { time: 0, tag: "ok".into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }];
         write(&mut flaky, batch, "output flaky", RetryPolicy { max_attempts: Some(2) }, &route, &counters).await;
         let dead = dlq_rx.try_recv().unwrap();
         let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
-        assert!(body["reason"].as_str().unwrap().starts_with("gave up after 2 attempts: output flaky: writing: down"), "{body}");
+        assert!(
+            body["reason"].as_str().unwrap().starts_with("gave up after 2 attempts: output flaky: writing: down"),
+            "{body}"
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl Changes {
             }
         }
         changes.removed =
-            old.iter().map(|o| name(o)).filter(|o| !new.iter().any(|n| name(n) == *o)).map(String::from).collect();
+            old.iter().map(&name).filter(|o| !new.iter().any(|n| name(n) == *o)).map(String::from).collect();
         changes
     }
 

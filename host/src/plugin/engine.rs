@@ -42,8 +42,11 @@ impl PluginEngine {
     /// Compile the component at `path` for the filter `plugin`, or load it
     /// from the cache, and check its contract version.
     pub fn load(&self, plugin: &str, path: &Path) -> Result<Component, PluginError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| PluginError::Read { plugin: plugin.into(), path: path.into(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            plugin: plugin.into(),
+            path: path.into(),
+            source,
+        })?;
         let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{}.cwasm", self.cache_key(&bytes))));
         let component = match cached.as_deref().and_then(|file| self.load_cached(file)) {
             Some(component) => component,

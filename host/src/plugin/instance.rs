@@ -43,7 +43,8 @@ impl FilterInstance {
         component: &Component,
     ) -> Result<Self, PluginError> {
         let name: Arc<str> = spec.name.as_str().into();
-        let instantiate_error = |e: wasmtime::Error| PluginError::Instantiate { plugin: spec.name.clone(), reason: format!("{e:#}") };
+        let instantiate_error =
+            |e: wasmtime::Error| PluginError::Instantiate { plugin: spec.name.clone(), reason: format!("{e:#}") };
         let pre: InstancePre<HostState> = engine.linker.instantiate_pre(component).map_err(instantiate_error)?;
         let pre = FilterPre::new(pre).map_err(instantiate_error)?;
         let config_json = spec.config.to_string();

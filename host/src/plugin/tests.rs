@@ -42,7 +42,8 @@ fn event(body: &str) -> Event {
 }
 
 fn misbehave(engine: &PluginEngine, mode: &str, limits: Limits) -> FilterInstance {
-    FilterInstance::new(engine, &spec("misbehave", json!({ "mode": mode, "factor": 3 }), limits), Clock::system()).unwrap()
+    FilterInstance::new(engine, &spec("misbehave", json!({ "mode": mode, "factor": 3 }), limits), Clock::system())
+        .unwrap()
 }
 
 /// A healthy batch goes through a (re)created instance untouched.
@@ -69,7 +70,8 @@ fn split_emits_one_record_per_statement_with_its_chunk_as_parent() {
 
 #[test]
 fn split_rejects_a_malformed_chunk_and_keeps_the_rest() {
-    let mut split = FilterInstance::new(&engine(), &spec("split", json!({}), Limits::default()), Clock::system()).unwrap();
+    let mut split =
+        FilterInstance::new(&engine(), &spec("split", json!({}), Limits::default()), Clock::system()).unwrap();
     let out = split.process(&[event(r#"{"logs":5}"#), event(r#"{"logs":["x"]}"#)]).unwrap();
     assert_eq!(out.rejected.len(), 1);
     assert_eq!(out.rejected[0].index, 0);
@@ -149,7 +151,11 @@ fn amplification_emits_every_copy_with_its_parent() {
 #[test]
 fn runaway_amplification_is_stopped_by_the_memory_cap() {
     let engine = engine();
-    let s = spec("misbehave", json!({ "mode": "amplify", "factor": 100_000_000u32 }), Limits { memory: 64 << 20, ..Limits::default() });
+    let s = spec(
+        "misbehave",
+        json!({ "mode": "amplify", "factor": 100_000_000u32 }),
+        Limits { memory: 64 << 20, ..Limits::default() },
+    );
     let mut instance = FilterInstance::new(&engine, &s, Clock::system()).unwrap();
     let err = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap_err();
     assert!(matches!(err, PluginError::MemoryCap { .. }), "{err}");

@@ -48,15 +48,9 @@ impl FileOutput {
                 source,
             })?;
         }
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.path)
-            .await
-            .map_err(|source| OutputError::Io {
-                output: name.to_string(),
-                what: format!("opening {}", config.path.display()),
-                source,
+        let file =
+            tokio::fs::OpenOptions::new().create(true).append(true).open(&config.path).await.map_err(|source| {
+                OutputError::Io { output: name.to_string(), what: format!("opening {}", config.path.display()), source }
             })?;
         Ok(FileOutput { name: name.to_string(), config, file, buf: Vec::new() })
     }

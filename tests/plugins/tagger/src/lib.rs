@@ -44,7 +44,10 @@ impl Guest for Tagger {
     fn configure(config: String) -> Result<(), ConfigError> {
         let parsed: TaggerConfig = serde_json::from_str(&config).map_err(|e| {
             let text = e.to_string();
-            let field = ["tag", "version", "trap_on_restore"].into_iter().find(|f| text.contains(&format!("`{f}`"))).map(String::from);
+            let field = ["tag", "version", "trap_on_restore"]
+                .into_iter()
+                .find(|f| text.contains(&format!("`{f}`")))
+                .map(String::from);
             ConfigError { field, message: text }
         })?;
         state().config = Some(parsed);
