@@ -30,10 +30,7 @@ impl FieldPath {
             return Err(format!("invalid field path {path:?}: empty segment"));
         }
         let head_len = path.find('.').unwrap_or(path.len());
-        Ok(Self {
-            full: path.to_owned(),
-            head_len,
-        })
+        Ok(Self { full: path.to_owned(), head_len })
     }
 
     /// The path as configured.
@@ -61,9 +58,7 @@ impl<'a> RecordView<'a> {
     /// Parse the top level of `body`. A body that is not a JSON object has no
     /// fields, so every lookup misses.
     pub fn new(body: &'a [u8]) -> Self {
-        Self {
-            fields: weir_plugin_sdk::fields(body).ok(),
-        }
+        Self { fields: weir_plugin_sdk::fields(body).ok() }
     }
 
     /// The raw JSON at `path`, descending through nested objects.
@@ -98,10 +93,7 @@ impl<'a> RecordView<'a> {
 /// `{"metric":"<name>","value":<number>,"labels":{"<k>":"<v>",...}}`.
 /// `labels` must already be sorted by key (rules sort them once, at configure).
 pub fn metric_body(metric: &str, value: Value, labels: &[(&str, &str)]) -> String {
-    debug_assert!(
-        labels.windows(2).all(|w| w[0].0 < w[1].0),
-        "labels must be sorted"
-    );
+    debug_assert!(labels.windows(2).all(|w| w[0].0 < w[1].0), "labels must be sorted");
     let mut label_object = ObjectWriter::with_capacity(16 * labels.len() + 2);
     for (key, text) in labels {
         label_object.str(key, text);
@@ -122,13 +114,7 @@ pub fn metric_body(metric: &str, value: Value, labels: &[(&str, &str)]) -> Strin
 /// (mode `all`, even for one), and `extract_error` with the reasons joined by
 /// `"; "` when any value failed. Returns `None` when there is nothing to add
 /// or the body is not an object, meaning: pass the body on untouched.
-pub fn enrich(
-    body: &[u8],
-    enrich_field: &str,
-    mode: Mode,
-    metrics: &[String],
-    errors: &[String],
-) -> Option<Vec<u8>> {
+pub fn enrich(body: &[u8], enrich_field: &str, mode: Mode, metrics: &[String], errors: &[String]) -> Option<Vec<u8>> {
     if metrics.is_empty() && errors.is_empty() {
         return None;
     }
@@ -177,10 +163,7 @@ mod tests {
     #[test]
     fn paths_refuse_empty_segments() {
         assert!(FieldPath::parse("a.b").is_ok());
-        assert_eq!(
-            FieldPath::parse("a..b"),
-            Err(r#"invalid field path "a..b": empty segment"#.into())
-        );
+        assert_eq!(FieldPath::parse("a..b"), Err(r#"invalid field path "a..b": empty segment"#.into()));
         assert!(FieldPath::parse("").is_err());
         assert!(FieldPath::parse(".a").is_err());
         assert!(FieldPath::parse("a.").is_err());
@@ -191,46 +174,25 @@ mod tests {
         let body = br#"{"message":"a\"b","os":"ios","app":{"version":"1.2","build":7,"beta":true,"x":null,"o":{}}}"#;
         let view = RecordView::new(body);
         assert_eq!(view.lookup_str(&path("message")).as_deref(), Some("a\"b"));
-        assert_eq!(
-            view.lookup_str(&path("app.version")).as_deref(),
-            Some("1.2")
-        );
+        assert_eq!(view.lookup_str(&path("app.version")).as_deref(), Some("1.2"));
         assert_eq!(view.lookup_str(&path("app.build")), None);
         assert_eq!(view.lookup_label(&path("app.build")).as_deref(), Some("7"));
-        assert_eq!(
-            view.lookup_label(&path("app.beta")).as_deref(),
-            Some("true")
-        );
+        assert_eq!(view.lookup_label(&path("app.beta")).as_deref(), Some("true"));
         assert_eq!(view.lookup_label(&path("app.x")), None);
         assert_eq!(view.lookup_label(&path("app.o")), None);
         assert_eq!(view.lookup_label(&path("app.missing")), None);
         assert_eq!(view.lookup_label(&path("os.deeper")), None);
-        assert_eq!(
-            RecordView::new(b"not json")
-                .lookup(&path("message"))
-                .map(|v| v.get()),
-            None
-        );
+        assert_eq!(RecordView::new(b"not json").lookup(&path("message")).map(|v| v.get()), None);
     }
 
     #[test]
     fn metric_body_has_the_agreed_shape() {
-        let body = metric_body(
-            "response_time",
-            Value::Integer(231),
-            &[("os", "ios"), ("txn", "pay\"ment")],
-        );
-        assert_eq!(
-            body,
-            r#"{"metric":"response_time","value":231,"labels":{"os":"ios","txn":"pay\"ment"}}"#
-        );
+        let body = metric_body("response_time", Value::Integer(231), &[("os", "ios"), ("txn", "pay\"ment")]);
+        assert_eq!(body, r#"{"metric":"response_time","value":231,"labels":{"os":"ios","txn":"pay\"ment"}}"#);
         let body = metric_body("page_load", Value::Float(1200.0), &[]);
         assert_eq!(body, r#"{"metric":"page_load","value":1200.0,"labels":{}}"#);
         let parsed: Json = serde_json::from_str(&body).unwrap();
-        assert_eq!(
-            parsed,
-            json!({"metric": "page_load", "value": 1200.0, "labels": {}})
-        );
+        assert_eq!(parsed, json!({"metric": "page_load", "value": 1200.0, "labels": {}}));
     }
 
     #[test]
@@ -249,14 +211,7 @@ mod tests {
         let raw = br#"{"message":"x"}"#;
         let a = metric_body("a", Value::Integer(1), &[]);
         let b = metric_body("b", Value::Float(0.5), &[]);
-        let out = enrich(
-            raw,
-            "extract",
-            Mode::All,
-            &[a.clone(), b],
-            &["e1".into(), "e2".into()],
-        )
-        .unwrap();
+        let out = enrich(raw, "extract", Mode::All, &[a.clone(), b], &["e1".into(), "e2".into()]).unwrap();
         let parsed: Json = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             parsed,
@@ -271,13 +226,7 @@ mod tests {
 
     #[test]
     fn nothing_to_add_or_no_object_means_untouched() {
-        assert_eq!(
-            enrich(br#"{"a":1}"#, "extract", Mode::First, &[], &[]),
-            None
-        );
-        assert_eq!(
-            enrich(b"[1]", "extract", Mode::First, &[], &["e".into()]),
-            None
-        );
+        assert_eq!(enrich(br#"{"a":1}"#, "extract", Mode::First, &[], &[]), None);
+        assert_eq!(enrich(b"[1]", "extract", Mode::First, &[], &["e".into()]), None);
     }
 }

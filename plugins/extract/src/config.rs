@@ -1,15 +1,18 @@
-//! The shape of the filter's `config:` block, and the error that names a key.
+//! The shape of the filter's `config:` block, read with errors that name a
+//! key.
 //!
 //! These serde structs only check shape: types, known keys, required keys.
 //! Meaning (patterns compile, groups exist, units are known, labels are
 //! unique) is checked when `rules.rs` compiles them, which is the only
-//! reader of these structs. Errors carry the path of the offending key, as in
-//! `rules[0].value.type`, because that is what the WIT `config-error` reports.
+//! reader of these structs. Errors (the SDK's `ConfigError`) carry the path
+//! of the offending key, as in `rules[0].value.type`, because that is what
+//! the WIT `config-error` reports.
 
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use weir_plugin_sdk::ConfigError;
 
 /// The `config:` block of an `extract` filter.
 ///
@@ -151,10 +154,7 @@ impl<'de> Deserialize<'de> for FieldLabelConfig {
             }
 
             fn visit_str<E: de::Error>(self, path: &str) -> Result<Self::Value, E> {
-                Ok(FieldLabelConfig {
-                    from: path.to_owned(),
-                    to: path.to_owned(),
-                })
+                Ok(FieldLabelConfig { from: path.to_owned(), to: path.to_owned() })
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -181,37 +181,6 @@ impl<'de> Deserialize<'de> for FieldLabelConfig {
     }
 }
 
-/// A config the filter refuses: which key, and why. Becomes the WIT
-/// `config-error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Path of the key, such as `rules[2].pattern`; `None` for the whole block.
-    pub field: Option<String>,
-    /// What is wrong, lowercase, e.g. `unclosed group at 14`.
-    pub message: String,
-}
-
-impl ConfigError {
-    /// An error about the key at `field`.
-    pub fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field.into()),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.field {
-            Some(field) => write!(f, "{field}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl ExtractFilterConfig {
     /// Read the JSON `config:` block. Shape errors name the key's path.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
@@ -220,24 +189,15 @@ impl ExtractFilterConfig {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                return ConfigError {
-                    field: None,
-                    message: format!("config is not valid json: {inner}"),
-                };
+                return ConfigError::whole(format!("config is not valid json: {inner}"));
             }
             // serde_json appends " at line L column C"; the path says where, better.
             let text = inner.to_string();
             let suffix = format!(" at line {} column {}", inner.line(), inner.column());
             let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
-            ConfigError {
-                field: (path != ".").then_some(path),
-                message,
-            }
+            ConfigError { field: (path != ".").then_some(path), message }
         })?;
-        deserializer.end().map_err(|e| ConfigError {
-            field: None,
-            message: format!("config is not valid json: {e}"),
-        })?;
+        deserializer.end().map_err(|e| ConfigError::whole(format!("config is not valid json: {e}")))?;
         Ok(config)
     }
 }
@@ -273,41 +233,17 @@ mod tests {
         .unwrap();
         assert_eq!(c.mode, Mode::All);
         let fields = &c.rules[0].labels.fields;
-        assert_eq!(
-            fields[0],
-            FieldLabelConfig {
-                from: "os".into(),
-                to: "os".into()
-            }
-        );
-        assert_eq!(
-            fields[1],
-            FieldLabelConfig {
-                from: "app.version".into(),
-                to: "app_version".into()
-            }
-        );
-        assert_eq!(
-            fields[2],
-            FieldLabelConfig {
-                from: "a.b".into(),
-                to: "a.b".into()
-            }
-        );
+        assert_eq!(fields[0], FieldLabelConfig { from: "os".into(), to: "os".into() });
+        assert_eq!(fields[1], FieldLabelConfig { from: "app.version".into(), to: "app_version".into() });
+        assert_eq!(fields[2], FieldLabelConfig { from: "a.b".into(), to: "a.b".into() });
     }
 
     #[test]
     fn unknown_keys_name_their_path() {
-        let e = error(
-            r#"{"rules":[{"metric":"m","pattern":"x","patern":"y","value":{"group":"v","type":"integer"}}]}"#,
-        );
+        let e =
+            error(r#"{"rules":[{"metric":"m","pattern":"x","patern":"y","value":{"group":"v","type":"integer"}}]}"#);
         assert_eq!(e.field.as_deref(), Some("rules[0].patern"));
-        assert!(
-            e.message
-                .starts_with("unknown field `patern`, expected one of"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("unknown field `patern`, expected one of"), "{}", e.message);
 
         let e = error(r#"{"sorce":"msg","rules":[]}"#);
         assert_eq!(e.field.as_deref(), Some("sorce"));
@@ -323,13 +259,9 @@ mod tests {
 
     #[test]
     fn wrong_types_and_variants_name_their_path() {
-        let e =
-            error(r#"{"rules":[{"metric":"m","pattern":"x","value":{"group":"v","type":"int"}}]}"#);
+        let e = error(r#"{"rules":[{"metric":"m","pattern":"x","value":{"group":"v","type":"int"}}]}"#);
         assert_eq!(e.field.as_deref(), Some("rules[0].value.type"));
-        assert_eq!(
-            e.message,
-            "unknown variant `int`, expected one of `integer`, `float`, `duration`"
-        );
+        assert_eq!(e.message, "unknown variant `int`, expected one of `integer`, `float`, `duration`");
 
         let e = error(r#"{"mode":"some","rules":[]}"#);
         assert_eq!(e.field.as_deref(), Some("mode"));
@@ -338,10 +270,7 @@ mod tests {
             r#"{"rules":[{"metric":"m","pattern":"x","value":{"group":"v","type":"integer"},"labels":{"fields":[3]}}]}"#,
         );
         assert_eq!(e.field.as_deref(), Some("rules[0].labels.fields[0]"));
-        assert_eq!(
-            e.message,
-            r#"invalid type: integer `3`, expected a field path or {"from": path, "to": label}"#
-        );
+        assert_eq!(e.message, r#"invalid type: integer `3`, expected a field path or {"from": path, "to": label}"#);
     }
 
     #[test]
@@ -351,30 +280,17 @@ mod tests {
         assert_eq!(e.message, "missing field `value`");
 
         let e = error(r#"{}"#);
-        assert_eq!(
-            e,
-            ConfigError {
-                field: None,
-                message: "missing field `rules`".into()
-            }
-        );
+        assert_eq!(e, ConfigError { field: None, message: "missing field `rules`".into() });
     }
 
     #[test]
     fn broken_json_is_a_whole_block_error() {
         let e = error(r#"{"rules": ["#);
         assert_eq!(e.field, None);
-        assert!(
-            e.message.starts_with("config is not valid json: "),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("config is not valid json: "), "{}", e.message);
 
         let e = error(r#""rules""#);
         assert_eq!(e.field, None);
-        assert_eq!(
-            e.message,
-            r#"invalid type: string "rules", expected a config object"#
-        );
+        assert_eq!(e.message, r#"invalid type: string "rules", expected a config object"#);
     }
 }

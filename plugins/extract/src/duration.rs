@@ -9,6 +9,9 @@
 //! nanoseconds (finer fractions are truncated, as in Go) and only then divided
 //! into the target unit, so `1.2s` in `ms` is exactly `1200`, not
 //! `1199.9999999999998`.
+//!
+//! Not `percentiles`' config durations (`15m`, `1h30m`): those are whole
+//! numbers only and know days, a different grammar kept apart on purpose.
 
 use std::fmt;
 
@@ -107,19 +110,14 @@ pub fn parse_nanos(text: &str) -> Result<u128, DurationError> {
     while !rest.is_empty() {
         let (whole, fraction, after_number) = split_number(rest)?;
         let after_blank = after_number.trim_start();
-        let unit_len = after_blank
-            .char_indices()
-            .find(|(_, c)| !c.is_alphabetic())
-            .map_or(after_blank.len(), |(i, _)| i);
+        let unit_len =
+            after_blank.char_indices().find(|(_, c)| !c.is_alphabetic()).map_or(after_blank.len(), |(i, _)| i);
         let (unit_text, after_unit) = after_blank.split_at(unit_len);
         if unit_text.is_empty() {
             return Err(DurationError::MissingUnit);
         }
-        let unit = Unit::parse(unit_text)
-            .ok_or_else(|| DurationError::UnknownUnit(unit_text.to_owned()))?;
-        total = total
-            .checked_add(segment_nanos(whole, fraction, unit)?)
-            .ok_or(DurationError::TooLarge)?;
+        let unit = Unit::parse(unit_text).ok_or_else(|| DurationError::UnknownUnit(unit_text.to_owned()))?;
+        total = total.checked_add(segment_nanos(whole, fraction, unit)?).ok_or(DurationError::TooLarge)?;
         rest = after_unit.trim_start();
     }
     Ok(total)
@@ -168,9 +166,7 @@ fn segment_nanos(whole: &str, fraction: &str, unit: Unit) -> Result<u128, Durati
         digits = digits * 10 + u128::from(digit - b'0');
         scale *= 10;
     }
-    nanos
-        .checked_add(digits * per_unit / scale)
-        .ok_or(DurationError::TooLarge)
+    nanos.checked_add(digits * per_unit / scale).ok_or(DurationError::TooLarge)
 }
 
 #[cfg(test)]
@@ -225,14 +221,8 @@ mod tests {
         assert_eq!(parse_nanos("-5ms"), Err(DurationError::ExpectedNumber));
         assert_eq!(parse_nanos("ms"), Err(DurationError::ExpectedNumber));
         assert_eq!(parse_nanos("."), Err(DurationError::ExpectedNumber));
-        assert_eq!(
-            parse_nanos("5sec"),
-            Err(DurationError::UnknownUnit("sec".into()))
-        );
-        assert_eq!(
-            parse_nanos("5MS"),
-            Err(DurationError::UnknownUnit("MS".into()))
-        );
+        assert_eq!(parse_nanos("5sec"), Err(DurationError::UnknownUnit("sec".into())));
+        assert_eq!(parse_nanos("5MS"), Err(DurationError::UnknownUnit("MS".into())));
         assert_eq!(parse_nanos("1s2"), Err(DurationError::MissingUnit));
         assert_eq!(
             DurationError::UnknownUnit("sec".into()).to_string(),

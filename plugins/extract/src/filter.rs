@@ -3,11 +3,14 @@
 //!
 //! This module owns what becomes of each input event (raw record passed on,
 //! enriched or not, plus one metric record per match) and the counter names.
-//! It does not call the host: `lib.rs` turns `Counts` into one
-//! `counter-add` per counter per call, so native tests never touch a WIT import.
+//! It does not call the host: `lib.rs` hands `Counts` to the host once per
+//! call (through the SDK's `counters::flush`), so native tests never touch a
+//! WIT import.
+
+use weir_plugin_sdk::ConfigError;
 
 use crate::body::{RecordView, enrich};
-use crate::config::{ConfigError, ExtractFilterConfig, Mode};
+use crate::config::{ExtractFilterConfig, Mode};
 use crate::rules::RuleSet;
 
 /// A configured `extract` filter.
@@ -86,19 +89,11 @@ impl ExtractFilter {
         if config.enrich_field.is_empty() || config.enrich_field == crate::body::ERROR_FIELD {
             return Err(ConfigError::at(
                 "enrich_field",
-                format!(
-                    "field name must be neither empty nor {:?}",
-                    crate::body::ERROR_FIELD
-                ),
+                format!("field name must be neither empty nor {:?}", crate::body::ERROR_FIELD),
             ));
         }
         let rules = RuleSet::compile(&config)?;
-        Ok(Self {
-            rules,
-            mode: config.mode,
-            metric_tag: config.metric_tag,
-            enrich_field: config.enrich_field,
-        })
+        Ok(Self { rules, mode: config.mode, metric_tag: config.metric_tag, enrich_field: config.enrich_field })
     }
 
     /// Every input event comes out as its raw record (same time, tag and
@@ -106,10 +101,7 @@ impl ExtractFilter {
     /// extracted metric, tagged `metric_tag`, with the input's time and
     /// index as parent.
     pub fn process(&self, events: Vec<Event>) -> (Vec<Emitted>, Counts) {
-        let mut counts = Counts {
-            records: events.len() as u64,
-            ..Counts::default()
-        };
+        let mut counts = Counts { records: events.len() as u64, ..Counts::default() };
         let mut out = Vec::with_capacity(events.len() * 2);
         for (index, mut event) in events.into_iter().enumerate() {
             let parent = u32::try_from(index).expect("WIT lists are indexed by u32");
@@ -123,24 +115,16 @@ impl ExtractFilter {
             }
             counts.value_errors += extraction.errors.len() as u64;
             counts.metrics += extraction.metrics.len() as u64;
-            if let Some(enriched) = enrich(
-                &event.body,
-                &self.enrich_field,
-                self.mode,
-                &extraction.metrics,
-                &extraction.errors,
-            ) {
+            if let Some(enriched) =
+                enrich(&event.body, &self.enrich_field, self.mode, &extraction.metrics, &extraction.errors)
+            {
                 event.body = enriched;
             }
             let time = event.time;
             out.push(Emitted { parent, event });
             out.extend(extraction.metrics.into_iter().map(|body| Emitted {
                 parent,
-                event: Event {
-                    time,
-                    tag: self.metric_tag.clone(),
-                    body: body.into_bytes(),
-                },
+                event: Event { time, tag: self.metric_tag.clone(), body: body.into_bytes() },
             }));
         }
         (out, counts)

@@ -10,7 +10,7 @@
 //!
 //! | file          | owns                                                        |
 //! |---------------|-------------------------------------------------------------|
-//! | `config.rs`   | the `config:` block's serde shape, `ConfigError` with paths |
+//! | `config.rs`   | the `config:` block's serde shape, errors with key paths    |
 //! | `rules.rs`    | compiling rules (pattern errors with positions), matching   |
 //! | `value.rs`    | value types and parsing captured text                       |
 //! | `duration.rs` | duration text (`231ms`, `1m30s`) and units                  |
@@ -24,7 +24,7 @@ pub mod filter;
 pub mod rules;
 pub mod value;
 
-use std::sync::{Mutex, PoisonError};
+use weir_plugin_sdk::{InstanceState, counters};
 
 use crate::filter::ExtractFilter;
 
@@ -34,72 +34,37 @@ use exports::weir::filter::plugin::Guest;
 use weir::filter::host;
 use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Timestamp};
 
-/// The filter as configured; `None` until `configure` succeeds. A Mutex only
-/// because statics must be `Sync`: a component instance is single-threaded.
-static FILTER: Mutex<Option<ExtractFilter>> = Mutex::new(None);
+/// The filter as configured, set by `configure`.
+static FILTER: InstanceState<ExtractFilter> = InstanceState::new();
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct ExtractComponent;
 
 impl Guest for ExtractComponent {
     fn configure(config: String) -> Result<(), ConfigError> {
-        let filter = ExtractFilter::configure(&config).map_err(|e| ConfigError {
-            field: e.field,
-            message: e.message,
-        })?;
-        *FILTER.lock().unwrap_or_else(PoisonError::into_inner) = Some(filter);
+        let filter = ExtractFilter::configure(&config)
+            .map_err(|e| e.into_wit(|field, message| ConfigError { field, message }))?;
+        FILTER.set(filter);
         Ok(())
     }
 
     fn process(events: Vec<Event>) -> Result<BatchResult, String> {
-        let guard = FILTER.lock().unwrap_or_else(PoisonError::into_inner);
-        let filter = guard
-            .as_ref()
-            .ok_or("extract: process called before configure")?;
-        let events = events
-            .into_iter()
-            .map(|e| filter::Event {
-                time: e.time,
-                tag: e.tag,
-                body: e.body,
-            })
-            .collect();
-        let (emitted, counts) = filter.process(events);
-        // Once per call and counter, never per record (house rule 11).
-        for (name, delta) in counts.by_name() {
-            if delta > 0 {
-                host::counter_add(name, delta);
-            }
-        }
+        let events = events.into_iter().map(|e| filter::Event { time: e.time, tag: e.tag, body: e.body }).collect();
+        let (emitted, counts) =
+            FILTER.with(|filter| filter.process(events)).ok_or("extract: process called before configure")?;
+        counters::flush(counts.by_name(), host::counter_add);
         let emitted = emitted
             .into_iter()
             .map(|e| Emitted {
                 parent: Some(e.parent),
-                event: Event {
-                    time: e.event.time,
-                    tag: e.event.tag,
-                    body: e.event.body,
-                },
+                event: Event { time: e.event.time, tag: e.event.tag, body: e.event.body },
             })
             .collect();
-        Ok(BatchResult {
-            emitted,
-            rejected: Vec::new(),
-        })
+        Ok(BatchResult { emitted, rejected: Vec::new() })
     }
 
-    fn tick(_now: Timestamp) -> Vec<Event> {
-        Vec::new()
-    }
-
-    fn snapshot() -> Vec<u8> {
-        // Stateless between calls: the rules come from `configure`.
-        Vec::new()
-    }
-
-    fn restore(_state: Vec<u8>) -> Result<(), String> {
-        Ok(())
-    }
+    // Stateless between calls: the rules come from `configure`.
+    weir_plugin_sdk::stateless!();
 }
 
 // Only in the component: natively the export names (`weir:filter/filter@0.1.0#…`)

@@ -15,9 +15,10 @@
 use std::borrow::Cow;
 
 use regex::{Captures, Regex, RegexSet};
+use weir_plugin_sdk::ConfigError;
 
 use crate::body::{FieldPath, RecordView, metric_body};
-use crate::config::{ConfigError, ExtractFilterConfig, Mode, RuleConfig, ValueKind};
+use crate::config::{ExtractFilterConfig, Mode, RuleConfig, ValueKind};
 use crate::duration::{UNIT_NAMES, Unit};
 use crate::value::ValueType;
 
@@ -89,16 +90,16 @@ impl RuleSet {
         if config.rules.is_empty() {
             return Err(ConfigError::at("rules", "at least one rule is needed"));
         }
-        let default_source = FieldPath::parse(&config.source)
-            .map_err(|message| ConfigError::at("source", message))?;
+        let default_source = FieldPath::parse(&config.source).map_err(|message| ConfigError::at("source", message))?;
         let mut rules = Vec::with_capacity(config.rules.len());
         let mut sources: Vec<(FieldPath, Vec<usize>)> = Vec::new();
         for (index, rule_config) in config.rules.iter().enumerate() {
             let at = format!("rules[{index}]");
             rules.push(Rule::compile(&at, rule_config)?);
             let source = match &rule_config.source {
-                Some(path) => FieldPath::parse(path)
-                    .map_err(|message| ConfigError::at(format!("{at}.source"), message))?,
+                Some(path) => {
+                    FieldPath::parse(path).map_err(|message| ConfigError::at(format!("{at}.source"), message))?
+                }
                 None => default_source.clone(),
             };
             match sources.iter_mut().find(|(path, _)| *path == source) {
@@ -109,40 +110,27 @@ impl RuleSet {
         let sources = sources
             .into_iter()
             .map(|(path, members)| {
-                let set = RegexSet::new(members.iter().map(|&i| rules[i].regex.as_str())).map_err(
-                    |e| {
-                        ConfigError::at(
-                            "rules",
-                            format!(
-                                "the patterns reading {:?} do not fit in one regex set: {}",
-                                path.as_str(),
-                                regex_error_message(&e)
-                            ),
-                        )
-                    },
-                )?;
-                Ok(SourceGroup {
-                    path,
-                    set,
-                    rules: members,
-                })
+                let set = RegexSet::new(members.iter().map(|&i| rules[i].regex.as_str())).map_err(|e| {
+                    ConfigError::at(
+                        "rules",
+                        format!(
+                            "the patterns reading {:?} do not fit in one regex set: {}",
+                            path.as_str(),
+                            regex_error_message(&e)
+                        ),
+                    )
+                })?;
+                Ok(SourceGroup { path, set, rules: members })
             })
             .collect::<Result<_, ConfigError>>()?;
-        Ok(Self {
-            mode: config.mode,
-            rules,
-            sources,
-        })
+        Ok(Self { mode: config.mode, rules, sources })
     }
 
     /// Match a record against the rules: in mode `first` the first rule in
     /// config order whose pattern matches, in mode `all` every one.
     pub fn extract(&self, record: &RecordView<'_>) -> Extraction {
-        let texts: Vec<Option<Cow<'_, str>>> = self
-            .sources
-            .iter()
-            .map(|group| record.lookup_str(&group.path))
-            .collect();
+        let texts: Vec<Option<Cow<'_, str>>> =
+            self.sources.iter().map(|group| record.lookup_str(&group.path)).collect();
         if texts.iter().all(Option::is_none) {
             return Extraction::default();
         }
@@ -150,24 +138,13 @@ impl RuleSet {
         let mut hits: Vec<(usize, usize)> = Vec::new();
         for (source, (group, text)) in self.sources.iter().zip(&texts).enumerate() {
             if let Some(text) = text {
-                hits.extend(
-                    group
-                        .set
-                        .matches(text)
-                        .iter()
-                        .map(|member| (group.rules[member], source)),
-                );
+                hits.extend(group.set.matches(text).iter().map(|member| (group.rules[member], source)));
             }
         }
         hits.sort_unstable();
-        let mut extraction = Extraction {
-            has_source: true,
-            ..Extraction::default()
-        };
+        let mut extraction = Extraction { has_source: true, ..Extraction::default() };
         for (rule, source) in hits {
-            let text = texts[source]
-                .as_deref()
-                .expect("hits only come from present sources");
+            let text = texts[source].as_deref().expect("hits only come from present sources");
             if self.rules[rule].apply(text, record, &mut extraction) && self.mode == Mode::First {
                 break;
             }
@@ -179,88 +156,53 @@ impl RuleSet {
 impl Rule {
     fn compile(at: &str, config: &RuleConfig) -> Result<Self, ConfigError> {
         if config.metric.is_empty() {
-            return Err(ConfigError::at(
-                format!("{at}.metric"),
-                "metric name is empty",
-            ));
+            return Err(ConfigError::at(format!("{at}.metric"), "metric name is empty"));
         }
-        let regex = Regex::new(&config.pattern).map_err(|e| {
-            ConfigError::at(
-                format!("{at}.pattern"),
-                pattern_error_message(&config.pattern, &e),
-            )
-        })?;
+        let regex = Regex::new(&config.pattern)
+            .map_err(|e| ConfigError::at(format!("{at}.pattern"), pattern_error_message(&config.pattern, &e)))?;
         let group = |name: &str| regex.capture_names().position(|n| n == Some(name));
 
         let value = &config.value;
         let value_group = group(&value.group).ok_or_else(|| {
-            ConfigError::at(
-                format!("{at}.value.group"),
-                format!("group {:?} is not in the pattern", value.group),
-            )
+            ConfigError::at(format!("{at}.value.group"), format!("group {:?} is not in the pattern", value.group))
         })?;
         let value_type = match (value.kind, &value.unit) {
             (ValueKind::Integer, None) => ValueType::Integer,
             (ValueKind::Float, None) => ValueType::Float,
             (ValueKind::Integer | ValueKind::Float, Some(_)) => {
-                return Err(ConfigError::at(
-                    format!("{at}.value.unit"),
-                    "unit applies only to type duration",
-                ));
+                return Err(ConfigError::at(format!("{at}.value.unit"), "unit applies only to type duration"));
             }
             (ValueKind::Duration, None) => ValueType::Duration(DEFAULT_DURATION_UNIT),
-            (ValueKind::Duration, Some(unit)) => {
-                ValueType::Duration(Unit::parse(unit).ok_or_else(|| {
-                    ConfigError::at(
-                        format!("{at}.value.unit"),
-                        format!("unknown unit {unit:?}, expected one of {UNIT_NAMES}"),
-                    )
-                })?)
-            }
+            (ValueKind::Duration, Some(unit)) => ValueType::Duration(Unit::parse(unit).ok_or_else(|| {
+                ConfigError::at(
+                    format!("{at}.value.unit"),
+                    format!("unknown unit {unit:?}, expected one of {UNIT_NAMES}"),
+                )
+            })?),
         };
 
         // (label name, its config path) so a clash names both keys.
         let mut labels: Vec<(Label, String)> = Vec::new();
         for (i, name) in config.labels.groups.iter().enumerate() {
             let key = format!("{at}.labels.groups[{i}]");
-            let index = group(name).ok_or_else(|| {
-                ConfigError::at(&key, format!("group {name:?} is not in the pattern"))
-            })?;
-            labels.push((
-                Label {
-                    name: name.clone(),
-                    from: LabelFrom::Group(index),
-                },
-                key,
-            ));
+            let index =
+                group(name).ok_or_else(|| ConfigError::at(&key, format!("group {name:?} is not in the pattern")))?;
+            labels.push((Label { name: name.clone(), from: LabelFrom::Group(index) }, key));
         }
         for (i, field) in config.labels.fields.iter().enumerate() {
             let key = format!("{at}.labels.fields[{i}]");
-            let path =
-                FieldPath::parse(&field.from).map_err(|message| ConfigError::at(&key, message))?;
+            let path = FieldPath::parse(&field.from).map_err(|message| ConfigError::at(&key, message))?;
             if field.to.is_empty() {
                 return Err(ConfigError::at(format!("{key}.to"), "label name is empty"));
             }
-            labels.push((
-                Label {
-                    name: field.to.clone(),
-                    from: LabelFrom::Field(path),
-                },
-                key,
-            ));
+            labels.push((Label { name: field.to.clone(), from: LabelFrom::Field(path) }, key));
         }
         // Stable sort: of two labels with one name, the later in the config
         // comes second and is the one blamed.
         labels.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
-        if let Some(pair) = labels
-            .windows(2)
-            .find(|pair| pair[0].0.name == pair[1].0.name)
-        {
+        if let Some(pair) = labels.windows(2).find(|pair| pair[0].0.name == pair[1].0.name) {
             let ((label, first), (_, second)) = (&pair[0], &pair[1]);
-            return Err(ConfigError::at(
-                second,
-                format!("label {:?} is already set by {first}", label.name),
-            ));
+            return Err(ConfigError::at(second, format!("label {:?} is already set by {first}", label.name)));
         }
 
         Ok(Self {
@@ -283,19 +225,13 @@ impl Rule {
         extraction.matched = true;
         match self.metric(&captures, record) {
             Ok(body) => extraction.metrics.push(body),
-            Err(reason) => extraction.errors.push(format!(
-                "{}: group {}: {reason}",
-                self.name, self.value_group_name
-            )),
+            Err(reason) => extraction.errors.push(format!("{}: group {}: {reason}", self.name, self.value_group_name)),
         }
         true
     }
 
     fn metric(&self, captures: &Captures<'_>, record: &RecordView<'_>) -> Result<String, String> {
-        let text = captures
-            .get(self.value_group)
-            .ok_or("did not take part in the match")?
-            .as_str();
+        let text = captures.get(self.value_group).ok_or("did not take part in the match")?.as_str();
         let value = self.value_type.parse(text)?;
         let texts: Vec<(&str, Cow<'_, str>)> = self
             .labels
@@ -308,10 +244,7 @@ impl Rule {
                 Some((label.name.as_str(), text))
             })
             .collect();
-        let labels: Vec<(&str, &str)> = texts
-            .iter()
-            .map(|(name, text)| (*name, text.as_ref()))
-            .collect();
+        let labels: Vec<(&str, &str)> = texts.iter().map(|(name, text)| (*name, text.as_ref())).collect();
         Ok(metric_body(&self.metric, value, &labels))
     }
 }
@@ -325,9 +258,7 @@ fn pattern_error_message(pattern: &str, error: &regex::Error) -> String {
     if let Err(syntax) = regex_syntax::Parser::new().parse(pattern) {
         let located = match &syntax {
             regex_syntax::Error::Parse(e) => Some((e.kind().to_string(), e.span().start.offset)),
-            regex_syntax::Error::Translate(e) => {
-                Some((e.kind().to_string(), e.span().start.offset))
-            }
+            regex_syntax::Error::Translate(e) => Some((e.kind().to_string(), e.span().start.offset)),
             _ => None,
         };
         if let Some((what, offset)) = located {

@@ -36,17 +36,12 @@ impl ValueType {
     pub fn parse(self, text: &str) -> Result<Value, String> {
         let trimmed = text.trim();
         match self {
-            ValueType::Integer => {
-                trimmed
-                    .parse::<i64>()
-                    .map(Value::Integer)
-                    .map_err(|e| match e.kind() {
-                        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
-                            format!("{text:?} is out of range for a 64-bit integer")
-                        }
-                        _ => format!("{text:?} is not an integer"),
-                    })
-            }
+            ValueType::Integer => trimmed.parse::<i64>().map(Value::Integer).map_err(|e| match e.kind() {
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
+                    format!("{text:?} is out of range for a 64-bit integer")
+                }
+                _ => format!("{text:?} is not an integer"),
+            }),
             ValueType::Float => match trimmed.parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(Value::Float(v)),
                 // Rust reads `inf`, `NaN` and `1e999` (as infinity); JSON has none of them.
@@ -68,14 +63,8 @@ mod tests {
     fn integers_are_read_exactly() {
         assert_eq!(ValueType::Integer.parse("231"), Ok(Value::Integer(231)));
         assert_eq!(ValueType::Integer.parse(" -7 "), Ok(Value::Integer(-7)));
-        assert_eq!(
-            ValueType::Integer.parse("12x"),
-            Err(r#""12x" is not an integer"#.into())
-        );
-        assert_eq!(
-            ValueType::Integer.parse("1.5"),
-            Err(r#""1.5" is not an integer"#.into())
-        );
+        assert_eq!(ValueType::Integer.parse("12x"), Err(r#""12x" is not an integer"#.into()));
+        assert_eq!(ValueType::Integer.parse("1.5"), Err(r#""1.5" is not an integer"#.into()));
         assert_eq!(
             ValueType::Integer.parse("99999999999999999999"),
             Err(r#""99999999999999999999" is out of range for a 64-bit integer"#.into())
@@ -86,18 +75,9 @@ mod tests {
     fn floats_must_be_finite() {
         assert_eq!(ValueType::Float.parse("1.25"), Ok(Value::Float(1.25)));
         assert_eq!(ValueType::Float.parse("3"), Ok(Value::Float(3.0)));
-        assert_eq!(
-            ValueType::Float.parse("NaN"),
-            Err(r#""NaN" is not a finite number"#.into())
-        );
-        assert_eq!(
-            ValueType::Float.parse("1e999"),
-            Err(r#""1e999" is not a finite number"#.into())
-        );
-        assert_eq!(
-            ValueType::Float.parse("fast"),
-            Err(r#""fast" is not a number"#.into())
-        );
+        assert_eq!(ValueType::Float.parse("NaN"), Err(r#""NaN" is not a finite number"#.into()));
+        assert_eq!(ValueType::Float.parse("1e999"), Err(r#""1e999" is not a finite number"#.into()));
+        assert_eq!(ValueType::Float.parse("fast"), Err(r#""fast" is not a number"#.into()));
     }
 
     #[test]
@@ -107,10 +87,7 @@ mod tests {
         assert_eq!(ms.parse("231ms"), Ok(Value::Float(231.0)));
         assert_eq!(
             ms.parse("231"),
-            Err(
-                r#""231" is not a duration: missing unit, expected one of ns, us, ms, s, m, h"#
-                    .into()
-            )
+            Err(r#""231" is not a duration: missing unit, expected one of ns, us, ms, s, m, h"#.into())
         );
     }
 }

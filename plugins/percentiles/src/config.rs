@@ -7,6 +7,8 @@
 //! asks.
 
 use serde_json::{Map, Value};
+use weir_plugin_sdk::ConfigError;
+use weir_plugin_sdk::config::{self, reject_unknown_keys};
 
 use crate::duration;
 use crate::quantile::{self, Quantile};
@@ -91,64 +93,19 @@ pub struct PercentilesConfig {
     pub tag: String,
 }
 
-/// A config error: the key at fault (if one) and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Path of the key, e.g. `quantiles[1]`.
-    pub field: Option<String>,
-    /// Lowercase, no trailing full stop.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field.into()),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.field {
-            Some(field) => write!(f, "{field}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
 impl PercentilesConfig {
     /// Parse and validate the `config:` block, given as JSON text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError {
-            field: None,
-            message: format!("config is not valid JSON: {e}"),
-        })?;
-        let Value::Object(map) = value else {
-            return Err(ConfigError {
-                field: None,
-                message: "config must be an object".into(),
-            });
-        };
-        Self::from_map(&map)
+        Self::from_map(&config::object(text)?)
     }
 
     fn from_map(map: &Map<String, Value>) -> Result<Self, ConfigError> {
-        if let Some(key) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(ConfigError::at(
-                key.as_str(),
-                format!("unknown key (expected one of: {})", KEYS.join(", ")),
-            ));
-        }
+        reject_unknown_keys(map, &KEYS)?;
 
         let window = match map.get("window") {
             Some(v) => positive_duration(v, "window")?,
             None => {
-                return Err(ConfigError::at(
-                    "window",
-                    "missing (the window size, e.g. \"15m\")",
-                ));
+                return Err(ConfigError::at("window", "missing (the window size, e.g. \"15m\")"));
             }
         };
         let step = match map.get("step") {
@@ -158,11 +115,7 @@ impl PercentilesConfig {
         if step > window || window % step != 0 {
             return Err(ConfigError::at(
                 "step",
-                format!(
-                    "{} does not divide the window {}",
-                    duration::format(step),
-                    duration::format(window)
-                ),
+                format!("{} does not divide the window {}", duration::format(step), duration::format(window)),
             ));
         }
         if window / step > MAX_PANES_PER_WINDOW {
@@ -193,10 +146,7 @@ impl PercentilesConfig {
                     let field = format!("quantiles[{i}]");
                     let q = Quantile::parse(item).map_err(|m| ConfigError::at(&field, m))?;
                     if out.iter().any(|seen| seen.name == q.name) {
-                        return Err(ConfigError::at(
-                            field,
-                            format!("duplicate quantile {}", q.name),
-                        ));
+                        return Err(ConfigError::at(field, format!("duplicate quantile {}", q.name)));
                     }
                     out.push(q);
                 }
@@ -224,32 +174,20 @@ impl PercentilesConfig {
         };
         let lowest = number(map, "lowest")?.unwrap_or(0.0);
         if lowest < 0.0 {
-            return Err(ConfigError::at(
-                "lowest",
-                format!("must be at least 0, got {lowest}"),
-            ));
+            return Err(ConfigError::at("lowest", format!("must be at least 0, got {lowest}")));
         }
         let highest = number(map, "highest")?.unwrap_or(DEFAULT_HIGHEST);
         if highest <= lowest {
-            return Err(ConfigError::at(
-                "highest",
-                format!("must be above lowest ({lowest}), got {highest}"),
-            ));
+            return Err(ConfigError::at("highest", format!("must be above lowest ({lowest}), got {highest}")));
         }
         let scale = number(map, "scale")?.unwrap_or(1.0);
         if scale <= 0.0 {
-            return Err(ConfigError::at(
-                "scale",
-                format!("must be above 0, got {scale}"),
-            ));
+            return Err(ConfigError::at("scale", format!("must be above 0, got {scale}")));
         }
         if highest * scale > MAX_SCALED {
             return Err(ConfigError::at(
                 "highest",
-                format!(
-                    "highest * scale = {} exceeds 2^53, the largest value recorded exactly",
-                    highest * scale
-                ),
+                format!("highest * scale = {} exceeds 2^53, the largest value recorded exactly", highest * scale),
             ));
         }
         let max_series = match map.get("max_series") {
@@ -257,10 +195,7 @@ impl PercentilesConfig {
             Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
                 Some(n) if n >= 1 => n,
                 _ => {
-                    return Err(ConfigError::at(
-                        "max_series",
-                        format!("expected a positive integer, got {v}"),
-                    ));
+                    return Err(ConfigError::at("max_series", format!("expected a positive integer, got {v}")));
                 }
             },
         };
@@ -278,17 +213,11 @@ impl PercentilesConfig {
             None => "metrics.window".to_string(),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(v) => {
-                return Err(ConfigError::at(
-                    "tag",
-                    format!("expected a non-empty string, got {v}"),
-                ));
+                return Err(ConfigError::at("tag", format!("expected a non-empty string, got {v}")));
             }
         };
         if let Some(v) = map.get("description").filter(|v| !v.is_string()) {
-            return Err(ConfigError::at(
-                "description",
-                format!("expected a string, got {v}"),
-            ));
+            return Err(ConfigError::at("description", format!("expected a string, got {v}")));
         }
 
         Ok(Self {
@@ -309,12 +238,9 @@ impl PercentilesConfig {
 }
 
 fn duration_value(value: &Value, field: &str) -> Result<i64, ConfigError> {
-    let text = value.as_str().ok_or_else(|| {
-        ConfigError::at(
-            field,
-            format!("expected a duration string such as \"15m\", got {value}"),
-        )
-    })?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| ConfigError::at(field, format!("expected a duration string such as \"15m\", got {value}")))?;
     duration::parse(text).map_err(|m| ConfigError::at(field, m))
 }
 
@@ -385,33 +311,15 @@ mod tests {
             (r#"{"window": "15m", "step": "7m"}"#, "step"),
             (r#"{"window": "15m", "step": "30m"}"#, "step"),
             (r#"{"window": "1h", "step": "1s"}"#, "step"),
-            (
-                r#"{"window": "15m", "allowed_lateness": 5}"#,
-                "allowed_lateness",
-            ),
-            (
-                r#"{"window": "15m", "quantiles": ["p50", "p101"]}"#,
-                "quantiles[1]",
-            ),
-            (
-                r#"{"window": "15m", "quantiles": ["p50", 0.5]}"#,
-                "quantiles[1]",
-            ),
+            (r#"{"window": "15m", "allowed_lateness": 5}"#, "allowed_lateness"),
+            (r#"{"window": "15m", "quantiles": ["p50", "p101"]}"#, "quantiles[1]"),
+            (r#"{"window": "15m", "quantiles": ["p50", 0.5]}"#, "quantiles[1]"),
             (r#"{"window": "15m", "quantiles": []}"#, "quantiles"),
-            (
-                r#"{"window": "15m", "significant_digits": 6}"#,
-                "significant_digits",
-            ),
+            (r#"{"window": "15m", "significant_digits": 6}"#, "significant_digits"),
             (r#"{"window": "15m", "lowest": -1}"#, "lowest"),
-            (
-                r#"{"window": "15m", "lowest": 10, "highest": 5}"#,
-                "highest",
-            ),
+            (r#"{"window": "15m", "lowest": 10, "highest": 5}"#, "highest"),
             (r#"{"window": "15m", "scale": 0}"#, "scale"),
-            (
-                r#"{"window": "15m", "scale": 1e9, "highest": 1e12}"#,
-                "highest",
-            ),
+            (r#"{"window": "15m", "scale": 1e9, "highest": 1e12}"#, "highest"),
             (r#"{"window": "15m", "max_series": 0}"#, "max_series"),
             (r#"{"window": "15m", "late": "keep"}"#, "late"),
             (r#"{"window": "15m", "tag": ""}"#, "tag"),
@@ -420,10 +328,7 @@ mod tests {
             let e = error(text);
             assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
         }
-        assert_eq!(
-            error(r#"{"window": "15m", "step": "7m"}"#).message,
-            "7m does not divide the window 15m"
-        );
+        assert_eq!(error(r#"{"window": "15m", "step": "7m"}"#).message, "7m does not divide the window 15m");
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! parsing into nanoseconds and formatting back for messages. It owns the
 //! syntax only; which durations are valid for which key is `config`'s call.
 //!
-//! A candidate for `weir-plugin-sdk`: `threshold` has no durations today, but
-//! any further time-driven filter will want the same syntax.
+//! Not `extract`'s `duration.rs`, on purpose: that one reads metric values
+//! out of log text (fractions such as `1.2s`, blanks, `μs`, no days), while a
+//! config duration is whole numbers only, with days, and round-trips through
+//! [`format()`] for messages. The two grammars accept different text, so they
+//! stay apart; `threshold` has no durations.
 
 /// Nanoseconds per unit, longest first, as accepted in configs.
 const UNITS: [(&str, i64); 8] = [
@@ -29,33 +32,21 @@ pub fn parse(text: &str) -> Result<i64, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(invalid(
-                "expected a number (write e.g. \"15m\" or \"1h30m\")",
-            ));
+            return Err(invalid("expected a number (write e.g. \"15m\" or \"1h30m\")"));
         }
-        let number: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| invalid("number too large"))?;
+        let number: i64 = rest[..digits].parse().map_err(|_| invalid("number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .char_indices()
-            .find(|(_, c)| c.is_ascii_digit())
-            .map_or(rest.len(), |(i, _)| i);
+        let unit_len = rest.char_indices().find(|(_, c)| c.is_ascii_digit()).map_or(rest.len(), |(i, _)| i);
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let Some(&(_, per_unit)) = UNITS.iter().find(|(name, _)| *name == unit) else {
             return Err(if unit.is_empty() {
                 invalid("missing unit (use d, h, m, s, ms, us or ns)")
             } else {
-                invalid(&format!(
-                    "unknown unit {unit:?} (use d, h, m, s, ms, us or ns)"
-                ))
+                invalid(&format!("unknown unit {unit:?} (use d, h, m, s, ms, us or ns)"))
             });
         };
-        total = number
-            .checked_mul(per_unit)
-            .and_then(|n| total.checked_add(n))
-            .ok_or_else(|| invalid("too large"))?;
+        total = number.checked_mul(per_unit).and_then(|n| total.checked_add(n)).ok_or_else(|| invalid("too large"))?;
     }
     Ok(total)
 }

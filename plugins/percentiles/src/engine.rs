@@ -22,24 +22,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use weir_plugin_sdk::InputEvent;
+use weir_plugin_sdk::json::{self, rfc3339};
+
 use crate::config::{LatePolicy, PercentilesConfig};
-use crate::json::rfc3339;
+use crate::duration;
 use crate::metric::{self, SeriesKey};
 use crate::pane::{Pane, WindowStats};
 use crate::window::Windows;
-use crate::{duration, json};
 
 #[cfg(test)]
 mod tests;
-
-/// One input record, borrowed from the WIT event.
-#[derive(Debug, Clone, Copy)]
-pub struct InputEvent<'a> {
-    /// Event time, ns since the epoch.
-    pub time: i64,
-    /// JSON body.
-    pub body: &'a [u8],
-}
 
 /// The figures of one series over one closed window.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,8 +78,8 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// `(name, delta)` of every counter that moved.
-    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> {
+    /// `(host counter name, delta)` for every counter.
+    pub fn by_name(&self) -> [(&'static str, u64); 8] {
         [
             ("accepted", self.accepted),
             ("invalid", self.invalid),
@@ -97,8 +90,6 @@ impl Counters {
             ("windows_emitted", self.windows_emitted),
             ("idle_closed", self.idle_closed),
         ]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
     }
 }
 
@@ -161,10 +152,7 @@ pub struct Percentiles {
 impl Percentiles {
     /// A filter with no state.
     pub fn new(config: PercentilesConfig) -> Self {
-        let windows = Windows {
-            size: config.window,
-            step: config.step,
-        };
+        let windows = Windows { size: config.window, step: config.step };
         Self {
             config,
             windows,
@@ -182,8 +170,7 @@ impl Percentiles {
 
     /// The watermark: largest recorded event time minus allowed lateness.
     pub fn watermark(&self) -> Option<i64> {
-        self.max_event_time
-            .map(|t| t.saturating_sub(self.config.allowed_lateness))
+        self.max_event_time.map(|t| t.saturating_sub(self.config.allowed_lateness))
     }
 
     /// Record a batch of metric records, with `now` the host clock. Windows
@@ -200,12 +187,7 @@ impl Percentiles {
     }
 
     /// Record one event; `Ok` also covers late events dropped by policy.
-    fn record(
-        &mut self,
-        event: &InputEvent<'_>,
-        now: i64,
-        out: &mut Outcome,
-    ) -> Result<(), String> {
+    fn record(&mut self, event: &InputEvent<'_>, now: i64, out: &mut Outcome) -> Result<(), String> {
         let metric = metric::parse(event.body).inspect_err(|_| out.counters.invalid += 1)?;
         let (lowest, highest) = (self.config.lowest, self.config.highest);
         if !(lowest..=highest).contains(&metric.value) {
@@ -227,9 +209,7 @@ impl Percentiles {
                 out.counters.late += 1;
                 return match self.config.late {
                     LatePolicy::Drop => Ok(()),
-                    LatePolicy::DeadLetter => {
-                        Err(self.late_reason(&metric.key, t, boundary, flushed))
-                    }
+                    LatePolicy::DeadLetter => Err(self.late_reason(&metric.key, t, boundary, flushed)),
                 };
             }
             partially_late = self.windows.is_partially_late(t, boundary);
@@ -249,10 +229,7 @@ impl Percentiles {
                     ),
                 ));
             }
-            return Err(format!(
-                "series cap of {max} reached: new series {} refused (max_series)",
-                metric.key
-            ));
+            return Err(format!("series cap of {max} reached: new series {} refused (max_series)", metric.key));
         }
 
         let recorded = (metric.value * self.config.scale).round() as u64;
@@ -273,9 +250,7 @@ impl Percentiles {
 
         let max = self.max_event_time.map_or(t, |m| m.max(t));
         self.max_event_time = Some(max);
-        let boundary = self
-            .windows
-            .closed_boundary(max.saturating_sub(self.config.allowed_lateness));
+        let boundary = self.windows.closed_boundary(max.saturating_sub(self.config.allowed_lateness));
         if self.closed.is_none_or(|c| boundary > c) {
             let previous = self.closed.replace(boundary);
             self.close(previous, boundary, out);
@@ -286,17 +261,11 @@ impl Percentiles {
     fn late_reason(&self, key: &SeriesKey, t: i64, boundary: i64, flushed: Option<i64>) -> String {
         let last_end = self.windows.last_end_of_pane(self.windows.pane_start(t));
         let last_start = last_end - self.windows.size;
-        let which = if self.windows.size == self.windows.step {
-            "its window"
-        } else {
-            "every window holding it, the last"
-        };
+        let which =
+            if self.windows.size == self.windows.step { "its window" } else { "every window holding it, the last" };
         let closed_by_watermark = self.closed.is_some_and(|c| last_end <= c);
         let why = if flushed.is_some_and(|f| last_end <= f) && !closed_by_watermark {
-            format!(
-                "was closed early after the series was idle for {}",
-                duration::format(self.config.idle_timeout)
-            )
+            format!("was closed early after the series was idle for {}", duration::format(self.config.idle_timeout))
         } else {
             format!(
                 "closed when the watermark reached {} (allowed_lateness {})",
@@ -304,12 +273,7 @@ impl Percentiles {
                 duration::format(self.config.allowed_lateness)
             )
         };
-        format!(
-            "late event for {key} at {}: {which} {}..{} {why}",
-            rfc3339(t),
-            rfc3339(last_start),
-            rfc3339(last_end)
-        )
+        format!("late event for {key} at {}: {which} {}..{} {why}", rfc3339(t), rfc3339(last_start), rfc3339(last_end))
     }
 
     /// Emit the windows ending in `(previous, boundary]` and drop the panes no
@@ -324,9 +288,7 @@ impl Percentiles {
             if already.is_none_or(|a| target > a) {
                 emit(config, windows, key, series, already, target, &mut emitted);
             }
-            series
-                .panes
-                .retain(|&start, _| windows.last_end_of_pane(start) > target);
+            series.panes.retain(|&start, _| windows.last_end_of_pane(start) > target);
             !series.panes.is_empty() || series.flushed_through.is_some_and(|f| f > boundary)
         });
         self.finish(emitted, out);
@@ -364,11 +326,8 @@ impl Percentiles {
                 ),
             ));
         }
-        self.series.retain(|_, s| {
-            !s.panes.is_empty()
-                || s.flushed_through
-                    .is_some_and(|f| closed.is_none_or(|c| f > c))
-        });
+        self.series
+            .retain(|_, s| !s.panes.is_empty() || s.flushed_through.is_some_and(|f| closed.is_none_or(|c| f > c)));
         self.finish(emitted, &mut out);
         out
     }
@@ -412,9 +371,7 @@ fn emit(
     for end in ends {
         let start = end - windows.size;
         let mut panes = series.panes.range(start..end).map(|(_, pane)| pane);
-        let first = panes
-            .next()
-            .expect("an end comes from a pane inside its window");
+        let first = panes.next().expect("an end comes from a pane inside its window");
         let stats = match panes.next() {
             None => first.stats(&config.quantiles, config.scale),
             Some(second) => {
@@ -424,11 +381,6 @@ fn emit(
                 merged.stats(&config.quantiles, config.scale)
             }
         };
-        out.push(WindowRecord {
-            start,
-            end,
-            key: key.clone(),
-            stats,
-        });
+        out.push(WindowRecord { start, end, key: key.clone(), stats });
     }
 }

@@ -19,14 +19,15 @@
 //! | `pane`     | recording values, exact stats, reading quantiles            |
 //! | `engine`   | series, watermark, closing windows, counters (pure)         |
 //! | `output`   | the window record body                                      |
-//! | `snapshot` | the snapshot envelope                                       |
-//! | `json`     | RFC 3339, number and quote formatting                       |
+//! | `snapshot` | the snapshot's state (the envelope is the SDK's)            |
 //! | this file  | WIT glue only: host calls, one state per instance           |
+//!
+//! RFC 3339, number and quote formatting, config errors, the counter
+//! hand-over and the instance state are `weir-plugin-sdk`'s.
 
 pub mod config;
 pub mod duration;
 pub mod engine;
-pub mod json;
 pub mod metric;
 pub mod output;
 pub mod pane;
@@ -34,20 +35,16 @@ pub mod quantile;
 pub mod snapshot;
 pub mod window;
 
-use std::cell::RefCell;
-
-use engine::{InputEvent, LogLevel, Outcome, Percentiles};
+use engine::{LogLevel, Outcome, Percentiles};
 use exports::weir::filter::plugin::Guest;
 use weir::filter::host::{self, Level};
 use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Rejected};
+use weir_plugin_sdk::{InputEvent, InstanceState, counters};
 
 wit_bindgen::generate!({ path: "../../wit", world: "filter" });
 
-thread_local! {
-    /// The instance's state; `None` until `configure` succeeds. A component
-    /// instance is single-threaded, so a thread-local is its only state.
-    static STATE: RefCell<Option<Percentiles>> = const { RefCell::new(None) };
-}
+/// The instance's config and open windows, set by `configure`.
+static STATE: InstanceState<Percentiles> = InstanceState::new();
 
 /// Why a call other than `configure` failed: the host called out of order.
 const NOT_CONFIGURED: &str = "percentiles: configure was not called or failed";
@@ -60,71 +57,40 @@ struct PercentilesFilter;
 
 impl Guest for PercentilesFilter {
     fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed = config::PercentilesConfig::parse(&config).map_err(|e| ConfigError {
-            field: e.field,
-            message: e.message,
-        })?;
-        STATE.with_borrow_mut(|state| *state = Some(Percentiles::new(parsed)));
+        let parsed = config::PercentilesConfig::parse(&config)
+            .map_err(|e| e.into_wit(|field, message| ConfigError { field, message }))?;
+        STATE.set(Percentiles::new(parsed));
         Ok(())
     }
 
     fn process(events: Vec<Event>) -> Result<BatchResult, String> {
         let now = host::now();
-        STATE.with_borrow_mut(|state| {
-            let state = state.as_mut().ok_or(NOT_CONFIGURED)?;
-            let inputs: Vec<InputEvent<'_>> = events
-                .iter()
-                .map(|e| InputEvent {
-                    time: e.time,
-                    body: &e.body,
-                })
-                .collect();
+        let batch = STATE.with(|state| {
+            let inputs: Vec<InputEvent<'_>> = events.iter().map(|e| InputEvent::new(e.time, &e.body)).collect();
             let outcome = state.process(&inputs, now);
-            let rejected = outcome
-                .rejected
-                .iter()
-                .map(|r| Rejected {
-                    index: r.index,
-                    reason: r.reason.clone(),
-                })
-                .collect();
-            let emitted = report(state, outcome)
-                .into_iter()
-                .map(|event| Emitted {
-                    parent: None,
-                    event,
-                })
-                .collect();
-            Ok(BatchResult { emitted, rejected })
-        })
+            let rejected =
+                outcome.rejected.iter().map(|r| Rejected { index: r.index, reason: r.reason.clone() }).collect();
+            let emitted = report(state, outcome).into_iter().map(|event| Emitted { parent: None, event }).collect();
+            BatchResult { emitted, rejected }
+        });
+        batch.ok_or_else(|| NOT_CONFIGURED.to_string())
     }
 
     fn tick(now: i64) -> Vec<Event> {
-        STATE.with_borrow_mut(|state| match state.as_mut() {
-            Some(state) => {
+        STATE
+            .with(|state| {
                 let outcome = state.tick(now);
                 report(state, outcome)
-            }
-            None => Vec::new(),
-        })
+            })
+            .unwrap_or_default()
     }
 
     fn snapshot() -> Vec<u8> {
-        STATE.with_borrow(|state| {
-            state
-                .as_ref()
-                .map(Percentiles::snapshot)
-                .unwrap_or_default()
-        })
+        STATE.with(|state| state.snapshot()).unwrap_or_default()
     }
 
     fn restore(bytes: Vec<u8>) -> Result<(), String> {
-        STATE.with_borrow_mut(|state| {
-            state
-                .as_mut()
-                .ok_or(NOT_CONFIGURED.to_string())?
-                .restore(&bytes)
-        })
+        STATE.with(|state| state.restore(&bytes)).unwrap_or_else(|| Err(NOT_CONFIGURED.to_string()))
     }
 }
 
@@ -132,9 +98,7 @@ impl Guest for PercentilesFilter {
 /// records into events.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn report(state: &Percentiles, outcome: Outcome) -> Vec<Event> {
-    for (name, delta) in outcome.counters.nonzero() {
-        host::counter_add(name, delta);
-    }
+    counters::flush(outcome.counters.by_name(), host::counter_add);
     for (level, message) in &outcome.logs {
         let level = match level {
             LogLevel::Info => Level::Info,
@@ -146,11 +110,7 @@ fn report(state: &Percentiles, outcome: Outcome) -> Vec<Event> {
     outcome
         .windows
         .iter()
-        .map(|w| Event {
-            time: w.start,
-            tag: config.tag.clone(),
-            body: output::body(w, &config.quantiles),
-        })
+        .map(|w| Event { time: w.start, tag: config.tag.clone(), body: output::body(w, &config.quantiles) })
         .collect()
 }
 

@@ -6,15 +6,11 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use weir_plugin_sdk::{self as sdk, RawValue};
-
-use crate::json;
+use weir_plugin_sdk::{self as sdk, RawValue, json};
 
 /// One series: a metric name and a label set. Ordered, so windows are emitted
 /// in the same order by every instance (a restored one included).
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct SeriesKey {
     /// Metric name.
     pub metric: String,
@@ -59,10 +55,7 @@ pub fn parse(body: &[u8]) -> Result<Metric, String> {
             Some(name) if !name.is_empty() => name.into_owned(),
             Some(_) => return Err("field \"metric\" is empty".to_string()),
             None => {
-                return Err(format!(
-                    "field \"metric\" is not a string (got {})",
-                    json::quote(raw.get())
-                ));
+                return Err(format!("field \"metric\" is not a string (got {})", json::quote(raw.get())));
             }
         },
     };
@@ -83,20 +76,13 @@ pub fn parse(body: &[u8]) -> Result<Metric, String> {
         Some(raw) if raw.get() == "null" => BTreeMap::new(),
         Some(raw) => labels(raw, &metric)?,
     };
-    Ok(Metric {
-        key: SeriesKey { metric, labels },
-        value,
-    })
+    Ok(Metric { key: SeriesKey { metric, labels }, value })
 }
 
 fn labels(raw: &RawValue, metric: &str) -> Result<BTreeMap<String, String>, String> {
-    let object: HashMap<Cow<'_, str>, &RawValue> =
-        serde_json::from_str(raw.get()).map_err(|_| {
-            format!(
-                "field \"labels\" of metric {metric:?} is not an object (got {})",
-                json::quote(raw.get())
-            )
-        })?;
+    let object: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get()).map_err(|_| {
+        format!("field \"labels\" of metric {metric:?} is not an object (got {})", json::quote(raw.get()))
+    })?;
     let mut out = BTreeMap::new();
     for (name, value) in object {
         let Some(text) = sdk::as_str(value) else {
@@ -116,8 +102,7 @@ mod tests {
 
     #[test]
     fn reads_name_value_and_sorted_labels() {
-        let m = parse(br#"{"metric":"latency_ms","value":12.5,"labels":{"os":"ios","op":"pay"}}"#)
-            .unwrap();
+        let m = parse(br#"{"metric":"latency_ms","value":12.5,"labels":{"os":"ios","op":"pay"}}"#).unwrap();
         assert_eq!(m.value, 12.5);
         assert_eq!(m.key.to_string(), r#"latency_ms{op="pay",os="ios"}"#);
     }
@@ -135,19 +120,10 @@ mod tests {
         let cases: [(&[u8], &str); 8] = [
             (b"nope", "body is not a JSON object"),
             (br#"{"value":1}"#, "field \"metric\" is missing"),
-            (
-                br#"{"metric":7,"value":1}"#,
-                "field \"metric\" is not a string (got 7)",
-            ),
+            (br#"{"metric":7,"value":1}"#, "field \"metric\" is not a string (got 7)"),
             (br#"{"metric":"","value":1}"#, "field \"metric\" is empty"),
-            (
-                br#"{"metric":"m"}"#,
-                "field \"value\" of metric \"m\" is missing",
-            ),
-            (
-                br#"{"metric":"m","value":"12ms"}"#,
-                "field \"value\" of metric \"m\" is not a number (got \"12ms\")",
-            ),
+            (br#"{"metric":"m"}"#, "field \"value\" of metric \"m\" is missing"),
+            (br#"{"metric":"m","value":"12ms"}"#, "field \"value\" of metric \"m\" is not a number (got \"12ms\")"),
             (
                 br#"{"metric":"m","value":1,"labels":[1]}"#,
                 "field \"labels\" of metric \"m\" is not an object (got [1])",
@@ -159,10 +135,7 @@ mod tests {
         ];
         for (body, reason) in cases {
             let got = parse(body).unwrap_err();
-            assert!(
-                got.starts_with(reason),
-                "{got:?} should start with {reason:?}"
-            );
+            assert!(got.starts_with(reason), "{got:?} should start with {reason:?}");
         }
     }
 }

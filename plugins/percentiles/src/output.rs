@@ -9,9 +9,9 @@
 //! Times are RFC 3339 in UTC; numbers that are integral print as integers.
 
 use weir_plugin_sdk::ObjectWriter;
+use weir_plugin_sdk::json::{number, rfc3339};
 
 use crate::engine::WindowRecord;
-use crate::json::{number, rfc3339};
 use crate::quantile::Quantile;
 
 /// Room for a typical record with a few labels and five quantiles, so the
@@ -48,22 +48,10 @@ mod tests {
         let record = WindowRecord {
             start: 1_795_342_500_000_000_000,
             end: 1_795_343_400_000_000_000,
-            key: SeriesKey {
-                metric: "latency_ms".into(),
-                labels: [("op".to_string(), "pay".to_string())].into(),
-            },
-            stats: WindowStats {
-                count: 3,
-                min: 3.0,
-                max: 12.0,
-                mean: 7.5,
-                quantiles: vec![8.0, 12.0],
-            },
+            key: SeriesKey { metric: "latency_ms".into(), labels: [("op".to_string(), "pay".to_string())].into() },
+            stats: WindowStats { count: 3, min: 3.0, max: 12.0, mean: 7.5, quantiles: vec![8.0, 12.0] },
         };
-        let quantiles = [
-            Quantile::parse(&json!("p50")).unwrap(),
-            Quantile::parse(&json!("p99.9")).unwrap(),
-        ];
+        let quantiles = [Quantile::parse(&json!("p50")).unwrap(), Quantile::parse(&json!("p99.9")).unwrap()];
         let text = String::from_utf8(body(&record, &quantiles)).unwrap();
         assert_eq!(
             text,

@@ -88,9 +88,7 @@ impl Pane {
 
     /// Add another pane's values to this one.
     pub fn merge(&mut self, other: &Pane) {
-        self.histogram
-            .add(&other.histogram)
-            .expect("an auto-resizing histogram takes any other histogram's values");
+        self.histogram.add(&other.histogram).expect("an auto-resizing histogram takes any other histogram's values");
         self.count += other.count;
         self.add_to_sum(other.sum);
         self.compensation += other.compensation;
@@ -102,11 +100,7 @@ impl Pane {
     pub fn stats(&self, quantiles: &[Quantile], scale: f64) -> WindowStats {
         let total = self.histogram.len();
         // Ranks in ascending order, so one pass over the buckets finds all.
-        let mut wanted: Vec<(u64, usize)> = quantiles
-            .iter()
-            .enumerate()
-            .map(|(i, q)| (q.rank(total), i))
-            .collect();
+        let mut wanted: Vec<(u64, usize)> = quantiles.iter().enumerate().map(|(i, q)| (q.rank(total), i)).collect();
         wanted.sort_unstable();
         let mut values = vec![self.max; quantiles.len()];
         let mut next = wanted.iter().peekable();
@@ -141,10 +135,7 @@ mod tests {
     use serde_json::json;
 
     fn quantiles(names: &[&str]) -> Vec<Quantile> {
-        names
-            .iter()
-            .map(|n| Quantile::parse(&json!(n)).unwrap())
-            .collect()
+        names.iter().map(|n| Quantile::parse(&json!(n)).unwrap()).collect()
     }
 
     fn pane_of(values: &[f64], scale: f64) -> Pane {
@@ -160,10 +151,7 @@ mod tests {
         let values: Vec<f64> = (1..=100).map(f64::from).collect();
         let stats = pane_of(&values, 1.0).stats(&quantiles(&["p50", "p90", "p99", "p100"]), 1.0);
         assert_eq!(stats.quantiles, [50.0, 90.0, 99.0, 100.0]);
-        assert_eq!(
-            (stats.count, stats.min, stats.max, stats.mean),
-            (100, 1.0, 100.0, 50.5)
-        );
+        assert_eq!((stats.count, stats.min, stats.max, stats.mean), (100, 1.0, 100.0, 50.5));
     }
 
     #[test]

@@ -27,32 +27,26 @@ impl Quantile {
                 let percent = s.strip_prefix('p').ok_or_else(|| {
                     format!("invalid quantile {s:?}: write a percentile such as \"p95\" or \"p99.9\", or a fraction such as 0.95")
                 })?;
-                let (numerator, decimals) = decimal(percent).ok_or_else(|| {
-                    format!("invalid quantile {s:?}: {percent:?} is not a decimal number")
-                })?;
-                Self::from_decimal(numerator, decimals + 2)
-                    .map_err(|why| format!("invalid quantile {s:?}: {why}"))
+                let (numerator, decimals) = decimal(percent)
+                    .ok_or_else(|| format!("invalid quantile {s:?}: {percent:?} is not a decimal number"))?;
+                Self::from_decimal(numerator, decimals + 2).map_err(|why| format!("invalid quantile {s:?}: {why}"))
             }
             serde_json::Value::Number(n) => {
                 let text = n.to_string();
-                let (numerator, decimals) = decimal(&text).ok_or_else(|| {
-                    format!("invalid quantile {text}: not a plain decimal fraction")
-                })?;
-                Self::from_decimal(numerator, decimals)
-                    .map_err(|why| format!("invalid quantile {text}: {why}"))
+                let (numerator, decimals) =
+                    decimal(&text).ok_or_else(|| format!("invalid quantile {text}: not a plain decimal fraction"))?;
+                Self::from_decimal(numerator, decimals).map_err(|why| format!("invalid quantile {text}: {why}"))
             }
-            other => Err(format!(
-                "invalid quantile {other}: expected a string such as \"p95\" or a number such as 0.95"
-            )),
+            other => {
+                Err(format!("invalid quantile {other}: expected a string such as \"p95\" or a number such as 0.95"))
+            }
         }
     }
 
     /// `numerator / 10^decimals`, which must lie in `(0, 1]`.
     fn from_decimal(numerator: u64, decimals: u32) -> Result<Self, String> {
         if decimals > MAX_DECIMALS + 2 {
-            return Err(format!(
-                "more than {MAX_DECIMALS} decimal places in the percentile"
-            ));
+            return Err(format!("more than {MAX_DECIMALS} decimal places in the percentile"));
         }
         let denominator = 10u64.pow(decimals);
         if numerator == 0 || numerator > denominator {
@@ -63,23 +57,11 @@ impl Quantile {
             (numerator * 10u64.pow(2 - decimals), String::new())
         } else {
             let per = 10u64.pow(decimals - 2);
-            let digits = format!(
-                "{:0width$}",
-                numerator % per,
-                width = (decimals - 2) as usize
-            );
+            let digits = format!("{:0width$}", numerator % per, width = (decimals - 2) as usize);
             (numerator / per, digits.trim_end_matches('0').to_string())
         };
-        let name = if fraction.is_empty() {
-            format!("p{whole}")
-        } else {
-            format!("p{whole}_{fraction}")
-        };
-        Ok(Self {
-            name,
-            numerator,
-            denominator,
-        })
+        let name = if fraction.is_empty() { format!("p{whole}") } else { format!("p{whole}_{fraction}") };
+        Ok(Self { name, numerator, denominator })
     }
 
     /// The 1-based nearest rank `ceil(q * n)` among `n` sorted values, at
@@ -87,9 +69,7 @@ impl Quantile {
     pub fn rank(&self, n: u64) -> u64 {
         let product = u128::from(self.numerator) * u128::from(n);
         let rank = product.div_ceil(u128::from(self.denominator));
-        u64::try_from(rank)
-            .expect("rank <= n because q <= 1")
-            .max(1)
+        u64::try_from(rank).expect("rank <= n because q <= 1").max(1)
     }
 }
 
@@ -97,10 +77,7 @@ impl Quantile {
 /// integer and the count of digits after the point. No sign, no exponent.
 fn decimal(text: &str) -> Option<(u64, u32)> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-    {
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let fraction = fraction.trim_end_matches('0');
@@ -113,9 +90,7 @@ fn decimal(text: &str) -> Option<(u64, u32)> {
 pub fn defaults() -> Vec<Quantile> {
     ["p50", "p75", "p90", "p95", "p99"]
         .iter()
-        .map(|name| {
-            Quantile::parse(&serde_json::Value::from(*name)).expect("default quantiles are valid")
-        })
+        .map(|name| Quantile::parse(&serde_json::Value::from(*name)).expect("default quantiles are valid"))
         .collect()
 }
 
@@ -170,10 +145,6 @@ mod tests {
         ] {
             assert!(Quantile::parse(&bad).is_err(), "{bad} should be refused");
         }
-        assert!(
-            Quantile::parse(&json!("p99.99999999999"))
-                .unwrap_err()
-                .contains("decimal places")
-        );
+        assert!(Quantile::parse(&json!("p99.99999999999")).unwrap_err().contains("decimal places"));
     }
 }

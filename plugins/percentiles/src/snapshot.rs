@@ -1,11 +1,12 @@
 //! Snapshot and restore of every open window, so a reload or restart loses
-//! none. It owns the envelope format; what the state means is `engine`'s.
+//! none. It owns the snapshot's state format, inside the SDK's versioned
+//! envelope (plugin name and format number, so a snapshot of another filter
+//! or of an incompatible version is refused with a clear message); what the
+//! state means is `engine`'s.
 //!
-//! The envelope is JSON with a plugin name and a format number, so a
-//! snapshot of another filter or of an incompatible version is refused with
-//! a clear message. Each pane's histogram is HdrHistogram's V2 + deflate
-//! encoding (typically a few hundred bytes) in base64; floats are written as
-//! their shortest exact decimal text so they read back bit for bit.
+//! Each pane's histogram is HdrHistogram's V2 + deflate encoding (typically a
+//! few hundred bytes) in base64; floats are written as their shortest exact
+//! decimal text so they read back bit for bit.
 
 use std::collections::BTreeMap;
 
@@ -13,23 +14,22 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
+use weir_plugin_sdk::SnapshotEnvelope;
+use weir_plugin_sdk::json::rfc3339;
 
 use crate::duration;
 use crate::engine::{Percentiles, Series};
 use crate::metric::SeriesKey;
 use crate::pane::{Counts, Pane};
 
-/// Names the plugin in the envelope.
-const PLUGIN: &str = "weir-plugin-percentiles";
+/// Names the plugin; the format is bumped when `State` changes
+/// incompatibly, as restore refuses others.
+const ENVELOPE: SnapshotEnvelope = SnapshotEnvelope::new("weir-plugin-percentiles", 1);
 
-/// Bumped when the envelope changes incompatibly; restore refuses others.
-const FORMAT: u32 = 1;
-
+/// What the snapshot holds besides the envelope's plugin and format. No
+/// `deny_unknown_fields`: the envelope refuses unknown top-level keys.
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    plugin: String,
-    format: u32,
+struct State {
     window: i64,
     step: i64,
     #[serde(with = "exact_f64")]
@@ -77,8 +77,7 @@ mod exact_f64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
         let text = String::deserialize(deserializer)?;
-        text.parse()
-            .map_err(|_| serde::de::Error::custom(format!("invalid number {text:?}")))
+        text.parse().map_err(|_| serde::de::Error::custom(format!("invalid number {text:?}")))
     }
 }
 
@@ -115,9 +114,7 @@ impl Percentiles {
                     .collect(),
             })
             .collect();
-        let envelope = Envelope {
-            plugin: PLUGIN.to_string(),
-            format: FORMAT,
+        let state = State {
             window: self.config.window,
             step: self.config.step,
             scale: self.config.scale,
@@ -125,59 +122,37 @@ impl Percentiles {
             closed: self.closed,
             series,
         };
-        serde_json::to_vec(&envelope)
-            .expect("the envelope has only string keys and finite-or-string values")
+        ENVELOPE.write(&state).expect("the envelope has only string keys and finite-or-string values")
     }
 
     /// Replace this instance's state with a snapshot's. The config stays this
     /// instance's own, but the window geometry and scale must match the
     /// snapshot's: open panes cannot be re-cut or re-scaled.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let envelope: Envelope = serde_json::from_slice(bytes)
-            .map_err(|e| format!("snapshot is not a {PLUGIN} snapshot of format {FORMAT}: {e}"))?;
-        if envelope.plugin != PLUGIN {
-            return Err(format!(
-                "snapshot is from {:?}, not {PLUGIN}",
-                envelope.plugin
-            ));
-        }
-        if envelope.format != FORMAT {
-            return Err(format!(
-                "snapshot format {} is not supported (this plugin reads format {FORMAT})",
-                envelope.format
-            ));
-        }
-        if (envelope.window, envelope.step) != (self.config.window, self.config.step) {
+        let snapshot: State = ENVELOPE.read(bytes)?;
+        if (snapshot.window, snapshot.step) != (self.config.window, self.config.step) {
             return Err(format!(
                 "snapshot has window {} and step {}, this instance is configured with window {} and step {}: open windows cannot be re-cut",
-                duration::format(envelope.window),
-                duration::format(envelope.step),
+                duration::format(snapshot.window),
+                duration::format(snapshot.step),
                 duration::format(self.config.window),
                 duration::format(self.config.step)
             ));
         }
-        if envelope.scale != self.config.scale {
+        if snapshot.scale != self.config.scale {
             return Err(format!(
                 "snapshot has scale {}, this instance is configured with scale {}: recorded values cannot be re-scaled",
-                envelope.scale, self.config.scale
+                snapshot.scale, self.config.scale
             ));
         }
 
         let mut deserializer = Deserializer::new();
         let mut series = BTreeMap::new();
-        for state in envelope.series {
-            let key = SeriesKey {
-                metric: state.metric,
-                labels: state.labels,
-            };
+        for state in snapshot.series {
+            let key = SeriesKey { metric: state.metric, labels: state.labels };
             let mut panes = BTreeMap::new();
             for pane in state.panes {
-                let where_ = || {
-                    format!(
-                        "snapshot series {key} pane at {}",
-                        crate::json::rfc3339(pane.start)
-                    )
-                };
+                let where_ = || format!("snapshot series {key} pane at {}", rfc3339(pane.start));
                 if pane.start.rem_euclid(self.config.step) != 0 {
                     return Err(format!("{}: start is not aligned to the step", where_()));
                 }
@@ -206,19 +181,12 @@ impl Percentiles {
                 };
                 panes.insert(pane.start, restored);
             }
-            series.insert(
-                key,
-                Series {
-                    panes,
-                    last_seen: state.last_seen,
-                    flushed_through: state.flushed_through,
-                },
-            );
+            series.insert(key, Series { panes, last_seen: state.last_seen, flushed_through: state.flushed_through });
         }
         self.series = series;
-        self.max_event_time = envelope.max_event_time;
+        self.max_event_time = snapshot.max_event_time;
         // Never move the closed boundary back: windows already emitted stay closed.
-        self.closed = self.closed.max(envelope.closed);
+        self.closed = self.closed.max(snapshot.closed);
         Ok(())
     }
 }

@@ -81,39 +81,21 @@ mod tests {
 
     #[test]
     fn an_event_exactly_at_a_window_end_belongs_to_the_next_window() {
-        let w = Windows {
-            size: 15 * MINUTE,
-            step: 15 * MINUTE,
-        };
-        assert_eq!(
-            w.starts_containing(15 * MINUTE).collect::<Vec<_>>(),
-            [15 * MINUTE]
-        );
-        assert_eq!(
-            w.starts_containing(15 * MINUTE - 1).collect::<Vec<_>>(),
-            [0]
-        );
+        let w = Windows { size: 15 * MINUTE, step: 15 * MINUTE };
+        assert_eq!(w.starts_containing(15 * MINUTE).collect::<Vec<_>>(), [15 * MINUTE]);
+        assert_eq!(w.starts_containing(15 * MINUTE - 1).collect::<Vec<_>>(), [0]);
         assert_eq!(w.starts_containing(-1).collect::<Vec<_>>(), [-15 * MINUTE]);
     }
 
     #[test]
     fn hopping_windows_hold_an_event_in_size_over_step_windows() {
-        let w = Windows {
-            size: 15 * MINUTE,
-            step: 5 * MINUTE,
-        };
-        assert_eq!(
-            w.starts_containing(12 * MINUTE).collect::<Vec<_>>(),
-            [0, 5 * MINUTE, 10 * MINUTE]
-        );
+        let w = Windows { size: 15 * MINUTE, step: 5 * MINUTE };
+        assert_eq!(w.starts_containing(12 * MINUTE).collect::<Vec<_>>(), [0, 5 * MINUTE, 10 * MINUTE]);
     }
 
     #[test]
     fn a_window_closes_when_the_watermark_reaches_its_end() {
-        let w = Windows {
-            size: 15 * MINUTE,
-            step: 15 * MINUTE,
-        };
+        let w = Windows { size: 15 * MINUTE, step: 15 * MINUTE };
         assert!(!w.is_late(0, w.closed_boundary(15 * MINUTE - 1)));
         assert!(w.is_late(0, w.closed_boundary(15 * MINUTE)));
         assert!(!w.is_late(15 * MINUTE, w.closed_boundary(15 * MINUTE)));

@@ -1,222 +1,32 @@
-//! Helpers for Rust filter plugins: read fields of a JSON body without
-//! building a DOM, and add fields by splicing bytes before the closing `}`.
+//! Helpers for Rust filter plugins: what every filter needs besides its own
+//! logic, kept pure so it tests natively. This crate knows nothing of the
+//! WIT bindings: each plugin calls `wit_bindgen::generate!` itself, and the
+//! helpers that end at the host (counters, config errors) hand plain values
+//! to a closure the plugin's `lib.rs` passes in.
 //!
-//! Parsing a body into `serde_json::Value` and serialising it again halves a
-//! filter's throughput (see `wit/README.md`); these helpers borrow from the
-//! input bytes instead. This crate knows nothing of the WIT bindings: each
-//! plugin calls `wit_bindgen::generate!` itself.
+//! Where things live:
+//!
+//! | module     | owns                                                              |
+//! |------------|-------------------------------------------------------------------|
+//! | `event`    | an input event's time and body, borrowed for a pure core         |
+//! | `body`     | borrowed field access to a JSON body, splicing fields into it     |
+//! | `json`     | single values as JSON text: RFC 3339 times, numbers, quotes       |
+//! | `config`   | `ConfigError` (key path and message), reading the block's object  |
+//! | `counters` | handing a call's counter deltas to the host, zeros skipped        |
+//! | `state`    | the per-instance state `configure` sets and later calls use       |
+//! | `snapshot` | the versioned snapshot envelope `{plugin, format, ...state}`      |
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+pub mod body;
+pub mod config;
+pub mod counters;
+pub mod event;
+pub mod json;
+pub mod snapshot;
+pub mod state;
 
+pub use body::{BodyError, Fields, ObjectWriter, as_f64, as_str, fields, lookup, write_str};
+pub use config::ConfigError;
+pub use event::InputEvent;
 pub use serde_json::value::RawValue;
-
-/// The top-level fields of a JSON object body, borrowed from its bytes.
-/// Values are unparsed JSON text.
-pub type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
-
-/// Why a body could not be read.
-#[derive(Debug)]
-pub struct BodyError(String);
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BodyError {}
-
-/// Parse the top level of a JSON object, borrowing keys and values.
-pub fn fields(body: &[u8]) -> Result<Fields<'_>, BodyError> {
-    serde_json::from_slice(body).map_err(|e| BodyError(format!("body is not a JSON object: {e}")))
-}
-
-/// Look up a dotted path (`device.os`) in a JSON object, descending through
-/// nested objects. Returns the raw JSON of the value, or `None` when any step
-/// is missing or not an object.
-pub fn lookup<'a>(body: &'a [u8], path: &str) -> Option<&'a RawValue> {
-    let mut current: &'a str = std::str::from_utf8(body).ok()?;
-    let mut found = None;
-    for segment in path.split('.') {
-        let object: Fields<'a> = serde_json::from_str(current).ok()?;
-        let value = *object.get(segment)?;
-        current = value.get();
-        found = Some(value);
-    }
-    found
-}
-
-/// Decode a raw JSON value as a string, if it is one.
-pub fn as_str(value: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<Cow<'_, str>>(value.get()).ok()
-}
-
-/// Decode a raw JSON value as a number, if it is one.
-pub fn as_f64(value: &RawValue) -> Option<f64> {
-    serde_json::from_str::<f64>(value.get()).ok()
-}
-
-/// Append `s` to `out` as a JSON string literal, with quotes and escapes.
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing a str to a Vec cannot fail");
-}
-
-/// Builds a JSON object by appending fields, either to an existing object's
-/// bytes (splicing before its closing `}`) or from scratch.
-pub struct ObjectWriter {
-    out: Vec<u8>,
-    empty: bool,
-}
-
-impl ObjectWriter {
-    /// Start an empty object.
-    pub fn new() -> Self {
-        Self::with_capacity(64)
-    }
-
-    /// Start an empty object with room for `capacity` bytes.
-    pub fn with_capacity(capacity: usize) -> Self {
-        let mut out = Vec::with_capacity(capacity);
-        out.push(b'{');
-        Self { out, empty: true }
-    }
-
-    /// Start from an existing JSON object's bytes. Trailing whitespace after
-    /// the closing `}` is dropped. Fails when `body` does not end in `}`.
-    pub fn extend(body: &[u8], extra: usize) -> Result<Self, BodyError> {
-        let end = body
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .filter(|&i| body[i] == b'}')
-            .ok_or_else(|| BodyError("body is not a JSON object".into()))?;
-        let inner = &body[..end];
-        let empty = inner
-            .iter()
-            .rev()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_none_or(|&b| b == b'{');
-        let keep = inner.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
-        let mut out = Vec::with_capacity(end + extra + 1);
-        out.extend_from_slice(&inner[..keep]);
-        Ok(Self { out, empty })
-    }
-
-    fn key(&mut self, key: &str) {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
-        write_str(&mut self.out, key);
-        self.out.push(b':');
-    }
-
-    /// Add a field whose value is already JSON text.
-    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
-        self.key(key);
-        self.out.extend_from_slice(json.as_bytes());
-        self
-    }
-
-    /// Add a string field.
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        self.key(key);
-        write_str(&mut self.out, value);
-        self
-    }
-
-    /// Add a number field. Non-finite numbers become `null`, as JSON has none.
-    pub fn f64(&mut self, key: &str, value: f64) -> &mut Self {
-        self.key(key);
-        if value.is_finite() {
-            serde_json::to_writer(&mut self.out, &value).expect("writing to a Vec cannot fail");
-        } else {
-            self.out.extend_from_slice(b"null");
-        }
-        self
-    }
-
-    /// Add an integer field.
-    pub fn i64(&mut self, key: &str, value: i64) -> &mut Self {
-        self.key(key);
-        self.out.extend_from_slice(value.to_string().as_bytes());
-        self
-    }
-
-    /// Add a boolean field.
-    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
-        self.key(key);
-        self.out.extend_from_slice(if value { b"true" } else { b"false" });
-        self
-    }
-
-    /// Add any serialisable value.
-    pub fn value<T: serde::Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
-        self.key(key);
-        serde_json::to_writer(&mut self.out, value).expect("serialising to a Vec cannot fail");
-        self
-    }
-
-    /// Close the object and return its bytes.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.out.push(b'}');
-        self.out
-    }
-}
-
-impl Default for ObjectWriter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lookup_descends_nested_objects() {
-        let body = br#"{"ctx":{"device":{"os":"ios"}},"n":3}"#;
-        assert_eq!(lookup(body, "ctx.device.os").map(|v| v.get()), Some(r#""ios""#));
-        assert_eq!(lookup(body, "n").map(|v| v.get()), Some("3"));
-        assert!(lookup(body, "ctx.missing").is_none());
-        assert!(lookup(body, "n.deeper").is_none());
-    }
-
-    #[test]
-    fn extend_splices_fields_before_the_closing_brace() {
-        let mut w = ObjectWriter::extend(br#"{"a":1}  "#, 16).unwrap();
-        w.str("b", "x\"y").f64("c", 1.5).i64("d", -2);
-        let out = w.finish();
-        assert_eq!(std::str::from_utf8(&out).unwrap(), r#"{"a":1,"b":"x\"y","c":1.5,"d":-2}"#);
-        let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(parsed["b"], "x\"y");
-    }
-
-    #[test]
-    fn extend_handles_an_empty_object() {
-        let mut w = ObjectWriter::extend(b"{ }", 0).unwrap();
-        w.bool("ok", true);
-        assert_eq!(w.finish(), br#"{"ok":true}"#);
-    }
-
-    #[test]
-    fn extend_refuses_a_non_object() {
-        assert!(ObjectWriter::extend(b"[1,2]", 0).is_err());
-    }
-
-    #[test]
-    fn non_finite_numbers_become_null() {
-        let mut w = ObjectWriter::new();
-        w.f64("x", f64::NAN);
-        assert_eq!(w.finish(), br#"{"x":null}"#);
-    }
-
-    #[test]
-    fn fields_borrow_escaped_keys() {
-        let f = fields(br#"{"a\"b":"v","c":[1]}"#).unwrap();
-        assert_eq!(f.get("a\"b").map(|v| v.get()), Some(r#""v""#));
-        assert_eq!(as_str(f["a\"b"]).as_deref(), Some("v"));
-        assert_eq!(f.get("c").map(|v| v.get()), Some("[1]"));
-    }
-}
+pub use snapshot::SnapshotEnvelope;
+pub use state::InstanceState;

@@ -52,6 +52,18 @@ pub struct Counts {
     pub time_missing: u64,
 }
 
+impl Counts {
+    /// `(host counter name, delta)` for every counter.
+    pub fn by_name(&self) -> [(&'static str, u64); 4] {
+        [
+            ("statements", self.statements),
+            ("chunks", self.chunks),
+            ("rejected_chunks", self.rejected_chunks),
+            ("time_missing", self.time_missing),
+        ]
+    }
+}
+
 /// What [`split_batch`] returns.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
@@ -124,48 +136,23 @@ impl std::fmt::Display for ChunkError {
         match self {
             Self::Body(detail) => f.write_str(detail),
             Self::Missing { field } => write!(f, "field {field:?}: missing"),
-            Self::PathNotObject {
-                field,
-                prefix,
-                found,
-            } => {
+            Self::PathNotObject { field, prefix, found } => {
                 write!(f, "field {field:?}: {prefix:?} is {found}, not an object")
             }
             Self::WrongType { field, found } => {
-                write!(
-                    f,
-                    "field {field:?}: expected an array or a string, found {found}"
-                )
+                write!(f, "field {field:?}: expected an array or a string, found {found}")
             }
-            Self::BadStatement {
-                field,
-                index,
-                found,
-            } => {
-                write!(
-                    f,
-                    "field {field:?}[{index}]: expected a string or an object, found {found}"
-                )
+            Self::BadStatement { field, index, found } => {
+                write!(f, "field {field:?}[{index}]: expected a string or an object, found {found}")
             }
             Self::Undecodable { field, index: None } => {
                 write!(f, "field {field:?}: string cannot be decoded")
             }
-            Self::Undecodable {
-                field,
-                index: Some(i),
-            } => {
+            Self::Undecodable { field, index: Some(i) } => {
                 write!(f, "field {field:?}[{i}]: string cannot be decoded")
             }
-            Self::Time {
-                index,
-                line: None,
-                problem,
-            } => write!(f, "statement {index}: {problem}"),
-            Self::Time {
-                index,
-                line: Some(line),
-                problem,
-            } => {
+            Self::Time { index, line: None, problem } => write!(f, "statement {index}: {problem}"),
+            Self::Time { index, line: Some(line), problem } => {
                 write!(f, "statement {index} (line {line}): {problem}")
             }
         }
@@ -201,15 +188,10 @@ impl std::fmt::Display for TimeProblem {
         match self {
             Self::MissingField(field) => write!(f, "time field {field:?} is missing"),
             Self::NoMatch => f.write_str("time regex did not match"),
-            Self::NoToken {
-                position,
-                delimiter,
-            } => {
+            Self::NoToken { position, delimiter } => {
                 write!(f, "no token {position} when split on {delimiter:?}")
             }
-            Self::NoTextRule => {
-                f.write_str("string statement but no time.regex or time.delimiter is set")
-            }
+            Self::NoTextRule => f.write_str("string statement but no time.regex or time.delimiter is set"),
             Self::NoFieldRule => f.write_str("object statement but no time.field is set"),
             Self::Parse(e) => e.fmt(f),
         }
@@ -274,82 +256,52 @@ impl<'c, 'a> Splitter<'c, 'a> {
     fn run(&mut self) -> Result<(), ChunkError> {
         let config: &'c SplitFilterConfig = self.config;
         let field = &config.field;
-        let top = weir_plugin_sdk::fields(self.chunk.body)
-            .map_err(|e| ChunkError::Body(e.to_string()))?;
+        let top = weir_plugin_sdk::fields(self.chunk.body).map_err(|e| ChunkError::Body(e.to_string()))?;
         let statements = match find(&top, field) {
             Ok(Some(v)) => v,
             Ok(None) => {
-                return Err(ChunkError::Missing {
-                    field: field.clone(),
-                });
+                return Err(ChunkError::Missing { field: field.clone() });
             }
             Err(NotObject { prefix, found }) => {
-                return Err(ChunkError::PathNotObject {
-                    field: field.clone(),
-                    prefix,
-                    found,
-                });
+                return Err(ChunkError::PathNotObject { field: field.clone(), prefix, found });
             }
         };
         // Context values are looked up once per chunk; a missing one is skipped.
-        let context: Vec<(&str, &RawValue)> = config
-            .context
-            .iter()
-            .filter_map(|c| Some((c.to.as_str(), find(&top, &c.from).ok()??)))
-            .collect();
+        let context: Vec<(&str, &RawValue)> =
+            config.context.iter().filter_map(|c| Some((c.to.as_str(), find(&top, &c.from).ok()??))).collect();
         // Room for `"key":value,` per context field.
-        let extra = context
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum::<usize>()
-            + config.time_missing_key.len()
-            + 8;
+        let extra =
+            context.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum::<usize>() + config.time_missing_key.len() + 8;
 
         match statements.get().as_bytes().first() {
             Some(b'[') => {
-                let items: Vec<&RawValue> = serde_json::from_str(statements.get())
-                    .expect("a raw value starting with [ is a valid JSON array");
+                let items: Vec<&RawValue> =
+                    serde_json::from_str(statements.get()).expect("a raw value starting with [ is a valid JSON array");
                 for (index, item) in items.into_iter().enumerate() {
                     match item.get().as_bytes().first() {
                         Some(b'"') => {
-                            let text = weir_plugin_sdk::as_str(item).ok_or_else(|| {
-                                ChunkError::Undecodable {
-                                    field: field.clone(),
-                                    index: Some(index),
-                                }
-                            })?;
+                            let text = weir_plugin_sdk::as_str(item)
+                                .ok_or_else(|| ChunkError::Undecodable { field: field.clone(), index: Some(index) })?;
                             self.text_statement(&text, index, None, &context, extra)?;
                         }
                         Some(b'{') => self.object_statement(item, index, &context, extra)?,
                         _ => {
-                            return Err(ChunkError::BadStatement {
-                                field: field.clone(),
-                                index,
-                                found: kind(item),
-                            });
+                            return Err(ChunkError::BadStatement { field: field.clone(), index, found: kind(item) });
                         }
                     }
                 }
             }
             Some(b'"') => {
-                let text =
-                    weir_plugin_sdk::as_str(statements).ok_or_else(|| ChunkError::Undecodable {
-                        field: field.clone(),
-                        index: None,
-                    })?;
+                let text = weir_plugin_sdk::as_str(statements)
+                    .ok_or_else(|| ChunkError::Undecodable { field: field.clone(), index: None })?;
                 let lines = text.split('\n').enumerate();
                 let lines = lines.map(|(n, line)| (n + 1, line.strip_suffix('\r').unwrap_or(line)));
-                for (index, (line_no, line)) in
-                    lines.filter(|(_, l)| !l.trim().is_empty()).enumerate()
-                {
+                for (index, (line_no, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
                     self.text_statement(line, index, Some(line_no), &context, extra)?;
                 }
             }
             _ => {
-                return Err(ChunkError::WrongType {
-                    field: field.clone(),
-                    found: kind(statements),
-                });
+                return Err(ChunkError::WrongType { field: field.clone(), found: kind(statements) });
             }
         }
         Ok(())
@@ -367,30 +319,18 @@ impl<'c, 'a> Splitter<'c, 'a> {
             None => Ok(self.chunk.time),
             Some(time) => match &time.text {
                 None => Err(TimeProblem::NoTextRule),
-                Some(TextTime::Regex(regex)) => {
-                    match regex.captures(text).and_then(|c| c.name("time")) {
-                        Some(m) => time
-                            .format
-                            .parse_text(m.as_str())
-                            .map_err(TimeProblem::Parse),
-                        None => Err(TimeProblem::NoMatch),
-                    }
-                }
-                Some(TextTime::Token {
-                    delimiter,
-                    position,
-                }) => match text.split(delimiter.as_str()).nth(*position) {
+                Some(TextTime::Regex(regex)) => match regex.captures(text).and_then(|c| c.name("time")) {
+                    Some(m) => time.format.parse_text(m.as_str()).map_err(TimeProblem::Parse),
+                    None => Err(TimeProblem::NoMatch),
+                },
+                Some(TextTime::Token { delimiter, position }) => match text.split(delimiter.as_str()).nth(*position) {
                     Some(token) => time.format.parse_text(token).map_err(TimeProblem::Parse),
-                    None => Err(TimeProblem::NoToken {
-                        position: *position,
-                        delimiter: delimiter.clone(),
-                    }),
+                    None => Err(TimeProblem::NoToken { position: *position, delimiter: delimiter.clone() }),
                 },
             },
         };
         let (time, missing) = self.settle(found, index, line)?;
-        let mut w =
-            ObjectWriter::with_capacity(text.len() + self.config.message_key.len() + extra + 8);
+        let mut w = ObjectWriter::with_capacity(text.len() + self.config.message_key.len() + extra + 8);
         w.str(&self.config.message_key, text);
         // Config checks rule out clashes between these keys.
         for (key, value) in context {
@@ -416,8 +356,7 @@ impl<'c, 'a> Splitter<'c, 'a> {
             self.emit(self.chunk.time, json.as_bytes().to_vec());
             return Ok(());
         }
-        let own: Fields<'_> =
-            serde_json::from_str(json).expect("a raw value starting with { is a JSON object");
+        let own: Fields<'_> = serde_json::from_str(json).expect("a raw value starting with { is a JSON object");
         let found = match &self.config.time {
             None => Ok(self.chunk.time),
             Some(time) => match &time.field {
@@ -431,8 +370,7 @@ impl<'c, 'a> Splitter<'c, 'a> {
             },
         };
         let (time, missing) = self.settle(found, index, None)?;
-        let mut w = ObjectWriter::extend(json.as_bytes(), extra)
-            .expect("a raw value starting with { ends with }");
+        let mut w = ObjectWriter::extend(json.as_bytes(), extra).expect("a raw value starting with { ends with }");
         // The statement's own field wins over an added one of the same key.
         for (key, value) in context {
             if !own.contains_key(*key) {
@@ -457,11 +395,7 @@ impl<'c, 'a> Splitter<'c, 'a> {
         match found {
             Ok(time) => Ok((time, false)),
             Err(problem) => {
-                let error = ChunkError::Time {
-                    index,
-                    line,
-                    problem,
-                };
+                let error = ChunkError::Time { index, line, problem };
                 match self.config.on_missing_time {
                     OnMissingTime::DeadLetter => Err(error),
                     OnMissingTime::Arrival => {
@@ -475,19 +409,9 @@ impl<'c, 'a> Splitter<'c, 'a> {
     }
 
     fn emit(&mut self, time: i64, body: Vec<u8>) {
-        let tag = self
-            .config
-            .tag
-            .as_deref()
-            .unwrap_or(self.chunk.tag)
-            .to_owned();
+        let tag = self.config.tag.as_deref().unwrap_or(self.chunk.tag).to_owned();
         self.counts.statements += 1;
-        self.out.push(Statement {
-            parent: self.parent,
-            time,
-            tag,
-            body,
-        });
+        self.out.push(Statement { parent: self.parent, time, tag, body });
     }
 }
 
@@ -507,10 +431,8 @@ fn find<'a>(top: &Fields<'a>, path: &str) -> Result<Option<&'a RawValue>, NotObj
     };
     let mut walked = first.len();
     for segment in segments {
-        let nested: Fields<'a> = serde_json::from_str(value.get()).map_err(|_| NotObject {
-            prefix: path[..walked].to_owned(),
-            found: kind(value),
-        })?;
+        let nested: Fields<'a> = serde_json::from_str(value.get())
+            .map_err(|_| NotObject { prefix: path[..walked].to_owned(), found: kind(value) })?;
         match nested.get(segment) {
             Some(v) => value = v,
             None => return Ok(None),

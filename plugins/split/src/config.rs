@@ -8,37 +8,9 @@
 
 use regex::Regex;
 use serde_json::{Map, Value};
+use weir_plugin_sdk::ConfigError;
 
 use crate::time::TimeFormat;
-
-/// Why the config was refused; becomes the WIT `config-error`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    /// Path of the offending key, such as `time.regex`; `None` for the whole block.
-    pub field: Option<String>,
-    /// What is wrong, lowercase.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field.into()),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.field {
-            Some(field) => write!(f, "{field}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The validated config.
 #[derive(Debug, Clone)]
@@ -120,15 +92,7 @@ pub enum OnMissingTime {
     DeadLetter,
 }
 
-const TOP_KEYS: &[&str] = &[
-    "field",
-    "message_key",
-    "context",
-    "time",
-    "on_missing_time",
-    "time_missing_key",
-    "tag",
-];
+const TOP_KEYS: &[&str] = &["field", "message_key", "context", "time", "on_missing_time", "time_missing_key", "tag"];
 const TIME_KEYS: &[&str] = &["field", "regex", "delimiter", "position", "format"];
 const CONTEXT_KEYS: &[&str] = &["from", "to"];
 
@@ -136,18 +100,13 @@ impl SplitFilterConfig {
     /// Read the config from the JSON the host passes to `configure`. `null`
     /// and `{}` give the defaults.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let value: Value = serde_json::from_str(json).map_err(|e| ConfigError {
-            field: None,
-            message: format!("config is not valid JSON: {e}"),
-        })?;
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| ConfigError::whole(format!("config is not valid JSON: {e}")))?;
         let object = match value {
             Value::Null => return Ok(Self::default()),
             Value::Object(object) => object,
             other => {
-                return Err(ConfigError {
-                    field: None,
-                    message: format!("config must be an object, found {}", kind(&other)),
-                });
+                return Err(ConfigError::whole(format!("config must be an object, found {}", kind(&other))));
             }
         };
         reject_unknown(&object, TOP_KEYS, "")?;
@@ -182,10 +141,7 @@ impl SplitFilterConfig {
         }
         if let Some(v) = object.get("context") {
             let Value::Array(items) = v else {
-                return Err(ConfigError::at(
-                    "context",
-                    format!("expected a list, found {}", kind(v)),
-                ));
+                return Err(ConfigError::at("context", format!("expected a list, found {}", kind(v))));
             };
             for (i, item) in items.iter().enumerate() {
                 let field = context_field(item, &format!("context[{i}]"))?;
@@ -212,10 +168,7 @@ impl SplitFilterConfig {
         if config.message_key == config.time_missing_key {
             return Err(ConfigError::at(
                 "time_missing_key",
-                format!(
-                    "key {:?} is already used by message_key",
-                    config.time_missing_key
-                ),
+                format!("key {:?} is already used by message_key", config.time_missing_key),
             ));
         }
         Ok(config)
@@ -224,43 +177,27 @@ impl SplitFilterConfig {
 
 fn time(v: &Value) -> Result<TimeConfig, ConfigError> {
     let Value::Object(object) = v else {
-        return Err(ConfigError::at(
-            "time",
-            format!("expected an object, found {}", kind(v)),
-        ));
+        return Err(ConfigError::at("time", format!("expected an object, found {}", kind(v))));
     };
     reject_unknown(object, TIME_KEYS, "time.")?;
-    let field = object
-        .get("field")
-        .map(|v| path(v, "time.field"))
-        .transpose()?;
+    let field = object.get("field").map(|v| path(v, "time.field")).transpose()?;
     let regex = match object.get("regex") {
         Some(v) => {
             let source = non_empty_str(v, "time.regex")?;
-            let regex =
-                Regex::new(&source).map_err(|e| ConfigError::at("time.regex", e.to_string()))?;
+            let regex = Regex::new(&source).map_err(|e| ConfigError::at("time.regex", e.to_string()))?;
             if !regex.capture_names().any(|name| name == Some("time")) {
-                return Err(ConfigError::at(
-                    "time.regex",
-                    "the regex has no named group \"time\"",
-                ));
+                return Err(ConfigError::at("time.regex", "the regex has no named group \"time\""));
             }
             Some(regex)
         }
         None => None,
     };
-    let delimiter = object
-        .get("delimiter")
-        .map(|v| non_empty_str(v, "time.delimiter"))
-        .transpose()?;
+    let delimiter = object.get("delimiter").map(|v| non_empty_str(v, "time.delimiter")).transpose()?;
     let position = match object.get("position") {
         Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
             Some(n) => Some(n),
             None => {
-                return Err(ConfigError::at(
-                    "time.position",
-                    format!("expected a whole number from 0, found {v}"),
-                ));
+                return Err(ConfigError::at("time.position", format!("expected a whole number from 0, found {v}")));
             }
         },
         None => None,
@@ -270,40 +207,24 @@ fn time(v: &Value) -> Result<TimeConfig, ConfigError> {
             return Err(ConfigError::at("time", "set regex or delimiter, not both"));
         }
         (Some(_), None, Some(_)) => {
-            return Err(ConfigError::at(
-                "time.position",
-                "position goes with delimiter, not regex",
-            ));
+            return Err(ConfigError::at("time.position", "position goes with delimiter, not regex"));
         }
         (None, None, Some(_)) => {
-            return Err(ConfigError::at(
-                "time.position",
-                "position needs a delimiter",
-            ));
+            return Err(ConfigError::at("time.position", "position needs a delimiter"));
         }
         (Some(regex), None, None) => Some(TextTime::Regex(regex)),
-        (None, Some(delimiter), position) => Some(TextTime::Token {
-            delimiter,
-            position: position.unwrap_or(0),
-        }),
+        (None, Some(delimiter), position) => Some(TextTime::Token { delimiter, position: position.unwrap_or(0) }),
         (None, None, None) => None,
     };
     if field.is_none() && text.is_none() {
-        return Err(ConfigError::at(
-            "time",
-            "set field (object statements), regex or delimiter (string statements)",
-        ));
+        return Err(ConfigError::at("time", "set field (object statements), regex or delimiter (string statements)"));
     }
     let format = match object.get("format") {
         Some(v) => TimeFormat::from_config(&non_empty_str(v, "time.format")?)
             .map_err(|message| ConfigError::at("time.format", message))?,
         None => TimeFormat::Rfc3339,
     };
-    Ok(TimeConfig {
-        field,
-        text,
-        format,
-    })
+    Ok(TimeConfig { field, text, format })
 }
 
 fn context_field(v: &Value, at: &str) -> Result<ContextField, ConfigError> {
@@ -325,13 +246,7 @@ fn context_field(v: &Value, at: &str) -> Result<ContextField, ConfigError> {
             };
             Ok(ContextField { from, to })
         }
-        other => Err(ConfigError::at(
-            at,
-            format!(
-                "expected a dotted path or {{from, to}}, found {}",
-                kind(other)
-            ),
-        )),
+        other => Err(ConfigError::at(at, format!("expected a dotted path or {{from, to}}, found {}", kind(other)))),
     }
 }
 
@@ -339,11 +254,7 @@ fn last_segment(path: &str) -> String {
     path.rsplit('.').next().unwrap_or(path).to_owned()
 }
 
-fn reject_unknown(
-    object: &Map<String, Value>,
-    known: &[&str],
-    prefix: &str,
-) -> Result<(), ConfigError> {
+fn reject_unknown(object: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<(), ConfigError> {
     match object.keys().find(|k| !known.contains(&k.as_str())) {
         Some(key) => Err(ConfigError::at(
             format!("{prefix}{key}"),
@@ -357,10 +268,7 @@ fn non_empty_str(v: &Value, at: &str) -> Result<String, ConfigError> {
     match v {
         Value::String(s) if !s.is_empty() => Ok(s.clone()),
         Value::String(_) => Err(ConfigError::at(at, "must not be empty")),
-        other => Err(ConfigError::at(
-            at,
-            format!("expected a string, found {}", kind(other)),
-        )),
+        other => Err(ConfigError::at(at, format!("expected a string, found {}", kind(other)))),
     }
 }
 
@@ -436,23 +344,9 @@ mod tests {
     #[test]
     fn unknown_keys_are_named_with_their_path() {
         assert_eq!(err(r#"{"feild":"x"}"#).field.as_deref(), Some("feild"));
-        assert_eq!(
-            err(r#"{"time":{"field":"t","fmt":"unix"}}"#)
-                .field
-                .as_deref(),
-            Some("time.fmt")
-        );
-        assert_eq!(
-            err(r#"{"context":[{"from":"a","as":"b"}]}"#)
-                .field
-                .as_deref(),
-            Some("context[0].as")
-        );
-        assert!(
-            err(r#"{"feild":"x"}"#)
-                .message
-                .starts_with("unknown key, expected one of: field,")
-        );
+        assert_eq!(err(r#"{"time":{"field":"t","fmt":"unix"}}"#).field.as_deref(), Some("time.fmt"));
+        assert_eq!(err(r#"{"context":[{"from":"a","as":"b"}]}"#).field.as_deref(), Some("context[0].as"));
+        assert!(err(r#"{"feild":"x"}"#).message.starts_with("unknown key, expected one of: field,"));
     }
 
     #[test]
@@ -465,88 +359,32 @@ mod tests {
     #[test]
     fn a_regex_needs_a_time_group() {
         let e = err(r#"{"time":{"regex":"^(\\S+)"}}"#);
-        assert_eq!(
-            e,
-            ConfigError::at("time.regex", "the regex has no named group \"time\"")
-        );
+        assert_eq!(e, ConfigError::at("time.regex", "the regex has no named group \"time\""));
     }
 
     #[test]
     fn time_settings_that_contradict_are_refused() {
-        assert_eq!(
-            err(r#"{"time":{"regex":"(?P<time>x)","delimiter":" "}}"#)
-                .field
-                .as_deref(),
-            Some("time")
-        );
-        assert_eq!(
-            err(r#"{"time":{"position":1}}"#).field.as_deref(),
-            Some("time.position")
-        );
-        assert_eq!(
-            err(r#"{"time":{"delimiter":" ","position":-1}}"#)
-                .field
-                .as_deref(),
-            Some("time.position")
-        );
-        assert_eq!(
-            err(r#"{"time":{"format":"unix"}}"#).field.as_deref(),
-            Some("time")
-        );
-        assert_eq!(
-            err(r#"{"time":{"field":"t","format":"iso"}}"#)
-                .field
-                .as_deref(),
-            Some("time.format")
-        );
+        assert_eq!(err(r#"{"time":{"regex":"(?P<time>x)","delimiter":" "}}"#).field.as_deref(), Some("time"));
+        assert_eq!(err(r#"{"time":{"position":1}}"#).field.as_deref(), Some("time.position"));
+        assert_eq!(err(r#"{"time":{"delimiter":" ","position":-1}}"#).field.as_deref(), Some("time.position"));
+        assert_eq!(err(r#"{"time":{"format":"unix"}}"#).field.as_deref(), Some("time"));
+        assert_eq!(err(r#"{"time":{"field":"t","format":"iso"}}"#).field.as_deref(), Some("time.format"));
     }
 
     #[test]
     fn wrong_types_say_what_was_found() {
-        assert_eq!(
-            err(r#"{"field":3}"#),
-            ConfigError::at("field", "expected a string, found a number")
-        );
-        assert_eq!(
-            err(r#"{"context":"a"}"#),
-            ConfigError::at("context", "expected a list, found a string")
-        );
-        assert_eq!(
-            err(r#"{"field":"a..b"}"#),
-            ConfigError::at("field", "\"a..b\" has an empty segment")
-        );
+        assert_eq!(err(r#"{"field":3}"#), ConfigError::at("field", "expected a string, found a number"));
+        assert_eq!(err(r#"{"context":"a"}"#), ConfigError::at("context", "expected a list, found a string"));
+        assert_eq!(err(r#"{"field":"a..b"}"#), ConfigError::at("field", "\"a..b\" has an empty segment"));
         assert_eq!(err("[1]").field, None);
-        assert_eq!(
-            err(r#"{"on_missing_time":"drop"}"#).field.as_deref(),
-            Some("on_missing_time")
-        );
+        assert_eq!(err(r#"{"on_missing_time":"drop"}"#).field.as_deref(), Some("on_missing_time"));
     }
 
     #[test]
     fn clashing_keys_are_refused() {
         let e = err(r#"{"context":["a.id","b.id"]}"#);
-        assert_eq!(
-            e,
-            ConfigError::at(
-                "context[1]",
-                "key \"id\" is already used by another context field"
-            )
-        );
-        assert_eq!(
-            err(r#"{"context":["x.message"]}"#).field.as_deref(),
-            Some("context[0]")
-        );
-        assert_eq!(
-            err(r#"{"time_missing_key":"message"}"#).field.as_deref(),
-            Some("time_missing_key")
-        );
-    }
-
-    #[test]
-    fn errors_display_field_then_message() {
-        assert_eq!(
-            ConfigError::at("time.regex", "bad").to_string(),
-            "time.regex: bad"
-        );
+        assert_eq!(e, ConfigError::at("context[1]", "key \"id\" is already used by another context field"));
+        assert_eq!(err(r#"{"context":["x.message"]}"#).field.as_deref(), Some("context[0]"));
+        assert_eq!(err(r#"{"time_missing_key":"message"}"#).field.as_deref(), Some("time_missing_key"));
     }
 }

@@ -22,7 +22,7 @@ pub mod chunk;
 pub mod config;
 pub mod time;
 
-use std::sync::Mutex;
+use weir_plugin_sdk::{InstanceState, counters};
 
 use crate::chunk::{Chunk, split_batch};
 use crate::config::SplitFilterConfig;
@@ -33,9 +33,8 @@ use exports::weir::filter::plugin::Guest;
 use weir::filter::host;
 use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Rejected, Timestamp};
 
-/// The config of this instance, set by `configure`. A component instance is
-/// single-threaded; the mutex only satisfies `static`.
-static CONFIG: Mutex<Option<SplitFilterConfig>> = Mutex::new(None);
+/// The config of this instance, set by `configure`.
+static CONFIG: InstanceState<SplitFilterConfig> = InstanceState::new();
 
 /// The `split` filter. Only the wasm build exports it (see `export!` below).
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -43,48 +42,23 @@ struct SplitFilter;
 
 impl Guest for SplitFilter {
     fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed = SplitFilterConfig::from_json(&config).map_err(|e| ConfigError {
-            field: e.field,
-            message: e.message,
-        })?;
-        *CONFIG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(parsed);
+        let parsed = SplitFilterConfig::from_json(&config)
+            .map_err(|e| e.into_wit(|field, message| ConfigError { field, message }))?;
+        CONFIG.set(parsed);
         Ok(())
     }
 
     fn process(events: Vec<Event>) -> Result<BatchResult, String> {
-        let guard = CONFIG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let config = guard.as_ref().ok_or("process called before configure")?;
+        let chunks = events.iter().map(|e| Chunk { time: e.time, tag: &e.tag, body: &e.body });
         // One clock read per batch: statements of a batch arrived together.
-        let now = host::now();
-        let chunks = events.iter().map(|e| Chunk {
-            time: e.time,
-            tag: &e.tag,
-            body: &e.body,
-        });
-        let outcome = split_batch(config, chunks, now);
+        let outcome =
+            CONFIG.with(|config| split_batch(config, chunks, host::now())).ok_or("process called before configure")?;
 
-        let counts = outcome.counts;
-        for (name, delta) in [
-            ("statements", counts.statements),
-            ("chunks", counts.chunks),
-            ("rejected_chunks", counts.rejected_chunks),
-            ("time_missing", counts.time_missing),
-        ] {
-            if delta > 0 {
-                host::counter_add(name, delta);
-            }
-        }
+        counters::flush(outcome.counts.by_name(), host::counter_add);
         if let Some(problem) = outcome.first_time_problem {
             host::log(
                 host::Level::Debug,
-                &format!(
-                    "{} statements took the arrival time; first: {problem}",
-                    counts.time_missing
-                ),
+                &format!("{} statements took the arrival time; first: {problem}", outcome.counts.time_missing),
             );
         }
 
@@ -92,35 +66,14 @@ impl Guest for SplitFilter {
             emitted: outcome
                 .emitted
                 .into_iter()
-                .map(|s| Emitted {
-                    parent: Some(s.parent),
-                    event: Event {
-                        time: s.time,
-                        tag: s.tag,
-                        body: s.body,
-                    },
-                })
+                .map(|s| Emitted { parent: Some(s.parent), event: Event { time: s.time, tag: s.tag, body: s.body } })
                 .collect(),
-            rejected: outcome
-                .rejected
-                .into_iter()
-                .map(|(index, reason)| Rejected { index, reason })
-                .collect(),
+            rejected: outcome.rejected.into_iter().map(|(index, reason)| Rejected { index, reason }).collect(),
         })
     }
 
-    fn tick(_now: Timestamp) -> Vec<Event> {
-        Vec::new()
-    }
-
-    fn snapshot() -> Vec<u8> {
-        // Stateless: each chunk is split on its own.
-        Vec::new()
-    }
-
-    fn restore(_state: Vec<u8>) -> Result<(), String> {
-        Ok(())
-    }
+    // Stateless: each chunk is split on its own.
+    weir_plugin_sdk::stateless!();
 }
 
 // Native builds (for `cargo test`) skip the export: the export symbols are

@@ -56,11 +56,7 @@ pub enum TimeError {
 impl std::fmt::Display for TimeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Invalid {
-                text,
-                format,
-                detail,
-            } => {
+            Self::Invalid { text, format, detail } => {
                 write!(f, "time {text:?} is not {format}: {detail}")
             }
             Self::OutOfRange { text } => {
@@ -92,10 +88,7 @@ impl TimeFormat {
                 let items = StrftimeItems::new(other)
                     .parse_to_owned()
                     .map_err(|e| format!("invalid strftime format {other:?}: {e}"))?;
-                Ok(Self::Strftime {
-                    source: other.to_owned(),
-                    items,
-                })
+                Ok(Self::Strftime { source: other.to_owned(), items })
             }
         }
     }
@@ -113,14 +106,8 @@ impl TimeFormat {
     /// statement. Surrounding whitespace is ignored.
     pub fn parse_text(&self, text: &str) -> Result<i64, TimeError> {
         let trimmed = text.trim();
-        let invalid = |detail: String| TimeError::Invalid {
-            text: text.to_owned(),
-            format: self.name(),
-            detail,
-        };
-        let out_of_range = || TimeError::OutOfRange {
-            text: text.to_owned(),
-        };
+        let invalid = |detail: String| TimeError::Invalid { text: text.to_owned(), format: self.name(), detail };
+        let out_of_range = || TimeError::OutOfRange { text: text.to_owned() };
         match self {
             Self::Rfc3339 => DateTime::parse_from_rfc3339(trimmed)
                 .map_err(|e| invalid(e.to_string()))?
@@ -137,16 +124,13 @@ impl TimeFormat {
             }),
             Self::Strftime { items, .. } => {
                 let mut parsed = Parsed::new();
-                chrono::format::parse(&mut parsed, trimmed, items.iter())
-                    .map_err(|e| invalid(e.to_string()))?;
+                chrono::format::parse(&mut parsed, trimmed, items.iter()).map_err(|e| invalid(e.to_string()))?;
                 let utc = if parsed.offset().is_some() {
                     parsed.to_datetime().map(|t| t.to_utc())
                 } else {
                     parsed.to_naive_datetime_with_offset(0).map(|t| t.and_utc())
                 };
-                utc.map_err(|e| invalid(e.to_string()))?
-                    .timestamp_nanos_opt()
-                    .ok_or_else(out_of_range)
+                utc.map_err(|e| invalid(e.to_string()))?.timestamp_nanos_opt().ok_or_else(out_of_range)
             }
         }
     }
@@ -159,14 +143,9 @@ impl TimeFormat {
         match json.as_bytes().first() {
             Some(b'"') => match weir_plugin_sdk::as_str(value) {
                 Some(text) => self.parse_text(&text),
-                None => Err(TimeError::WrongKind {
-                    json: json.into(),
-                    expected: "a valid string",
-                }),
+                None => Err(TimeError::WrongKind { json: json.into(), expected: "a valid string" }),
             },
-            Some(b'-' | b'0'..=b'9') if matches!(self, Self::Unix | Self::UnixMs) => {
-                self.parse_text(json)
-            }
+            Some(b'-' | b'0'..=b'9') if matches!(self, Self::Unix | Self::UnixMs) => self.parse_text(json),
             _ => Err(TimeError::WrongKind {
                 json: json.into(),
                 expected: match self {
@@ -243,9 +222,7 @@ fn decimal_scaled(text: &str, scale: i32) -> Result<i64, DecimalError> {
     let shift = exponent.checked_add(scale).ok_or(DecimalError::Range)?;
     let mut value = mantissa;
     if shift >= 0 {
-        let factor = 10i128
-            .checked_pow(shift.unsigned_abs())
-            .ok_or(DecimalError::Range)?;
+        let factor = 10i128.checked_pow(shift.unsigned_abs()).ok_or(DecimalError::Range)?;
         value = value.checked_mul(factor).ok_or(DecimalError::Range)?;
     } else {
         value = match 10i128.checked_pow(shift.unsigned_abs()) {
@@ -277,20 +254,13 @@ mod tests {
     #[test]
     fn rfc3339_errors_name_the_text_and_format() {
         let err = TimeFormat::Rfc3339.parse_text("abc").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with(r#"time "abc" is not rfc3339: "#),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(r#"time "abc" is not rfc3339: "#), "{err}");
     }
 
     #[test]
     fn unix_seconds_keep_nanosecond_precision() {
         let f = TimeFormat::Unix;
-        assert_eq!(
-            f.parse_text("1714564800.123456789"),
-            Ok(1_714_564_800_123_456_789)
-        );
+        assert_eq!(f.parse_text("1714564800.123456789"), Ok(1_714_564_800_123_456_789));
         assert_eq!(f.parse_text("1714564800"), Ok(1_714_564_800_000_000_000));
         assert_eq!(f.parse_text("-1.5"), Ok(-1_500_000_000));
         assert_eq!(f.parse_text("1.7145648e9"), Ok(1_714_564_800_000_000_000));
@@ -299,31 +269,16 @@ mod tests {
 
     #[test]
     fn unix_ms_scales_by_a_million() {
-        assert_eq!(
-            TimeFormat::UnixMs.parse_text("1714564800123"),
-            Ok(1_714_564_800_123_000_000)
-        );
+        assert_eq!(TimeFormat::UnixMs.parse_text("1714564800123"), Ok(1_714_564_800_123_000_000));
         assert_eq!(TimeFormat::UnixMs.parse_text("1.5"), Ok(1_500_000));
     }
 
     #[test]
     fn unix_rejects_junk_and_overflow() {
-        assert!(matches!(
-            TimeFormat::Unix.parse_text("12a"),
-            Err(TimeError::Invalid { .. })
-        ));
-        assert!(matches!(
-            TimeFormat::Unix.parse_text(""),
-            Err(TimeError::Invalid { .. })
-        ));
-        assert!(matches!(
-            TimeFormat::Unix.parse_text("."),
-            Err(TimeError::Invalid { .. })
-        ));
-        assert!(matches!(
-            TimeFormat::Unix.parse_text("1e30"),
-            Err(TimeError::OutOfRange { .. })
-        ));
+        assert!(matches!(TimeFormat::Unix.parse_text("12a"), Err(TimeError::Invalid { .. })));
+        assert!(matches!(TimeFormat::Unix.parse_text(""), Err(TimeError::Invalid { .. })));
+        assert!(matches!(TimeFormat::Unix.parse_text("."), Err(TimeError::Invalid { .. })));
+        assert!(matches!(TimeFormat::Unix.parse_text("1e30"), Err(TimeError::OutOfRange { .. })));
         assert!(matches!(
             TimeFormat::Unix.parse_text("99999999999999999999999999999999999"),
             Err(TimeError::OutOfRange { .. })
@@ -346,36 +301,19 @@ mod tests {
     fn strftime_mismatch_names_the_format() {
         let f = TimeFormat::from_config("%Y-%m-%d %H:%M:%S").unwrap();
         let err = f.parse_text("yesterday").unwrap_err().to_string();
-        assert!(
-            err.starts_with(r#"time "yesterday" is not in format "%Y-%m-%d %H:%M:%S": "#),
-            "{err}"
-        );
+        assert!(err.starts_with(r#"time "yesterday" is not in format "%Y-%m-%d %H:%M:%S": "#), "{err}");
     }
 
     #[test]
     fn from_config_refuses_unknown_names_and_bad_formats() {
-        assert!(
-            TimeFormat::from_config("iso")
-                .unwrap_err()
-                .starts_with("unknown format \"iso\"")
-        );
-        assert!(
-            TimeFormat::from_config("%Y-%Q")
-                .unwrap_err()
-                .starts_with("invalid strftime format")
-        );
+        assert!(TimeFormat::from_config("iso").unwrap_err().starts_with("unknown format \"iso\""));
+        assert!(TimeFormat::from_config("%Y-%Q").unwrap_err().starts_with("invalid strftime format"));
     }
 
     #[test]
     fn json_numbers_work_for_unix_only() {
-        assert_eq!(
-            TimeFormat::Unix.parse_json(&raw("12.5")),
-            Ok(12_500_000_000)
-        );
-        assert_eq!(
-            TimeFormat::UnixMs.parse_json(&raw(r#""12""#)),
-            Ok(12_000_000)
-        );
+        assert_eq!(TimeFormat::Unix.parse_json(&raw("12.5")), Ok(12_500_000_000));
+        assert_eq!(TimeFormat::UnixMs.parse_json(&raw(r#""12""#)), Ok(12_000_000));
         let err = TimeFormat::Rfc3339.parse_json(&raw("12")).unwrap_err();
         assert_eq!(err.to_string(), "time 12 is not a string");
         let err = TimeFormat::Unix.parse_json(&raw("null")).unwrap_err();

@@ -15,8 +15,7 @@
 use std::collections::BTreeMap;
 
 use weir_plugin_sdk::ObjectWriter;
-
-use crate::json::rfc3339;
+use weir_plugin_sdk::json::rfc3339;
 
 /// Room for a typical alert, so the writer rarely reallocates.
 const TYPICAL_BODY: usize = 384;
@@ -45,16 +44,8 @@ impl AlertBody<'_> {
     /// The alert's labels, merged.
     pub fn labels(&self) -> BTreeMap<&str, &str> {
         let mut labels: BTreeMap<&str, &str> = BTreeMap::new();
-        labels.extend(
-            self.series_labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        labels.extend(
-            self.rule_labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        labels.extend(self.series_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        labels.extend(self.rule_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         labels.insert("alertname", self.alertname);
         labels.insert("metric", self.metric);
         labels
@@ -100,12 +91,14 @@ mod tests {
             String::from_utf8(body.to_bytes()).unwrap(),
             r#"{"labels":{"alertname":"PaymentLatencyHigh","metric":"latency_ms","op":"pay","severity":"page"},"annotations":{"summary":"high"},"startsAt":"2026-11-22T10:30:00Z"}"#
         );
-        let resolved = AlertBody {
-            ends_at: Some(1_795_344_300_000_000_000),
-            generator_url: Some("http://g/x".into()),
-            ..body
-        };
+        let resolved =
+            AlertBody { ends_at: Some(1_795_344_300_000_000_000), generator_url: Some("http://g/x".into()), ..body };
         let text = String::from_utf8(resolved.to_bytes()).unwrap();
-        assert!(text.ends_with(r#""startsAt":"2026-11-22T10:30:00Z","endsAt":"2026-11-22T10:45:00Z","generatorURL":"http://g/x"}"#), "{text}");
+        assert!(
+            text.ends_with(
+                r#""startsAt":"2026-11-22T10:30:00Z","endsAt":"2026-11-22T10:45:00Z","generatorURL":"http://g/x"}"#
+            ),
+            "{text}"
+        );
     }
 }

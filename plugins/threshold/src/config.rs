@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
+use weir_plugin_sdk::ConfigError;
+use weir_plugin_sdk::config::{self, reject_unknown_keys};
 
 use crate::template::Template;
 
@@ -16,18 +18,8 @@ use crate::template::Template;
 const KEYS: [&str; 4] = ["rules", "tag", "generator_url", "description"];
 
 /// Keys of one rule.
-const RULE_KEYS: [&str; 10] = [
-    "name",
-    "metric",
-    "match",
-    "stat",
-    "op",
-    "value",
-    "for",
-    "labels",
-    "annotations",
-    "description",
-];
+const RULE_KEYS: [&str; 10] =
+    ["name", "metric", "match", "stat", "op", "value", "for", "labels", "annotations", "description"];
 
 /// Stats every window record carries besides its quantiles.
 const PLAIN_STATS: [&str; 4] = ["count", "min", "max", "mean"];
@@ -125,53 +117,17 @@ pub struct ThresholdConfig {
     pub generator_url: Option<Template>,
 }
 
-/// A config error: the key at fault, if one, and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Path of the key, e.g. `rules[0].op`.
-    pub field: Option<String>,
-    /// Lowercase, no trailing full stop.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field.into()),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.field {
-            Some(field) => write!(f, "{field}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
 impl ThresholdConfig {
     /// Parse and validate the `config:` block, given as JSON text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError {
-            field: None,
-            message: format!("config is not valid JSON: {e}"),
-        })?;
-        let Value::Object(map) = value else {
-            return Err(ConfigError {
-                field: None,
-                message: "config must be an object".into(),
-            });
-        };
-        unknown_keys(&map, &KEYS, "")?;
+        let map = config::object(text)?;
+        reject_unknown_keys(&map, &KEYS)?;
         let rules = match map.get("rules") {
             None => return Err(ConfigError::at("rules", "missing (a list of rules)")),
             Some(Value::Array(items)) if !items.is_empty() => {
                 let mut rules: Vec<Rule> = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    let rule = parse_rule(item, &format!("rules[{i}]"))?;
+                    let rule = parse_rule(item).map_err(|e| e.within(&format!("rules[{i}]")))?;
                     if rules.iter().any(|r| r.name == rule.name) {
                         return Err(ConfigError::at(
                             format!("rules[{i}].name"),
@@ -183,75 +139,55 @@ impl ThresholdConfig {
                 rules
             }
             Some(v) => {
-                return Err(ConfigError::at(
-                    "rules",
-                    format!("expected a non-empty list of rules, got {v}"),
-                ));
+                return Err(ConfigError::at("rules", format!("expected a non-empty list of rules, got {v}")));
             }
         };
         let tag = match map.get("tag") {
             None => "alerts".to_string(),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(v) => {
-                return Err(ConfigError::at(
-                    "tag",
-                    format!("expected a non-empty string, got {v}"),
-                ));
+                return Err(ConfigError::at("tag", format!("expected a non-empty string, got {v}")));
             }
         };
         let generator_url = match map.get("generator_url") {
             None => None,
-            Some(Value::String(s)) => {
-                Some(Template::compile(s).map_err(|m| ConfigError::at("generator_url", m))?)
-            }
+            Some(Value::String(s)) => Some(Template::compile(s).map_err(|m| ConfigError::at("generator_url", m))?),
             Some(v) => {
-                return Err(ConfigError::at(
-                    "generator_url",
-                    format!("expected a string, got {v}"),
-                ));
+                return Err(ConfigError::at("generator_url", format!("expected a string, got {v}")));
             }
         };
-        string_or_absent(&map, "description", "description")?;
-        Ok(Self {
-            rules,
-            tag,
-            generator_url,
-        })
+        string_or_absent(&map, "description")?;
+        Ok(Self { rules, tag, generator_url })
     }
 }
 
-fn parse_rule(value: &Value, path: &str) -> Result<Rule, ConfigError> {
+/// Read one rule; error paths are relative to the rule (`op`, not
+/// `rules[0].op`), for the caller to put [`within`](ConfigError::within) it.
+fn parse_rule(value: &Value) -> Result<Rule, ConfigError> {
     let Value::Object(map) = value else {
-        return Err(ConfigError::at(
-            path,
-            format!("expected a rule object, got {value}"),
-        ));
+        return Err(ConfigError::whole(format!("expected a rule object, got {value}")));
     };
-    unknown_keys(map, &RULE_KEYS, path)?;
-    let field = |key: &str| format!("{path}.{key}");
-    let name = required_string(map, "name", &field("name"))?;
-    let metric = required_string(map, "metric", &field("metric"))?;
-    let matchers = string_map(map, "match", &field("match"))?;
+    reject_unknown_keys(map, &RULE_KEYS)?;
+    let name = required_string(map, "name")?;
+    let metric = required_string(map, "metric")?;
+    let matchers = string_map(map, "match")?;
 
-    let stat_text = required_string(map, "stat", &field("stat"))?;
+    let stat_text = required_string(map, "stat")?;
     let stat = normalise_stat(&stat_text).ok_or_else(|| {
         ConfigError::at(
-            field("stat"),
+            "stat",
             format!("unknown stat {stat_text:?} (use count, min, max, mean or a quantile such as p95 or p99_9)"),
         )
     })?;
-    let op_text = required_string(map, "op", &field("op"))?;
-    let op = Op::parse(&op_text).ok_or_else(|| {
-        ConfigError::at(
-            field("op"),
-            format!("unknown operator {op_text:?} (use >, >=, <, <=, == or !=)"),
-        )
-    })?;
+    let op_text = required_string(map, "op")?;
+    let op = Op::parse(&op_text)
+        .ok_or_else(|| ConfigError::at("op", format!("unknown operator {op_text:?} (use >, >=, <, <=, == or !=)")))?;
     let value = match map.get("value") {
-        Some(v) => v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| {
-            ConfigError::at(field("value"), format!("expected a number, got {v}"))
-        })?,
-        None => return Err(ConfigError::at(field("value"), "missing (the threshold)")),
+        Some(v) => v
+            .as_f64()
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| ConfigError::at("value", format!("expected a number, got {v}")))?,
+        None => return Err(ConfigError::at("value", "missing (the threshold)")),
     };
     let for_windows = match map.get("for") {
         None => 1,
@@ -259,39 +195,29 @@ fn parse_rule(value: &Value, path: &str) -> Result<Rule, ConfigError> {
             Some(n) if n >= 1 => n,
             _ => {
                 return Err(ConfigError::at(
-                    field("for"),
+                    "for",
                     format!("expected a positive integer (consecutive windows), got {v}"),
                 ));
             }
         },
     };
-    let labels = string_map(map, "labels", &field("labels"))?;
+    let labels = string_map(map, "labels")?;
     if let Some(reserved) = RESERVED_LABELS.iter().find(|l| labels.contains_key(**l)) {
         return Err(ConfigError::at(
-            format!("{}.{reserved}", field("labels")),
+            format!("labels.{reserved}"),
             "is set by the plugin (alertname is the rule name, metric the window's metric)",
         ));
     }
-    let annotations = string_map(map, "annotations", &field("annotations"))?
+    let annotations = string_map(map, "annotations")?
         .into_iter()
         .map(|(key, text)| {
             Template::compile(&text)
                 .map(|t| (key.clone(), t))
-                .map_err(|m| ConfigError::at(format!("{}.{key}", field("annotations")), m))
+                .map_err(|m| ConfigError::at(format!("annotations.{key}"), m))
         })
         .collect::<Result<_, _>>()?;
-    string_or_absent(map, "description", &field("description"))?;
-    Ok(Rule {
-        name,
-        metric,
-        matchers,
-        stat,
-        op,
-        value,
-        for_windows,
-        labels,
-        annotations,
-    })
+    string_or_absent(map, "description")?;
+    Ok(Rule { name, metric, matchers, stat, op, value, for_windows, labels, annotations })
 }
 
 /// `count`, `min`, `max`, `mean`, or a quantile name; `p99.9` becomes `p99_9`,
@@ -303,83 +229,38 @@ fn normalise_stat(text: &str) -> Option<String> {
     let digits = text.strip_prefix('p')?;
     let (whole, fraction) = digits.split_once(['.', '_']).unwrap_or((digits, ""));
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty()
-        || !all_digits(whole)
-        || !all_digits(fraction)
-        || digits.ends_with(['.', '_'])
-    {
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || digits.ends_with(['.', '_']) {
         return None;
     }
-    Some(if fraction.is_empty() {
-        format!("p{whole}")
-    } else {
-        format!("p{whole}_{fraction}")
-    })
+    Some(if fraction.is_empty() { format!("p{whole}") } else { format!("p{whole}_{fraction}") })
 }
 
-fn unknown_keys(map: &Map<String, Value>, known: &[&str], path: &str) -> Result<(), ConfigError> {
-    match map.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => {
-            let field = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            Err(ConfigError::at(
-                field,
-                format!("unknown key (expected one of: {})", known.join(", ")),
-            ))
-        }
-        None => Ok(()),
-    }
-}
-
-fn required_string(
-    map: &Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<String, ConfigError> {
+fn required_string(map: &Map<String, Value>, key: &str) -> Result<String, ConfigError> {
     match map.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(v) => Err(ConfigError::at(
-            field,
-            format!("expected a non-empty string, got {v}"),
-        )),
-        None => Err(ConfigError::at(field, "missing")),
+        Some(v) => Err(ConfigError::at(key, format!("expected a non-empty string, got {v}"))),
+        None => Err(ConfigError::at(key, "missing")),
     }
 }
 
-fn string_or_absent(map: &Map<String, Value>, key: &str, field: &str) -> Result<(), ConfigError> {
+fn string_or_absent(map: &Map<String, Value>, key: &str) -> Result<(), ConfigError> {
     match map.get(key) {
         None | Some(Value::String(_)) => Ok(()),
-        Some(v) => Err(ConfigError::at(
-            field,
-            format!("expected a string, got {v}"),
-        )),
+        Some(v) => Err(ConfigError::at(key, format!("expected a string, got {v}"))),
     }
 }
 
-fn string_map(
-    map: &Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<BTreeMap<String, String>, ConfigError> {
+fn string_map(map: &Map<String, Value>, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     match map.get(key) {
         None => Ok(BTreeMap::new()),
         Some(Value::Object(entries)) => entries
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(ConfigError::at(
-                    format!("{field}.{k}"),
-                    format!("expected a string, got {other}"),
-                )),
+                other => Err(ConfigError::at(format!("{key}.{k}"), format!("expected a string, got {other}"))),
             })
             .collect(),
-        Some(v) => Err(ConfigError::at(
-            field,
-            format!("expected an object of strings, got {v}"),
-        )),
+        Some(v) => Err(ConfigError::at(key, format!("expected an object of strings, got {v}"))),
     }
 }
 
@@ -398,10 +279,7 @@ mod tests {
         assert_eq!(c.tag, "alerts");
         assert!(c.generator_url.is_none());
         let r = &c.rules[0];
-        assert_eq!(
-            (r.name.as_str(), r.metric.as_str(), r.stat.as_str()),
-            ("PaymentLatencyHigh", "latency_ms", "p95")
-        );
+        assert_eq!((r.name.as_str(), r.metric.as_str(), r.stat.as_str()), ("PaymentLatencyHigh", "latency_ms", "p95"));
         assert_eq!((r.op, r.value, r.for_windows), (Op::Gt, 800.0, 2));
         assert_eq!(r.matchers["op"], "pay");
         assert_eq!(r.labels["severity"], "page");
@@ -430,11 +308,7 @@ mod tests {
             ("!=", 1.0, false),
         ];
         for (text, observed, holds) in cases {
-            assert_eq!(
-                Op::parse(text).unwrap().holds(observed, 1.0),
-                holds,
-                "{observed} {text} 1"
-            );
+            assert_eq!(Op::parse(text).unwrap().holds(observed, 1.0), holds, "{observed} {text} 1");
             assert_eq!(Op::parse(text).unwrap().as_str(), text);
         }
     }
@@ -450,56 +324,25 @@ mod tests {
         };
         let cases = [
             (json!({"rules": [rule(json!({"op": "=>"}))]}), "rules[0].op"),
-            (
-                json!({"rules": [rule(json!({})), rule(json!({"stat": "median"}))]}),
-                "rules[1].stat",
-            ),
-            (
-                json!({"rules": [rule(json!({})), rule(json!({}))]}),
-                "rules[1].name",
-            ),
-            (
-                json!({"rules": [rule(json!({"value": "high"}))]}),
-                "rules[0].value",
-            ),
+            (json!({"rules": [rule(json!({})), rule(json!({"stat": "median"}))]}), "rules[1].stat"),
+            (json!({"rules": [rule(json!({})), rule(json!({}))]}), "rules[1].name"),
+            (json!({"rules": [rule(json!({"value": "high"}))]}), "rules[0].value"),
             (json!({"rules": [rule(json!({"for": 0}))]}), "rules[0].for"),
-            (
-                json!({"rules": [rule(json!({"treshold": 3}))]}),
-                "rules[0].treshold",
-            ),
-            (
-                json!({"rules": [rule(json!({"match": {"op": 1}}))]}),
-                "rules[0].match.op",
-            ),
-            (
-                json!({"rules": [rule(json!({"labels": {"alertname": "x"}}))]}),
-                "rules[0].labels.alertname",
-            ),
-            (
-                json!({"rules": [rule(json!({"annotations": {"summary": "{{valu}}"}}))]}),
-                "rules[0].annotations.summary",
-            ),
-            (
-                json!({"rules": [{"name": "R", "metric": "m", "stat": "p95", "op": ">"}]}),
-                "rules[0].value",
-            ),
+            (json!({"rules": [rule(json!({"treshold": 3}))]}), "rules[0].treshold"),
+            (json!({"rules": [rule(json!({"match": {"op": 1}}))]}), "rules[0].match.op"),
+            (json!({"rules": [rule(json!({"labels": {"alertname": "x"}}))]}), "rules[0].labels.alertname"),
+            (json!({"rules": [rule(json!({"annotations": {"summary": "{{valu}}"}}))]}), "rules[0].annotations.summary"),
+            (json!({"rules": [{"name": "R", "metric": "m", "stat": "p95", "op": ">"}]}), "rules[0].value"),
             (json!({"rules": []}), "rules"),
             (json!({}), "rules"),
             (json!({"rules": [rule(json!({}))], "tags": "x"}), "tags"),
-            (
-                json!({"rules": [rule(json!({}))], "generator_url": "http://g/{{nope}}"}),
-                "generator_url",
-            ),
+            (json!({"rules": [rule(json!({}))], "generator_url": "http://g/{{nope}}"}), "generator_url"),
         ];
         for (config, field) in cases {
             let e = ThresholdConfig::parse(&config.to_string()).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{config}: {e}");
         }
-        let e = ThresholdConfig::parse(&json!({"rules": [rule(json!({"op": "=>"}))]}).to_string())
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"rules[0].op: unknown operator "=>" (use >, >=, <, <=, == or !=)"#
-        );
+        let e = ThresholdConfig::parse(&json!({"rules": [rule(json!({"op": "=>"}))]}).to_string()).unwrap_err();
+        assert_eq!(e.to_string(), r#"rules[0].op: unknown operator "=>" (use >, >=, <, <=, == or !=)"#);
     }
 }

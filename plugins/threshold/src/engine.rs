@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use weir_plugin_sdk as sdk;
+use weir_plugin_sdk::{self as sdk, InputEvent};
 
 use crate::alert::AlertBody;
 use crate::config::{Rule, ThresholdConfig};
@@ -35,15 +35,6 @@ use crate::window::{self, WindowView};
 
 #[cfg(test)]
 mod tests;
-
-/// One input record, borrowed from the WIT event.
-#[derive(Debug, Clone, Copy)]
-pub struct InputEvent<'a> {
-    /// Event time, ns since the epoch.
-    pub time: i64,
-    /// JSON body.
-    pub body: &'a [u8],
-}
 
 /// An alert record to emit after the input record it derives from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +65,8 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// `(name, delta)` of every counter that moved.
-    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> {
+    /// `(host counter name, delta)` for every counter.
+    pub fn by_name(&self) -> [(&'static str, u64); 6] {
         [
             ("windows_evaluated", self.windows_evaluated),
             ("alerts_firing", self.alerts_firing),
@@ -84,8 +75,6 @@ impl Counters {
             ("malformed", self.malformed),
             ("out_of_order", self.out_of_order),
         ]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
     }
 }
 
@@ -130,12 +119,7 @@ enum Change {
 
 impl AlertState {
     /// Take one window's verdict. `None` when nothing visible changed.
-    fn observe(
-        &mut self,
-        window: &WindowView<'_>,
-        holds: bool,
-        for_windows: u32,
-    ) -> Option<Change> {
+    fn observe(&mut self, window: &WindowView<'_>, holds: bool, for_windows: u32) -> Option<Change> {
         if window.start > self.last_end {
             // A window with no data broke the run.
             self.consecutive = 0;
@@ -151,10 +135,7 @@ impl AlertState {
             None
         } else {
             self.consecutive = 0;
-            self.firing_since.take().map(|since| Change::Resolved {
-                since,
-                at: window.end,
-            })
+            self.firing_since.take().map(|since| Change::Resolved { since, at: window.end })
         }
     }
 
@@ -181,12 +162,7 @@ impl Threshold {
         for (i, rule) in config.rules.iter().enumerate() {
             by_metric.entry(rule.metric.clone()).or_default().push(i);
         }
-        Self {
-            config,
-            by_metric,
-            states: BTreeMap::new(),
-            warned_missing: BTreeSet::new(),
-        }
+        Self { config, by_metric, states: BTreeMap::new(), warned_missing: BTreeSet::new() }
     }
 
     /// The config in force.
@@ -224,11 +200,7 @@ impl Threshold {
             let mut evaluated = false;
             for &r in rules {
                 let rule = &self.config.rules[r];
-                if !rule
-                    .matchers
-                    .iter()
-                    .all(|(k, v)| view.labels.get(k) == Some(v))
-                {
+                if !rule.matchers.iter().all(|(k, v)| view.labels.get(k) == Some(v)) {
                     continue;
                 }
                 evaluated = true;
@@ -242,11 +214,7 @@ impl Threshold {
                     }
                     continue;
                 };
-                let key = AlertKey {
-                    rule: rule.name.clone(),
-                    metric: metric.to_string(),
-                    labels: view.labels.clone(),
-                };
+                let key = AlertKey { rule: rule.name.clone(), metric: metric.to_string(), labels: view.labels.clone() };
                 let holds = rule.op.holds(observed, rule.value);
                 let state = match self.states.get_mut(&key) {
                     Some(state) if view.start <= state.last_start => {
@@ -278,21 +246,8 @@ impl Threshold {
                     }
                 };
                 let count = window::stat(&fields, "count");
-                let body = alert_body(
-                    &self.config,
-                    rule,
-                    &metric,
-                    &view,
-                    observed,
-                    count,
-                    since,
-                    ends_at,
-                );
-                out.alerts.push(AlertRecord {
-                    parent: index,
-                    time: event.time,
-                    body,
-                });
+                let body = alert_body(&self.config, rule, &metric, &view, observed, count, since, ends_at);
+                out.alerts.push(AlertRecord { parent: index, time: event.time, body });
             }
             out.counters.windows_evaluated += u64::from(evaluated);
         }
@@ -335,11 +290,7 @@ fn alert_body(
         metric,
         series_labels: &view.labels,
         rule_labels: &rule.labels,
-        annotations: rule
-            .annotations
-            .iter()
-            .map(|(k, t)| (k.as_str(), t.render(&context)))
-            .collect(),
+        annotations: rule.annotations.iter().map(|(k, t)| (k.as_str(), t.render(&context))).collect(),
         starts_at,
         ends_at,
         generator_url: config.generator_url.as_ref().map(|t| t.render(&context)),

@@ -15,21 +15,21 @@
 //! | `window`   | reading a window record                                     |
 //! | `engine`   | pending runs, firing, resolving, counters (pure)            |
 //! | `alert`    | the alert body (Alertmanager's shape)                       |
-//! | `snapshot` | the snapshot envelope                                       |
-//! | `json`     | RFC 3339, number and quote formatting                       |
+//! | `snapshot` | the snapshot's state (the envelope is the SDK's)            |
 //! | this file  | WIT glue only: host calls, one state per instance           |
+//!
+//! RFC 3339, number and quote formatting, config errors, the counter
+//! hand-over and the instance state are `weir-plugin-sdk`'s.
 
 pub mod alert;
 pub mod config;
 pub mod engine;
-pub mod json;
 pub mod snapshot;
 pub mod template;
 pub mod window;
 
-use std::cell::RefCell;
-
-use engine::{InputEvent, Threshold};
+use engine::Threshold;
+use weir_plugin_sdk::{InputEvent, InstanceState, counters};
 
 wit_bindgen::generate!({ path: "../../wit", world: "filter" });
 
@@ -37,11 +37,8 @@ use exports::weir::filter::plugin::Guest;
 use weir::filter::host::{self, Level};
 use weir::filter::types::{BatchResult, ConfigError, Emitted, Event};
 
-thread_local! {
-    /// The instance's state; `None` until `configure` succeeds. A component
-    /// instance is single-threaded, so a thread-local is its only state.
-    static STATE: RefCell<Option<Threshold>> = const { RefCell::new(None) };
-}
+/// The instance's rules and alert states, set by `configure`.
+static STATE: InstanceState<Threshold> = InstanceState::new();
 
 /// Why a call other than `configure` failed: the host called out of order.
 const NOT_CONFIGURED: &str = "threshold: configure was not called or failed";
@@ -54,28 +51,17 @@ struct ThresholdFilter;
 
 impl Guest for ThresholdFilter {
     fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed = config::ThresholdConfig::parse(&config).map_err(|e| ConfigError {
-            field: e.field,
-            message: e.message,
-        })?;
-        STATE.with_borrow_mut(|state| *state = Some(Threshold::new(parsed)));
+        let parsed = config::ThresholdConfig::parse(&config)
+            .map_err(|e| e.into_wit(|field, message| ConfigError { field, message }))?;
+        STATE.set(Threshold::new(parsed));
         Ok(())
     }
 
     fn process(events: Vec<Event>) -> Result<BatchResult, String> {
-        STATE.with_borrow_mut(|state| {
-            let state = state.as_mut().ok_or(NOT_CONFIGURED)?;
-            let inputs: Vec<InputEvent<'_>> = events
-                .iter()
-                .map(|e| InputEvent {
-                    time: e.time,
-                    body: &e.body,
-                })
-                .collect();
+        let batch = STATE.with(|state| {
+            let inputs: Vec<InputEvent<'_>> = events.iter().map(|e| InputEvent::new(e.time, &e.body)).collect();
             let outcome = state.process(&inputs);
-            for (name, delta) in outcome.counters.nonzero() {
-                host::counter_add(name, delta);
-            }
+            counters::flush(outcome.counters.by_name(), host::counter_add);
             for message in &outcome.logs {
                 host::log(Level::Warn, message);
             }
@@ -83,27 +69,15 @@ impl Guest for ThresholdFilter {
             let mut emitted = Vec::with_capacity(events.len() + outcome.alerts.len());
             let mut alerts = outcome.alerts.into_iter().peekable();
             for (index, event) in (0u32..).zip(events) {
-                emitted.push(Emitted {
-                    parent: Some(index),
-                    event,
-                });
+                emitted.push(Emitted { parent: Some(index), event });
                 while let Some(alert) = alerts.next_if(|a| a.parent == index) {
-                    let event = Event {
-                        time: alert.time,
-                        tag: tag.clone(),
-                        body: alert.body,
-                    };
-                    emitted.push(Emitted {
-                        parent: Some(index),
-                        event,
-                    });
+                    let event = Event { time: alert.time, tag: tag.clone(), body: alert.body };
+                    emitted.push(Emitted { parent: Some(index), event });
                 }
             }
-            Ok(BatchResult {
-                emitted,
-                rejected: Vec::new(),
-            })
-        })
+            BatchResult { emitted, rejected: Vec::new() }
+        });
+        batch.ok_or_else(|| NOT_CONFIGURED.to_string())
     }
 
     fn tick(_now: i64) -> Vec<Event> {
@@ -112,23 +86,21 @@ impl Guest for ThresholdFilter {
     }
 
     fn snapshot() -> Vec<u8> {
-        STATE.with_borrow(|state| state.as_ref().map(Threshold::snapshot).unwrap_or_default())
+        STATE.with(|state| state.snapshot()).unwrap_or_default()
     }
 
     fn restore(bytes: Vec<u8>) -> Result<(), String> {
-        STATE.with_borrow_mut(|state| {
-            let restored = state.as_mut().ok_or(NOT_CONFIGURED.to_string())?.restore(&bytes)?;
-            if restored.dropped > 0 {
-                host::log(
-                    Level::Warn,
-                    &format!(
-                        "restore dropped {} alert states of rules no longer configured (kept {}); their firing alerts will not be resolved",
-                        restored.dropped, restored.kept
-                    ),
-                );
-            }
-            Ok(())
-        })
+        let restored = STATE.with(|state| state.restore(&bytes)).unwrap_or_else(|| Err(NOT_CONFIGURED.to_string()))?;
+        if restored.dropped > 0 {
+            host::log(
+                Level::Warn,
+                &format!(
+                    "restore dropped {} alert states of rules no longer configured (kept {}); their firing alerts will not be resolved",
+                    restored.dropped, restored.kept
+                ),
+            );
+        }
+        Ok(())
     }
 }
 

@@ -1,24 +1,23 @@
 //! Snapshot and restore of alert states (per rule and series: the pending
 //! run and the firing time), so a reload neither re-fires nor forgets an
-//! alert. It owns the envelope format; what the state means is `engine`'s.
+//! alert. It owns the snapshot's state format, inside the SDK's versioned
+//! envelope; what the state means is `engine`'s.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use weir_plugin_sdk::SnapshotEnvelope;
 
 use crate::engine::{AlertKey, AlertState, Threshold};
 
-/// Names the plugin in the envelope.
-const PLUGIN: &str = "weir-plugin-threshold";
+/// Names the plugin; the format is bumped when `State` changes
+/// incompatibly, as restore refuses others.
+const ENVELOPE: SnapshotEnvelope = SnapshotEnvelope::new("weir-plugin-threshold", 1);
 
-/// Bumped when the envelope changes incompatibly; restore refuses others.
-const FORMAT: u32 = 1;
-
+/// What the snapshot holds besides the envelope's plugin and format. No
+/// `deny_unknown_fields`: the envelope refuses unknown top-level keys.
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    plugin: String,
-    format: u32,
+struct State {
     alerts: Vec<Entry>,
 }
 
@@ -60,54 +59,24 @@ impl Threshold {
                 last_end: state.last_end,
             })
             .collect();
-        let envelope = Envelope {
-            plugin: PLUGIN.to_string(),
-            format: FORMAT,
-            alerts,
-        };
-        serde_json::to_vec(&envelope).expect("the envelope has only string keys")
+        ENVELOPE.write(&State { alerts }).expect("the envelope has only string keys")
     }
 
     /// Replace this instance's alert states with a snapshot's. States of
     /// rules this config does not have (by name and metric) are dropped.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<Restored, String> {
-        let envelope: Envelope = serde_json::from_slice(bytes)
-            .map_err(|e| format!("snapshot is not a {PLUGIN} snapshot of format {FORMAT}: {e}"))?;
-        if envelope.plugin != PLUGIN {
-            return Err(format!(
-                "snapshot is from {:?}, not {PLUGIN}",
-                envelope.plugin
-            ));
-        }
-        if envelope.format != FORMAT {
-            return Err(format!(
-                "snapshot format {} is not supported (this plugin reads format {FORMAT})",
-                envelope.format
-            ));
-        }
+        let state: State = ENVELOPE.read(bytes)?;
         let mut states = BTreeMap::new();
         let mut dropped = 0;
-        for entry in envelope.alerts {
-            if !self
-                .config
-                .rules
-                .iter()
-                .any(|r| r.name == entry.rule && r.metric == entry.metric)
-            {
+        for entry in state.alerts {
+            if !self.config.rules.iter().any(|r| r.name == entry.rule && r.metric == entry.metric) {
                 dropped += 1;
                 continue;
             }
             if entry.last_end <= entry.last_start {
-                return Err(format!(
-                    "snapshot state of rule {} has an empty last window",
-                    entry.rule
-                ));
+                return Err(format!("snapshot state of rule {} has an empty last window", entry.rule));
             }
-            let key = AlertKey {
-                rule: entry.rule,
-                metric: entry.metric,
-                labels: entry.labels,
-            };
+            let key = AlertKey { rule: entry.rule, metric: entry.metric, labels: entry.labels };
             let state = AlertState {
                 consecutive: entry.consecutive,
                 firing_since: entry.firing_since,

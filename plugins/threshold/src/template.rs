@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::json;
+use weir_plugin_sdk::json;
 
 /// Variables a template may use, for messages and docs.
-pub const VARIABLES: &str = "alertname, metric, stat, op, threshold, value, for, count, window_start, window_end, labels.<name>";
+pub const VARIABLES: &str =
+    "alertname, metric, stat, op, threshold, value, for, count, window_start, window_end, labels.<name>";
 
 /// One hole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,13 +79,9 @@ impl Template {
                 parts.push(Part::Text(rest[..open].to_string()));
             }
             let after = &rest[open + 2..];
-            let close = after
-                .find("}}")
-                .ok_or_else(|| format!("unclosed {{{{ at byte {}", offset + open))?;
+            let close = after.find("}}").ok_or_else(|| format!("unclosed {{{{ at byte {}", offset + open))?;
             let name = after[..close].trim();
-            parts.push(Part::Var(
-                variable(name).map_err(|why| format!("{why} at byte {}", offset + open))?,
-            ));
+            parts.push(Part::Var(variable(name).map_err(|why| format!("{why} at byte {}", offset + open))?));
             let consumed = open + 2 + close + 2;
             rest = &rest[consumed..];
             offset += consumed;
@@ -109,14 +106,10 @@ impl Template {
                     Var::Threshold => out.push_str(&json::number(context.threshold)),
                     Var::Value => out.push_str(&json::number(context.value)),
                     Var::For => out.push_str(&context.for_windows.to_string()),
-                    Var::Count => {
-                        out.push_str(&context.count.map(json::number).unwrap_or_default())
-                    }
+                    Var::Count => out.push_str(&context.count.map(json::number).unwrap_or_default()),
                     Var::WindowStart => out.push_str(context.window_start),
                     Var::WindowEnd => out.push_str(context.window_end),
-                    Var::Label(name) => {
-                        out.push_str(context.labels.get(name).map_or("", String::as_str))
-                    }
+                    Var::Label(name) => out.push_str(context.labels.get(name).map_or("", String::as_str)),
                 },
             }
         }
@@ -138,9 +131,7 @@ fn variable(name: &str) -> Result<Var, String> {
         "window_end" => Var::WindowEnd,
         "" => return Err("empty variable {{}}".to_string()),
         _ => match name.split_once('.') {
-            Some(("labels", label)) if !label.is_empty() && !label.contains('.') => {
-                Var::Label(label.to_string())
-            }
+            Some(("labels", label)) if !label.is_empty() && !label.contains('.') => Var::Label(label.to_string()),
             _ => return Err(format!("unknown variable {name:?} (known: {VARIABLES})")),
         },
     })
@@ -177,31 +168,16 @@ mod tests {
             t.render(&context(&labels)),
             "p95 latency_ms for pay is 912.5 (threshold 800) in window 2026-11-22T10:15:00Z..2026-11-22T10:30:00Z"
         );
-        let t = Template::compile(
-            "{{alertname}}: {{stat}} {{op}} {{threshold}} for {{for}} windows of {{count}}",
-        )
-        .unwrap();
-        assert_eq!(
-            t.render(&context(&labels)),
-            "PaymentLatencyHigh: p95 > 800 for 2 windows of 1204"
-        );
+        let t =
+            Template::compile("{{alertname}}: {{stat}} {{op}} {{threshold}} for {{for}} windows of {{count}}").unwrap();
+        assert_eq!(t.render(&context(&labels)), "PaymentLatencyHigh: p95 > 800 for 2 windows of 1204");
     }
 
     #[test]
     fn a_missing_label_renders_empty_and_plain_text_stays() {
         let labels = BTreeMap::new();
-        assert_eq!(
-            Template::compile("[{{labels.os}}]")
-                .unwrap()
-                .render(&context(&labels)),
-            "[]"
-        );
-        assert_eq!(
-            Template::compile("no holes } { }}")
-                .unwrap()
-                .render(&context(&labels)),
-            "no holes } { }}"
-        );
+        assert_eq!(Template::compile("[{{labels.os}}]").unwrap().render(&context(&labels)), "[]");
+        assert_eq!(Template::compile("no holes } { }}").unwrap().render(&context(&labels)), "no holes } { }}");
         assert_eq!(Template::compile("").unwrap().render(&context(&labels)), "");
     }
 
@@ -211,20 +187,10 @@ mod tests {
             Template::compile("p95 is {{valu}}").unwrap_err(),
             format!("unknown variable \"valu\" (known: {VARIABLES}) at byte 7")
         );
-        assert_eq!(
-            Template::compile("x {{value}} {{value").unwrap_err(),
-            "unclosed {{ at byte 12"
-        );
-        assert!(
-            Template::compile("{{labels.}}")
-                .unwrap_err()
-                .starts_with("unknown variable \"labels.\"")
-        );
+        assert_eq!(Template::compile("x {{value}} {{value").unwrap_err(), "unclosed {{ at byte 12");
+        assert!(Template::compile("{{labels.}}").unwrap_err().starts_with("unknown variable \"labels.\""));
         assert!(Template::compile("{{labels.a.b}}").is_err());
         assert!(Template::compile("{{window.start}}").is_err());
-        assert_eq!(
-            Template::compile("{{ }}").unwrap_err(),
-            "empty variable {{}} at byte 0"
-        );
+        assert_eq!(Template::compile("{{ }}").unwrap_err(), "empty variable {{}} at byte 0");
     }
 }

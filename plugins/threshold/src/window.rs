@@ -6,9 +6,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use weir_plugin_sdk::{self as sdk, Fields, RawValue};
-
-use crate::json;
+use weir_plugin_sdk::{self as sdk, Fields, RawValue, json};
 
 /// A window record's identity and times, borrowed from its body.
 #[derive(Debug)]
@@ -38,15 +36,9 @@ pub fn stat(fields: &Fields<'_>, name: &str) -> Option<f64> {
 /// Read the times and labels of a window record; the error names the field.
 pub fn parse<'a>(fields: &Fields<'a>) -> Result<WindowView<'a>, String> {
     let time = |key: &str| -> Result<(i64, Cow<'a, str>), String> {
-        let raw = fields
-            .get(key)
-            .ok_or_else(|| format!("field {key:?} is missing"))?;
-        let text = sdk::as_str(raw).ok_or_else(|| {
-            format!(
-                "field {key:?} is not a string (got {})",
-                json::quote(raw.get())
-            )
-        })?;
+        let raw = fields.get(key).ok_or_else(|| format!("field {key:?} is missing"))?;
+        let text = sdk::as_str(raw)
+            .ok_or_else(|| format!("field {key:?} is not a string (got {})", json::quote(raw.get())))?;
         let nanos = json::parse_rfc3339(&text)
             .ok_or_else(|| format!("field {key:?} is not an RFC 3339 time (got {text:?})"))?;
         Ok((nanos, text))
@@ -54,42 +46,26 @@ pub fn parse<'a>(fields: &Fields<'a>) -> Result<WindowView<'a>, String> {
     let (start, start_text) = time("window_start")?;
     let (end, end_text) = time("window_end")?;
     if end <= start {
-        return Err(format!(
-            "window_end {end_text} is not after window_start {start_text}"
-        ));
+        return Err(format!("window_end {end_text} is not after window_start {start_text}"));
     }
     let labels = match fields.get("labels") {
         None => BTreeMap::new(),
         Some(raw) => labels(raw)?,
     };
-    Ok(WindowView {
-        start,
-        end,
-        start_text,
-        end_text,
-        labels,
-    })
+    Ok(WindowView { start, end, start_text, end_text, labels })
 }
 
 fn labels(raw: &RawValue) -> Result<BTreeMap<String, String>, String> {
     if raw.get() == "null" {
         return Ok(BTreeMap::new());
     }
-    let object: HashMap<Cow<'_, str>, &RawValue> =
-        serde_json::from_str(raw.get()).map_err(|_| {
-            format!(
-                "field \"labels\" is not an object (got {})",
-                json::quote(raw.get())
-            )
-        })?;
+    let object: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get())
+        .map_err(|_| format!("field \"labels\" is not an object (got {})", json::quote(raw.get())))?;
     object
         .into_iter()
         .map(|(k, v)| match sdk::as_str(v) {
             Some(text) => Ok((k.into_owned(), text.into_owned())),
-            None => Err(format!(
-                "field \"labels.{k}\" is not a string (got {})",
-                json::quote(v.get())
-            )),
+            None => Err(format!("field \"labels.{k}\" is not a string (got {})", json::quote(v.get()))),
         })
         .collect()
 }

@@ -5,11 +5,7 @@ use crate::rules::tests::example_config;
 use serde_json::{Value as Json, json};
 
 fn event(time: i64, body: &str) -> Event {
-    Event {
-        time,
-        tag: "app.logs".into(),
-        body: body.as_bytes().to_vec(),
-    }
+    Event { time, tag: "app.logs".into(), body: body.as_bytes().to_vec() }
 }
 
 fn parse(e: &Emitted) -> Json {
@@ -40,15 +36,7 @@ fn a_match_enriches_the_raw_record_and_emits_a_tagged_metric() {
     assert_eq!(out[1].event.time, 1_700_000_000_000_000_000);
     assert_eq!(std::str::from_utf8(&out[1].event.body).unwrap(), metric);
 
-    assert_eq!(
-        counts,
-        Counts {
-            records: 1,
-            matched: 1,
-            metrics: 1,
-            ..Counts::default()
-        }
-    );
+    assert_eq!(counts, Counts { records: 1, matched: 1, metrics: 1, ..Counts::default() });
 }
 
 #[test]
@@ -69,17 +57,7 @@ fn unmatched_and_sourceless_records_pass_through_untouched_and_are_counted() {
         assert_eq!(raw.event, batch[i], "record {i} should be untouched");
     }
     assert_eq!(out.last().unwrap().parent, 4);
-    assert_eq!(
-        counts,
-        Counts {
-            records: 5,
-            matched: 1,
-            unmatched: 1,
-            no_source: 3,
-            value_errors: 0,
-            metrics: 1
-        }
-    );
+    assert_eq!(counts, Counts { records: 5, matched: 1, unmatched: 1, no_source: 3, value_errors: 0, metrics: 1 });
 }
 
 #[test]
@@ -95,15 +73,7 @@ fn a_bad_value_passes_the_record_on_with_the_reason_and_no_metric() {
         json!({"message": "resp_ms=12x",
                "extract_error": "rules[0] (response_time): group ms: \"12x\" is not an integer"})
     );
-    assert_eq!(
-        counts,
-        Counts {
-            records: 1,
-            matched: 1,
-            value_errors: 1,
-            ..Counts::default()
-        }
-    );
+    assert_eq!(counts, Counts { records: 1, matched: 1, value_errors: 1, ..Counts::default() });
 }
 
 #[test]
@@ -116,26 +86,11 @@ fn all_mode_emits_one_metric_per_match_and_an_array_on_the_raw_record() {
     )
     .unwrap();
     let (out, counts) = filter.process(vec![
-        event(
-            1,
-            r#"{"message":"render=0.25s frames=oops fps=59.5","device":{"os":"android"}}"#,
-        ),
+        event(1, r#"{"message":"render=0.25s frames=oops fps=59.5","device":{"os":"android"}}"#),
         event(2, r#"{"message":"fps=30"}"#),
     ]);
-    let tags: Vec<(&str, u32)> = out
-        .iter()
-        .map(|e| (e.event.tag.as_str(), e.parent))
-        .collect();
-    assert_eq!(
-        tags,
-        vec![
-            ("app.logs", 0),
-            ("m", 0),
-            ("m", 0),
-            ("app.logs", 1),
-            ("m", 1)
-        ]
-    );
+    let tags: Vec<(&str, u32)> = out.iter().map(|e| (e.event.tag.as_str(), e.parent)).collect();
+    assert_eq!(tags, vec![("app.logs", 0), ("m", 0), ("m", 0), ("app.logs", 1), ("m", 1)]);
     assert_eq!(
         parse(&out[0]),
         json!({"message": "render=0.25s frames=oops fps=59.5", "device": {"os": "android"},
@@ -143,59 +98,23 @@ fn all_mode_emits_one_metric_per_match_and_an_array_on_the_raw_record() {
                                  {"metric": "fps", "value": 59.5, "labels": {"os": "android"}}],
                "extract_error": "rules[1] (frames): group n: \"oops\" is not an integer"})
     );
-    assert_eq!(
-        parse(&out[1]),
-        json!({"metric": "render", "value": 250.0, "labels": {}})
-    );
-    assert_eq!(
-        parse(&out[2]),
-        json!({"metric": "fps", "value": 59.5, "labels": {"os": "android"}})
-    );
-    assert_eq!(
-        parse(&out[3])["metrics_found"],
-        json!([{"metric": "fps", "value": 30.0, "labels": {}}])
-    );
-    assert_eq!(
-        counts,
-        Counts {
-            records: 2,
-            matched: 2,
-            value_errors: 1,
-            metrics: 3,
-            ..Counts::default()
-        }
-    );
+    assert_eq!(parse(&out[1]), json!({"metric": "render", "value": 250.0, "labels": {}}));
+    assert_eq!(parse(&out[2]), json!({"metric": "fps", "value": 59.5, "labels": {"os": "android"}}));
+    assert_eq!(parse(&out[3])["metrics_found"], json!([{"metric": "fps", "value": 30.0, "labels": {}}]));
+    assert_eq!(counts, Counts { records: 2, matched: 2, value_errors: 1, metrics: 3, ..Counts::default() });
 }
 
 #[test]
 fn counters_have_the_documented_names() {
-    let names: Vec<&str> = Counts::default()
-        .by_name()
-        .iter()
-        .map(|(n, _)| *n)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "records",
-            "matched",
-            "unmatched",
-            "no_source",
-            "value_errors",
-            "metrics"
-        ]
-    );
+    let names: Vec<&str> = Counts::default().by_name().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["records", "matched", "unmatched", "no_source", "value_errors", "metrics"]);
 }
 
 #[test]
 fn filter_level_keys_are_checked() {
     let rule = r#"[{"metric":"m","pattern":"(?P<v>1)","value":{"group":"v","type":"integer"}}]"#;
-    let e =
-        ExtractFilter::configure(&format!(r#"{{"metric_tag":"","rules":{rule}}}"#)).unwrap_err();
+    let e = ExtractFilter::configure(&format!(r#"{{"metric_tag":"","rules":{rule}}}"#)).unwrap_err();
     assert_eq!(e.field.as_deref(), Some("metric_tag"));
-    let e = ExtractFilter::configure(&format!(
-        r#"{{"enrich_field":"extract_error","rules":{rule}}}"#
-    ))
-    .unwrap_err();
+    let e = ExtractFilter::configure(&format!(r#"{{"enrich_field":"extract_error","rules":{rule}}}"#)).unwrap_err();
     assert_eq!(e.field.as_deref(), Some("enrich_field"));
 }

@@ -37,12 +37,7 @@ struct Run {
 impl Run {
     fn absorb(&mut self, outcome: Outcome, offset: usize) {
         self.windows.extend(outcome.windows);
-        self.rejected.extend(
-            outcome
-                .rejected
-                .into_iter()
-                .map(|r| (offset + r.index as usize, r.reason)),
-        );
+        self.rejected.extend(outcome.rejected.into_iter().map(|r| (offset + r.index as usize, r.reason)));
         let c = &mut self.counters;
         let d = outcome.counters;
         c.accepted += d.accepted;
@@ -58,19 +53,9 @@ impl Run {
 }
 
 /// Feed `events` (time, body) in batches of `batch`, host clock = `now`.
-fn feed(
-    engine: &mut Percentiles,
-    events: &[(i64, Vec<u8>)],
-    batch: usize,
-    now: i64,
-    run: &mut Run,
-    offset: usize,
-) {
+fn feed(engine: &mut Percentiles, events: &[(i64, Vec<u8>)], batch: usize, now: i64, run: &mut Run, offset: usize) {
     for (n, chunk) in events.chunks(batch).enumerate() {
-        let inputs: Vec<InputEvent<'_>> = chunk
-            .iter()
-            .map(|(t, b)| InputEvent { time: *t, body: b })
-            .collect();
+        let inputs: Vec<InputEvent<'_>> = chunk.iter().map(|(t, b)| InputEvent { time: *t, body: b }).collect();
         run.absorb(engine.process(&inputs, now), offset + n * batch);
     }
 }
@@ -133,9 +118,7 @@ fn oracle(samples: &[Sample], size: i64, step: i64, lateness: i64, series_count:
     let mut contents: BTreeMap<(usize, i64), Vec<f64>> = BTreeMap::new();
     for (i, s) in samples.iter().enumerate() {
         let open = |start: i64| closed.is_none_or(|c| start + size > c);
-        let starts: Vec<i64> = (0..size / step)
-            .map(|k| floor(s.time) - size + step + k * step)
-            .collect();
+        let starts: Vec<i64> = (0..size / step).map(|k| floor(s.time) - size + step + k * step).collect();
         assert!(starts.iter().all(|&st| st <= s.time && s.time < st + size));
         if !starts.iter().any(|&st| open(st)) {
             late.insert(i);
@@ -151,24 +134,14 @@ fn oracle(samples: &[Sample], size: i64, step: i64, lateness: i64, series_count:
     }
     let mut windows: Vec<OracleWindow> = contents
         .into_iter()
-        .map(|((series, start), values)| OracleWindow {
-            start,
-            end: start + size,
-            series,
-            values,
-        })
+        .map(|((series, start), values)| OracleWindow { start, end: start + size, series, values })
         .collect();
     let final_closed = closed.unwrap_or(i64::MIN);
     // Watermark-closed windows come first, by end then series; the rest are
     // flushed by the final idle tick, by end then series as well.
     // Series order is the order of (metric, sorted labels).
     let mut order: Vec<usize> = (0..series_count).collect();
-    order.sort_by_key(|&i| {
-        (
-            SERIES[i].0,
-            SERIES[i].1.iter().copied().collect::<BTreeMap<_, _>>(),
-        )
-    });
+    order.sort_by_key(|&i| (SERIES[i].0, SERIES[i].1.iter().copied().collect::<BTreeMap<_, _>>()));
     let rank = |series: usize| order.iter().position(|&i| i == series).unwrap();
     windows.sort_by_key(|w| (w.end > final_closed, w.end, rank(w.series)));
     Oracle { late, windows }
@@ -178,9 +151,7 @@ fn oracle(samples: &[Sample], size: i64, step: i64, lateness: i64, series_count:
 /// values, in integer arithmetic over thousandths of a percent.
 fn nearest_rank(sorted: &[f64], percent: f64) -> f64 {
     let milli_percent = (percent * 1000.0).round() as u64;
-    let rank = (milli_percent * sorted.len() as u64)
-        .div_ceil(100_000)
-        .max(1) as usize;
+    let rank = (milli_percent * sorted.len() as u64).div_ceil(100_000).max(1) as usize;
     sorted[rank - 1]
 }
 
@@ -223,11 +194,7 @@ fn generate(s: &Scenario) -> Vec<Sample> {
                 8 => 3,
                 _ => 4,
             };
-            Sample {
-                time: now - delay,
-                series,
-                value: (s.value)(&mut rng),
-            }
+            Sample { time: now - delay, series, value: (s.value)(&mut rng) }
         })
         .collect()
 }
@@ -238,15 +205,8 @@ fn check_scenario(s: &Scenario) {
     let digits = i32::from(cfg.significant_digits);
     let scale = cfg.scale;
     let samples = generate(s);
-    let events: Vec<(i64, Vec<u8>)> = samples
-        .iter()
-        .map(|x| {
-            (
-                x.time,
-                body(SERIES[x.series].0, x.value, SERIES[x.series].1),
-            )
-        })
-        .collect();
+    let events: Vec<(i64, Vec<u8>)> =
+        samples.iter().map(|x| (x.time, body(SERIES[x.series].0, x.value, SERIES[x.series].1))).collect();
 
     let mut engine = Percentiles::new(cfg.clone());
     let mut run = Run::default();
@@ -261,43 +221,20 @@ fn check_scenario(s: &Scenario) {
     // Late events are exactly the oracle's, rejected with a late reason.
     let late: BTreeSet<usize> = run.rejected.iter().map(|(i, _)| *i).collect();
     assert_eq!(late, want.late, "seed {}: late events differ", s.seed);
-    assert!(
-        run.rejected
-            .iter()
-            .all(|(_, r)| r.starts_with("late event for ")),
-        "{:?}",
-        run.rejected.first()
-    );
+    assert!(run.rejected.iter().all(|(_, r)| r.starts_with("late event for ")), "{:?}", run.rejected.first());
     assert_eq!(run.counters.late as usize, want.late.len());
-    assert_eq!(
-        run.counters.accepted as usize,
-        samples.len() - want.late.len()
-    );
-    assert!(
-        !want.late.is_empty(),
-        "seed {}: the scenario should produce late events",
-        s.seed
-    );
+    assert_eq!(run.counters.accepted as usize, samples.len() - want.late.len());
+    assert!(!want.late.is_empty(), "seed {}: the scenario should produce late events", s.seed);
 
-    assert_eq!(
-        run.windows.len(),
-        want.windows.len(),
-        "seed {}: window count",
-        s.seed
-    );
+    assert_eq!(run.windows.len(), want.windows.len(), "seed {}: window count", s.seed);
     assert!(closed_by_watermark > 0 && closed_by_watermark < run.windows.len());
     for (got, w) in run.windows.iter().zip(&want.windows) {
         let (metric, labels) = SERIES[w.series];
-        let context = format!(
-            "seed {} window {}..{} series {}",
-            s.seed, w.start, w.end, w.series
-        );
+        let context = format!("seed {} window {}..{} series {}", s.seed, w.start, w.end, w.series);
         assert_eq!((got.start, got.end), (w.start, w.end), "{context}");
         assert_eq!(got.key.metric, metric, "{context}");
-        let want_labels: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let want_labels: BTreeMap<String, String> =
+            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(got.key.labels, want_labels, "{context}");
 
         let mut sorted = w.values.clone();
@@ -306,11 +243,7 @@ fn check_scenario(s: &Scenario) {
         assert_eq!(got.stats.min, sorted[0], "{context}: min");
         assert_eq!(got.stats.max, sorted[sorted.len() - 1], "{context}: max");
         let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
-        assert!(
-            (got.stats.mean - mean).abs() <= mean.abs() * 1e-12,
-            "{context}: mean {} vs {mean}",
-            got.stats.mean
-        );
+        assert!((got.stats.mean - mean).abs() <= mean.abs() * 1e-12, "{context}: mean {} vs {mean}", got.stats.mean);
 
         for (value, percent) in got.stats.quantiles.iter().zip(&s.percents) {
             let exact = nearest_rank(&sorted, *percent);
@@ -378,18 +311,9 @@ fn an_event_exactly_at_the_window_end_goes_to_the_next_window() {
     let b = |v| body("m", v, &[]);
     let out = engine.process(
         &[
-            InputEvent {
-                time: T0,
-                body: &b(1.0),
-            },
-            InputEvent {
-                time: T0 + MINUTE - 1,
-                body: &b(2.0),
-            },
-            InputEvent {
-                time: T0 + MINUTE,
-                body: &b(3.0),
-            },
+            InputEvent { time: T0, body: &b(1.0) },
+            InputEvent { time: T0 + MINUTE - 1, body: &b(2.0) },
+            InputEvent { time: T0 + MINUTE, body: &b(3.0) },
         ],
         0,
     );
@@ -400,10 +324,7 @@ fn an_event_exactly_at_the_window_end_goes_to_the_next_window() {
     assert_eq!((w.stats.count, w.stats.min, w.stats.max), (2, 1.0, 2.0));
     let rest = engine.tick(i64::MAX);
     assert_eq!(rest.windows.len(), 1);
-    assert_eq!(
-        (rest.windows[0].start, rest.windows[0].stats.count),
-        (T0 + MINUTE, 1)
-    );
+    assert_eq!((rest.windows[0].start, rest.windows[0].stats.count), (T0 + MINUTE, 1));
 }
 
 proptest! {
@@ -457,20 +378,13 @@ fn mixed_stream(seed: u64, count: usize) -> Vec<(i64, Vec<u8>)> {
         jitter: 45 * SECOND,
         value: |rng| (rng.below(100_000) + 1) as f64 / 10.0,
     };
-    generate(&s)
-        .iter()
-        .map(|x| {
-            (
-                x.time,
-                body(SERIES[x.series].0, x.value, SERIES[x.series].1),
-            )
-        })
-        .collect()
+    generate(&s).iter().map(|x| (x.time, body(SERIES[x.series].0, x.value, SERIES[x.series].1))).collect()
 }
 
 #[test]
 fn restoring_a_snapshot_mid_stream_gives_the_same_output_as_an_uninterrupted_run() {
-    let text = json!({"window": "3m", "step": "1m", "allowed_lateness": "20s", "scale": 10, "quantiles": ["p50", "p99.9"]});
+    let text =
+        json!({"window": "3m", "step": "1m", "allowed_lateness": "20s", "scale": 10, "quantiles": ["p50", "p99.9"]});
     let events = mixed_stream(99, 4000);
     let mut whole = Percentiles::new(config(text.clone()));
     let mut expected = Run::default();
@@ -514,13 +428,7 @@ fn the_watermark_and_idle_series_survive_a_restore() {
     let text = json!({"window": "1m"});
     let mut first = Percentiles::new(config(text.clone()));
     let b = body("m", 5.0, &[]);
-    first.process(
-        &[InputEvent {
-            time: T0 + 3 * MINUTE,
-            body: &b,
-        }],
-        0,
-    );
+    first.process(&[InputEvent { time: T0 + 3 * MINUTE, body: &b }], 0);
     let mut second = Percentiles::new(config(text));
     second.restore(&first.snapshot()).unwrap();
     assert_eq!(second.watermark(), Some(T0 + 3 * MINUTE));
@@ -533,15 +441,9 @@ fn the_watermark_and_idle_series_survive_a_restore() {
 fn restore_refuses_garbage_and_incompatible_snapshots() {
     let mut engine = Percentiles::new(config(json!({"window": "1m"})));
     let e = engine.restore(b"\x00\x01garbage").unwrap_err();
-    assert!(
-        e.starts_with("snapshot is not a weir-plugin-percentiles snapshot of format 1: "),
-        "{e}"
-    );
+    assert!(e.starts_with("snapshot is not a weir-plugin-percentiles snapshot of format 1: "), "{e}");
     let e = engine.restore(br#"{"rules": []}"#).unwrap_err();
-    assert!(
-        e.starts_with("snapshot is not a weir-plugin-percentiles snapshot"),
-        "{e}"
-    );
+    assert!(e.starts_with("snapshot is not a weir-plugin-percentiles snapshot"), "{e}");
 
     let mut other = Percentiles::new(config(json!({"window": "5m"})));
     let b = body("m", 5.0, &[]);
@@ -555,25 +457,15 @@ fn restore_refuses_garbage_and_incompatible_snapshots() {
 
     let mut envelope: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
     envelope["format"] = json!(2);
-    let e = engine
-        .restore(&serde_json::to_vec(&envelope).unwrap())
-        .unwrap_err();
-    assert_eq!(
-        e,
-        "snapshot format 2 is not supported (this plugin reads format 1)"
-    );
+    let e = engine.restore(&serde_json::to_vec(&envelope).unwrap()).unwrap_err();
+    assert_eq!(e, "snapshot format 2 is not supported (this plugin reads format 1)");
 
     let mut envelope: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
     envelope["window"] = json!(MINUTE);
     envelope["step"] = json!(MINUTE);
     envelope["series"][0]["panes"][0]["histogram"] = json!("AAAA");
-    let e = engine
-        .restore(&serde_json::to_vec(&envelope).unwrap())
-        .unwrap_err();
-    assert!(
-        e.starts_with("snapshot series m pane at 2026-11-22T10:00:00Z: histogram does not decode"),
-        "{e}"
-    );
+    let e = engine.restore(&serde_json::to_vec(&envelope).unwrap()).unwrap_err();
+    assert!(e.starts_with("snapshot series m pane at 2026-11-22T10:00:00Z: histogram does not decode"), "{e}");
     // A failed restore leaves the instance as it was.
     assert!(engine.series.is_empty());
 }
@@ -587,29 +479,14 @@ fn tick_closes_the_windows_of_idle_series_only() {
     let quiet = body("m", 1.0, &[("s", "quiet")]);
     let busy = body("m", 2.0, &[("s", "busy")]);
     let host = 1_000 * SECOND;
-    engine.process(
-        &[InputEvent {
-            time: T0,
-            body: &quiet,
-        }],
-        host,
-    );
-    engine.process(
-        &[InputEvent {
-            time: T0 + SECOND,
-            body: &busy,
-        }],
-        host + 4 * MINUTE,
-    );
+    engine.process(&[InputEvent { time: T0, body: &quiet }], host);
+    engine.process(&[InputEvent { time: T0 + SECOND, body: &busy }], host + 4 * MINUTE);
 
     assert!(engine.tick(host + 5 * MINUTE - 1).windows.is_empty());
     let out = engine.tick(host + 5 * MINUTE);
     assert_eq!(out.windows.len(), 1);
     assert_eq!(out.windows[0].key.labels["s"], "quiet");
-    assert_eq!(
-        (out.windows[0].start, out.windows[0].end),
-        (T0, T0 + MINUTE)
-    );
+    assert_eq!((out.windows[0].start, out.windows[0].end), (T0, T0 + MINUTE));
     assert_eq!(out.counters.idle_closed, 1);
     assert_eq!(out.logs.len(), 1);
 
@@ -617,16 +494,7 @@ fn tick_closes_the_windows_of_idle_series_only() {
     // that says why; its next window is open, and that event moves the
     // watermark past the busy series' window.
     let out = engine.process(
-        &[
-            InputEvent {
-                time: T0 + 2 * SECOND,
-                body: &quiet,
-            },
-            InputEvent {
-                time: T0 + MINUTE,
-                body: &quiet,
-            },
-        ],
+        &[InputEvent { time: T0 + 2 * SECOND, body: &quiet }, InputEvent { time: T0 + MINUTE, body: &quiet }],
         host + 6 * MINUTE,
     );
     assert_eq!(out.rejected.len(), 1);
@@ -636,24 +504,12 @@ fn tick_closes_the_windows_of_idle_series_only() {
         r#"late event for m{s="quiet"} at 2026-11-22T10:00:02Z: its window 2026-11-22T10:00:00Z..2026-11-22T10:01:00Z was closed early after the series was idle for 5m"#
     );
     assert_eq!(out.windows.len(), 1);
-    assert_eq!(
-        (
-            out.windows[0].key.labels["s"].as_str(),
-            out.windows[0].start
-        ),
-        ("busy", T0)
-    );
+    assert_eq!((out.windows[0].key.labels["s"].as_str(), out.windows[0].start), ("busy", T0));
     // The quiet series was seen again at host + 6m.
     assert!(engine.tick(host + 11 * MINUTE - 1).windows.is_empty());
     let out = engine.tick(host + 11 * MINUTE);
     assert_eq!(out.windows.len(), 1);
-    assert_eq!(
-        (
-            out.windows[0].key.labels["s"].as_str(),
-            out.windows[0].start
-        ),
-        ("quiet", T0 + MINUTE)
-    );
+    assert_eq!((out.windows[0].key.labels["s"].as_str(), out.windows[0].start), ("quiet", T0 + MINUTE));
 }
 
 #[test]
@@ -662,26 +518,14 @@ fn late_events_are_dead_lettered_with_the_window_and_watermark() {
     let b = body("latency_ms", 3.0, &[("op", "pay")]);
     let out = engine.process(
         &[
-            InputEvent {
-                time: T0 + 16 * MINUTE,
-                body: &b,
-            },
-            InputEvent {
-                time: T0 + 14 * MINUTE,
-                body: &b,
-            },
-            InputEvent {
-                time: T0 + 14 * MINUTE,
-                body: &b,
-            },
+            InputEvent { time: T0 + 16 * MINUTE, body: &b },
+            InputEvent { time: T0 + 14 * MINUTE, body: &b },
+            InputEvent { time: T0 + 14 * MINUTE, body: &b },
         ],
         0,
     );
     // The watermark is 10:15 after the first event, so the window [10:00, 10:15) is closed.
-    assert!(
-        out.windows.is_empty(),
-        "the window held no value, so nothing is emitted"
-    );
+    assert!(out.windows.is_empty(), "the window held no value, so nothing is emitted");
     assert_eq!(out.counters.late, 2);
     assert_eq!(
         out.rejected[0].reason,
@@ -693,16 +537,7 @@ fn late_events_are_dead_lettered_with_the_window_and_watermark() {
 fn dropped_late_events_are_counted_not_rejected() {
     let mut engine = Percentiles::new(config(json!({"window": "1m", "late": "drop"})));
     let b = body("m", 3.0, &[]);
-    let out = engine.process(
-        &[
-            InputEvent {
-                time: T0 + 2 * MINUTE,
-                body: &b,
-            },
-            InputEvent { time: T0, body: &b },
-        ],
-        0,
-    );
+    let out = engine.process(&[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0, body: &b }], 0);
     assert!(out.rejected.is_empty());
     assert_eq!(out.counters.late, 1);
     assert_eq!(out.counters.accepted, 1);
@@ -712,28 +547,14 @@ fn dropped_late_events_are_counted_not_rejected() {
 fn hopping_events_partly_late_are_recorded_for_the_open_windows() {
     let mut engine = Percentiles::new(config(json!({"window": "3m", "step": "1m"})));
     let b = body("m", 3.0, &[]);
-    let out = engine.process(
-        &[
-            InputEvent {
-                time: T0 + 2 * MINUTE,
-                body: &b,
-            },
-            InputEvent {
-                time: T0 + 30 * SECOND,
-                body: &b,
-            },
-        ],
-        0,
-    );
+    let out = engine
+        .process(&[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0 + 30 * SECOND, body: &b }], 0);
     // Watermark 10:02 closes the windows ending by 10:02: of those holding
     // 10:00:30, [09:58, 10:01) and [09:59, 10:02) are closed, [10:00, 10:03) open.
     assert_eq!(out.counters.partially_late, 1);
     assert!(out.rejected.is_empty());
     let windows = engine.tick(i64::MAX).windows;
-    let counts: Vec<(i64, u64)> = windows
-        .iter()
-        .map(|w| ((w.start - T0) / MINUTE, w.stats.count))
-        .collect();
+    let counts: Vec<(i64, u64)> = windows.iter().map(|w| ((w.start - T0) / MINUTE, w.stats.count)).collect();
     assert_eq!(counts, [(0, 2), (1, 1), (2, 1)]);
 }
 
@@ -756,87 +577,43 @@ fn the_series_cap_refuses_new_series_and_logs_once_per_episode() {
     assert_eq!(out.counters.accepted, 3);
     let indices: Vec<u32> = out.rejected.iter().map(|r| r.index).collect();
     assert_eq!(indices, [2, 3]);
-    assert_eq!(
-        out.rejected[0].reason,
-        r#"series cap of 2 reached: new series m{s="c"} refused (max_series)"#
-    );
+    assert_eq!(out.rejected[0].reason, r#"series cap of 2 reached: new series m{s="c"} refused (max_series)"#);
     assert_eq!(out.logs.len(), 1, "{:?}", out.logs);
     assert_eq!(out.logs[0].0, LogLevel::Warn);
 
     let out = engine.process(&[InputEvent { time: T0, body: &c }], 0);
-    assert!(
-        out.logs.is_empty(),
-        "no second log line in the same episode"
-    );
+    assert!(out.logs.is_empty(), "no second log line in the same episode");
 
     // Closing the windows frees series b; the episode ends with one line.
-    let out = engine.process(
-        &[InputEvent {
-            time: T0 + MINUTE,
-            body: &a,
-        }],
-        0,
-    );
+    let out = engine.process(&[InputEvent { time: T0 + MINUTE, body: &a }], 0);
     assert_eq!(out.windows.len(), 2);
     assert_eq!(out.logs.len(), 1);
-    assert!(
-        out.logs[0]
-            .1
-            .contains("3 records of new series were refused"),
-        "{:?}",
-        out.logs
-    );
-    let out = engine.process(
-        &[InputEvent {
-            time: T0 + MINUTE,
-            body: &c,
-        }],
-        0,
-    );
+    assert!(out.logs[0].1.contains("3 records of new series were refused"), "{:?}", out.logs);
+    let out = engine.process(&[InputEvent { time: T0 + MINUTE, body: &c }], 0);
     assert_eq!(out.counters.accepted, 1);
 }
 
 #[test]
 fn out_of_range_and_malformed_values_are_rejected_and_counted() {
-    let mut engine = Percentiles::new(config(
-        json!({"window": "1m", "lowest": 1, "highest": 1000}),
-    ));
+    let mut engine = Percentiles::new(config(json!({"window": "1m", "lowest": 1, "highest": 1000})));
     let ok = body("m", 1000.0, &[]);
     let high = body("m", 1000.5, &[]);
     let low = body("m", 0.0, &[]);
     let text = br#"{"metric":"m","value":"fast"}"#;
     let out = engine.process(
         &[
-            InputEvent {
-                time: T0,
-                body: &ok,
-            },
-            InputEvent {
-                time: T0,
-                body: &high,
-            },
-            InputEvent {
-                time: T0,
-                body: &low,
-            },
-            InputEvent {
-                time: T0,
-                body: text,
-            },
+            InputEvent { time: T0, body: &ok },
+            InputEvent { time: T0, body: &high },
+            InputEvent { time: T0, body: &low },
+            InputEvent { time: T0, body: text },
         ],
         0,
     );
     assert_eq!(out.counters.accepted, 1);
     assert_eq!(out.counters.out_of_range, 2);
     assert_eq!(out.counters.invalid, 1);
-    assert_eq!(
-        out.rejected[0].reason,
-        "value 1000.5 of m is outside the accepted range [1, 1000] (lowest, highest)"
-    );
-    assert_eq!(
-        out.rejected[2].reason,
-        r#"field "value" of metric "m" is not a number (got "fast")"#
-    );
+    assert_eq!(out.rejected[0].reason, "value 1000.5 of m is outside the accepted range [1, 1000] (lowest, highest)");
+    assert_eq!(out.rejected[2].reason, r#"field "value" of metric "m" is not a number (got "fast")"#);
 }
 
 #[test]
@@ -844,20 +621,11 @@ fn emitted_bodies_are_json_with_every_field() {
     let cfg = config(json!({"window": "15m"}));
     let quantiles = cfg.quantiles.clone();
     let mut engine = Percentiles::new(cfg);
-    let events: Vec<Vec<u8>> = (1..=100)
-        .map(|v| body("latency_ms", f64::from(v), &[("op", "pay")]))
-        .collect();
-    let inputs: Vec<InputEvent<'_>> = events
-        .iter()
-        .map(|b| InputEvent {
-            time: T0 + 15 * MINUTE,
-            body: b,
-        })
-        .collect();
+    let events: Vec<Vec<u8>> = (1..=100).map(|v| body("latency_ms", f64::from(v), &[("op", "pay")])).collect();
+    let inputs: Vec<InputEvent<'_>> = events.iter().map(|b| InputEvent { time: T0 + 15 * MINUTE, body: b }).collect();
     engine.process(&inputs, 0);
     let out = engine.tick(i64::MAX);
-    let parsed: serde_json::Value =
-        serde_json::from_slice(&output::body(&out.windows[0], &quantiles)).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&output::body(&out.windows[0], &quantiles)).unwrap();
     assert_eq!(
         parsed,
         json!({"window_start": "2026-11-22T10:15:00Z", "window_end": "2026-11-22T10:30:00Z", "metric": "latency_ms",

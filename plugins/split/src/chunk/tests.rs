@@ -10,102 +10,56 @@ fn config(json: &str) -> SplitFilterConfig {
 }
 
 fn split(config: &SplitFilterConfig, bodies: &[&str]) -> BatchOutcome {
-    let chunks = bodies.iter().map(|b| Chunk {
-        time: CHUNK_TIME,
-        tag: "app",
-        body: b.as_bytes(),
-    });
+    let chunks = bodies.iter().map(|b| Chunk { time: CHUNK_TIME, tag: "app", body: b.as_bytes() });
     split_batch(config, chunks, NOW)
 }
 
 fn bodies(outcome: &BatchOutcome) -> Vec<Value> {
-    outcome
-        .emitted
-        .iter()
-        .map(|s| serde_json::from_slice(&s.body).unwrap())
-        .collect()
+    outcome.emitted.iter().map(|s| serde_json::from_slice(&s.body).unwrap()).collect()
 }
 
 #[test]
 fn string_statements_become_message_records_with_the_chunks_time() {
     let out = split(&config("{}"), &[r#"{"logs":["a","b \"q\""]}"#]);
-    assert_eq!(
-        bodies(&out),
-        [json!({"message": "a"}), json!({"message": "b \"q\""})]
-    );
-    assert!(
-        out.emitted
-            .iter()
-            .all(|s| s.parent == 0 && s.time == CHUNK_TIME && s.tag == "app")
-    );
-    assert_eq!(
-        out.counts,
-        Counts {
-            statements: 2,
-            chunks: 1,
-            rejected_chunks: 0,
-            time_missing: 0
-        }
-    );
+    assert_eq!(bodies(&out), [json!({"message": "a"}), json!({"message": "b \"q\""})]);
+    assert!(out.emitted.iter().all(|s| s.parent == 0 && s.time == CHUNK_TIME && s.tag == "app"));
+    assert_eq!(out.counts, Counts { statements: 2, chunks: 1, rejected_chunks: 0, time_missing: 0 });
 }
 
 #[test]
 fn object_statements_keep_their_bytes_and_gain_context() {
-    let c = config(
-        r#"{"context":["device.os",{"from":"session","to":"sid"},"absent.x"],"message_key":"msg"}"#,
-    );
-    let out = split(
-        &c,
-        &[r#"{"device":{"os":"ios"},"session":{"id":7},"logs":[{"level":"info","n":1},"hi"]}"#],
-    );
+    let c = config(r#"{"context":["device.os",{"from":"session","to":"sid"},"absent.x"],"message_key":"msg"}"#);
+    let out = split(&c, &[r#"{"device":{"os":"ios"},"session":{"id":7},"logs":[{"level":"info","n":1},"hi"]}"#]);
     assert_eq!(
         std::str::from_utf8(&out.emitted[0].body).unwrap(),
         r#"{"level":"info","n":1,"os":"ios","sid":{"id":7}}"#
     );
-    assert_eq!(
-        bodies(&out)[1],
-        json!({"msg": "hi", "os": "ios", "sid": {"id": 7}})
-    );
+    assert_eq!(bodies(&out)[1], json!({"msg": "hi", "os": "ios", "sid": {"id": 7}}));
 }
 
 #[test]
 fn a_statements_own_field_wins_over_context() {
     let c = config(r#"{"context":["os"]}"#);
     let out = split(&c, &[r#"{"os":"ios","logs":[{"os":"android"}]}"#]);
-    assert_eq!(
-        std::str::from_utf8(&out.emitted[0].body).unwrap(),
-        r#"{"os":"android"}"#
-    );
+    assert_eq!(std::str::from_utf8(&out.emitted[0].body).unwrap(), r#"{"os":"android"}"#);
 }
 
 #[test]
 fn newline_text_gives_one_statement_per_non_empty_line() {
-    let out = split(
-        &config(r#"{"field":"payload.text"}"#),
-        &[r#"{"payload":{"text":"one\r\n\n  \ntwo\n"}}"#],
-    );
-    assert_eq!(
-        bodies(&out),
-        [json!({"message": "one"}), json!({"message": "two"})]
-    );
+    let out = split(&config(r#"{"field":"payload.text"}"#), &[r#"{"payload":{"text":"one\r\n\n  \ntwo\n"}}"#]);
+    assert_eq!(bodies(&out), [json!({"message": "one"}), json!({"message": "two"})]);
 }
 
 #[test]
 fn the_configured_tag_replaces_the_chunks() {
-    let out = split(
-        &config(r#"{"tag":"app.statement"}"#),
-        &[r#"{"logs":["x"]}"#],
-    );
+    let out = split(&config(r#"{"tag":"app.statement"}"#), &[r#"{"logs":["x"]}"#]);
     assert_eq!(out.emitted[0].tag, "app.statement");
 }
 
 #[test]
 fn time_comes_from_an_object_field() {
     let c = config(r#"{"time":{"field":"meta.ts","format":"unix_ms"}}"#);
-    let out = split(
-        &c,
-        &[r#"{"logs":[{"meta":{"ts":1500}},{"meta":{"ts":"2"}}]}"#],
-    );
+    let out = split(&c, &[r#"{"logs":[{"meta":{"ts":1500}},{"meta":{"ts":"2"}}]}"#]);
     let times: Vec<_> = out.emitted.iter().map(|s| s.time).collect();
     assert_eq!(times, [1_500_000_000, 2_000_000]);
 }
@@ -115,10 +69,7 @@ fn time_comes_from_a_regex_or_a_token() {
     let c = config(r#"{"time":{"regex":"^\\[(?P<time>[^\\]]+)\\]"}}"#);
     let out = split(&c, &[r#"{"logs":"[1970-01-01T00:00:01Z] started"}"#]);
     assert_eq!(out.emitted[0].time, 1_000_000_000);
-    assert_eq!(
-        bodies(&out)[0],
-        json!({"message": "[1970-01-01T00:00:01Z] started"})
-    );
+    assert_eq!(bodies(&out)[0], json!({"message": "[1970-01-01T00:00:01Z] started"}));
 
     let c = config(r#"{"time":{"delimiter":"|","position":1,"format":"unix"}}"#);
     let out = split(&c, &[r#"{"logs":["info|3.5|done"]}"#]);
@@ -128,19 +79,13 @@ fn time_comes_from_a_regex_or_a_token() {
 #[test]
 fn a_missing_time_takes_the_arrival_time_and_a_flag() {
     let c = config(r#"{"time":{"field":"ts"},"time_missing_key":"late"}"#);
-    let out = split(
-        &c,
-        &[r#"{"logs":[{"ts":"1970-01-01T00:00:00Z"},{"m":1},{"ts":"abc"},"text"]}"#],
-    );
+    let out = split(&c, &[r#"{"logs":[{"ts":"1970-01-01T00:00:00Z"},{"m":1},{"ts":"abc"},"text"]}"#]);
     let times: Vec<_> = out.emitted.iter().map(|s| s.time).collect();
     assert_eq!(times, [0, NOW, NOW, NOW]);
     assert_eq!(bodies(&out)[1], json!({"m": 1, "late": true}));
     assert_eq!(bodies(&out)[3], json!({"message": "text", "late": true}));
     assert_eq!(out.counts.time_missing, 3);
-    assert_eq!(
-        out.first_time_problem.as_deref(),
-        Some(r#"chunk 0: statement 1: time field "ts" is missing"#)
-    );
+    assert_eq!(out.first_time_problem.as_deref(), Some(r#"chunk 0: statement 1: time field "ts" is missing"#));
 }
 
 #[test]
@@ -148,33 +93,13 @@ fn dead_letter_mode_rejects_the_chunk_naming_the_statement() {
     let c = config(r#"{"time":{"field":"ts"},"on_missing_time":"dead_letter"}"#);
     let out = split(
         &c,
-        &[
-            r#"{"logs":[{"ts":"1970-01-01T00:00:00Z"},{"ts":"1970-01-01T00:00:00Z"},{"ts":"abc"}]}"#,
-            r#"{"logs":[]}"#,
-        ],
+        &[r#"{"logs":[{"ts":"1970-01-01T00:00:00Z"},{"ts":"1970-01-01T00:00:00Z"},{"ts":"abc"}]}"#, r#"{"logs":[]}"#],
     );
-    assert!(
-        out.emitted.is_empty(),
-        "nothing of a rejected chunk is emitted"
-    );
+    assert!(out.emitted.is_empty(), "nothing of a rejected chunk is emitted");
     assert_eq!(out.rejected.len(), 1);
     assert_eq!(out.rejected[0].0, 0);
-    assert!(
-        out.rejected[0]
-            .1
-            .starts_with(r#"statement 2: time "abc" is not rfc3339: "#),
-        "{}",
-        out.rejected[0].1
-    );
-    assert_eq!(
-        out.counts,
-        Counts {
-            statements: 0,
-            chunks: 2,
-            rejected_chunks: 1,
-            time_missing: 0
-        }
-    );
+    assert!(out.rejected[0].1.starts_with(r#"statement 2: time "abc" is not rfc3339: "#), "{}", out.rejected[0].1);
+    assert_eq!(out.counts, Counts { statements: 0, chunks: 2, rejected_chunks: 1, time_missing: 0 });
 }
 
 #[test]
@@ -182,9 +107,7 @@ fn dead_letter_reasons_for_text_name_the_line() {
     let c = config(r#"{"time":{"delimiter":" "},"on_missing_time":"dead_letter"}"#);
     let out = split(&c, &[r#"{"logs":"1970-01-01T00:00:00Z ok\n\nbad line"}"#]);
     assert!(
-        out.rejected[0]
-            .1
-            .starts_with(r#"statement 1 (line 3): time "bad" is not rfc3339"#),
+        out.rejected[0].1.starts_with(r#"statement 1 (line 3): time "bad" is not rfc3339"#),
         "{}",
         out.rejected[0].1
     );
@@ -203,16 +126,8 @@ fn malformed_chunks_are_rejected_and_others_flow() {
             r#"{"p":{"logs":["fine"]}}"#,
         ],
     );
-    let reasons: Vec<_> = out
-        .rejected
-        .iter()
-        .map(|(i, r)| format!("{i} {r}"))
-        .collect();
-    assert!(
-        reasons[0].starts_with("0 body is not a JSON object: "),
-        "{}",
-        reasons[0]
-    );
+    let reasons: Vec<_> = out.rejected.iter().map(|(i, r)| format!("{i} {r}")).collect();
+    assert!(reasons[0].starts_with("0 body is not a JSON object: "), "{}", reasons[0]);
     assert_eq!(
         reasons[1..],
         [
@@ -224,56 +139,32 @@ fn malformed_chunks_are_rejected_and_others_flow() {
     );
     assert_eq!(out.emitted.len(), 1);
     assert_eq!(out.emitted[0].parent, 5);
-    assert_eq!(
-        out.counts,
-        Counts {
-            statements: 1,
-            chunks: 6,
-            rejected_chunks: 5,
-            time_missing: 0
-        }
-    );
+    assert_eq!(out.counts, Counts { statements: 1, chunks: 6, rejected_chunks: 5, time_missing: 0 });
 }
 
 #[test]
 fn ten_thousand_statements_split_in_linear_time() {
     const N: usize = 10_000;
-    let objects: Vec<String> = (0..N)
-        .map(|i| {
-            format!(
-                r#"{{"ts":{},"msg":"statement {i}","level":"info"}}"#,
-                1_700_000_000 + i
-            )
-        })
-        .collect();
-    let strings: Vec<String> = (0..N)
-        .map(|i| format!(r#""{} line {i}""#, 1_700_000_000 + i))
-        .collect();
+    let objects: Vec<String> =
+        (0..N).map(|i| format!(r#"{{"ts":{},"msg":"statement {i}","level":"info"}}"#, 1_700_000_000 + i)).collect();
+    let strings: Vec<String> = (0..N).map(|i| format!(r#""{} line {i}""#, 1_700_000_000 + i)).collect();
     let body = format!(
         r#"{{"device":{{"os":"ios","model":"x"}},"app":"demo","logs":[{},{}]}}"#,
         objects.join(","),
         strings.join(",")
     );
-    let c = config(
-        r#"{"context":["device.os","app"],"time":{"field":"ts","delimiter":" ","format":"unix"}}"#,
-    );
+    let c = config(r#"{"context":["device.os","app"],"time":{"field":"ts","delimiter":" ","format":"unix"}}"#);
     let started = std::time::Instant::now();
     let out = split(&c, &[&body]);
     let elapsed = started.elapsed();
     assert_eq!(out.emitted.len(), 2 * N);
     assert_eq!(out.counts.time_missing, 0);
-    assert_eq!(
-        out.emitted[N - 1].time,
-        (1_700_000_000 + N as i64 - 1) * 1_000_000_000
-    );
+    assert_eq!(out.emitted[N - 1].time, (1_700_000_000 + N as i64 - 1) * 1_000_000_000);
     assert_eq!(
         bodies(&out)[2 * N - 1],
         json!({"message": format!("{} line {}", 1_700_000_000 + N - 1, N - 1), "os": "ios", "app": "demo"})
     );
     // A quadratic split would take minutes here; linear takes milliseconds,
     // even unoptimised. The bound is loose so a busy machine does not fail it.
-    assert!(
-        elapsed < std::time::Duration::from_secs(10),
-        "took {elapsed:?}"
-    );
+    assert!(elapsed < std::time::Duration::from_secs(10), "took {elapsed:?}");
 }

@@ -11,7 +11,7 @@ const T0: i64 = 1_795_341_600 * SECOND;
 const WINDOW: i64 = 15 * MINUTE;
 
 fn rfc(nanos: i64) -> String {
-    crate::json::rfc3339(nanos)
+    weir_plugin_sdk::json::rfc3339(nanos)
 }
 
 fn threshold(config: Value) -> Threshold {
@@ -38,28 +38,19 @@ fn pay(n: i64, p95: f64) -> (i64, Vec<u8>) {
 }
 
 fn run(t: &mut Threshold, records: &[(i64, Vec<u8>)]) -> Outcome {
-    let inputs: Vec<InputEvent<'_>> = records
-        .iter()
-        .map(|(time, body)| InputEvent { time: *time, body })
-        .collect();
+    let inputs: Vec<InputEvent<'_>> = records.iter().map(|(time, body)| InputEvent { time: *time, body }).collect();
     t.process(&inputs)
 }
 
 fn bodies(out: &Outcome) -> Vec<Value> {
-    out.alerts
-        .iter()
-        .map(|a| serde_json::from_slice(&a.body).unwrap())
-        .collect()
+    out.alerts.iter().map(|a| serde_json::from_slice(&a.body).unwrap()).collect()
 }
 
 #[test]
 fn fires_after_for_consecutive_windows_with_the_documented_body() {
     let mut t = threshold(payment_rule());
     let out = run(&mut t, &[pay(0, 900.0)]);
-    assert!(
-        out.alerts.is_empty(),
-        "one window is not enough with for: 2"
-    );
+    assert!(out.alerts.is_empty(), "one window is not enough with for: 2");
     let out = run(&mut t, &[pay(1, 950.0)]);
     assert_eq!(out.counters.alerts_firing, 1);
     assert_eq!(out.alerts[0].parent, 0);
@@ -77,16 +68,10 @@ fn fires_after_for_consecutive_windows_with_the_documented_body() {
 #[test]
 fn does_not_repeat_while_firing_and_resolves_with_ends_at() {
     let mut t = threshold(payment_rule());
-    let records: Vec<_> = [900.0, 950.0, 990.0, 1200.0, 500.0, 400.0]
-        .iter()
-        .enumerate()
-        .map(|(n, v)| pay(n as i64, *v))
-        .collect();
+    let records: Vec<_> =
+        [900.0, 950.0, 990.0, 1200.0, 500.0, 400.0].iter().enumerate().map(|(n, v)| pay(n as i64, *v)).collect();
     let out = run(&mut t, &records);
-    assert_eq!(
-        (out.counters.alerts_firing, out.counters.alerts_resolved),
-        (1, 1)
-    );
+    assert_eq!((out.counters.alerts_firing, out.counters.alerts_resolved), (1, 1));
     let alerts = bodies(&out);
     assert_eq!(alerts.len(), 2);
     // Fired with the second window, resolved with the fifth (index 4).
@@ -100,22 +85,13 @@ fn does_not_repeat_while_firing_and_resolves_with_ends_at() {
         alerts[1]["annotations"]["summary"],
         "p95 latency_ms for pay is 500 (threshold 800) in window 2026-11-22T11:00:00Z..2026-11-22T11:15:00Z"
     );
-    assert!(
-        t.states.is_empty(),
-        "a resolved alert with no pending run keeps no state"
-    );
+    assert!(t.states.is_empty(), "a resolved alert with no pending run keeps no state");
 }
 
 #[test]
 fn a_broken_streak_resets_the_count() {
     let mut t = threshold(payment_rule());
-    let records = [
-        pay(0, 900.0),
-        pay(1, 100.0),
-        pay(2, 900.0),
-        pay(3, 100.0),
-        pay(4, 900.0),
-    ];
+    let records = [pay(0, 900.0), pay(1, 100.0), pay(2, 900.0), pay(3, 100.0), pay(4, 900.0)];
     let out = run(&mut t, &records);
     assert!(out.alerts.is_empty());
     let out = run(&mut t, &[pay(5, 801.0)]);
@@ -127,11 +103,7 @@ fn a_broken_streak_resets_the_count() {
 fn a_gap_in_windows_restarts_a_pending_run_but_keeps_a_firing_alert() {
     let mut t = threshold(payment_rule());
     // Window 1 is missing: 0 and 2 are not consecutive.
-    assert!(
-        run(&mut t, &[pay(0, 900.0), pay(2, 900.0)])
-            .alerts
-            .is_empty()
-    );
+    assert!(run(&mut t, &[pay(0, 900.0), pay(2, 900.0)]).alerts.is_empty());
     let out = run(&mut t, &[pay(3, 900.0)]);
     assert_eq!(out.counters.alerts_firing, 1);
     // Firing survives a gap; it resolves only on a window where it does not hold.
@@ -147,17 +119,7 @@ fn series_are_independent() {
     );
     let a = |n, v| window(n, json!({"op": "pay"}), v);
     let b = |n, v| window(n, json!({"op": "login"}), v);
-    let out = run(
-        &mut t,
-        &[
-            a(0, 800.0),
-            b(0, 900.0),
-            a(1, 900.0),
-            b(1, 100.0),
-            b(2, 900.0),
-            a(2, 100.0),
-        ],
-    );
+    let out = run(&mut t, &[a(0, 800.0), b(0, 900.0), a(1, 900.0), b(1, 100.0), b(2, 900.0), a(2, 100.0)]);
     let alerts = bodies(&out);
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert_eq!(alerts[0]["labels"]["op"], "pay");
@@ -172,7 +134,10 @@ fn series_are_independent() {
 #[test]
 fn match_labels_select_series_and_other_records_are_left_alone() {
     let mut t = threshold(payment_rule());
-    let other_metric = serde_json::to_vec(&json!({"metric": "ttfb_ms", "window_start": rfc(T0), "window_end": rfc(T0 + WINDOW), "p95": 1e9})).unwrap();
+    let other_metric = serde_json::to_vec(
+        &json!({"metric": "ttfb_ms", "window_start": rfc(T0), "window_end": rfc(T0 + WINDOW), "p95": 1e9}),
+    )
+    .unwrap();
     let raw_log = b"{\"msg\":\"txn=1 status=ok resp_ms=12\"}".to_vec();
     let not_json = b"plain text".to_vec();
     let records = [
@@ -194,10 +159,7 @@ fn each_rule_matching_a_window_keeps_its_own_alert() {
         {"name": "P50High", "metric": "latency_ms", "stat": "p50", "op": ">", "value": 100, "labels": {"severity": "ticket"}}
     ]}));
     let out = run(&mut t, &[pay(0, 900.0)]);
-    let names: Vec<_> = bodies(&out)
-        .iter()
-        .map(|a| a["labels"]["alertname"].clone())
-        .collect();
+    let names: Vec<_> = bodies(&out).iter().map(|a| a["labels"]["alertname"].clone()).collect();
     assert_eq!(names, [json!("P95High"), json!("P50High")]);
     assert_eq!(out.counters.windows_evaluated, 1);
 }
@@ -206,10 +168,8 @@ fn each_rule_matching_a_window_keeps_its_own_alert() {
 fn out_of_order_and_malformed_records_are_counted_not_evaluated() {
     let mut t = threshold(payment_rule());
     run(&mut t, &[pay(3, 900.0)]);
-    let bad = serde_json::to_vec(
-        &json!({"metric": "latency_ms", "window_start": "soon", "window_end": rfc(T0)}),
-    )
-    .unwrap();
+    let bad =
+        serde_json::to_vec(&json!({"metric": "latency_ms", "window_start": "soon", "window_end": rfc(T0)})).unwrap();
     let out = run(&mut t, &[pay(2, 900.0), (T0, bad.clone()), (T0, bad)]);
     assert_eq!(out.counters.out_of_order, 1);
     assert_eq!(out.counters.malformed, 2);
@@ -226,25 +186,19 @@ fn out_of_order_and_malformed_records_are_counted_not_evaluated() {
 
 #[test]
 fn a_missing_stat_is_counted_and_logged_once_per_rule() {
-    let mut t = threshold(
-        json!({"rules": [{"name": "Tail", "metric": "latency_ms", "stat": "p99.9", "op": ">", "value": 1}]}),
-    );
+    let mut t =
+        threshold(json!({"rules": [{"name": "Tail", "metric": "latency_ms", "stat": "p99.9", "op": ">", "value": 1}]}));
     let out = run(&mut t, &[pay(0, 900.0), pay(1, 900.0)]);
     assert_eq!(out.counters.stat_missing, 2);
     assert_eq!(out.logs.len(), 1);
-    assert!(
-        out.logs[0].contains(r#"carry no numeric "p99_9""#),
-        "{:?}",
-        out.logs
-    );
+    assert!(out.logs[0].contains(r#"carry no numeric "p99_9""#), "{:?}", out.logs);
     assert!(run(&mut t, &[pay(2, 900.0)]).logs.is_empty());
 }
 
 #[test]
 fn the_generator_url_is_rendered_when_configured() {
     let mut config = payment_rule();
-    config["generator_url"] =
-        json!("https://grafana.example/d/latency?var-op={{labels.op}}&from={{window_start}}");
+    config["generator_url"] = json!("https://grafana.example/d/latency?var-op={{labels.op}}&from={{window_start}}");
     config["tag"] = json!("alerts.payments");
     config["rules"][0]["for"] = json!(1);
     let mut t = threshold(config);
@@ -265,27 +219,19 @@ fn snapshot_and_restore_mid_streak_continue_the_run_and_the_firing_alert() {
         .map(|(n, v)| pay(n as i64, *v))
         .collect();
     let mut whole = threshold(config.clone());
-    let expected: Vec<AlertRecord> = records
-        .iter()
-        .flat_map(|r| run(&mut whole, std::slice::from_ref(r)).alerts)
-        .collect();
+    let expected: Vec<AlertRecord> =
+        records.iter().flat_map(|r| run(&mut whole, std::slice::from_ref(r)).alerts).collect();
     assert_eq!(expected.len(), 4);
 
     for cut in 0..=records.len() {
         let mut first = threshold(config.clone());
-        let mut got: Vec<AlertRecord> = records[..cut]
-            .iter()
-            .flat_map(|r| run(&mut first, std::slice::from_ref(r)).alerts)
-            .collect();
+        let mut got: Vec<AlertRecord> =
+            records[..cut].iter().flat_map(|r| run(&mut first, std::slice::from_ref(r)).alerts).collect();
         let bytes = first.snapshot();
         let mut second = threshold(config.clone());
         let restored = second.restore(&bytes).unwrap();
         assert_eq!(restored.dropped, 0);
-        got.extend(
-            records[cut..]
-                .iter()
-                .flat_map(|r| run(&mut second, std::slice::from_ref(r)).alerts),
-        );
+        got.extend(records[cut..].iter().flat_map(|r| run(&mut second, std::slice::from_ref(r)).alerts));
         assert_eq!(got, expected, "cut at {cut}");
     }
 }
@@ -295,24 +241,13 @@ fn restore_drops_states_of_removed_rules_and_refuses_garbage() {
     let mut t = threshold(payment_rule());
     run(&mut t, &[pay(0, 900.0), pay(1, 900.0)]);
     let bytes = t.snapshot();
-    let mut other = threshold(
-        json!({"rules": [{"name": "Other", "metric": "latency_ms", "stat": "p95", "op": ">", "value": 1}]}),
-    );
-    assert_eq!(
-        other.restore(&bytes).unwrap(),
-        crate::snapshot::Restored {
-            kept: 0,
-            dropped: 1
-        }
-    );
+    let mut other =
+        threshold(json!({"rules": [{"name": "Other", "metric": "latency_ms", "stat": "p95", "op": ">", "value": 1}]}));
+    assert_eq!(other.restore(&bytes).unwrap(), crate::snapshot::Restored { kept: 0, dropped: 1 });
 
     let e = t.restore(b"not json").unwrap_err();
-    assert!(
-        e.starts_with("snapshot is not a weir-plugin-threshold snapshot of format 1: "),
-        "{e}"
-    );
-    let foreign =
-        json!({"plugin": "weir-plugin-percentiles", "format": 1, "alerts": []}).to_string();
+    assert!(e.starts_with("snapshot is not a weir-plugin-threshold snapshot of format 1: "), "{e}");
+    let foreign = json!({"plugin": "weir-plugin-percentiles", "format": 1, "alerts": []}).to_string();
     assert_eq!(
         t.restore(foreign.as_bytes()).unwrap_err(),
         "snapshot is from \"weir-plugin-percentiles\", not weir-plugin-threshold"

@@ -59,15 +59,10 @@ struct State {
 }
 
 /// A component instance is single-threaded; the mutex only satisfies `static`.
-static STATE: Mutex<State> = Mutex::new(State {
-    config: None,
-    processed: 0,
-});
+static STATE: Mutex<State> = Mutex::new(State { config: None, processed: 0 });
 
 fn state() -> std::sync::MutexGuard<'static, State> {
-    STATE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The filter. Only the wasm build exports it (see `export!` below).
@@ -76,11 +71,8 @@ struct MisbehaveFilter;
 
 impl Guest for MisbehaveFilter {
     fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed: MisbehaveFilterConfig =
-            serde_json::from_str(&config).map_err(|e| ConfigError {
-                field: None,
-                message: format!("invalid config: {e}"),
-            })?;
+        let parsed: MisbehaveFilterConfig = serde_json::from_str(&config)
+            .map_err(|e| ConfigError { field: None, message: format!("invalid config: {e}") })?;
         state().config = Some(parsed);
         Ok(())
     }
@@ -93,8 +85,7 @@ impl Guest for MisbehaveFilter {
         let count = events.len() as u64;
         let mut emitted = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
-            let parent =
-                Some(u32::try_from(index).expect("a WIT list has at most u32::MAX elements"));
+            let parent = Some(u32::try_from(index).expect("a WIT list has at most u32::MAX elements"));
             if !event.body.windows(POISON.len()).any(|w| w == POISON) {
                 emitted.push(Emitted { parent, event });
                 continue;
@@ -105,19 +96,13 @@ impl Guest for MisbehaveFilter {
                 Mode::MemoryBomb => eat_memory(),
                 Mode::Amplify => {
                     for _ in 0..factor {
-                        emitted.push(Emitted {
-                            parent,
-                            event: event.clone(),
-                        });
+                        emitted.push(Emitted { parent, event: event.clone() });
                     }
                 }
             }
         }
         state().processed += count;
-        Ok(BatchResult {
-            emitted,
-            rejected: Vec::new(),
-        })
+        Ok(BatchResult { emitted, rejected: Vec::new() })
     }
 
     fn tick(_now: Timestamp) -> Vec<Event> {
@@ -136,9 +121,8 @@ impl Guest for MisbehaveFilter {
             return Ok(());
         }
         let text = String::from_utf8_lossy(&state_bytes);
-        let processed = text
-            .parse()
-            .map_err(|_| format!("state {text:?} is not a decimal count of processed events"))?;
+        let processed =
+            text.parse().map_err(|_| format!("state {text:?} is not a decimal count of processed events"))?;
         state().processed = processed;
         Ok(())
     }

@@ -1,8 +1,7 @@
-//! Small JSON helpers this plugin needs beyond `weir-plugin-sdk`: RFC 3339
-//! timestamps, numbers printed without a spurious `.0`, and a short quote of
-//! offending raw JSON for rejection reasons.
-//!
-//! Candidates for `weir-plugin-sdk` (`threshold` carries the same three).
+//! Single values written as, or read from, JSON text: RFC 3339 timestamps,
+//! numbers printed without a spurious `.0`, and a short quote of offending
+//! raw JSON for rejection reasons. Whole bodies (fields, splicing) are
+//! `body`'s.
 
 use chrono::{DateTime, SecondsFormat};
 
@@ -18,6 +17,11 @@ const QUOTE_LIMIT: usize = 64;
 /// only when it is not zero: `2026-11-22T10:15:00Z`.
 pub fn rfc3339(nanos: i64) -> String {
     DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Read an RFC 3339 timestamp as nanoseconds since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text).ok()?.timestamp_nanos_opt()
 }
 
 /// Write a number as JSON text: integral values as integers (`12`, not
@@ -48,10 +52,14 @@ mod tests {
     #[test]
     fn rfc3339_is_utc_with_a_z_and_no_zero_fraction() {
         assert_eq!(rfc3339(1_795_342_500_000_000_000), "2026-11-22T10:15:00Z");
-        assert_eq!(
-            rfc3339(1_795_342_500_250_000_000),
-            "2026-11-22T10:15:00.250Z"
-        );
+        assert_eq!(rfc3339(1_795_342_500_250_000_000), "2026-11-22T10:15:00.250Z");
+    }
+
+    #[test]
+    fn rfc3339_reads_back() {
+        assert_eq!(parse_rfc3339("2026-11-22T10:15:00Z"), Some(1_795_342_500_000_000_000));
+        assert_eq!(parse_rfc3339("2026-11-22T11:15:00+01:00"), Some(1_795_342_500_000_000_000));
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]
