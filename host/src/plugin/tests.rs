@@ -234,3 +234,37 @@ fn a_corrupt_cache_entry_is_recompiled() {
     let mut instance = FilterInstance::new(&engine, &s, Clock::system()).unwrap();
     assert_passes_through(&mut instance);
 }
+
+fn probe(grants: Grants, clock: Clock) -> serde_json::Value {
+    let mut s = spec("misbehave", json!({ "mode": "probe" }), Limits::default());
+    s.grants = grants;
+    let mut instance = FilterInstance::new(&engine(), &s, clock).unwrap();
+    let out = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap();
+    serde_json::from_slice(&out.emitted[0].event.body).unwrap()
+}
+
+#[test]
+fn the_sandbox_grants_nothing_by_default() {
+    // SAFETY: tests in this binary do not read WEIR_PROBE concurrently elsewhere.
+    unsafe { std::env::set_var("WEIR_PROBE", "host secret") };
+    let seen = probe(Grants::default(), Clock::manual(1_234_000_000_000));
+    assert_eq!(seen["env"], serde_json::Value::Null, "no environment: {seen}");
+    assert!(seen["dir"].as_str().is_some_and(|e| e.starts_with("error: ")), "no filesystem: {seen}");
+    assert_eq!(seen["now_ns"], 1_234_000_000_000u64, "the wall clock is the host clock: {seen}");
+}
+
+#[test]
+fn grants_open_exactly_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("visible.txt"), b"x").unwrap();
+    let grants = Grants {
+        env: vec![("WEIR_PROBE".into(), "granted".into())],
+        dirs: vec![super::DirGrant { host: dir.path().to_path_buf(), guest: "/data".into(), writable: false }],
+        wall_clock: true,
+        network: false,
+    };
+    let seen = probe(grants, Clock::manual(5));
+    assert_eq!(seen["env"], "granted");
+    assert_eq!(seen["dir"], json!(["visible.txt"]));
+    assert!(seen["now_ns"].as_u64().unwrap() > 1_700_000_000_000_000_000, "the real wall clock: {seen}");
+}

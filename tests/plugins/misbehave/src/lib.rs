@@ -8,7 +8,10 @@
 //! - `trap`: panics with "poisoned record";
 //! - `loop`: spins forever (until the host's epoch deadline);
 //! - `memory_bomb`: allocates and touches 1 MiB blocks without bound;
-//! - `amplify`: emits `factor` copies (default 1000).
+//! - `amplify`: emits `factor` copies (default 1000);
+//! - `probe`: replaces the event with what the sandbox let it see:
+//!   `{"env": $WEIR_PROBE or null, "dir": entries of /data or an error,
+//!   "now_ns": WASI wall-clock time}`, to test grants.
 //!
 //! `snapshot` returns the number of events processed so far as decimal text;
 //! `restore` takes it back, and panics when the state is exactly `trap` (for
@@ -39,6 +42,7 @@ enum Mode {
     Loop,
     MemoryBomb,
     Amplify,
+    Probe,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +103,7 @@ impl Guest for MisbehaveFilter {
                         emitted.push(Emitted { parent, event: event.clone() });
                     }
                 }
+                Mode::Probe => emitted.push(Emitted { parent, event: Event { body: probe(), ..event } }),
             }
         }
         state().processed += count;
@@ -126,6 +131,23 @@ impl Guest for MisbehaveFilter {
         state().processed = processed;
         Ok(())
     }
+}
+
+/// What the sandbox shows: an environment variable, a folder, the clock.
+fn probe() -> Vec<u8> {
+    let dir = match std::fs::read_dir("/data") {
+        Ok(entries) => {
+            let mut names: Vec<String> =
+                entries.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect();
+            names.sort();
+            serde_json::json!(names)
+        }
+        Err(e) => serde_json::json!(format!("error: {e}")),
+    };
+    let now_ns =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    serde_json::to_vec(&serde_json::json!({ "env": std::env::var("WEIR_PROBE").ok(), "dir": dir, "now_ns": now_ns }))
+        .expect("a JSON value serialises")
 }
 
 /// Spin until the host interrupts. `black_box` keeps the optimiser from
