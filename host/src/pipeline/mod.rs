@@ -177,7 +177,8 @@ impl Pipeline {
 #[derive(Default)]
 struct Outputs {
     senders: HashMap<String, mpsc::Sender<Batch>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Each task by output name, and whether it receives dead letters.
+    tasks: Vec<(String, JoinHandle<()>, bool)>,
 }
 
 impl Outputs {
@@ -190,14 +191,8 @@ impl Outputs {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
         let retry = RetryPolicy { max_attempts: None };
-        self.tasks.push(tokio::spawn(output_task::run(
-            spec.name.clone(),
-            output,
-            rx,
-            spec.batch,
-            retry,
-            dead_letters.clone(),
-        )));
+        let task = tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, retry, dead_letters.clone()));
+        self.tasks.push((spec.name.clone(), task, spec.matches.matches(dead_letters.tag())));
         self.senders.insert(spec.name.clone(), tx);
         Ok(())
     }
@@ -206,10 +201,21 @@ impl Outputs {
         specs.iter().filter_map(|s| Some((s.matches.clone(), self.senders.get(&s.name)?.clone()))).collect()
     }
 
-    /// Close every queue and wait for the tasks to drain and flush.
+    /// Close every queue and wait for the tasks to drain and flush: first
+    /// the outputs that do not take dead letters, since what they refuse
+    /// while draining still needs a dead-letter output to go to (output
+    /// tasks reach those through weak senders, which do not keep them open).
     async fn finish(self) {
-        drop(self.senders);
-        for task in self.tasks {
+        let Outputs { mut senders, tasks } = self;
+        let (dead_letter_outputs, others): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|(_, _, dl)| *dl);
+        for (name, _, _) in &others {
+            senders.remove(name);
+        }
+        for (_, task, _) in others {
+            let _ = task.await;
+        }
+        drop(senders);
+        for (_, task, _) in dead_letter_outputs {
             let _ = task.await;
         }
     }

@@ -49,6 +49,11 @@ impl DeadLetterRoute {
         DeadLetterRoute { targets: Arc::default(), tag }
     }
 
+    /// The dead-letter tag.
+    pub fn tag(&self) -> &Arc<str> {
+        &self.tag
+    }
+
     /// Route to those of `outputs` that match the dead-letter tag.
     pub fn set_outputs(&self, outputs: &[(TagMatch, mpsc::Sender<Batch>)]) {
         let targets = outputs.iter().filter(|(m, _)| m.matches(&self.tag)).map(|(_, s)| s.downgrade()).collect();
