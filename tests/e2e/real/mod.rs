@@ -17,3 +17,5 @@ pub fn elasticsearch_url() -> String {
 pub fn alertmanager_url() -> String {
     std::env::var("ALERTMANAGER_URL").unwrap_or_else(|_| "http://127.0.0.1:19094".into())
 }
+
+mod alertmanager;

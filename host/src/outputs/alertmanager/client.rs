@@ -1,0 +1,229 @@
+//! The HTTP side: one reqwest client (auth, TLS, timeout) and
+//! `POST /api/v2/alerts` to each configured Alertmanager. It owns how a
+//! response is classified ([`classify`], pure); which alerts to send and
+//! what to do with the outcome are `mod.rs`'s.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+
+use super::{AlertmanagerAuth, AlertmanagerError, AlertmanagerOutputConfig};
+
+/// The longest part of an error body kept in a message: enough for
+/// Alertmanager's one-line validation errors.
+const MAX_ERROR_BODY: usize = 300;
+
+/// What one POST to one Alertmanager came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// 2xx: the Alertmanager has the alerts.
+    Accepted,
+    /// Worth trying again: connection failure, timeout, 408, 429 or 5xx.
+    Retry(String),
+    /// Refused for good (another 4xx, e.g. 400 invalid alert, 401): retrying
+    /// the same body cannot help.
+    Refused(String),
+}
+
+/// Classify an HTTP answer.
+pub fn classify(status: StatusCode, body: &str) -> Attempt {
+    if status.is_success() {
+        return Attempt::Accepted;
+    }
+    let body = body.trim();
+    let body = match body.char_indices().nth(MAX_ERROR_BODY) {
+        Some((cut, _)) => &body[..cut],
+        None => body,
+    };
+    let message = if body.is_empty() {
+        format!("http {status}")
+    } else {
+        format!("http {status}: {body}")
+    };
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+    {
+        Attempt::Retry(message)
+    } else {
+        Attempt::Refused(message)
+    }
+}
+
+/// One Alertmanager.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The base URL as configured, for messages and metric labels.
+    pub base: String,
+    /// `{base}/api/v2/alerts`.
+    alerts: reqwest::Url,
+}
+
+impl Endpoint {
+    /// The endpoint at `base` (an http or https URL, with any path prefix
+    /// Alertmanager is served under).
+    pub fn new(base: &str) -> Result<Self, String> {
+        let trimmed = base.trim_end_matches('/');
+        let alerts = reqwest::Url::parse(&format!("{trimmed}/api/v2/alerts"))
+            .map_err(|e| format!("invalid url {base:?}: {e}"))?;
+        if !matches!(alerts.scheme(), "http" | "https") {
+            return Err(format!(
+                "invalid url {base:?}: expected an http:// or https:// url"
+            ));
+        }
+        Ok(Endpoint {
+            base: trimmed.to_string(),
+            alerts,
+        })
+    }
+}
+
+/// Posts alerts. Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct AlertmanagerClient {
+    http: reqwest::Client,
+    auth: Option<AlertmanagerAuth>,
+}
+
+impl AlertmanagerClient {
+    /// A client with the config's TLS settings and timeout.
+    pub fn new(output: &str, config: &AlertmanagerOutputConfig) -> Result<Self, AlertmanagerError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout.0)
+            .connect_timeout(config.timeout.0.min(CONNECT_TIMEOUT))
+            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = &config.tls {
+            if let Some(ca) = &tls.ca_file {
+                let pem = std::fs::read(ca).map_err(|source| AlertmanagerError::CaFile {
+                    output: output.to_string(),
+                    path: ca.clone(),
+                    source,
+                })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    AlertmanagerError::CaParse {
+                        output: output.to_string(),
+                        path: ca.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                if certs.is_empty() {
+                    return Err(AlertmanagerError::CaParse {
+                        output: output.to_string(),
+                        path: ca.clone(),
+                        message: "no PEM certificate found".into(),
+                    });
+                }
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if tls.insecure_skip_verify {
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+        }
+        let http = builder.build().map_err(|e| AlertmanagerError::Client {
+            output: output.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(AlertmanagerClient {
+            http,
+            auth: config.auth.clone(),
+        })
+    }
+
+    /// POST `body` (a JSON array of postable alerts) to `endpoint`.
+    pub async fn post(&self, endpoint: &Endpoint, body: Bytes) -> Attempt {
+        let mut request = self
+            .http
+            .post(endpoint.alerts.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        request = match &self.auth {
+            Some(AlertmanagerAuth::Basic { username, password }) => {
+                request.basic_auth(username, Some(&password.0))
+            }
+            Some(AlertmanagerAuth::Bearer { token }) => request.bearer_auth(&token.0),
+            None => request,
+        };
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                if status.is_success() {
+                    return Attempt::Accepted;
+                }
+                let text = response.text().await.unwrap_or_default();
+                classify(status, &text)
+            }
+            Err(error) => Attempt::Retry(error_chain(&error)),
+        }
+    }
+}
+
+/// Longest wait for a TCP/TLS connection: a dead host should fail fast
+/// even when `timeout` is generous.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// reqwest's Display hides the cause ("error sending request"); name it.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_throttling_timeouts_and_server_errors_are_retried() {
+        assert_eq!(classify(StatusCode::OK, ""), Attempt::Accepted);
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, ""),
+            Attempt::Retry("http 503 Service Unavailable".into())
+        );
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, ""),
+            Attempt::Retry(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::REQUEST_TIMEOUT, ""),
+            Attempt::Retry(_)
+        ));
+        assert_eq!(
+            classify(StatusCode::BAD_REQUEST, "{\"code\":400,\"message\":\"end time must not be before start time\"}\n"),
+            Attempt::Refused("http 400 Bad Request: {\"code\":400,\"message\":\"end time must not be before start time\"}".into())
+        );
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, ""),
+            Attempt::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn endpoint_appends_the_api_path_to_any_prefix() {
+        assert_eq!(
+            Endpoint::new("http://am:9093").unwrap().alerts.as_str(),
+            "http://am:9093/api/v2/alerts"
+        );
+        assert_eq!(
+            Endpoint::new("https://am/prefix/").unwrap().alerts.as_str(),
+            "https://am/prefix/api/v2/alerts"
+        );
+        assert_eq!(
+            Endpoint::new("https://am/prefix/").unwrap().base,
+            "https://am/prefix"
+        );
+        assert!(
+            Endpoint::new("ftp://am")
+                .unwrap_err()
+                .contains("expected an http:// or https:// url")
+        );
+        assert!(Endpoint::new("am:9093").is_err());
+    }
+}

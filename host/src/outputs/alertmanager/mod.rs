@@ -1,0 +1,662 @@
+//! `type: alertmanager`: posts alert records (the `threshold` plugin's
+//! shape) to Alertmanager's API v2, `POST /api/v2/alerts`, on every
+//! configured URL, keeps firing alerts alive by re-sending them, and sends
+//! resolved ones with their `endsAt`.
+//!
+//! - **HA.** Every batch goes to every URL (Alertmanagers do not gossip
+//!   alerts, only silences and notifications, so each peer needs each
+//!   alert). Failed URLs alone are retried, up to `max_attempts` with
+//!   backoff. A record counts as delivered when at least one Alertmanager
+//!   accepted it, since one peer is enough to notify; a peer that missed it
+//!   is logged and counted, and catches up on firing alerts at the next
+//!   resend. When none accepted it, the record is dead-lettered.
+//! - **Bounded retries.** The retry loop lives here, not in the pipeline,
+//!   so a down Alertmanager dead-letters alerts after at most
+//!   `max_attempts` × `timeout` plus backoff, instead of back-pressuring
+//!   the whole pipeline (the pipeline retries outputs forever by default).
+//! - **Resend.** A background task, spawned by [`build`] and aborted when
+//!   the output is dropped, re-sends active alerts every `resend_interval`
+//!   with `endsAt` = now + 4 × `resend_interval` (see [`lifecycle`]).
+//!   Resends are best-effort: failures are logged and counted
+//!   (`weir_alertmanager_resend_failures_total`), never dead-lettered, as
+//!   the next resend tries again.
+//! - **Labels.** Static `labels` are checked at config load; each record's
+//!   labels at runtime, and a record that breaks Alertmanager's rules is
+//!   dead-lettered with a reason naming the label, never sent (Alertmanager
+//!   would refuse the whole batch).
+//!
+//! It does not own alert evaluation (the `threshold` plugin does) or the
+//! pipeline's batching (`pipeline::output_task`).
+
+pub mod client;
+pub mod lifecycle;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer};
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinSet;
+
+use self::client::{AlertmanagerClient, Attempt, Endpoint};
+use self::lifecycle::{
+    ActiveAlerts, Alert, AlertDefaults, LabelSet, Now, UrlTemplate, parse_alert, valid_label_name,
+};
+use super::{Output, OutputError, WriteReport};
+use crate::admin::metrics::{Counter, Gauge, registry};
+use crate::config::units::HumanDuration;
+use crate::pipeline::output_task::backoff;
+use crate::pipeline::record::Record;
+
+/// Settings of the `alertmanager` output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerOutputConfig {
+    /// Base URLs of the Alertmanagers, e.g. `http://am-0:9093`; an HA set
+    /// lists every peer, and every peer gets every alert.
+    #[serde(deserialize_with = "urls")]
+    pub urls: Vec<String>,
+    /// How often an active (firing) alert is re-sent so Alertmanager keeps
+    /// it active; firing alerts are sent with `endsAt` = now + 4 × this.
+    #[serde(
+        default = "default_resend_interval",
+        deserialize_with = "positive_duration"
+    )]
+    pub resend_interval: HumanDuration,
+    /// Attempts per batch and URL before the output gives up on a URL; a
+    /// batch no URL accepted is then dead-lettered.
+    #[serde(
+        default = "default_max_attempts",
+        deserialize_with = "positive_attempts"
+    )]
+    pub max_attempts: u32,
+    /// Time limit of one request (connecting is capped at 2s).
+    #[serde(default = "default_timeout", deserialize_with = "positive_duration")]
+    pub timeout: HumanDuration,
+    /// Labels added to every alert that lacks them (the record's own win).
+    /// Names must match `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[serde(default, deserialize_with = "static_labels")]
+    pub labels: LabelSet,
+    /// `generatorURL` for alerts that carry none; `{labels.NAME}` is
+    /// replaced by the alert's label, percent-encoded.
+    #[serde(default, deserialize_with = "generator_url")]
+    pub generator_url: Option<UrlTemplate>,
+    /// HTTP authentication: `{basic: {username, password}}` or `{bearer: {token}}`.
+    #[serde(default)]
+    pub auth: Option<AlertmanagerAuth>,
+    /// TLS settings for https URLs.
+    #[serde(default)]
+    pub tls: Option<AlertmanagerTls>,
+}
+
+/// HTTP authentication, written `{basic: {username, password}}` or
+/// `{bearer: {token}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawAuth")]
+pub enum AlertmanagerAuth {
+    /// HTTP basic auth.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password; use `${ENV}`.
+        password: Secret,
+    },
+    /// `Authorization: Bearer TOKEN`.
+    Bearer {
+        /// The token; use `${ENV}`.
+        token: Secret,
+    },
+}
+
+/// `auth:` as written: YAML maps, since serde_norway reads enums only from
+/// YAML tags.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    basic: Option<RawBasic>,
+    bearer: Option<RawBearer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasic {
+    username: String,
+    password: Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBearer {
+    token: Secret,
+}
+
+impl TryFrom<RawAuth> for AlertmanagerAuth {
+    type Error = &'static str;
+
+    fn try_from(raw: RawAuth) -> Result<Self, Self::Error> {
+        match (raw.basic, raw.bearer) {
+            (Some(RawBasic { username, password }), None) => {
+                Ok(AlertmanagerAuth::Basic { username, password })
+            }
+            (None, Some(RawBearer { token })) => Ok(AlertmanagerAuth::Bearer { token }),
+            _ => Err("expected exactly one of `basic: {username, password}` or `bearer: {token}`"),
+        }
+    }
+}
+
+/// A credential, hidden from `Debug` output.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerTls {
+    /// PEM file of CA certificates trusted in addition to the built-in
+    /// roots; relative to the config file's folder.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. For tests only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Prometheus' default resend delay.
+fn default_resend_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+/// About 1.5 s of backoff in total (0.1 + 0.2 + 0.4 + 0.8 s, with jitter)
+/// when Alertmanager refuses connections: long enough to ride out a
+/// restart, short enough not to stall the pipeline.
+fn default_max_attempts() -> u32 {
+    5
+}
+
+/// Alertmanager answers a POST in milliseconds; 5 s is a hung server.
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+fn urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let urls = Vec::<String>::deserialize(d)?;
+    if urls.is_empty() {
+        return Err(serde::de::Error::custom(
+            "expected at least one alertmanager url",
+        ));
+    }
+    for url in &urls {
+        Endpoint::new(url).map_err(serde::de::Error::custom)?;
+    }
+    Ok(urls)
+}
+
+fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    let duration = HumanDuration::deserialize(d)?;
+    if duration.0.is_zero() {
+        return Err(serde::de::Error::custom("must be greater than zero"));
+    }
+    Ok(duration)
+}
+
+fn positive_attempts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match u32::deserialize(d)? {
+        0 => Err(serde::de::Error::custom("must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+fn static_labels<'de, D: Deserializer<'de>>(d: D) -> Result<LabelSet, D::Error> {
+    let labels = LabelSet::deserialize(d)?;
+    if let Some(name) = labels.keys().find(|n| !valid_label_name(n)) {
+        return Err(serde::de::Error::custom(format!(
+            "invalid label name {name:?}: must match {}",
+            lifecycle::LABEL_NAME_RULE
+        )));
+    }
+    Ok(labels)
+}
+
+fn generator_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<UrlTemplate>, D::Error> {
+    let text = String::deserialize(d)?;
+    UrlTemplate::compile(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+impl AlertmanagerOutputConfig {
+    pub(crate) fn rebase(mut self, base: &Path) -> Self {
+        if let Some(ca) = self.tls.as_mut().and_then(|t| t.ca_file.as_mut()) {
+            *ca = base.join(&*ca);
+        }
+        self
+    }
+}
+
+/// Build the output and spawn its resend task (needs a tokio runtime).
+pub fn build(
+    name: &str,
+    config: &AlertmanagerOutputConfig,
+) -> Result<AlertmanagerOutput, AlertmanagerError> {
+    let client = AlertmanagerClient::new(name, config)?;
+    let endpoints = config
+        .urls
+        .iter()
+        .map(|u| {
+            Endpoint::new(u).map_err(|message| AlertmanagerError::Url {
+                output: name.to_string(),
+                message,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let labels = [("output", name)];
+    let shared = Arc::new(Shared {
+        name: name.to_string(),
+        active: Mutex::new(ActiveAlerts::new(config.resend_interval.0)),
+        wake: Notify::new(),
+        client,
+        endpoints,
+        active_gauge: registry().gauge(
+            "weir_alertmanager_active_alerts",
+            "Firing alerts an alertmanager output re-sends.",
+            &labels,
+        ),
+        resends: registry().counter(
+            "weir_alertmanager_resends_total",
+            "Alerts re-sent to keep them active.",
+            &labels,
+        ),
+        resend_failures: registry().counter(
+            "weir_alertmanager_resend_failures_total",
+            "Resend posts that an alertmanager did not accept (best-effort, not dead-lettered).",
+            &labels,
+        ),
+        partial: registry().counter(
+            "weir_alertmanager_partial_deliveries_total",
+            "Batches some but not all alertmanagers accepted.",
+            &labels,
+        ),
+    });
+    let resender = tokio::spawn(resend_loop(Arc::clone(&shared)));
+    Ok(AlertmanagerOutput {
+        shared,
+        defaults: AlertDefaults {
+            labels: config.labels.clone(),
+            generator_url: config.generator_url.clone(),
+        },
+        max_attempts: config.max_attempts,
+        resender,
+    })
+}
+
+/// Why the output cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertmanagerError {
+    /// The CA file cannot be read.
+    #[error("output {output}: tls.ca_file {}: {source}", path.display())]
+    CaFile {
+        /// The output's name.
+        output: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The CA file holds no usable certificate.
+    #[error("output {output}: tls.ca_file {}: {message}", path.display())]
+    CaParse {
+        /// The output's name.
+        output: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The HTTP client cannot be built.
+    #[error("output {output}: building the http client: {message}")]
+    Client {
+        /// The output's name.
+        output: String,
+        /// Why.
+        message: String,
+    },
+    /// A URL is invalid (normally caught at config load).
+    #[error("output {output}: urls: {message}")]
+    Url {
+        /// The output's name.
+        output: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// State shared by `write` and the resend task. One async lock over the
+/// active map, held while posting, orders every post: a resend can never
+/// overtake the resolve of the same alert and re-open it.
+struct Shared {
+    name: String,
+    active: Mutex<ActiveAlerts>,
+    wake: Notify,
+    client: AlertmanagerClient,
+    endpoints: Vec<Endpoint>,
+    active_gauge: Gauge,
+    resends: Counter,
+    resend_failures: Counter,
+    partial: Counter,
+}
+
+/// Posts alerts to Alertmanager and re-sends the active ones.
+pub struct AlertmanagerOutput {
+    shared: Arc<Shared>,
+    defaults: AlertDefaults,
+    max_attempts: u32,
+    resender: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AlertmanagerOutput {
+    fn drop(&mut self) {
+        // Alerts still active expire in Alertmanager at their lease's end.
+        self.resender.abort();
+    }
+}
+
+#[async_trait::async_trait]
+impl Output for AlertmanagerOutput {
+    async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError> {
+        let mut report = WriteReport::default();
+        let mut alerts: Vec<Alert> = Vec::with_capacity(batch.len());
+        let mut sent: Vec<usize> = Vec::with_capacity(batch.len());
+        for (i, record) in batch.iter().enumerate() {
+            match parse_alert(&record.body, &self.defaults) {
+                Ok(alert) => {
+                    alerts.push(alert);
+                    sent.push(i);
+                }
+                Err(invalid) => report.rejected.push((i, invalid.to_string())),
+            }
+        }
+        if alerts.is_empty() {
+            return Ok(report);
+        }
+        let shared = &*self.shared;
+        let mut active = shared.active.lock().await;
+        let now = Now::system();
+        let outgoing: Vec<Alert> = alerts.into_iter().map(|a| active.observe(a, now)).collect();
+        shared
+            .active_gauge
+            .set(i64::try_from(active.len()).unwrap_or(i64::MAX));
+        let body = encode(&outgoing);
+        let outcome = deliver(shared, body, self.max_attempts).await;
+        drop(active);
+        // A new firing alert may be due before the task's current sleep ends.
+        shared.wake.notify_one();
+        if outcome.accepted.is_empty() {
+            let reason = format!(
+                "no alertmanager accepted the alerts ({} attempts): {}",
+                outcome.attempts,
+                outcome.failure_text()
+            );
+            report
+                .rejected
+                .extend(sent.into_iter().map(|i| (i, reason.clone())));
+        } else if !outcome.failed.is_empty() {
+            shared.partial.add(1);
+            tracing::warn!(
+                output = shared.name,
+                alerts = outgoing.len(),
+                accepted_by = ?outcome.accepted,
+                failed = outcome.failure_text(),
+                "some alertmanagers did not accept the alerts; delivered to the others"
+            );
+        }
+        Ok(report)
+    }
+}
+
+fn encode(alerts: &[Alert]) -> Bytes {
+    Bytes::from(
+        serde_json::to_vec(alerts).expect("alerts are strings and times; serialising cannot fail"),
+    )
+}
+
+/// Which Alertmanagers took a batch.
+#[derive(Debug, Default)]
+struct Outcome {
+    accepted: Vec<String>,
+    failed: BTreeMap<String, String>,
+    attempts: u32,
+}
+
+impl Outcome {
+    fn failure_text(&self) -> String {
+        self.failed
+            .iter()
+            .map(|(url, why)| format!("{url}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Post `body` to every endpoint, retrying only those that failed with a
+/// retryable error, up to `max_attempts` rounds.
+async fn deliver(shared: &Shared, body: Bytes, max_attempts: u32) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut pending: Vec<Endpoint> = shared.endpoints.clone();
+    while !pending.is_empty() && outcome.attempts < max_attempts {
+        if outcome.attempts > 0 {
+            tokio::time::sleep(backoff(outcome.attempts, jitter())).await;
+        }
+        outcome.attempts += 1;
+        let mut retry = Vec::new();
+        for (endpoint, attempt) in post_all(&shared.client, &pending, &body).await {
+            match attempt {
+                Attempt::Accepted => {
+                    outcome.failed.remove(&endpoint.base);
+                    outcome.accepted.push(endpoint.base);
+                }
+                Attempt::Retry(why) => {
+                    tracing::warn!(
+                        output = shared.name,
+                        url = endpoint.base,
+                        attempt = outcome.attempts,
+                        reason = why,
+                        "post failed; will retry"
+                    );
+                    outcome.failed.insert(endpoint.base.clone(), why);
+                    retry.push(endpoint);
+                }
+                Attempt::Refused(why) => {
+                    tracing::warn!(
+                        output = shared.name,
+                        url = endpoint.base,
+                        reason = why,
+                        "alertmanager refused the alerts"
+                    );
+                    outcome.failed.insert(endpoint.base.clone(), why);
+                }
+            }
+        }
+        pending = retry;
+    }
+    outcome
+}
+
+/// Post to several endpoints at once, so one hung peer does not delay the others.
+async fn post_all(
+    client: &AlertmanagerClient,
+    endpoints: &[Endpoint],
+    body: &Bytes,
+) -> Vec<(Endpoint, Attempt)> {
+    let mut tasks = JoinSet::new();
+    for endpoint in endpoints {
+        let (client, endpoint, body) = (client.clone(), endpoint.clone(), body.clone());
+        tasks.spawn(async move {
+            let attempt = client.post(&endpoint, body).await;
+            (endpoint, attempt)
+        });
+    }
+    let mut out = Vec::with_capacity(endpoints.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(result) => out.push(result),
+            Err(error) => tracing::error!(%error, "alertmanager post task failed"),
+        }
+    }
+    out
+}
+
+/// Re-send due alerts until aborted.
+async fn resend_loop(shared: Arc<Shared>) {
+    loop {
+        let next = shared.active.lock().await.next_due();
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => {}
+                    () = shared.wake.notified() => continue,
+                }
+            }
+            None => {
+                shared.wake.notified().await;
+                continue;
+            }
+        }
+        let mut active = shared.active.lock().await;
+        let due = active.due(Now::system());
+        if due.is_empty() {
+            continue;
+        }
+        let body = encode(&due);
+        for (endpoint, attempt) in post_all(&shared.client, &shared.endpoints, &body).await {
+            match attempt {
+                Attempt::Accepted => shared.resends.add(due.len() as u64),
+                Attempt::Retry(why) | Attempt::Refused(why) => {
+                    shared.resend_failures.add(1);
+                    tracing::warn!(
+                        output = shared.name,
+                        url = endpoint.base,
+                        alerts = due.len(),
+                        reason = why,
+                        "resend failed; next resend tries again"
+                    );
+                }
+            }
+        }
+        drop(active);
+    }
+}
+
+/// A number in [0, 1) for backoff jitter; quality does not matter here.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::{OutputConfig, parse_config};
+
+    fn config(yaml: &str) -> Result<AlertmanagerOutputConfig, String> {
+        let body: serde_norway::Value = serde_norway::from_str(yaml).unwrap();
+        match parse_config("alertmanager", body).unwrap() {
+            Ok(OutputConfig::Alertmanager(c)) => Ok(c),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(format!("{}: {}", e.path(), e.inner())),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_prometheus() {
+        let c = config("urls: [http://am:9093]").unwrap();
+        assert_eq!(c.resend_interval.0, Duration::from_secs(60));
+        assert_eq!(c.max_attempts, 5);
+        assert!(
+            c.labels.is_empty() && c.auth.is_none() && c.tls.is_none() && c.generator_url.is_none()
+        );
+    }
+
+    #[test]
+    fn invalid_static_label_names_are_refused_at_load_naming_the_label() {
+        let err = config("urls: [http://am:9093]\nlabels: { team: a, os-version: b }").unwrap_err();
+        assert!(
+            err.starts_with(
+                r#"labels: invalid label name "os-version": must match [a-zA-Z_][a-zA-Z0-9_]*"#
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_urls_durations_and_templates_are_refused_at_load() {
+        assert!(
+            config("urls: []")
+                .unwrap_err()
+                .contains("expected at least one alertmanager url")
+        );
+        assert!(
+            config("urls: [ftp://am]")
+                .unwrap_err()
+                .contains(r#"invalid url "ftp://am""#)
+        );
+        assert!(
+            config("urls: [http://am]\nresend_interval: 0s")
+                .unwrap_err()
+                .starts_with("resend_interval: must be greater than zero")
+        );
+        assert!(
+            config("urls: [http://am]\nmax_attempts: 0")
+                .unwrap_err()
+                .starts_with("max_attempts: must be at least 1")
+        );
+        assert!(
+            config("urls: [http://am]\ngenerator_url: 'http://g/{os}'")
+                .unwrap_err()
+                .starts_with("generator_url: unknown placeholder {os}")
+        );
+        assert!(
+            config("urls: [http://am]\nurl: http://am")
+                .unwrap_err()
+                .contains("unknown field `url`")
+        );
+    }
+
+    #[test]
+    fn auth_and_tls_parse_and_secrets_stay_out_of_debug() {
+        let c = config("urls: [https://am]\nauth: { basic: { username: weir, password: hunter2 } }\ntls: { ca_file: ca.pem }").unwrap();
+        assert!(
+            matches!(&c.auth, Some(AlertmanagerAuth::Basic { username, .. }) if username == "weir")
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let c = c.rebase(Path::new("/etc/weir"));
+        assert_eq!(
+            c.tls.unwrap().ca_file.unwrap(),
+            Path::new("/etc/weir/ca.pem")
+        );
+        let c = config("urls: [https://am]\nauth: { bearer: { token: t0k } }").unwrap();
+        assert!(matches!(&c.auth, Some(AlertmanagerAuth::Bearer { token }) if token.0 == "t0k"));
+        assert!(
+            config("urls: [https://am]\nauth: { digest: {} }")
+                .unwrap_err()
+                .contains("unknown field `digest`")
+        );
+        assert!(
+            config("urls: [https://am]\nauth: {}")
+                .unwrap_err()
+                .contains("expected exactly one of")
+        );
+    }
+}
