@@ -52,7 +52,7 @@ use crate::pipeline::output_task::backoff;
 use crate::pipeline::record::Record;
 
 /// Settings of the `alertmanager` output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerOutputConfig {
     /// Base URLs of the Alertmanagers, e.g. `http://am-0:9093`; an HA set
@@ -94,7 +94,7 @@ pub struct AlertmanagerOutputConfig {
 
 /// HTTP authentication, written `{basic: {username, password}}` or
 /// `{bearer: {token}}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "RawAuth")]
 pub enum AlertmanagerAuth {
     /// HTTP basic auth.
@@ -148,7 +148,7 @@ impl TryFrom<RawAuth> for AlertmanagerAuth {
 }
 
 /// A credential, hidden from `Debug` output.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
 
@@ -159,7 +159,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// TLS settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerTls {
     /// PEM file of CA certificates trusted in addition to the built-in
