@@ -30,17 +30,17 @@ impl Rng {
     }
 }
 
-struct Statement {
+pub(crate) struct Statement {
     time: DateTime<Utc>,
     txn: &'static str,
-    os: &'static str,
+    pub(crate) os: &'static str,
     ms: u64,
 }
 
 /// Ten minutes of traffic, ten statements a second in chunks of ten, with
 /// payment latency on iOS shifted above the threshold in minutes 3 to 5;
 /// some statements 10 s out of order (within lateness) and a few 5 min late.
-fn traffic() -> (Vec<Vec<Statement>>, usize) {
+pub(crate) fn traffic() -> (Vec<Vec<Statement>>, usize) {
     let start = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
     let mut rng = Rng(0x5eed);
     let mut chunks = Vec::new();
@@ -73,7 +73,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn chunk_line(os: &str, statements: &[Statement]) -> String {
+pub(crate) fn chunk_line(os: &str, statements: &[Statement]) -> String {
     let logs: Vec<String> =
         statements.iter().map(|s| format!("{} txn={} status=ok resp_ms={}", rfc3339(s.time), s.txn, s.ms)).collect();
     serde_json::json!({ "app": "shop", "app_version": "4.2.1", "device": { "os": os }, "logs": logs }).to_string()

@@ -6,6 +6,7 @@
 
 pub mod blackhole;
 pub mod file;
+pub mod kafka;
 pub mod stdout;
 
 use std::path::Path;
@@ -17,7 +18,7 @@ use crate::pipeline::clock::rfc3339;
 use crate::pipeline::record::Record;
 
 /// The output types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdout", "file", "blackhole"];
+pub const TYPES: &[&str] = &["stdout", "file", "blackhole", "kafka"];
 
 /// The settings of one output, by type.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub enum OutputConfig {
     File(file::FileOutputConfig),
     /// `type: blackhole`
     Blackhole(blackhole::BlackholeOutputConfig),
+    /// `type: kafka`
+    Kafka(kafka::KafkaOutputConfig),
 }
 
 /// Parse the body of an output of type `kind`; `None` for an unknown type.
@@ -39,6 +42,7 @@ pub fn parse_config(
         "stdout" => serde_path_to_error::deserialize(body).map(OutputConfig::Stdout),
         "file" => serde_path_to_error::deserialize(body).map(OutputConfig::File),
         "blackhole" => serde_path_to_error::deserialize(body).map(OutputConfig::Blackhole),
+        "kafka" => serde_path_to_error::deserialize(body).map(OutputConfig::Kafka),
         _ => return None,
     })
 }
@@ -58,6 +62,7 @@ impl OutputConfig {
             OutputConfig::Stdout(c) => Box::new(stdout::StdoutOutput::new(c.clone())),
             OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
             OutputConfig::Blackhole(_) => Box::new(blackhole::BlackholeOutput),
+            OutputConfig::Kafka(c) => Box::new(kafka::KafkaOutput::new(name, c.clone())?),
         })
     }
 }
@@ -74,6 +79,16 @@ pub enum OutputError {
         what: String,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The Kafka client failed.
+    #[error("output {output}: {what}: {source}")]
+    Kafka {
+        /// The output's name.
+        output: String,
+        /// What it was doing.
+        what: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
     },
 }
 
