@@ -91,7 +91,7 @@ pub enum InputError {
         /// What it was doing.
         what: String,
         /// The client's error.
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 }
 

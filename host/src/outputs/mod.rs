@@ -88,7 +88,7 @@ pub enum OutputError {
         /// What it was doing.
         what: String,
         /// The client's error.
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 }
 

@@ -33,7 +33,10 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// `topic`/`partition`.
     pub fn new(topic: &str, partition: i32) -> Self {
-        TopicPartition { topic: topic.into(), partition }
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 
@@ -105,8 +108,16 @@ impl OffsetTracker {
             return;
         }
         let epoch = self.new_epoch();
-        self.partitions
-            .insert(tp, Partition { epoch, pending: BTreeMap::new(), position: None, committed: None, rewind: None });
+        self.partitions.insert(
+            tp,
+            Partition {
+                epoch,
+                pending: BTreeMap::new(),
+                position: None,
+                committed: None,
+                rewind: None,
+            },
+        );
     }
 
     /// Stop tracking `tp` (on revocation). Returns the position to commit
@@ -136,11 +147,15 @@ impl OffsetTracker {
     /// or rewound partition) are ignored. Returns true when this ack asks
     /// for a rewind.
     pub fn ack(&mut self, tp: &TopicPartition, epoch: Epoch, offset: i64, delivered: bool) -> bool {
-        let Some(p) = self.partitions.get_mut(tp) else { return false };
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return false;
+        };
         if p.epoch != epoch {
             return false;
         }
-        let Some(state) = p.pending.get_mut(&offset) else { return false };
+        let Some(state) = p.pending.get_mut(&offset) else {
+            return false;
+        };
         if delivered {
             *state = State::Delivered;
             p.advance();
@@ -155,8 +170,11 @@ impl OffsetTracker {
 
     /// Partitions to rewind, and the offset to seek each to.
     pub fn rewinds(&self) -> Vec<(TopicPartition, i64)> {
-        let mut out: Vec<_> =
-            self.partitions.iter().filter_map(|(tp, p)| p.rewind.map(|offset| (tp.clone(), offset))).collect();
+        let mut out: Vec<_> = self
+            .partitions
+            .iter()
+            .filter_map(|(tp, p)| p.rewind.map(|offset| (tp.clone(), offset)))
+            .collect();
         out.sort();
         out
     }
@@ -165,7 +183,9 @@ impl OffsetTracker {
     /// from there on and start a new epoch.
     pub fn rewound(&mut self, tp: &TopicPartition, offset: i64) {
         let epoch = self.new_epoch();
-        let Some(p) = self.partitions.get_mut(tp) else { return };
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
         p.pending.retain(|&o, _| o < offset);
         p.rewind = None;
         p.epoch = epoch;
@@ -203,7 +223,12 @@ impl OffsetTracker {
         self.partitions
             .iter()
             .filter(|(tp, _)| only.is_none_or(|o| o.contains(tp)))
-            .map(|(_, p)| p.pending.values().filter(|s| **s == State::InFlight).count())
+            .map(|(_, p)| {
+                p.pending
+                    .values()
+                    .filter(|s| **s == State::InFlight)
+                    .count()
+            })
             .sum()
     }
 
@@ -249,7 +274,11 @@ mod tests {
         t.ack(&tp(0), e, 10, true);
         assert_eq!(t.take_commits(), [(tp(0), 11)]);
         t.ack(&tp(0), e, 11, true);
-        assert_eq!(t.take_commits(), [(tp(0), 14)], "11 closes the gap up to 13");
+        assert_eq!(
+            t.take_commits(),
+            [(tp(0), 14)],
+            "11 closes the gap up to 13"
+        );
         assert!(t.take_commits().is_empty(), "a position is handed out once");
         assert_eq!(t.in_flight(None), 1);
     }
@@ -270,20 +299,37 @@ mod tests {
     fn a_failure_stops_the_position_and_asks_for_a_rewind() {
         let (mut t, e) = tracker_with(0..5);
         t.ack(&tp(0), e, 0, true);
-        assert!(t.ack(&tp(0), e, 1, false), "the first failure asks for a rewind");
-        assert!(!t.ack(&tp(0), e, 3, false), "one rewind per partition at a time");
+        assert!(
+            t.ack(&tp(0), e, 1, false),
+            "the first failure asks for a rewind"
+        );
+        assert!(
+            !t.ack(&tp(0), e, 3, false),
+            "one rewind per partition at a time"
+        );
         t.ack(&tp(0), e, 2, true);
         t.ack(&tp(0), e, 4, true);
-        assert_eq!(t.take_commits(), [(tp(0), 1)], "never past the failed offset 1");
+        assert_eq!(
+            t.take_commits(),
+            [(tp(0), 1)],
+            "never past the failed offset 1"
+        );
         assert_eq!(t.rewinds(), [(tp(0), 1)]);
-        assert_eq!(t.track(&tp(0), 5), None, "messages before the rewind are not sent");
+        assert_eq!(
+            t.track(&tp(0), 5),
+            None,
+            "messages before the rewind are not sent"
+        );
 
         t.rewound(&tp(0), 1);
         assert!(t.rewinds().is_empty());
         let e2 = t.track(&tp(0), 1).unwrap();
         assert_ne!(e, e2);
         t.ack(&tp(0), e, 1, true);
-        assert!(t.take_commits().is_empty(), "an ack of the abandoned copy is ignored");
+        assert!(
+            t.take_commits().is_empty(),
+            "an ack of the abandoned copy is ignored"
+        );
         t.ack(&tp(0), e2, 1, true);
         assert_eq!(t.take_commits(), [(tp(0), 2)]);
     }
@@ -297,12 +343,18 @@ mod tests {
         assert_eq!(t.revoke(&tp(0)), Some(2));
         assert!(t.assigned().is_empty());
         t.ack(&tp(0), e, 2, true);
-        assert!(t.take_commits().is_empty(), "acks of a revoked partition are ignored");
+        assert!(
+            t.take_commits().is_empty(),
+            "acks of a revoked partition are ignored"
+        );
 
         t.assign(tp(0));
         let e2 = t.track(&tp(0), 2).unwrap();
         t.ack(&tp(0), e, 2, true);
-        assert!(t.take_commits().is_empty(), "an old-epoch ack is ignored after reassignment too");
+        assert!(
+            t.take_commits().is_empty(),
+            "an old-epoch ack is ignored after reassignment too"
+        );
         t.ack(&tp(0), e2, 2, true);
         assert_eq!(t.take_commits(), [(tp(0), 3)]);
     }
@@ -338,7 +390,11 @@ mod tests {
         assert_eq!(t.take_commits(), [(tp(0), 1)]);
         assert_eq!(t.rewinds(), [(tp(1), 0)]);
         assert_eq!(t.in_flight(Some(&[tp(1)])), 0);
-        assert_eq!(t.track(&TopicPartition::new("other", 0), 0), None, "unassigned partitions are not tracked");
+        assert_eq!(
+            t.track(&TopicPartition::new("other", 0), 0),
+            None,
+            "unassigned partitions are not tracked"
+        );
     }
 
     #[test]

@@ -75,8 +75,14 @@ impl Template {
                         .find('}')
                         .ok_or_else(|| format!("template {source:?}: `{{` at byte {at} is not closed (write `{{{{` for a literal brace)"))?;
                     let path = &rest[..end];
-                    if path.is_empty() || path.split('.').any(|s| s.trim().is_empty() || s.contains('{')) {
-                        return Err(format!("template {source:?}: invalid field path {path:?} at byte {at}; expected e.g. {{metric}} or {{labels.op}}"));
+                    if path.is_empty()
+                        || path
+                            .split('.')
+                            .any(|s| s.trim().is_empty() || s.contains('{'))
+                    {
+                        return Err(format!(
+                            "template {source:?}: invalid field path {path:?} at byte {at}; expected e.g. {{metric}} or {{labels.op}}"
+                        ));
                     }
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -86,14 +92,21 @@ impl Template {
                         chars.next();
                     }
                 }
-                '}' => return Err(format!("template {source:?}: unmatched `}}` at byte {at} (write `}}}}` for a literal brace)")),
+                '}' => {
+                    return Err(format!(
+                        "template {source:?}: unmatched `}}` at byte {at} (write `}}}}` for a literal brace)"
+                    ));
+                }
                 c => literal.push(c),
             }
         }
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(Template { source: source.to_string(), parts })
+        Ok(Template {
+            source: source.to_string(),
+            parts,
+        })
     }
 
     /// True when the template has no placeholders.
@@ -115,12 +128,17 @@ impl Template {
                 Part::Literal(s) => out.push_str(s),
                 Part::Field(path) => {
                     let Some(root @ Value::Object(_)) = body else {
-                        return Err(TemplateError::NotAnObject { template: self.source.clone() });
+                        return Err(TemplateError::NotAnObject {
+                            template: self.source.clone(),
+                        });
                     };
                     let value = path.iter().try_fold(root, |v, key| v.get(key));
                     match value {
                         None | Some(Value::Null) => {
-                            return Err(TemplateError::Missing { template: self.source.clone(), field: path.join(".") });
+                            return Err(TemplateError::Missing {
+                                template: self.source.clone(),
+                                field: path.join("."),
+                            });
                         }
                         Some(Value::String(s)) => out.push_str(s),
                         Some(v) => canonical(v, &mut out),
@@ -176,16 +194,34 @@ mod tests {
 
     #[test]
     fn renders_fields_and_nested_paths() {
-        let body = json!({"metric": "rt", "labels": {"op": "pay", "os": "ios"}, "n": 3, "ok": true});
-        assert_eq!(render("metrics-{labels.op}", body.clone()).unwrap(), "metrics-pay");
-        assert_eq!(render("{metric}/{n}/{ok}", body.clone()).unwrap(), "rt/3/true");
-        assert_eq!(render("{{literal}}-{metric}", body).unwrap(), "{literal}-rt");
+        let body =
+            json!({"metric": "rt", "labels": {"op": "pay", "os": "ios"}, "n": 3, "ok": true});
+        assert_eq!(
+            render("metrics-{labels.op}", body.clone()).unwrap(),
+            "metrics-pay"
+        );
+        assert_eq!(
+            render("{metric}/{n}/{ok}", body.clone()).unwrap(),
+            "rt/3/true"
+        );
+        assert_eq!(
+            render("{{literal}}-{metric}", body).unwrap(),
+            "{literal}-rt"
+        );
     }
 
     #[test]
     fn labels_render_canonically_whatever_their_order() {
-        let a = render("{metric}|{labels}", json!({"metric": "rt", "labels": {"os": "ios", "txn": "pay"}})).unwrap();
-        let b = render("{metric}|{labels}", json!({"labels": {"txn": "pay", "os": "ios"}, "metric": "rt"})).unwrap();
+        let a = render(
+            "{metric}|{labels}",
+            json!({"metric": "rt", "labels": {"os": "ios", "txn": "pay"}}),
+        )
+        .unwrap();
+        let b = render(
+            "{metric}|{labels}",
+            json!({"labels": {"txn": "pay", "os": "ios"}, "metric": "rt"}),
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a, r#"rt|{"os":"ios","txn":"pay"}"#);
         let nested = render("{x}", json!({"x": {"b": [1, {"d": 1, "c": 2}], "a": null}})).unwrap();
@@ -195,9 +231,17 @@ mod tests {
     #[test]
     fn missing_fields_are_errors_that_name_the_field() {
         let e = render("m-{labels.op}", json!({"labels": {}})).unwrap_err();
-        assert_eq!(e.to_string(), r#"template "m-{labels.op}": field `labels.op` is missing or null"#);
+        assert_eq!(
+            e.to_string(),
+            r#"template "m-{labels.op}": field `labels.op` is missing or null"#
+        );
         assert!(render("{a}", json!({"a": null})).is_err());
-        assert!(Template::parse("{a}").unwrap().render(Some(&json!([1]))).is_err());
+        assert!(
+            Template::parse("{a}")
+                .unwrap()
+                .render(Some(&json!([1])))
+                .is_err()
+        );
     }
 
     #[test]
