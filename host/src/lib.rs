@@ -8,8 +8,8 @@
 //! | config schema, `${VAR}`s, loading, validation | [`config`] |
 //! | records, routing, the chain, batching, backpressure, acks, dead letters | [`pipeline`] |
 //! | wasmtime engine, loading and caching plugins, limits, the contract | [`plugin`] |
-//! | inputs (`stdin`, `file`), one folder each | [`inputs`] |
-//! | outputs (`stdout`, `file`, `blackhole`, `alertmanager`), one folder each | [`outputs`] |
+//! | inputs (`stdin`, `file`, `kafka`), one folder each | [`inputs`] |
+//! | outputs (`stdout`, `file`, `blackhole`, `alertmanager`, `kafka`), one folder each | [`outputs`] |
 //! | `/health`, `/ready`, `/metrics` | [`admin`] |
 //! | the command line | [`cli`] |
 //! | log setup | [`telemetry`] |

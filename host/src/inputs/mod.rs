@@ -5,6 +5,7 @@
 //! source.
 
 pub mod file;
+pub mod kafka;
 mod lines;
 pub mod stdin;
 
@@ -23,7 +24,7 @@ use crate::pipeline::record::Batch;
 pub use lines::LineFormat;
 
 /// The input types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdin", "file"];
+pub const TYPES: &[&str] = &["stdin", "file", "kafka"];
 
 /// The settings of one input, by type.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,8 @@ pub enum InputConfig {
     Stdin(stdin::StdinInputConfig),
     /// `type: file`
     File(file::FileInputConfig),
+    /// `type: kafka`
+    Kafka(kafka::KafkaInputConfig),
 }
 
 /// Parse the body of an input of type `kind`; `None` for an unknown type.
@@ -42,6 +45,7 @@ pub fn parse_config(
     Some(match kind {
         "stdin" => serde_path_to_error::deserialize(body).map(InputConfig::Stdin),
         "file" => serde_path_to_error::deserialize(body).map(InputConfig::File),
+        "kafka" => serde_path_to_error::deserialize(body).map(InputConfig::Kafka),
         _ => return None,
     })
 }
@@ -60,6 +64,7 @@ impl InputConfig {
         Ok(match self {
             InputConfig::Stdin(c) => Box::new(stdin::StdinInput::new(c.clone())),
             InputConfig::File(c) => Box::new(file::FileInput::new(c.clone())),
+            InputConfig::Kafka(c) => Box::new(kafka::KafkaInput::new(c.clone())),
         })
     }
 }
@@ -76,6 +81,16 @@ pub enum InputError {
         what: String,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The Kafka client failed.
+    #[error("input {input}: {what}: {source}")]
+    Kafka {
+        /// The input's name.
+        input: String,
+        /// What it was doing.
+        what: String,
+        /// The client's error.
+        source: Box<rdkafka::error::KafkaError>,
     },
 }
 

@@ -7,6 +7,7 @@
 pub mod alertmanager;
 pub mod blackhole;
 pub mod file;
+pub mod kafka;
 pub mod stdout;
 
 use std::path::Path;
@@ -18,7 +19,7 @@ use crate::pipeline::clock::rfc3339;
 use crate::pipeline::record::Record;
 
 /// The output types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdout", "file", "blackhole", "alertmanager"];
+pub const TYPES: &[&str] = &["stdout", "file", "blackhole", "alertmanager", "kafka"];
 
 /// The settings of one output, by type.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,8 @@ pub enum OutputConfig {
     Blackhole(blackhole::BlackholeOutputConfig),
     /// `type: alertmanager`
     Alertmanager(alertmanager::AlertmanagerOutputConfig),
+    /// `type: kafka`
+    Kafka(kafka::KafkaOutputConfig),
 }
 
 /// Parse the body of an output of type `kind`; `None` for an unknown type.
@@ -43,6 +46,7 @@ pub fn parse_config(
         "file" => serde_path_to_error::deserialize(body).map(OutputConfig::File),
         "blackhole" => serde_path_to_error::deserialize(body).map(OutputConfig::Blackhole),
         "alertmanager" => serde_path_to_error::deserialize(body).map(OutputConfig::Alertmanager),
+        "kafka" => serde_path_to_error::deserialize(body).map(OutputConfig::Kafka),
         _ => return None,
     })
 }
@@ -64,6 +68,7 @@ impl OutputConfig {
             OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
             OutputConfig::Blackhole(_) => Box::new(blackhole::BlackholeOutput),
             OutputConfig::Alertmanager(c) => Box::new(alertmanager::build(name, c)?),
+            OutputConfig::Kafka(c) => Box::new(kafka::KafkaOutput::new(name, c.clone())?),
         })
     }
 }
@@ -84,6 +89,16 @@ pub enum OutputError {
     /// An Alertmanager output cannot be built.
     #[error(transparent)]
     Alertmanager(#[from] alertmanager::AlertmanagerError),
+    /// The Kafka client failed.
+    #[error("output {output}: {what}: {source}")]
+    Kafka {
+        /// The output's name.
+        output: String,
+        /// What it was doing.
+        what: String,
+        /// The client's error.
+        source: Box<rdkafka::error::KafkaError>,
+    },
 }
 
 /// What happened to the records of a batch that was written. Records not
