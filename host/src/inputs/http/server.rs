@@ -561,13 +561,13 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
 
 /// Tags are matched by `match:` globs, so glob characters, separators and
 /// whitespace are refused.
-fn valid_tag(tag: &str) -> bool {
+pub(super) fn valid_tag(tag: &str) -> bool {
     (1..=256).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
 }
 
 /// The secret in an `Authorization` value: `Bearer <t>`, `ApiKey <t>`, or
 /// the password of `Basic base64(user:password)`.
-fn credential(value: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn credential(value: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(value).ok()?.trim();
     let (scheme, rest) = text.split_once(' ')?;
     let rest = rest.trim();
@@ -584,7 +584,7 @@ fn credential(value: &[u8]) -> Option<Vec<u8>> {
 
 /// Compare without an early exit, so the time taken does not reveal how
 /// many leading bytes matched (only whether the lengths differ).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -593,7 +593,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Standard base64 with optional padding; `None` when invalid.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(super) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     fn value(c: u8) -> Option<u32> {
         Some(u32::from(match c {
             b'A'..=b'Z' => c - b'A',
@@ -725,10 +725,4 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
     }
-}
-
-#[cfg(test)]
-pub(super) mod test_support {
-    //! Access to private helpers for `tests.rs`.
-    pub use super::{base64_decode, constant_time_eq, credential, valid_tag};
 }
