@@ -1111,3 +1111,36 @@ fn unreadable_tls_files_are_named_in_the_error() {
         "{error}"
     );
 }
+
+// ---- config ----
+
+#[test]
+fn config_takes_the_token_from_the_environment_and_rebases_tls_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weir.yaml");
+    let text = "inputs:\n  - type: http\n    auth_token: ${TOKEN}\n    tls: { cert: c.pem, key: k.pem }\n    ack: accepted\n    max_body_bytes: 1MiB\noutputs:\n  - { type: blackhole, match: '*' }\n";
+    let env = |name: &str| (name == "TOKEN").then(|| "from-env".to_string());
+    let config = crate::config::parse(&file, text, env).unwrap();
+    let crate::inputs::InputConfig::Http(http) = &config.inputs[0].config else {
+        panic!("not http")
+    };
+    assert_eq!(http.auth_token.as_deref(), Some("from-env"));
+    assert_eq!(http.tls.as_ref().unwrap().cert, dir.path().join("c.pem"));
+    assert_eq!(http.ack, super::AckMode::Accepted);
+    assert_eq!(http.max_body_bytes.0, 1 << 20);
+    assert_eq!(http.address.to_string(), "127.0.0.1:9880");
+    assert_eq!(
+        &*config.inputs[0].tag, "http",
+        "the default tag is the input's name"
+    );
+
+    let error = crate::config::parse(&file, &text.replace("ack: accepted", "ack: acepted"), env)
+        .unwrap_err();
+    assert!(error.to_string().contains("inputs[0].ack"), "{error}");
+    let error = crate::config::parse(&file, &text.replace("ack: accepted", "acks: accepted"), env)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("unknown field `acks`"),
+        "{error}"
+    );
+}
