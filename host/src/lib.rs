@@ -8,7 +8,7 @@
 //! | config schema, `${VAR}`s, loading, validation | [`config`] |
 //! | records, routing, the chain, batching, backpressure, acks, dead letters | [`pipeline`] |
 //! | wasmtime engine, loading and caching plugins, limits, the contract | [`plugin`] |
-//! | inputs (`stdin`, `file`, `kafka`), one folder each | [`inputs`] |
+//! | inputs (`stdin`, `file`, `http`, `kafka`), one folder each | [`inputs`] |
 //! | outputs (`stdout`, `file`, `blackhole`, `alertmanager`, `kafka`), one folder each | [`outputs`] |
 //! | `/health`, `/ready`, `/metrics` | [`admin`] |
 //! | the command line | [`cli`] |

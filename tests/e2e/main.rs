@@ -6,6 +6,8 @@
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
+//! - `http_input`: the `http` input: curl and the Elasticsearch Python
+//!   client against the real binary, delivered acks, 429 under backpressure
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
@@ -14,6 +16,7 @@
 mod util;
 
 mod cli;
+mod http_input;
 mod local_io;
 mod metrics;
 mod plugin_limits;

@@ -6,11 +6,13 @@
 
 pub mod file;
 pub mod kafka;
+pub mod http;
 mod lines;
 pub mod stdin;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_norway::Value;
 use tokio::sync::mpsc;
@@ -24,7 +26,7 @@ use crate::pipeline::record::Batch;
 pub use lines::LineFormat;
 
 /// The input types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdin", "file", "kafka"];
+pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http"];
 
 /// The settings of one input, by type.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,8 @@ pub enum InputConfig {
     File(file::FileInputConfig),
     /// `type: kafka`
     Kafka(kafka::KafkaInputConfig),
+    /// `type: http`
+    Http(http::HttpInputConfig),
 }
 
 /// Parse the body of an input of type `kind`; `None` for an unknown type.
@@ -46,6 +50,7 @@ pub fn parse_config(
         "stdin" => serde_path_to_error::deserialize(body).map(InputConfig::Stdin),
         "file" => serde_path_to_error::deserialize(body).map(InputConfig::File),
         "kafka" => serde_path_to_error::deserialize(body).map(InputConfig::Kafka),
+        "http" => serde_path_to_error::deserialize(body).map(InputConfig::Http),
         _ => return None,
     })
 }
@@ -55,6 +60,7 @@ impl InputConfig {
     pub fn rebase(self, base: &Path) -> Self {
         match self {
             InputConfig::File(c) => InputConfig::File(c.rebase(base)),
+            InputConfig::Http(c) => InputConfig::Http(c.rebase(base)),
             other => other,
         }
     }
@@ -65,6 +71,7 @@ impl InputConfig {
             InputConfig::Stdin(c) => Box::new(stdin::StdinInput::new(c.clone())),
             InputConfig::File(c) => Box::new(file::FileInput::new(c.clone())),
             InputConfig::Kafka(c) => Box::new(kafka::KafkaInput::new(c.clone())),
+            InputConfig::Http(c) => Box::new(http::HttpInput::new(c.clone())),
         })
     }
 }
@@ -92,6 +99,9 @@ pub enum InputError {
         /// The client's error.
         source: Box<rdkafka::error::KafkaError>,
     },
+    /// The HTTP input could not start or serve.
+    #[error(transparent)]
+    Http(#[from] http::HttpInputError),
 }
 
 /// A source of records.
@@ -124,6 +134,18 @@ pub struct InputContext {
 #[derive(Debug, thiserror::Error)]
 #[error("the pipeline has stopped")]
 pub struct PipelineClosed;
+
+/// Why [`InputContext::send_within`] queued nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendRefused {
+    /// No room appeared within the wait: the caller should refuse its unit
+    /// (an HTTP 429) rather than hold it.
+    #[error("the pipeline is full")]
+    Full,
+    /// The pipeline has stopped.
+    #[error("the pipeline has stopped")]
+    Closed,
+}
 
 impl InputContext {
     /// A context sending into `sender`.
@@ -163,6 +185,42 @@ impl InputContext {
         self.sender.send(batch).await.map_err(|_| PipelineClosed)?;
         self.records.add(n);
         Ok(())
+    }
+
+    /// Send the batches of one unit (e.g. an HTTP request), or none of them:
+    /// waits at most `wait` for room for the first ones (as many as the queue
+    /// holds: all of them for a unit of up to `queue_capacity` batches), else
+    /// returns [`SendRefused::Full`] with nothing queued. Once the first are
+    /// queued the unit is accepted, and the rest wait for room as long as it
+    /// takes, so accepted records are never dropped.
+    pub async fn send_within(&self, batches: Vec<Batch>, wait: Duration) -> Result<(), SendRefused> {
+        let batches: Vec<Batch> = batches.into_iter().filter(|b| !b.is_empty()).collect();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let first = batches.len().min(self.sender.max_capacity());
+        let permits = match tokio::time::timeout(wait, self.sender.reserve_many(first)).await {
+            Err(_) => return Err(SendRefused::Full),
+            Ok(Err(_)) => return Err(SendRefused::Closed),
+            Ok(Ok(permits)) => permits,
+        };
+        let mut queued = 0u64;
+        let mut batches = batches.into_iter();
+        for (permit, batch) in permits.zip(batches.by_ref()) {
+            queued += batch.len() as u64;
+            permit.send(batch);
+        }
+        let mut result = Ok(());
+        for batch in batches {
+            let n = batch.len() as u64;
+            if self.sender.send(batch).await.is_err() {
+                result = Err(SendRefused::Closed);
+                break;
+            }
+            queued += n;
+        }
+        self.records.add(queued);
+        result
     }
 
     /// Send malformed input to dead letter.

@@ -1,0 +1,718 @@
+//! Pure decoding of HTTP input bodies: `Content-Encoding` (gzip, deflate)
+//! with a cap on the decompressed size, the body format chosen by
+//! `Content-Type` or sniffed, NDJSON, a JSON object, a JSON array, raw text
+//! lines, and Elasticsearch's `_bulk` format.
+//!
+//! No I/O and no pipeline types: bytes in, record bodies or a
+//! [`DecodeError`] saying what is wrong and where (line, column, byte
+//! offset) out. The server turns errors into status codes with
+//! [`DecodeError::status`]. Record bodies are slices of the request body
+//! where possible (no copy), re-serialised only when a pretty-printed JSON
+//! value spans lines (a record body never holds a newline).
+
+use std::io::Read;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why a body could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// `Content-Encoding` names something other than gzip, deflate or identity.
+    #[error("unsupported content encoding {0:?}; expected gzip, deflate or identity")]
+    UnsupportedEncoding(String),
+    /// The compressed stream is not valid.
+    #[error("the {encoding} body is corrupt: {reason}")]
+    Corrupt {
+        /// `gzip` or `deflate`.
+        encoding: &'static str,
+        /// What the decompressor said.
+        reason: String,
+    },
+    /// Decompression passed `max_decompressed_bytes` (a bomb guard).
+    #[error("the {encoding} body decompresses to more than {max} bytes (max_decompressed_bytes)")]
+    DecompressedTooLarge {
+        /// `gzip` or `deflate`.
+        encoding: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// The body is empty where something was required.
+    #[error("the request body is empty; {expected}")]
+    Empty {
+        /// What was expected instead.
+        expected: &'static str,
+    },
+    /// The body is not what its format requires.
+    #[error("{at}: {reason}")]
+    Malformed {
+        /// Where: `line 3, column 7 (byte offset 120)`, `element 2 of the array (byte offset 9)`.
+        at: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A line or record is longer than `max_line_bytes`.
+    #[error("{at} is {len} bytes, longer than max_line_bytes ({max})")]
+    LineTooLong {
+        /// `line 3 (byte offset 120)` or `element 2 of the array (byte offset 9)`.
+        at: String,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More records than `max_records`.
+    #[error("more than {max} records in one request (max_records)")]
+    TooManyRecords {
+        /// The limit.
+        max: usize,
+    },
+    /// A `_bulk` action names no index and the path gives none.
+    #[error(
+        "line {line}: index is missing; give `_index` in the action or POST to /{{index}}/_bulk"
+    )]
+    MissingIndex {
+        /// The action's line.
+        line: u64,
+    },
+}
+
+/// How a decode error is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 400: malformed input.
+    BadRequest,
+    /// 413: over a configured limit.
+    TooLarge,
+    /// 415: an encoding Weir does not read.
+    UnsupportedMedia,
+}
+
+impl DecodeError {
+    /// The class of HTTP answer this error gets.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DecodeError::UnsupportedEncoding(_) => ErrorClass::UnsupportedMedia,
+            DecodeError::DecompressedTooLarge { .. }
+            | DecodeError::LineTooLong { .. }
+            | DecodeError::TooManyRecords { .. } => ErrorClass::TooLarge,
+            DecodeError::Corrupt { .. }
+            | DecodeError::Empty { .. }
+            | DecodeError::Malformed { .. }
+            | DecodeError::MissingIndex { .. } => ErrorClass::BadRequest,
+        }
+    }
+
+    /// The Elasticsearch error `type` for this error on `_bulk`.
+    pub fn es_type(&self) -> &'static str {
+        match self {
+            DecodeError::UnsupportedEncoding(_) => "content_type_header_exception",
+            DecodeError::Corrupt { .. } | DecodeError::Empty { .. } => "parse_exception",
+            DecodeError::Malformed { .. } => "illegal_argument_exception",
+            DecodeError::MissingIndex { .. } => "action_request_validation_exception",
+            DecodeError::DecompressedTooLarge { .. }
+            | DecodeError::LineTooLong { .. }
+            | DecodeError::TooManyRecords { .. } => "content_too_long_exception",
+        }
+    }
+}
+
+/// A `Content-Encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentEncoding {
+    /// Not compressed.
+    Identity,
+    /// gzip (RFC 1952), one or more members.
+    Gzip,
+    /// `deflate`: zlib (RFC 1950) as HTTP specifies, or raw deflate (RFC
+    /// 1951) as some clients send, told apart by the zlib header.
+    Deflate,
+}
+
+impl ContentEncoding {
+    /// Parse the header's value; `None` is identity.
+    pub fn parse(header: Option<&str>) -> Result<Self, DecodeError> {
+        let value = header.map(|h| h.trim().to_ascii_lowercase());
+        match value.as_deref() {
+            None | Some("" | "identity") => Ok(ContentEncoding::Identity),
+            Some("gzip" | "x-gzip") => Ok(ContentEncoding::Gzip),
+            Some("deflate") => Ok(ContentEncoding::Deflate),
+            Some(other) => Err(DecodeError::UnsupportedEncoding(other.to_string())),
+        }
+    }
+}
+
+/// Decompress `body`, refusing to produce more than `max` bytes.
+pub fn decompress(
+    body: Bytes,
+    encoding: ContentEncoding,
+    max: usize,
+) -> Result<Bytes, DecodeError> {
+    let (name, reader): (&'static str, Box<dyn Read + '_>) = match encoding {
+        ContentEncoding::Identity => return Ok(body),
+        ContentEncoding::Gzip => (
+            "gzip",
+            Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        ),
+        ContentEncoding::Deflate if is_zlib(&body) => (
+            "deflate",
+            Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+        ),
+        ContentEncoding::Deflate => (
+            "deflate",
+            Box::new(flate2::read::DeflateDecoder::new(&body[..])),
+        ),
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
+    // One byte past the limit tells "exactly max" from "more than max"
+    // without ever holding more than that.
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    reader
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::Corrupt {
+            encoding: name,
+            reason: e.to_string(),
+        })?;
+    if out.len() > max {
+        return Err(DecodeError::DecompressedTooLarge {
+            encoding: name,
+            max,
+        });
+    }
+    Ok(out.into())
+}
+
+fn is_zlib(body: &[u8]) -> bool {
+    // RFC 1950: CM = 8 (deflate) in the low nibble, and the 16-bit header
+    // is a multiple of 31.
+    matches!(body, [cmf, flg, ..] if cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0)
+}
+
+/// How a body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// One JSON object per line.
+    Ndjson,
+    /// One JSON object, or an array of objects. An object followed by more
+    /// objects (NDJSON sent as `application/json`) is read as NDJSON.
+    Json,
+    /// Each non-blank line is a statement: `{"<message_key>": "<line>"}`.
+    Text,
+}
+
+impl BodyFormat {
+    /// The format a `Content-Type` names; `None` when it names none of them
+    /// (absent, `application/octet-stream`, a form type…): sniff then.
+    pub fn from_content_type(content_type: Option<&str>) -> Option<Self> {
+        let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonlines"
+            | "application/x-jsonlines"
+            | "application/json-seq" => Some(BodyFormat::Ndjson),
+            "application/json" => Some(BodyFormat::Json),
+            "text/plain" => Some(BodyFormat::Text),
+            _ => None,
+        }
+    }
+
+    /// Guess from the body: `[` is a JSON array; `{` is a JSON object when
+    /// the whole body is one, else NDJSON; anything else is text.
+    pub fn sniff(body: &[u8]) -> Self {
+        match first_non_space(body).map(|i| body[i]) {
+            Some(b'[') => BodyFormat::Json,
+            Some(b'{') if serde_json::from_slice::<&RawValue>(body).is_ok() => BodyFormat::Json,
+            Some(b'{') => BodyFormat::Ndjson,
+            _ => BodyFormat::Text,
+        }
+    }
+}
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most records per body.
+    pub max_records: usize,
+    /// Longest line or record, in bytes.
+    pub max_line_bytes: usize,
+}
+
+/// One record body and where it was in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// A JSON object without newlines.
+    pub body: Bytes,
+    /// 1-based line number (NDJSON, text) or array element number (JSON).
+    pub position: u64,
+}
+
+/// Decode `body` in `format` into record bodies.
+pub fn decode(
+    body: &Bytes,
+    format: BodyFormat,
+    message_key: &str,
+    limits: Limits,
+) -> Result<Vec<Item>, DecodeError> {
+    match format {
+        BodyFormat::Ndjson => decode_ndjson(body, limits),
+        BodyFormat::Text => decode_text(body, message_key, limits),
+        BodyFormat::Json => decode_json(body, limits),
+    }
+}
+
+/// The non-blank lines of `body` with their 1-based number and byte
+/// offset, `\r\n` endings trimmed, each checked against `max_line_bytes`.
+fn lines(
+    body: &[u8],
+    max_line_bytes: usize,
+) -> impl Iterator<Item = Result<Line, DecodeError>> + '_ {
+    let mut offset = 0usize;
+    let mut number = 0u64;
+    std::iter::from_fn(move || {
+        loop {
+            if offset >= body.len() {
+                return None;
+            }
+            let start = offset;
+            let end = body[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(body.len(), |i| start + i);
+            offset = end + 1;
+            number += 1;
+            let mut line_end = end;
+            if line_end > start && body[line_end - 1] == b'\r' {
+                line_end -= 1;
+            }
+            if body[start..line_end].iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let len = line_end - start;
+            if len > max_line_bytes {
+                return Some(Err(DecodeError::LineTooLong {
+                    at: format!("line {number} (byte offset {start})"),
+                    len,
+                    max: max_line_bytes,
+                }));
+            }
+            return Some(Ok(Line {
+                number,
+                start,
+                end: line_end,
+            }));
+        }
+    })
+}
+
+struct Line {
+    number: u64,
+    start: usize,
+    end: usize,
+}
+
+fn count_check(items: &[Item], limits: Limits) -> Result<(), DecodeError> {
+    if items.len() >= limits.max_records {
+        return Err(DecodeError::TooManyRecords {
+            max: limits.max_records,
+        });
+    }
+    Ok(())
+}
+
+fn decode_ndjson(body: &Bytes, limits: Limits) -> Result<Vec<Item>, DecodeError> {
+    let mut items = Vec::new();
+    for line in lines(body, limits.max_line_bytes) {
+        let line = line?;
+        count_check(&items, limits)?;
+        let (start, end) = trim(body, line.start, line.end);
+        let text = &body[start..end];
+        check_json_object(text, &format!("line {}", line.number), start)?;
+        items.push(Item {
+            body: body.slice(start..end),
+            position: line.number,
+        });
+    }
+    Ok(items)
+}
+
+fn decode_text(body: &Bytes, message_key: &str, limits: Limits) -> Result<Vec<Item>, DecodeError> {
+    let mut items = Vec::new();
+    for line in lines(body, limits.max_line_bytes) {
+        let line = line?;
+        count_check(&items, limits)?;
+        let text = std::str::from_utf8(&body[line.start..line.end]).map_err(|e| {
+            DecodeError::Malformed {
+                at: format!(
+                    "line {} (byte offset {})",
+                    line.number,
+                    line.start + e.valid_up_to()
+                ),
+                reason: "not UTF-8".into(),
+            }
+        })?;
+        let mut map = serde_json::Map::with_capacity(1);
+        map.insert(
+            message_key.to_string(),
+            serde_json::Value::String(text.to_string()),
+        );
+        let json = serde_json::to_vec(&map).expect("a map of strings serialises");
+        items.push(Item {
+            body: json.into(),
+            position: line.number,
+        });
+    }
+    Ok(items)
+}
+
+fn decode_json(body: &Bytes, limits: Limits) -> Result<Vec<Item>, DecodeError> {
+    let Some(first) = first_non_space(body) else {
+        return Err(DecodeError::Empty {
+            expected: "expected a JSON object or array",
+        });
+    };
+    match body[first] {
+        b'{' => match serde_json::from_slice::<&RawValue>(body) {
+            Ok(raw) => {
+                let item = element(body, raw, 1, "the object", limits)?;
+                Ok(vec![item])
+            }
+            // NDJSON sent as application/json (common): an object, then more.
+            Err(e) if e.to_string().starts_with("trailing characters") => {
+                decode_ndjson(body, limits)
+            }
+            Err(e) => Err(json_error(body, &e)),
+        },
+        b'[' => {
+            let elements: Vec<&RawValue> =
+                serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
+            if elements.len() > limits.max_records {
+                return Err(DecodeError::TooManyRecords {
+                    max: limits.max_records,
+                });
+            }
+            elements
+                .into_iter()
+                .zip(1u64..)
+                .map(|(raw, n)| element(body, raw, n, &format!("element {n} of the array"), limits))
+                .collect()
+        }
+        _ => Err(DecodeError::Malformed {
+            at: position_of(body, first),
+            reason: "expected a JSON object or array".into(),
+        }),
+    }
+}
+
+/// One JSON value found inside `body`, as a record body.
+fn element(
+    body: &Bytes,
+    raw: &RawValue,
+    position: u64,
+    what: &str,
+    limits: Limits,
+) -> Result<Item, DecodeError> {
+    let text = raw.get().as_bytes();
+    // `raw` borrows from `body`, so its address gives its offset.
+    let start = (text.as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    let at = || format!("{what} (byte offset {start})");
+    if text.len() > limits.max_line_bytes {
+        return Err(DecodeError::LineTooLong {
+            at: at(),
+            len: text.len(),
+            max: limits.max_line_bytes,
+        });
+    }
+    if text.first() != Some(&b'{') {
+        return Err(DecodeError::Malformed {
+            at: at(),
+            reason: "not a JSON object".into(),
+        });
+    }
+    let record = if text.contains(&b'\n') || text.contains(&b'\r') {
+        Bytes::from(compact(text))
+    } else {
+        body.slice(start..start + text.len())
+    };
+    Ok(Item {
+        body: record,
+        position,
+    })
+}
+
+/// Check that `text` (at byte `offset` of the body) is one JSON object.
+fn check_json_object(text: &[u8], at: &str, offset: usize) -> Result<(), DecodeError> {
+    if text.first() != Some(&b'{') {
+        return Err(DecodeError::Malformed {
+            at: format!("{at} (byte offset {offset})"),
+            reason: "expected a JSON object".into(),
+        });
+    }
+    serde_json::from_slice::<&RawValue>(text)
+        .map(drop)
+        .map_err(|e| {
+            let column = e.column();
+            DecodeError::Malformed {
+                at: format!(
+                    "{at}, column {column} (byte offset {})",
+                    offset + column.saturating_sub(1)
+                ),
+                reason: format!("invalid JSON: {}", json_message(&e)),
+            }
+        })
+}
+
+/// A serde_json error on a whole (possibly multi-line) body, with its place.
+fn json_error(body: &[u8], e: &serde_json::Error) -> DecodeError {
+    let line_start = body
+        .split_inclusive(|&b| b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    let offset = line_start + e.column().saturating_sub(1);
+    DecodeError::Malformed {
+        at: format!(
+            "line {}, column {} (byte offset {offset})",
+            e.line(),
+            e.column()
+        ),
+        reason: format!("invalid JSON: {}", json_message(e)),
+    }
+}
+
+/// serde_json's message without its own " at line L column C" suffix.
+fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_string(),
+        None => text,
+    }
+}
+
+fn position_of(body: &[u8], offset: usize) -> String {
+    let line = body[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = offset
+        - body[..offset]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
+    format!("line {line}, column {column} (byte offset {offset})")
+}
+
+fn first_non_space(body: &[u8]) -> Option<usize> {
+    body.iter().position(|b| !b.is_ascii_whitespace())
+}
+
+fn trim(body: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    while start < end && body[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    while end > start && body[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    (start, end)
+}
+
+/// Remove whitespace outside strings from valid JSON.
+fn compact(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// An Elasticsearch `_bulk` action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    /// `index`: add or replace.
+    Index,
+    /// `create`: add.
+    Create,
+    /// `update`: not supported; answered per item with 400.
+    Update,
+    /// `delete`: not supported; answered per item with 400.
+    Delete,
+}
+
+impl BulkAction {
+    /// The action's name in requests and responses.
+    pub fn name(self) -> &'static str {
+        match self {
+            BulkAction::Index => "index",
+            BulkAction::Create => "create",
+            BulkAction::Update => "update",
+            BulkAction::Delete => "delete",
+        }
+    }
+}
+
+/// One action of a `_bulk` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkItem {
+    /// What to do.
+    pub action: BulkAction,
+    /// The target index: the action's `_index`, else the path's.
+    pub index: String,
+    /// The action's `_id`, when given.
+    pub id: Option<String>,
+    /// The document (`index`, `create`): one JSON object without newlines.
+    pub doc: Option<Bytes>,
+    /// 1-based line of the document (of the action for `delete`).
+    pub line: u64,
+}
+
+#[derive(Deserialize)]
+struct ActionMeta {
+    #[serde(rename = "_index")]
+    index: Option<String>,
+    #[serde(rename = "_id")]
+    id: Option<IdValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdValue {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+/// Decode an Elasticsearch `_bulk` body: action lines, each followed by a
+/// document line except `delete`. `default_index` is the `{index}` of
+/// `POST /{index}/_bulk`.
+pub fn decode_bulk(
+    body: &Bytes,
+    default_index: Option<&str>,
+    limits: Limits,
+) -> Result<Vec<BulkItem>, DecodeError> {
+    let mut lines = lines(body, limits.max_line_bytes);
+    let mut items = Vec::new();
+    let mut documents = 0usize;
+    while let Some(line) = lines.next() {
+        let line = line?;
+        let text = &body[line.start..line.end];
+        let malformed = |reason: String| DecodeError::Malformed {
+            at: format!("line {} (byte offset {})", line.number, line.start),
+            reason,
+        };
+        let actions: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(text)
+            .map_err(|e| {
+                malformed(format!(
+                    "malformed action/metadata line: {}",
+                    json_message(&e)
+                ))
+            })?;
+        let mut entries = actions.into_iter();
+        let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
+            return Err(malformed(
+                "malformed action/metadata line: expected one action such as {\"index\":{}}".into(),
+            ));
+        };
+        let action = match name.as_str() {
+            "index" => BulkAction::Index,
+            "create" => BulkAction::Create,
+            "update" => BulkAction::Update,
+            "delete" => BulkAction::Delete,
+            other => {
+                return Err(malformed(format!(
+                    "malformed action/metadata line, expected one of [create, delete, index, update] but found [{other}]"
+                )));
+            }
+        };
+        let meta: ActionMeta = serde_json::from_value(meta)
+            .map_err(|e| malformed(format!("malformed {name} metadata: {}", json_message(&e))))?;
+        let index = match meta.index.or_else(|| default_index.map(str::to_string)) {
+            Some(index) if !index.is_empty() => index,
+            _ => return Err(DecodeError::MissingIndex { line: line.number }),
+        };
+        let id = meta.id.map(|id| match id {
+            IdValue::Text(text) => text,
+            IdValue::Number(n) => n.to_string(),
+        });
+        if action == BulkAction::Delete {
+            items.push(BulkItem {
+                action,
+                index,
+                id,
+                doc: None,
+                line: line.number,
+            });
+            continue;
+        }
+        let Some(doc_line) = lines.next() else {
+            return Err(malformed(format!(
+                "the {name} action has no document line after it"
+            )));
+        };
+        let doc_line = doc_line?;
+        let (start, end) = trim(body, doc_line.start, doc_line.end);
+        check_json_object(
+            &body[start..end],
+            &format!("line {}", doc_line.number),
+            start,
+        )?;
+        let doc = if action == BulkAction::Update {
+            None
+        } else {
+            if documents >= limits.max_records {
+                return Err(DecodeError::TooManyRecords {
+                    max: limits.max_records,
+                });
+            }
+            documents += 1;
+            Some(body.slice(start..end))
+        };
+        items.push(BulkItem {
+            action,
+            index,
+            id,
+            doc,
+            line: doc_line.number,
+        });
+    }
+    if items.is_empty() {
+        return Err(DecodeError::Empty {
+            expected: "expected _bulk action and document lines",
+        });
+    }
+    Ok(items)
+}
+
+/// `body` (a JSON object) with `"key": value` added as its last field.
+pub fn with_field(body: &[u8], key: &str, value: &serde_json::Value) -> Vec<u8> {
+    let end = body.iter().rposition(|&b| b == b'}').unwrap_or(body.len());
+    let head = &body[..end];
+    let empty = head
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .is_none_or(|i| head[i] == b'{');
+    let mut out = Vec::with_capacity(body.len() + key.len() + 64);
+    out.extend_from_slice(head);
+    if !empty {
+        out.push(b',');
+    }
+    serde_json::to_writer(&mut out, key).expect("a string serialises");
+    out.push(b':');
+    serde_json::to_writer(&mut out, value).expect("a JSON value serialises");
+    out.push(b'}');
+    out
+}

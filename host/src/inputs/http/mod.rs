@@ -1,0 +1,259 @@
+//! `type: http`: an HTTP(S) listener that accepts log records.
+//!
+//! It owns the listener, its config, TLS and the request handling; it does
+//! not own what happens to records after they are queued (the pipeline) nor
+//! the wire formats' parsing rules, which live in the pure [`decode`] module.
+//!
+//! Two surfaces share one listener (see the README's "HTTP input" section):
+//! - `POST /ingest` and `POST /ingest/{tag}`: NDJSON, a JSON object, a JSON
+//!   array or raw text lines, optionally gzip/deflate compressed;
+//! - an Elasticsearch-compatible `POST /_bulk` and `POST /{index}/_bulk`,
+//!   plus the handful of `GET` endpoints ES clients probe on connect, so a
+//!   collector configured with an Elasticsearch output can point at Weir
+//!   unchanged.
+//!
+//! `GET /health` answers load balancers. Responses are sent only once the
+//! request's records are queued (`ack: accepted`) or delivered to every
+//! output (`ack: delivered`, the default); when the pipeline is full the
+//! request is refused with 429 and `Retry-After`, never accepted and dropped.
+
+pub mod decode;
+pub mod server;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Input, InputContext, InputError};
+use crate::config::units::{ByteSize, HumanDuration};
+
+/// Settings of the `http` input.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpInputConfig {
+    /// Where to listen. Default `127.0.0.1:9880` (loopback only, the port
+    /// Fluent Bit's `in_http` uses); set `0.0.0.0:9880` to accept remote
+    /// clients. Port 0 picks a free port, logged at INFO as
+    /// `http input listening address=…`.
+    #[serde(default = "default_address")]
+    pub address: SocketAddr,
+    /// Header that sets the tag of a request's records when the path does
+    /// not (`POST /ingest/{tag}` wins). Default `X-Weir-Tag`; empty: none.
+    #[serde(default = "default_tag_header")]
+    pub tag_header: String,
+    /// With `text/plain` bodies, the field each line goes into:
+    /// `{"<message_key>": "<line>"}`. Default `message`.
+    #[serde(default = "default_message_key")]
+    pub message_key: String,
+    /// Largest request body as sent (before decompression); larger bodies get
+    /// 413. Default 10MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: ByteSize,
+    /// Largest body after gzip/deflate decompression (the bomb guard); larger
+    /// gets 413. Default 100MiB, as Vector.
+    #[serde(default = "default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: ByteSize,
+    /// Most records one request may carry; more gets 413. Default 100000.
+    #[serde(default = "default_max_records")]
+    pub max_records: usize,
+    /// Longest line (NDJSON, text, `_bulk`) or record (JSON array element);
+    /// longer gets 413 naming the line. Default 1MiB.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: ByteSize,
+    /// When set, every request except `GET /health` must carry this token:
+    /// `Authorization: Bearer <token>`, `Authorization: ApiKey <token>`, or
+    /// Basic auth with any user and the token as password (what ES clients
+    /// send). Compared in constant time. Use `${VAR}` to keep it out of the
+    /// file. Default: no auth.
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// Serve HTTPS with this certificate and key (PEM). Default: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<HttpTlsConfig>,
+    /// When to answer 200: `delivered` (default) once every record of the
+    /// request reached its outputs, or `accepted` once it is queued. See
+    /// [`AckMode`].
+    #[serde(default)]
+    pub ack: AckMode,
+    /// With `ack: delivered`, how long to wait for delivery before answering
+    /// 504 (`/_bulk`: 503). The records stay queued and may still be
+    /// delivered: a client that retries may create duplicates
+    /// (at-least-once). Default 30s.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout: HumanDuration,
+    /// How long a request may wait for room in a full pipeline before it is
+    /// refused with 429 and `Retry-After`. Default 250ms.
+    #[serde(default = "default_queue_wait")]
+    pub queue_wait: HumanDuration,
+    /// `_bulk` documents are tagged `<bulk_tag_prefix><index>`. Default `es.`,
+    /// so a document for index `logs-app` gets tag `es.logs-app`.
+    #[serde(default = "default_bulk_tag_prefix")]
+    pub bulk_tag_prefix: String,
+    /// When set, `_bulk` documents get this field added, holding
+    /// `{"index": …, "id": …, "action": …}` (`id` only when given). Default:
+    /// unset, the document is the body unchanged (the index is in the tag,
+    /// the `_id` in the record's origin).
+    #[serde(default)]
+    pub bulk_metadata_key: Option<String>,
+}
+
+/// `tls:` of the `http` input.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// PEM certificate chain, leaf first; relative to the config file's folder.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1); relative to the config file's folder.
+    pub key: PathBuf,
+}
+
+/// When a request is answered 200.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// 200 only after every record of the request was written by every
+    /// output that matches it (or dead-lettered, with its reason). A 200
+    /// means the data is safe; anything else means retry. At-least-once.
+    #[default]
+    Delivered,
+    /// 200 once the records are queued in the pipeline. Faster, but records
+    /// still queued are lost if the process is killed (SIGTERM drains them).
+    Accepted,
+}
+
+fn default_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9880))
+}
+fn default_tag_header() -> String {
+    "X-Weir-Tag".into()
+}
+fn default_message_key() -> String {
+    "message".into()
+}
+fn default_max_body_bytes() -> ByteSize {
+    ByteSize(10 << 20)
+}
+fn default_max_decompressed_bytes() -> ByteSize {
+    ByteSize(100 << 20)
+}
+fn default_max_records() -> usize {
+    100_000
+}
+fn default_max_line_bytes() -> ByteSize {
+    ByteSize(1 << 20)
+}
+fn default_ack_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_queue_wait() -> HumanDuration {
+    HumanDuration(Duration::from_millis(250))
+}
+fn default_bulk_tag_prefix() -> String {
+    "es.".into()
+}
+
+impl HttpInputConfig {
+    pub(crate) fn rebase(mut self, base: &Path) -> Self {
+        if let Some(tls) = &mut self.tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
+        self
+    }
+}
+
+/// Why the `http` input could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpInputError {
+    /// The address could not be bound.
+    #[error("input {input}: binding {address}: {source}")]
+    Bind {
+        /// The input's name.
+        input: String,
+        /// The configured address.
+        address: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A TLS file could not be read or used.
+    #[error("input {input}: tls: {file}: {reason}")]
+    Tls {
+        /// The input's name.
+        input: String,
+        /// The certificate or key file.
+        file: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// `tag_header` is not a valid header name.
+    #[error("input {input}: tag_header {header:?} is not a valid header name")]
+    TagHeader {
+        /// The input's name.
+        input: String,
+        /// The configured name.
+        header: String,
+    },
+    /// Serving stopped with an I/O error.
+    #[error("input {input}: serving on {address}: {source}")]
+    Serve {
+        /// The input's name.
+        input: String,
+        /// The bound address.
+        address: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The HTTP listener.
+pub struct HttpInput {
+    config: HttpInputConfig,
+}
+
+impl HttpInput {
+    /// Build from settings.
+    pub fn new(config: HttpInputConfig) -> Self {
+        HttpInput { config }
+    }
+}
+
+#[async_trait::async_trait]
+impl Input for HttpInput {
+    async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), InputError> {
+        let config = self.config;
+        let name = ctx.name.to_string();
+        let tls = match &config.tls {
+            Some(tls) => Some(server::tls_acceptor(&name, tls)?),
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(config.address)
+            .await
+            .map_err(|source| HttpInputError::Bind {
+                input: name.clone(),
+                address: config.address,
+                source,
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| HttpInputError::Bind {
+                input: name.clone(),
+                address: config.address,
+                source,
+            })?;
+        tracing::info!(input = %name, %address, tls = tls.is_some(), "http input listening");
+        let shutdown = ctx.shutdown.clone();
+        let state = server::HttpInputState::new(&config, &address.to_string(), ctx)?;
+        server::serve(listener, tls, state, shutdown)
+            .await
+            .map_err(|source| HttpInputError::Serve {
+                input: name,
+                address,
+                source,
+            })?;
+        Ok(())
+    }
+}
