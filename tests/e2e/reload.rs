@@ -271,3 +271,59 @@ fn windows_spanning_reloads_of_extract_and_percentiles_equal_the_oracle() {
         assert!((w["p95"].as_f64().unwrap() - p95).abs() <= p95 * 1e-3 + 1.0, "{w} vs {p95}");
     }
 }
+
+/// One HTTP/1.1 request on an open keep-alive connection; the status.
+fn post_on(stream: &mut std::net::TcpStream, body: &str) -> u16 {
+    use std::io::{BufRead, BufReader, Read};
+    write!(stream, "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header == "\r\n" {
+            break;
+        }
+        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut rest = vec![0; length];
+    reader.read_exact(&mut rest).unwrap();
+    status_line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_filter_only_reload_keeps_http_connections_open() {
+    let dir = TestDir::new();
+    let (admin, port) = (free_port(), free_port());
+    let plugin = plugin_dir().join("tagger.wasm");
+    let config = |version: &str| {
+        format!(
+            "admin: {{ address: 127.0.0.1:{admin} }}
+inputs: [{{ type: http, address: 127.0.0.1:{port}, tag: raw }}]
+filters:
+  - {{ type: tagger, path: {plugin}, match: raw, config: {{ tag: t, version: {version} }} }}
+outputs: [{{ type: file, path: out.ndjson, match: '*', batch: {{ max_wait: 10ms }} }}]
+",
+            plugin = plugin.display()
+        )
+    };
+    let weir = Running::start(&dir, &config("v0"), admin);
+    let mut connection = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    connection.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(post_on(&mut connection, "{\"n\":0}\n"), 200);
+
+    dir.write("weir.yaml", &config("v1"));
+    let (status, body) = weir.reload();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changes"]["inputs"]["unchanged"], serde_json::json!(["http"]), "{body}");
+
+    // The same TCP connection still works: the listener was not restarted.
+    assert_eq!(post_on(&mut connection, "{\"n\":1}\n"), 200);
+    weir.stop();
+    let versions: Vec<Value> = read_ndjson(&dir.path("out.ndjson")).iter().map(|r| r["version"].clone()).collect();
+    assert_eq!(versions, [serde_json::json!("v0"), serde_json::json!("v1")]);
+}
