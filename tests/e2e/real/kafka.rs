@@ -657,3 +657,62 @@ fn two_aggregators_in_one_group_equal_one_process() {
         expected.len()
     );
 }
+
+/// A filter-only reload leaves the consumer alone: no new subscription, no
+/// rebalance, no replay from the last commit (which would duplicate).
+#[test]
+fn a_filter_only_reload_leaves_the_consumer_and_its_offsets_alone() {
+    let dir = TestDir::new();
+    let topic = unique("reload");
+    let group = unique("reload-group");
+    create_topic(&topic, 2);
+    let admin = crate::util::free_port();
+    let plugin = crate::util::plugin_dir().join("tagger.wasm");
+    let config = |version: &str| {
+        format!(
+            "admin: {{ address: 127.0.0.1:{admin} }}
+inputs:
+  - {{ type: kafka, brokers: [{brokers}], group_id: {group}, topics: [{topic}], start_at: earliest, tag: raw }}
+filters:
+  - {{ type: tagger, path: {plugin}, match: raw, config: {{ tag: t, version: {version} }} }}
+outputs: [{{ type: file, path: out.ndjson, match: '*', batch: {{ max_wait: 10ms }} }}]
+",
+            brokers = kafka_bootstrap(),
+            plugin = plugin.display()
+        )
+    };
+    let file = dir.write("weir.yaml", &config("v0"));
+    let log = dir.path("weir.log");
+    let child = spawn_weir(&file, &[], &log);
+    let out = dir.path("out.ndjson");
+    produce(&topic, &(0..300).map(|n| msg(format!("{{\"n\":{n}}}"))).collect::<Vec<_>>());
+    assert!(wait_for(Duration::from_secs(60), || read_ndjson(&out).len() == 300), "first half delivered");
+    // Let a periodic commit land, so a restarted consumer would have something to replay from.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    dir.write("weir.yaml", &config("v1"));
+    let (status, body) = crate::util::http("POST", admin, "/-/reload").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["changes"]["inputs"]["unchanged"], serde_json::json!(["kafka"]), "{body}");
+
+    produce(&topic, &(300..600).map(|n| msg(format!("{{\"n\":{n}}}"))).collect::<Vec<_>>());
+    assert!(wait_for(Duration::from_secs(60), || read_ndjson(&out).len() >= 600), "second half delivered");
+    std::thread::sleep(Duration::from_millis(500));
+    // Read before stopping: shutdown itself revokes the partitions.
+    let text = std::fs::read_to_string(&log).unwrap();
+    stop(child, &log);
+
+    let records = read_ndjson(&out);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &records {
+        assert!(seen.insert(r["n"].as_u64().unwrap()), "record {} consumed twice: the consumer restarted", r["n"]);
+    }
+    assert_eq!(seen.len(), 600);
+    assert!(records[..300].iter().all(|r| r["version"] == "v0"));
+    assert!(records[300..].iter().all(|r| r["version"] == "v1"));
+    assert_eq!(text.matches("kafka input subscribed").count(), 1, "subscribed once:\n{text}");
+    assert_eq!(text.matches("partitions assigned").count(), 1, "assigned once:\n{text}");
+    assert!(!text.contains("partitions revoked"), "no rebalance during the reload:\n{text}");
+    assert_eq!(committed(&group, &topic, 2).iter().sum::<i64>(), 600, "offsets committed through the last message");
+}
