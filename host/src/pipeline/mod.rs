@@ -82,7 +82,7 @@ impl Pipeline {
         for (spec, queue) in config.outputs.iter().zip(output_queues) {
             let output = spec.config.build(&spec.name).await?;
             let route = DeadLetterRoute::new(&router_targets, config.dead_letter_tag.clone());
-            let retry = RetryPolicy { max_attempts: None };
+            let retry = RetryPolicy { max_attempts: spec.retry.max_attempts };
             outputs.push(tokio::spawn(output_task::run(spec.name.clone(), output, queue, spec.batch, retry, route)));
         }
         // The chain's router holds the only senders from here on, so output
