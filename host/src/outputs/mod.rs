@@ -5,6 +5,7 @@
 //! say what happened to each record.
 
 pub mod blackhole;
+pub mod elasticsearch;
 pub mod file;
 pub mod stdout;
 
@@ -17,7 +18,7 @@ use crate::pipeline::clock::rfc3339;
 use crate::pipeline::record::Record;
 
 /// The output types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdout", "file", "blackhole"];
+pub const TYPES: &[&str] = &["stdout", "file", "blackhole", "elasticsearch"];
 
 /// The settings of one output, by type.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub enum OutputConfig {
     File(file::FileOutputConfig),
     /// `type: blackhole`
     Blackhole(blackhole::BlackholeOutputConfig),
+    /// `type: elasticsearch`
+    Elasticsearch(Box<elasticsearch::ElasticsearchOutputConfig>),
 }
 
 /// Parse the body of an output of type `kind`; `None` for an unknown type.
@@ -39,6 +42,7 @@ pub fn parse_config(
         "stdout" => serde_path_to_error::deserialize(body).map(OutputConfig::Stdout),
         "file" => serde_path_to_error::deserialize(body).map(OutputConfig::File),
         "blackhole" => serde_path_to_error::deserialize(body).map(OutputConfig::Blackhole),
+        "elasticsearch" => serde_path_to_error::deserialize(body).map(|c| OutputConfig::Elasticsearch(Box::new(c))),
         _ => return None,
     })
 }
@@ -48,6 +52,7 @@ impl OutputConfig {
     pub fn rebase(self, base: &Path) -> Self {
         match self {
             OutputConfig::File(c) => OutputConfig::File(c.rebase(base)),
+            OutputConfig::Elasticsearch(c) => OutputConfig::Elasticsearch(Box::new(c.rebase(base))),
             other => other,
         }
     }
@@ -58,6 +63,7 @@ impl OutputConfig {
             OutputConfig::Stdout(c) => Box::new(stdout::StdoutOutput::new(c.clone())),
             OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
             OutputConfig::Blackhole(_) => Box::new(blackhole::BlackholeOutput),
+            OutputConfig::Elasticsearch(c) => Box::new(c.build(name)?),
         })
     }
 }
@@ -75,6 +81,9 @@ pub enum OutputError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Elasticsearch could not be set up or reached, or refused a request.
+    #[error(transparent)]
+    Elasticsearch(#[from] elasticsearch::ElasticsearchError),
 }
 
 /// What happened to the records of a batch that was written. Records not
