@@ -79,14 +79,28 @@ impl Pipeline {
         let Pipeline { config, clock, mut chain, output_queues, router_targets } = self;
 
         let mut outputs = Vec::new();
+        let mut dead_letter_outputs = Vec::new();
         for (spec, queue) in config.outputs.iter().zip(output_queues) {
             let output = spec.config.build(&spec.name).await?;
             let route = DeadLetterRoute::new(&router_targets, config.dead_letter_tag.clone());
             let retry = RetryPolicy { max_attempts: spec.retry.max_attempts };
-            outputs.push(tokio::spawn(output_task::run(spec.name.clone(), output, queue, spec.batch, retry, route)));
+            let task = tokio::spawn(output_task::run(spec.name.clone(), output, queue, spec.batch, retry, route));
+            if spec.matches.matches(&config.dead_letter_tag) {
+                dead_letter_outputs.push(task);
+            } else {
+                outputs.push(task);
+            }
         }
-        // The chain's router holds the only senders from here on, so output
-        // queues close when the chain finishes.
+        // Outputs that take dead letters stay open until the others have
+        // finished: an output still draining at shutdown can refuse records,
+        // and their dead letters must still have somewhere to go.
+        let keep_dead_letter_queues_open: Vec<_> = router_targets
+            .iter()
+            .filter(|(m, _)| m.matches(&config.dead_letter_tag))
+            .map(|(_, sender)| sender.clone())
+            .collect();
+        // Otherwise the chain's router holds the only senders from here on,
+        // so output queues close when the chain finishes.
         drop(router_targets);
 
         let (input_tx, mut input_rx) = mpsc::channel(config.pipeline.queue_capacity);
@@ -136,6 +150,10 @@ impl Pipeline {
         save_state(&config, &mut chain);
         drop(chain);
         for output in outputs {
+            let _ = output.await;
+        }
+        drop(keep_dead_letter_queues_open);
+        for output in dead_letter_outputs {
             let _ = output.await;
         }
         Ok(())
