@@ -3,6 +3,8 @@
 //! it on, an unreachable server is a failure, never a skip. Addresses come
 //! from the environment, with the scripts' defaults.
 
+mod elasticsearch;
+
 /// Kafka's bootstrap address.
 pub fn kafka_bootstrap() -> String {
     std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".into())
