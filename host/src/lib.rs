@@ -9,7 +9,7 @@
 //! | records, routing, the chain, batching, backpressure, acks, dead letters | [`pipeline`] |
 //! | wasmtime engine, loading and caching plugins, limits, the contract | [`plugin`] |
 //! | inputs (`stdin`, `file`, `http`, `kafka`), one folder each | [`inputs`] |
-//! | outputs (`stdout`, `file`, `blackhole`, `alertmanager`, `kafka`), one folder each | [`outputs`] |
+//! | outputs (`stdout`, `file`, `blackhole`, `elasticsearch`, `alertmanager`, `kafka`), one folder each | [`outputs`] |
 //! | `/health`, `/ready`, `/metrics` | [`admin`] |
 //! | the command line | [`cli`] |
 //! | log setup | [`telemetry`] |

@@ -2,7 +2,7 @@
 # Install, start, stop and check a throwaway Elasticsearch for Weir's
 # real-server tests.
 #
-#   tests/servers/elasticsearch.sh start|stop|status
+#   tests/servers/elasticsearch.sh start|stop|restart|status
 #
 # install: the integ-test-zip distribution from Maven Central, fetched with
 #          mvn and unzipped into $WEIR_SERVERS_DIR/elasticsearch-$ES_VERSION
@@ -13,6 +13,8 @@
 #          As root it runs as the unprivileged system user $ES_USER, because
 #          Elasticsearch refuses to run as root.
 # stop:    kills what start started (pid file), waits, removes the run dir.
+# restart: kills it and starts it again on the SAME data (nothing wiped), as
+#          an operator's rolling restart does; for tests of outages mid-ingest.
 # status:  exit 0 when the cluster answers healthy (yellow or green).
 #
 # Environment (all optional):
@@ -149,7 +151,17 @@ start() {
     else
         log "Elasticsearch (pid $(running_pid)) is running but not healthy yet; waiting"
     fi
+    wait_healthy
+}
 
+restart() {
+    install
+    kill_running || true
+    launch keep-data
+    wait_healthy
+}
+
+wait_healthy() {
     local began=$SECONDS deadline=$((SECONDS + ES_START_TIMEOUT))
     until healthy; do
         # -d returns once the node is up, so a missing process means it died.
@@ -166,8 +178,8 @@ start() {
     echo "$URL"
 }
 
-launch() {
-    local java_home es_home="$ES_HOME"
+launch() { # [keep-data]
+    local java_home es_home="$ES_HOME" keep="${1:-}"
     java_home="$(pick_java)"
 
     if [ "$(id -u)" -eq 0 ]; then
@@ -175,8 +187,9 @@ launch() {
             useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
     fi
 
-    rm -rf "$RUN_DIR"
+    [ -n "$keep" ] || rm -rf "$RUN_DIR"
     mkdir -p "$RUN_DIR"/{data,logs,tmp}
+    rm -rf "$RUN_DIR/config" "$RUN_DIR/home"
     cp -R "$ES_HOME/config" "$RUN_DIR/config"
 
     # As root the installs live under /root (mode 700), which the ES user
@@ -226,21 +239,25 @@ EOF
 
 # ---------------------------------------------------------------- stop
 
-stop() {
+# Kill what start started, if it runs; true when nothing of ours runs after.
+kill_running() {
     local pid i
-    if pid="$(running_pid)"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 60); do
-            [ -d "/proc/$pid" ] || break
-            sleep 0.5
-        done
-        if [ -d "/proc/$pid" ]; then
-            log "pid $pid ignored SIGTERM for 30s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for i in $(seq 1 20); do [ -d "/proc/$pid" ] || break; sleep 0.5; done
-        fi
-        log "stopped (pid $pid)"
-    elif healthy; then
+    pid="$(running_pid)" || return 1
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 60); do
+        [ -d "/proc/$pid" ] || break
+        sleep 0.5
+    done
+    if [ -d "/proc/$pid" ]; then
+        log "pid $pid ignored SIGTERM for 30s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        for i in $(seq 1 20); do [ -d "/proc/$pid" ] || break; sleep 0.5; done
+    fi
+    log "stopped (pid $pid)"
+}
+
+stop() {
+    if ! kill_running && healthy; then
         die "something answers at $URL but it was not started by this script (no live pid in $PID_FILE)"
     fi
     rm -rf "$RUN_DIR"
@@ -256,8 +273,8 @@ status() {
 
 cmd="${1:-}"
 case "$cmd" in
-    start|stop|status) ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    start|stop|restart|status) ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac
 
 mkdir -p "$RUN_ROOT"

@@ -100,6 +100,8 @@ pub struct OutputSpec {
     pub matches: TagMatch,
     /// How it groups records into writes.
     pub batch: BatchSettings,
+    /// How often a failed write is tried before its records are dead-lettered.
+    pub retry: RetrySettings,
     /// Its own settings.
     pub config: OutputConfig,
 }
@@ -111,6 +113,14 @@ pub struct BatchSettings {
     pub max_records: usize,
     /// Write what is waiting at least this often.
     pub max_wait: Duration,
+}
+
+/// Retries of an output's failed writes (`retry:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// Give up (and dead-letter) after this many attempts; `None` (the
+    /// default) retries forever, so backpressure holds the inputs instead.
+    pub max_attempts: Option<u32>,
 }
 
 /// Load and validate the config at `path`, interpolating variables from the

@@ -106,3 +106,10 @@ pub struct RawBatch {
     pub max_records: Option<usize>,
     pub max_wait: Option<String>,
 }
+
+/// Output retries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+}

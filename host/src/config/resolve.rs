@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use super::raw::{RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch};
+use super::raw::{RawBatch, RawConfig, RawRetry, RawFilter, RawGrants, RawLimits, RawMatch};
 use super::spans::Spans;
 use super::units::{ByteSize, HumanDuration};
-use super::{BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings};
+use super::{
+    BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings, RetrySettings,
+};
 use crate::pipeline::routing::TagMatch;
 use crate::plugin::{DirGrant, Grants, Limits};
 use crate::{inputs, outputs};
@@ -274,6 +276,15 @@ impl Resolver {
                 DEFAULT_OUTPUT_MAX_WAIT,
             )?,
         };
+        let retry: RawRetry = match body.remove("retry") {
+            None => RawRetry::default(),
+            Some(value) => serde_path_to_error::deserialize(value)
+                .map_err(|e| self.serde_error(&format!("{key}.retry"), e, false))?,
+        };
+        if retry.max_attempts == Some(0) {
+            return Err(self.error(&format!("{key}.retry.max_attempts"), "must be at least 1 (omit it to retry forever)"));
+        }
+        let retry = RetrySettings { max_attempts: retry.max_attempts };
         let config = match outputs::parse_config(&kind, Value::Mapping(body)) {
             None => {
                 return Err(self.error(
@@ -284,7 +295,7 @@ impl Resolver {
             Some(parsed) => parsed.map_err(|e| self.serde_error(key, e, false))?,
         }
         .rebase(&self.base);
-        Ok(OutputSpec { name, matches, batch, config })
+        Ok(OutputSpec { name, matches, batch, retry, config })
     }
 
     fn tag_match(&self, key: &str, raw: RawMatch) -> Result<TagMatch, ConfigError> {

@@ -54,6 +54,7 @@ fn a_minimal_config_gets_defaults() {
     assert_eq!(config.filters[0].wasm, dir.path().join("plugins/split.wasm"));
     assert_eq!(config.filters[0].config, serde_json::json!({}));
     assert_eq!(config.outputs[0].batch.max_records, 1000);
+    assert_eq!(config.outputs[0].retry.max_attempts, None, "outputs retry forever by default");
     assert_eq!(config.pipeline.batch_max_records, 1000);
     assert_eq!(&*config.dead_letter_tag, "weir.dead_letter");
     assert!(matches!(config.outputs[0].config, OutputConfig::Stdout(_)));
@@ -78,7 +79,7 @@ filters:
     grants: { env: [HOME_DIR], wall_clock: true }
     config: { field: logs, context: [app] }
 outputs:
-  - { type: file, path: out/o.ndjson, match: '*', batch: { max_records: 10, max_wait: 1s }, encoding: envelope }
+  - { type: file, path: out/o.ndjson, match: '*', batch: { max_records: 10, max_wait: 1s }, retry: { max_attempts: 5 }, encoding: envelope }
 ";
     let env = |name: &str| (name == "HOME_DIR").then(|| "/home/x".to_string());
     let config = parse(&file, text, env).unwrap();
@@ -97,6 +98,19 @@ outputs:
     assert!(filter.grants.wall_clock && !filter.grants.network);
     assert_eq!(filter.config, serde_json::json!({ "field": "logs", "context": ["app"] }));
     assert_eq!(config.outputs[0].batch.max_wait, Duration::from_secs(1));
+    assert_eq!(config.outputs[0].retry.max_attempts, Some(5));
+}
+
+#[test]
+fn zero_or_unknown_retry_settings_are_refused() {
+    let text = MINIMAL.replace("match: \"*\"", "match: \"*\"\n    retry: { max_attempts: 0 }");
+    let (key, _, message) = error(&text);
+    assert_eq!(key, "outputs[0].retry.max_attempts");
+    assert!(message.contains("must be at least 1"), "{message}");
+    let text = MINIMAL.replace("match: \"*\"", "match: \"*\"\n    retry: { attempts: 3 }");
+    let (key, _, message) = error(&text);
+    assert_eq!(key, "outputs[0].retry.attempts");
+    assert!(message.contains("unknown field"), "{message}");
 }
 
 #[test]

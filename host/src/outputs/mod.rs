@@ -6,6 +6,7 @@
 
 pub mod alertmanager;
 pub mod blackhole;
+pub mod elasticsearch;
 pub mod file;
 pub mod kafka;
 pub mod stdout;
@@ -19,7 +20,7 @@ use crate::pipeline::clock::rfc3339;
 use crate::pipeline::record::Record;
 
 /// The output types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdout", "file", "blackhole", "alertmanager", "kafka"];
+pub const TYPES: &[&str] = &["stdout", "file", "blackhole", "elasticsearch", "alertmanager", "kafka"];
 
 /// The settings of one output, by type.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,8 @@ pub enum OutputConfig {
     File(file::FileOutputConfig),
     /// `type: blackhole`
     Blackhole(blackhole::BlackholeOutputConfig),
+    /// `type: elasticsearch`
+    Elasticsearch(Box<elasticsearch::ElasticsearchOutputConfig>),
     /// `type: alertmanager`
     Alertmanager(alertmanager::AlertmanagerOutputConfig),
     /// `type: kafka`
@@ -45,6 +48,7 @@ pub fn parse_config(
         "stdout" => serde_path_to_error::deserialize(body).map(OutputConfig::Stdout),
         "file" => serde_path_to_error::deserialize(body).map(OutputConfig::File),
         "blackhole" => serde_path_to_error::deserialize(body).map(OutputConfig::Blackhole),
+        "elasticsearch" => serde_path_to_error::deserialize(body).map(|c| OutputConfig::Elasticsearch(Box::new(c))),
         "alertmanager" => serde_path_to_error::deserialize(body).map(OutputConfig::Alertmanager),
         "kafka" => serde_path_to_error::deserialize(body).map(OutputConfig::Kafka),
         _ => return None,
@@ -56,6 +60,7 @@ impl OutputConfig {
     pub fn rebase(self, base: &Path) -> Self {
         match self {
             OutputConfig::File(c) => OutputConfig::File(c.rebase(base)),
+            OutputConfig::Elasticsearch(c) => OutputConfig::Elasticsearch(Box::new(c.rebase(base))),
             OutputConfig::Alertmanager(c) => OutputConfig::Alertmanager(c.rebase(base)),
             other => other,
         }
@@ -67,6 +72,7 @@ impl OutputConfig {
             OutputConfig::Stdout(c) => Box::new(stdout::StdoutOutput::new(c.clone())),
             OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
             OutputConfig::Blackhole(_) => Box::new(blackhole::BlackholeOutput),
+            OutputConfig::Elasticsearch(c) => Box::new(c.build(name)?),
             OutputConfig::Alertmanager(c) => Box::new(alertmanager::build(name, c)?),
             OutputConfig::Kafka(c) => Box::new(kafka::KafkaOutput::new(name, c.clone())?),
         })
@@ -86,6 +92,9 @@ pub enum OutputError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Elasticsearch could not be set up or reached, or refused a request.
+    #[error(transparent)]
+    Elasticsearch(#[from] elasticsearch::ElasticsearchError),
     /// An Alertmanager output cannot be built.
     #[error(transparent)]
     Alertmanager(#[from] alertmanager::AlertmanagerError),

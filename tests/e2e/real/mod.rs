@@ -4,6 +4,7 @@
 //! from the environment, with the scripts' defaults.
 
 mod kafka;
+mod elasticsearch;
 
 /// Kafka's bootstrap address.
 pub fn kafka_bootstrap() -> String {

@@ -1,0 +1,477 @@
+//! `type: elasticsearch`: writes records to Elasticsearch with `_bulk`.
+//!
+//! Each batch the pipeline hands over is encoded (`bulk.rs`: templated
+//! index, deterministic `_id`, `@timestamp`), split into requests of at most
+//! `max_bytes`, gzipped and sent (`client.rs`), and the answer is read per
+//! document (`response.rs`). The [`WriteReport`] then says exactly what
+//! Elasticsearch did not acknowledge: 429/5xx documents to retry, refused
+//! documents to dead-letter with Elasticsearch's reason. Everything else was
+//! acknowledged by Elasticsearch, and only that is acknowledged upstream.
+//! Retry timing, bounds and backpressure belong to the pipeline's output
+//! task, not to this module.
+
+mod bulk;
+mod client;
+mod response;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer};
+
+pub use bulk::{BulkAction, IndexTemplate};
+use bulk::{BulkEncoder, ItemMeta};
+use client::EsClient;
+use response::ItemOutcome;
+
+use super::{Output, OutputError, WriteReport};
+use crate::config::units::{ByteSize, HumanDuration};
+use crate::pipeline::record::Record;
+
+/// Settings of the `elasticsearch` output.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchOutputConfig {
+    /// Node URLs, e.g. `["http://es1:9200", "https://es2:9200"]`. Requests
+    /// go to each in turn; a node that refuses connections is skipped.
+    #[serde(deserialize_with = "non_empty_hosts")]
+    pub hosts: Vec<HostUrl>,
+    /// `index` (default): documents go to indices; `data_stream`: they are
+    /// appended to a data stream with `create` actions (the stream needs a
+    /// matching index template with `data_stream: {}`).
+    #[serde(default)]
+    pub mode: EsMode,
+    /// The index (or data stream) name: strftime specifiers take the
+    /// record's event time in UTC and `{field}`/`{nested.field}` take a body
+    /// field, e.g. `mobile-logs-%Y.%m.%d` or `logs-{app}-%Y.%m`.
+    pub index: IndexTemplate,
+    /// Stands in for a `{field}` of `index` that a record lacks. Without it
+    /// such a record is dead-lettered, naming the field.
+    #[serde(default)]
+    pub index_fallback: Option<String>,
+    /// `create` (default) never overwrites: a replayed document is found
+    /// already there (409) and counted as delivered. `index` overwrites
+    /// documents with the same `_id`. Data streams accept only `create`.
+    #[serde(default)]
+    pub action: BulkAction,
+    /// Take `_id` from this body field (dotted path) instead of deriving it
+    /// from the record's identity; a record without it is dead-lettered.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// `{user, password}` for basic auth or `{api_key: <base64 of id:key>}`.
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    /// PEM file of CA certificates to trust for `https://` hosts, in
+    /// addition to the bundled web roots; relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Gzip request bodies (default true): `_bulk` NDJSON shrinks 5-10x.
+    #[serde(default = "default_gzip")]
+    pub gzip: bool,
+    /// Largest uncompressed `_bulk` body (default 10MiB); a larger batch is
+    /// split across requests. A single larger document is sent alone.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// How long one request may take before it is abandoned and retried
+    /// (default 60s).
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// An index template PUT (`PUT /_index_template/<name>`) before the
+    /// first document is written, e.g. to map percentiles as numbers.
+    #[serde(default)]
+    pub template: Option<TemplateConfig>,
+}
+
+/// Where documents go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EsMode {
+    /// Into indices.
+    #[default]
+    Index,
+    /// Into a data stream.
+    DataStream,
+}
+
+/// Credentials: `{user, password}` (basic) or `{api_key}`.
+#[derive(Clone, PartialEq)]
+pub enum Auth {
+    /// HTTP basic auth.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// An API key as Elasticsearch returns it `encoded` (base64 of `id:key`).
+    ApiKey(String),
+}
+
+/// The YAML shape of [`Auth`]: one mapping, checked in `Auth::deserialize`
+/// so a half-filled one is refused with a message saying what is expected.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    user: Option<String>,
+    password: Option<String>,
+    api_key: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Auth {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match RawAuth::deserialize(deserializer)? {
+            RawAuth { user: Some(user), password: Some(password), api_key: None } => Ok(Auth::Basic { user, password }),
+            RawAuth { user: None, password: None, api_key: Some(key) } => Ok(Auth::ApiKey(key)),
+            _ => Err(serde::de::Error::custom("expected `user` and `password`, or `api_key`")),
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Basic { user, .. } => write!(f, "Basic({user}, <redacted>)"),
+            Auth::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+        }
+    }
+}
+
+/// An index template installed at start-up.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    /// The template's name in Elasticsearch.
+    pub name: String,
+    /// The JSON body of `PUT /_index_template/<name>`; relative to the config file.
+    pub file: PathBuf,
+}
+
+/// An `http://` or `https://` URL, normalised to end in `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostUrl(pub reqwest::Url);
+
+impl<'de> Deserialize<'de> for HostUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let mut url = reqwest::Url::parse(&text).map_err(|e| {
+            serde::de::Error::custom(format!("invalid url {text:?}: {e}; expected e.g. \"http://127.0.0.1:9200\""))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(serde::de::Error::custom(format!(
+                "invalid url {text:?}: expected http:// or https:// and a host"
+            )));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(HostUrl(url))
+    }
+}
+
+fn non_empty_hosts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<HostUrl>, D::Error> {
+    let hosts = Vec::<HostUrl>::deserialize(deserializer)?;
+    if hosts.is_empty() {
+        return Err(serde::de::Error::custom("no hosts; expected at least one URL"));
+    }
+    Ok(hosts)
+}
+
+fn default_gzip() -> bool {
+    true
+}
+
+/// 10 MiB: Elasticsearch's guidance is 5-15 MB per `_bulk` request, far
+/// under its 100 MB `http.max_content_length`.
+fn default_max_bytes() -> ByteSize {
+    ByteSize(10 << 20)
+}
+
+/// 60 s: a loaded cluster can take tens of seconds on a large `_bulk`;
+/// abandoning it sooner only re-sends the same work.
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+impl ElasticsearchOutputConfig {
+    pub(crate) fn rebase(mut self, base: &Path) -> Self {
+        if let Some(ca) = &mut self.ca_file {
+            *ca = base.join(&*ca);
+        }
+        if let Some(template) = &mut self.template {
+            template.file = base.join(&template.file);
+        }
+        self
+    }
+
+    /// Build the output: check the settings, read the CA and template
+    /// files. Nothing is sent until the first write, so Weir starts while
+    /// Elasticsearch is down and catches up when it is back.
+    pub fn build(&self, name: &str) -> Result<ElasticsearchOutput, ElasticsearchError> {
+        if self.mode == EsMode::DataStream && self.action != BulkAction::Create {
+            return Err(ElasticsearchError::Setting {
+                output: name.to_string(),
+                key: "action",
+                message: "data streams accept only `create`".into(),
+            });
+        }
+        let template = match &self.template {
+            None => None,
+            Some(t) => {
+                let text = std::fs::read(&t.file).map_err(|source| ElasticsearchError::ReadFile {
+                    output: name.to_string(),
+                    what: "template file",
+                    path: t.file.clone(),
+                    source,
+                })?;
+                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&text) {
+                    return Err(ElasticsearchError::InvalidFile {
+                        output: name.to_string(),
+                        path: t.file.clone(),
+                        message: format!("not a JSON object: {e}"),
+                    });
+                }
+                Some((t.name.clone(), Bytes::from(text)))
+            }
+        };
+        let encoder = BulkEncoder {
+            action: self.action,
+            index: self.index.clone(),
+            index_fallback: self.index_fallback.clone(),
+            id_field: self.id_field.as_ref().map(|f| f.split('.').map(str::to_string).collect()),
+        };
+        Ok(ElasticsearchOutput {
+            name: name.to_string(),
+            client: EsClient::new(name, self)?,
+            encoder,
+            max_bytes: usize::try_from(self.max_bytes.0).unwrap_or(usize::MAX).max(1),
+            template,
+            body: Vec::new(),
+        })
+    }
+}
+
+/// Why the Elasticsearch output cannot start, or why a whole request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ElasticsearchError {
+    /// A file named in the settings cannot be read.
+    #[error("output {output}: cannot read {what} {}: {source}", path.display())]
+    ReadFile {
+        /// The output's name.
+        output: String,
+        /// Which setting names the file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file named in the settings has the wrong contents.
+    #[error("output {output}: {}: {message}", path.display())]
+    InvalidFile {
+        /// The output's name.
+        output: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Settings that contradict each other or cannot be used.
+    #[error("output {output}: {key}: {message}")]
+    Setting {
+        /// The output's name.
+        output: String,
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The HTTP client could not be set up (e.g. TLS).
+    #[error("output {output}: cannot set up the http client: {message}")]
+    Client {
+        /// The output's name.
+        output: String,
+        /// The cause chain.
+        message: String,
+    },
+    /// No answer: connection refused, reset or timed out.
+    #[error("output {output}: {what} {url}: {message}")]
+    Transport {
+        /// The output's name.
+        output: String,
+        /// The request, e.g. `_bulk`.
+        what: String,
+        /// The URL, without credentials.
+        url: String,
+        /// The cause chain.
+        message: String,
+    },
+    /// An answer other than 2xx for the whole request.
+    #[error("output {output}: {what} {url}: elasticsearch answered {status}: {body}")]
+    Status {
+        /// The output's name.
+        output: String,
+        /// The request, e.g. `_bulk`.
+        what: String,
+        /// The URL, without credentials.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the answer.
+        body: String,
+    },
+    /// A 200 answer that is not a `_bulk` response for what was sent.
+    #[error("output {output}: _bulk to index {index}: {message}")]
+    Response {
+        /// The output's name.
+        output: String,
+        /// The first document's index.
+        index: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Gzip failed (out of memory).
+    #[error("output {output}: cannot gzip a _bulk body: {source}")]
+    Compress {
+        /// The output's name.
+        output: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Writes batches to Elasticsearch.
+pub struct ElasticsearchOutput {
+    name: String,
+    client: EsClient,
+    encoder: BulkEncoder,
+    max_bytes: usize,
+    /// The index template still to install: `Some` until a PUT succeeded.
+    template: Option<(String, Bytes)>,
+    body: Vec<u8>,
+}
+
+/// What became of one request's documents.
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    retry_reason: Option<String>,
+}
+
+impl ElasticsearchOutput {
+    /// Send one request's documents and record their fate in `report`.
+    async fn send(
+        &mut self,
+        metas: &[ItemMeta],
+        report: &mut WriteReport,
+        tally: &mut Tally,
+    ) -> Result<(), ElasticsearchError> {
+        let answer = match self.client.bulk(&self.body).await {
+            Ok(answer) => answer,
+            // A lone document too large for the server will never fit.
+            Err(ElasticsearchError::Status { status: 413, body, .. }) if metas.len() == 1 => {
+                let meta = &metas[0];
+                let reason = format!(
+                    "output {}: elasticsearch refused the document: index {}, _id {}: request of {} bytes too large (413): {body}",
+                    self.name,
+                    meta.index,
+                    meta.id,
+                    self.body.len()
+                );
+                report.rejected.push((meta.position, reason));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let outcomes = response::classify(&answer, metas, self.encoder.action).map_err(|message| {
+            ElasticsearchError::Response {
+                output: self.name.clone(),
+                index: metas.first().map(|m| m.index.clone()).unwrap_or_default(),
+                message,
+            }
+        })?;
+        for (meta, outcome) in metas.iter().zip(outcomes) {
+            match outcome {
+                ItemOutcome::Delivered => tally.delivered += 1,
+                ItemOutcome::Retry(reason) => {
+                    report.retry.push(meta.position);
+                    tally.retry_reason.get_or_insert(reason);
+                }
+                ItemOutcome::Rejected(reason) => {
+                    report.rejected.push((meta.position, format!("output {}: {reason}", self.name)))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Output for ElasticsearchOutput {
+    async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError> {
+        if let Some((name, body)) = &self.template {
+            self.client.put_index_template(name, body.clone()).await?;
+            tracing::info!(output = self.name, template = name, "index template installed");
+            self.template = None;
+        }
+        let mut report = WriteReport::default();
+        let mut tally = Tally::default();
+        let mut failure: Option<ElasticsearchError> = None;
+        let mut metas: Vec<ItemMeta> = Vec::new();
+        self.body.clear();
+        for (position, record) in batch.iter().enumerate() {
+            if failure.is_some() {
+                // The cluster is failing: keep the rest for the retry.
+                report.retry.push(position);
+                continue;
+            }
+            let mark = self.body.len();
+            match self.encoder.encode(position, record, &mut self.body) {
+                Err(reason) => report.rejected.push((position, format!("output {}: {reason}", self.name))),
+                Ok(meta) => {
+                    if self.body.len() > self.max_bytes && !metas.is_empty() {
+                        let tail = self.body.split_off(mark);
+                        if let Err(e) = self.send(&metas, &mut report, &mut tally).await {
+                            report.retry.extend(metas.iter().map(|m| m.position));
+                            failure = Some(e);
+                        }
+                        metas.clear();
+                        self.body = tail;
+                    }
+                    match failure {
+                        Some(_) => report.retry.push(meta.position),
+                        None => metas.push(meta),
+                    }
+                }
+            }
+        }
+        if !metas.is_empty()
+            && failure.is_none()
+            && let Err(e) = self.send(&metas, &mut report, &mut tally).await
+        {
+            report.retry.extend(metas.iter().map(|m| m.position));
+            failure = Some(e);
+        }
+        if let Some(error) = failure {
+            // Nothing was acknowledged: let the pipeline retry the whole
+            // batch with the error as the reason.
+            if tally.delivered == 0 && report.rejected.is_empty() {
+                return Err(error.into());
+            }
+            tracing::warn!(output = self.name, %error, retry = report.retry.len(), "part of a batch failed; retrying it");
+        }
+        if let Some(reason) = tally.retry_reason {
+            tracing::warn!(
+                output = self.name,
+                retry = report.retry.len(),
+                first_reason = reason,
+                "elasticsearch asked to retry documents"
+            );
+        }
+        report.retry.sort_unstable();
+        Ok(report)
+    }
+}
