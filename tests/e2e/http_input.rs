@@ -53,32 +53,18 @@ impl Running {
             Ok(address) => address,
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "weir did not report its http address:\n{}",
-                    log.lock().unwrap()
-                );
+                panic!("weir did not report its http address:\n{}", log.lock().unwrap());
             }
         };
-        Running {
-            child,
-            url: format!("http://{address}"),
-            log,
-        }
+        Running { child, url: format!("http://{address}"), log }
     }
 
     /// SIGTERM, then expect a clean exit.
     fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();
-        assert!(
-            exit.success(),
-            "weir exits cleanly on SIGTERM:\n{}",
-            self.log.lock().unwrap()
-        );
+        assert!(exit.success(), "weir exits cleanly on SIGTERM:\n{}", self.log.lock().unwrap());
     }
 }
 
@@ -92,38 +78,17 @@ impl Drop for Running {
 /// POST `body` with curl; returns the status and the response body.
 fn post(url: &str, headers: &[&str], body: &[u8]) -> (u16, Value) {
     let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "-X",
-        "POST",
-        "--data-binary",
-        "@-",
-        "-w",
-        "\n%{http_code}",
-    ]);
+    cmd.args(["-sS", "--max-time", "20", "-X", "POST", "--data-binary", "@-", "-w", "\n%{http_code}"]);
     for header in headers {
         cmd.args(["-H", header]);
     }
-    let mut child = cmd
-        .arg(url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("curl runs");
+    let mut child = cmd.arg(url).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("curl runs");
     child.stdin.take().unwrap().write_all(body).unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let status = code
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("curl failed: {text}"));
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.to_string())),
-    )
+    let status = code.trim().parse().unwrap_or_else(|_| panic!("curl failed: {text}"));
+    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
 }
 
 fn chunk(app: &str, statements: &[String]) -> String {
@@ -156,41 +121,24 @@ fn posted_statements_reach_the_file_exactly_once_and_delivered_answers_after_the
     for request in 0..6 {
         let mut body = String::new();
         for c in 0..3 {
-            let statements: Vec<String> = (0..4)
-                .map(|s| format!("r{request} c{c} s{s} resp_ms={s}"))
-                .collect();
+            let statements: Vec<String> = (0..4).map(|s| format!("r{request} c{c} s{s} resp_ms={s}")).collect();
             expected.extend(statements.iter().cloned());
             body.push_str(&chunk("shop", &statements));
             body.push('\n');
         }
         let (status, answer) = if request % 2 == 0 {
-            post(
-                &url,
-                &[AUTH, "Content-Type: application/x-ndjson"],
-                body.as_bytes(),
-            )
+            post(&url, &[AUTH, "Content-Type: application/x-ndjson"], body.as_bytes())
         } else {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             gz.write_all(body.as_bytes()).unwrap();
-            post(
-                &url,
-                &[AUTH, "Content-Encoding: gzip"],
-                &gz.finish().unwrap(),
-            )
+            post(&url, &[AUTH, "Content-Encoding: gzip"], &gz.finish().unwrap())
         };
         assert_eq!((status, &answer["records"]), (200, &json!(3)), "{answer}");
         // Delivered mode: the 200 came after the file write.
         let written = read_ndjson(&out).len();
-        assert_eq!(
-            written,
-            expected.len(),
-            "request {request} was answered before its records were written"
-        );
+        assert_eq!(written, expected.len(), "request {request} was answered before its records were written");
     }
-    let messages: Vec<String> = read_ndjson(&out)
-        .iter()
-        .map(|r| r["message"].as_str().unwrap().to_string())
-        .collect();
+    let messages: Vec<String> = read_ndjson(&out).iter().map(|r| r["message"].as_str().unwrap().to_string()).collect();
     assert_eq!(messages, expected, "every statement exactly once, in order");
     assert!(read_ndjson(&out).iter().all(|r| r["app"] == "shop"));
     weir.stop();
@@ -203,75 +151,38 @@ fn bad_requests_are_refused_with_a_reason_and_deliver_nothing() {
     let url = format!("{}/ingest", weir.url);
     let good = chunk("a", &["fine".to_string()]);
 
-    let (status, answer) = post(
-        &url,
-        &["Content-Type: application/x-ndjson"],
-        good.as_bytes(),
-    );
+    let (status, answer) = post(&url, &["Content-Type: application/x-ndjson"], good.as_bytes());
     assert_eq!(status, 401, "{answer}");
 
     let body = format!("{good}\n{{\"app\": \"a\", \"logs\": [}}\n");
-    let (status, answer) = post(
-        &url,
-        &[AUTH, "Content-Type: application/x-ndjson"],
-        body.as_bytes(),
-    );
+    let (status, answer) = post(&url, &[AUTH, "Content-Type: application/x-ndjson"], body.as_bytes());
     assert_eq!(status, 400, "{answer}");
     let reason = answer["reason"].as_str().unwrap();
-    assert!(
-        reason.starts_with("line 2, column 23 (byte offset "),
-        "{reason}"
-    );
+    assert!(reason.starts_with("line 2, column 23 (byte offset "), "{reason}");
     assert!(reason.contains("invalid JSON"), "{reason}");
 
     let (status, answer) = post(&url, &[AUTH, "Content-Encoding: br"], good.as_bytes());
-    assert_eq!(
-        (status, answer["status"].as_u64()),
-        (415, Some(415)),
-        "{answer}"
-    );
+    assert_eq!((status, answer["status"].as_u64()), (415, Some(415)), "{answer}");
 
     let many: String = (0..101).map(|_| format!("{good}\n")).collect();
     let (status, answer) = post(&url, &[AUTH], many.as_bytes());
     assert_eq!(status, 413, "{answer}");
-    assert_eq!(
-        answer["reason"],
-        "more than 100 records in one request (max_records)"
-    );
+    assert_eq!(answer["reason"], "more than 100 records in one request (max_records)");
 
-    let (status, _) = post(
-        &format!("{}/ingest/bad*tag", weir.url),
-        &[AUTH],
-        good.as_bytes(),
-    );
+    let (status, _) = post(&format!("{}/ingest/bad*tag", weir.url), &[AUTH], good.as_bytes());
     assert_eq!(status, 400);
 
-    let health = Command::new("curl")
-        .args(["-sS", &format!("{}/health", weir.url)])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&health.stdout),
-        "{\"status\":\"ok\"}"
-    );
+    let health = Command::new("curl").args(["-sS", &format!("{}/health", weir.url)]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "{\"status\":\"ok\"}");
     weir.stop();
-    assert!(
-        read_ndjson(&dir.path("out.ndjson")).is_empty(),
-        "nothing from a refused request was delivered"
-    );
+    assert!(read_ndjson(&dir.path("out.ndjson")).is_empty(), "nothing from a refused request was delivered");
 }
 
 #[test]
 fn a_blocked_output_makes_requests_429_and_nothing_accepted_is_lost() {
     let dir = TestDir::new();
     let fifo = dir.path("out.fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     // The reader opens the FIFO (so weir's open succeeds) but reads nothing
     // until told: the output blocks once the pipe buffer is full.
     let (go, wait_for_go) = mpsc::channel::<()>();
@@ -298,9 +209,7 @@ outputs:
     let url = format!("{}/ingest", weir.url);
     let padding = "x".repeat(1000);
     let request_body = |n: usize| -> String {
-        (0..20)
-            .map(|i| format!("{{\"req\":{n},\"i\":{i},\"pad\":\"{padding}\"}}\n"))
-            .collect()
+        (0..20).map(|i| format!("{{\"req\":{n},\"i\":{i},\"pad\":\"{padding}\"}}\n")).collect()
     };
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
@@ -309,13 +218,7 @@ outputs:
         match status {
             200 => accepted.push(n),
             429 => {
-                assert!(
-                    answer["reason"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("the pipeline is full"),
-                    "{answer}"
-                );
+                assert!(answer["reason"].as_str().unwrap().starts_with("the pipeline is full"), "{answer}");
                 refused.push(n);
                 if refused.len() == 3 {
                     break;
@@ -324,18 +227,12 @@ outputs:
             other => panic!("unexpected {other}: {answer}"),
         }
     }
-    assert!(
-        !refused.is_empty(),
-        "no 429 after {} accepted requests",
-        accepted.len()
-    );
+    assert!(!refused.is_empty(), "no 429 after {} accepted requests", accepted.len());
 
     // Unblock the output; the refused requests are retried until accepted.
     go.send(()).unwrap();
     for &n in &refused {
-        let ok = wait_for(Duration::from_secs(10), || {
-            post(&url, &[], request_body(n).as_bytes()).0 == 200
-        });
+        let ok = wait_for(Duration::from_secs(10), || post(&url, &[], request_body(n).as_bytes()).0 == 200);
         assert!(ok, "request {n} was never accepted");
     }
     weir.stop();
@@ -343,23 +240,11 @@ outputs:
     let mut counts: BTreeMap<(u64, u64), usize> = BTreeMap::new();
     for line in delivered.lines() {
         let record: Value = serde_json::from_str(line).unwrap();
-        *counts
-            .entry((
-                record["req"].as_u64().unwrap(),
-                record["i"].as_u64().unwrap(),
-            ))
-            .or_default() += 1;
+        *counts.entry((record["req"].as_u64().unwrap(), record["i"].as_u64().unwrap())).or_default() += 1;
     }
     let sent = accepted.len() + refused.len();
-    assert_eq!(
-        counts.len(),
-        sent * 20,
-        "every record of every accepted request arrived"
-    );
-    assert!(
-        counts.values().all(|&c| c == 1),
-        "none twice: a 429 queued nothing"
-    );
+    assert_eq!(counts.len(), sent * 20, "every record of every accepted request arrived");
+    assert!(counts.values().all(|&c| c == 1), "none twice: a 429 queued nothing");
 }
 
 /// A venv under target/ with the official Elasticsearch client (installed
@@ -369,25 +254,13 @@ fn python_with_elasticsearch() -> std::path::PathBuf {
     let python = venv.join("bin/python");
     let has_client = |python: &Path| {
         python.is_file()
-            && Command::new(python)
-                .args(["-c", "import elasticsearch"])
-                .status()
-                .is_ok_and(|s| s.success())
+            && Command::new(python).args(["-c", "import elasticsearch"]).status().is_ok_and(|s| s.success())
     };
     if !has_client(&python) {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
+        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap();
         assert!(made.success(), "python3 -m venv failed");
         let installed = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "elasticsearch>=8,<9",
-            ])
+            .args(["install", "-q", "--disable-pip-version-check", "elasticsearch>=8,<9"])
             .status()
             .unwrap();
         assert!(installed.success(), "pip install elasticsearch failed");
@@ -418,28 +291,15 @@ outputs:
   - { type: file, path: out.ndjson, match: 'es.*', encoding: envelope, batch: { max_wait: 20ms } }
 ",
     );
-    let out = Command::new(python)
-        .args(["-c", ES_BULK_SCRIPT, &weir.url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python).args(["-c", ES_BULK_SCRIPT, &weir.url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        report,
-        json!({"version": "8.15.0", "ok": 500, "errors": []})
-    );
+    assert_eq!(report, json!({"version": "8.15.0", "ok": 500, "errors": []}));
     // Delivered mode: the helper's success means the records are written.
     let records = read_ndjson(&dir.path("out.ndjson"));
     assert_eq!(records.len(), 500);
     assert!(records.iter().all(|r| r["tag"] == "es.applogs"));
-    let mut ns: Vec<u64> = records
-        .iter()
-        .map(|r| r["body"]["n"].as_u64().unwrap())
-        .collect();
+    let mut ns: Vec<u64> = records.iter().map(|r| r["body"]["n"].as_u64().unwrap()).collect();
     ns.sort_unstable();
     assert_eq!(ns, (0..500).collect::<Vec<_>>());
     weir.stop();

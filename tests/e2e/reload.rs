@@ -275,7 +275,12 @@ fn windows_spanning_reloads_of_extract_and_percentiles_equal_the_oracle() {
 /// One HTTP/1.1 request on an open keep-alive connection; the status.
 fn post_on(stream: &mut std::net::TcpStream, body: &str) -> u16 {
     use std::io::{BufRead, BufReader, Read};
-    write!(stream, "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    write!(
+        stream,
+        "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut status_line = String::new();
     reader.read_line(&mut status_line).unwrap();

@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use super::raw::{RawBatch, RawConfig, RawRetry, RawFilter, RawGrants, RawLimits, RawMatch};
+use super::raw::{RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch, RawRetry};
 use super::spans::Spans;
 use super::units::{ByteSize, HumanDuration};
-use super::{
-    BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings, RetrySettings,
-};
+use super::{BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings, RetrySettings};
 use crate::pipeline::routing::TagMatch;
 use crate::plugin::{DirGrant, Grants, Limits};
 use crate::{inputs, outputs};
@@ -282,7 +280,9 @@ impl Resolver {
                 .map_err(|e| self.serde_error(&format!("{key}.retry"), e, false))?,
         };
         if retry.max_attempts == Some(0) {
-            return Err(self.error(&format!("{key}.retry.max_attempts"), "must be at least 1 (omit it to retry forever)"));
+            return Err(
+                self.error(&format!("{key}.retry.max_attempts"), "must be at least 1 (omit it to retry forever)")
+            );
         }
         let retry = RetrySettings { max_attempts: retry.max_attempts };
         let config = match outputs::parse_config(&kind, Value::Mapping(body)) {

@@ -5,8 +5,8 @@
 //! source.
 
 pub mod file;
-pub mod kafka;
 pub mod http;
+pub mod kafka;
 mod lines;
 pub mod stdin;
 

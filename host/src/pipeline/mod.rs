@@ -191,7 +191,8 @@ impl Outputs {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
         let retry = RetryPolicy { max_attempts: spec.retry.max_attempts };
-        let task = tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, retry, dead_letters.clone()));
+        let task =
+            tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, retry, dead_letters.clone()));
         self.tasks.push((spec.name.clone(), task, spec.matches.matches(dead_letters.tag())));
         self.senders.insert(spec.name.clone(), tx);
         Ok(())

@@ -29,10 +29,7 @@ const WEBHOOK_ADDRESS: &str = "127.0.0.1:19095";
 
 /// A label value no other run shares.
 fn unique_run(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{test}_{}_{nanos}", std::process::id())
 }
 
@@ -83,11 +80,7 @@ outputs:
 
 /// Append lines to a file (the followed input).
 fn append(path: &std::path::Path, lines: &[String]) {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     for line in lines {
         writeln!(file, "{line}").unwrap();
     }
@@ -99,14 +92,7 @@ struct Running(Child);
 impl Running {
     fn start(dir: &TestDir, config: &str) -> Self {
         let file = dir.write("weir.yaml", config);
-        Running(
-            weir()
-                .args(["run", "-c"])
-                .arg(file)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("weir starts"),
-        )
+        Running(weir().args(["run", "-c"]).arg(file).stdin(Stdio::null()).spawn().expect("weir starts"))
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
@@ -117,9 +103,7 @@ impl Running {
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     child.wait().unwrap()
 }
 
@@ -141,22 +125,13 @@ fn am_alerts(run: &str) -> Vec<Value> {
 }
 
 fn blocking_get(url: &str, query: &[(&str, String)]) -> Value {
-    let (url, query) = (
-        url.to_string(),
-        query
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let (url, query) = (url.to_string(), query.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let response = reqwest::Client::new()
-                .get(&url)
-                .query(&query)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GET {url}: {e} (is Alertmanager running? bash tests/servers/alertmanager.sh start)"));
+            let response = reqwest::Client::new().get(&url).query(&query).send().await.unwrap_or_else(|e| {
+                panic!("GET {url}: {e} (is Alertmanager running? bash tests/servers/alertmanager.sh start)")
+            });
             assert!(response.status().is_success(), "GET {url}: {}", response.status());
             response.json::<Value>().await.unwrap()
         })
@@ -181,15 +156,10 @@ fn serve(address: &str, path: &'static str) -> (String, Posts) {
     let posts: Posts = Arc::default();
     let state = posts.clone();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let app = axum::Router::new()
-                .route(path, post(record))
-                .with_state(state);
+            let app = axum::Router::new().route(path, post(record)).with_state(state);
             axum::serve(listener, app).await.unwrap();
         });
     });
@@ -205,9 +175,7 @@ fn fake_alertmanager() -> (String, Posts) {
 /// The shared webhook receiver: every notification Alertmanager sent.
 fn webhook() -> Posts {
     static POSTS: OnceLock<Posts> = OnceLock::new();
-    POSTS
-        .get_or_init(|| serve(WEBHOOK_ADDRESS, "/webhook").1)
-        .clone()
+    POSTS.get_or_init(|| serve(WEBHOOK_ADDRESS, "/webhook").1).clone()
 }
 
 /// The `status` of each alert of `run` in notifications, in order.
@@ -226,24 +194,14 @@ fn posted(posts: &Posts, run: &str) -> Vec<(Instant, Value)> {
     let posts = posts.lock().unwrap();
     posts
         .iter()
-        .flat_map(|(t, body)| {
-            body.as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |a| (*t, a))
-        })
+        .flat_map(|(t, body)| body.as_array().cloned().unwrap_or_default().into_iter().map(move |a| (*t, a)))
         .filter(|(_, a)| a["labels"]["run"] == run)
         .collect()
 }
 
 /// A port nothing listens on.
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -262,15 +220,9 @@ fn alert_fires_and_resolves_in_alertmanager_and_reaches_the_webhook() {
         alertmanager_url()
     );
     let weir = Running::start(&dir, &chain_config(&dir, true, &output));
-    append(
-        &dir.path("windows.ndjson"),
-        &[window(&run, &at(-120), &at(-60), 912.0)],
-    );
+    append(&dir.path("windows.ndjson"), &[window(&run, &at(-120), &at(-60), 912.0)]);
 
-    assert!(
-        wait_for(Duration::from_secs(10), || !am_alerts(&run).is_empty()),
-        "the alert never reached alertmanager"
-    );
+    assert!(wait_for(Duration::from_secs(10), || !am_alerts(&run).is_empty()), "the alert never reached alertmanager");
     let alerts = am_alerts(&run);
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let alert = &alerts[0];
@@ -278,52 +230,30 @@ fn alert_fires_and_resolves_in_alertmanager_and_reaches_the_webhook() {
     assert_eq!(alert["labels"]["alertname"], "WeirE2eLatencyHigh");
     assert_eq!(alert["labels"]["metric"], "latency_ms");
     assert_eq!(alert["labels"]["os"], "ios");
-    assert_eq!(
-        alert["labels"]["severity"], "page",
-        "the alert's own label wins over the static one"
-    );
-    assert_eq!(
-        alert["labels"]["source"], "weir_e2e",
-        "static labels are added"
-    );
+    assert_eq!(alert["labels"]["severity"], "page", "the alert's own label wins over the static one");
+    assert_eq!(alert["labels"]["source"], "weir_e2e", "static labels are added");
     assert_eq!(alert["annotations"]["summary"], "p95 on ios is 912");
-    assert_eq!(
-        alert["generatorURL"],
-        format!("http://grafana.test/d/latency?os=ios&run={run}")
-    );
+    assert_eq!(alert["generatorURL"], format!("http://grafana.test/d/latency?os=ios&run={run}"));
     // Sent with a lease of 4 resend intervals, not the 5m resolve_timeout.
     let ends = chrono::DateTime::parse_from_rfc3339(alert["endsAt"].as_str().unwrap()).unwrap();
+    assert!(ends.with_timezone(&Utc) < Utc::now() + chrono::Duration::seconds(10), "endsAt is a short lease: {alert}");
     assert!(
-        ends.with_timezone(&Utc) < Utc::now() + chrono::Duration::seconds(10),
-        "endsAt is a short lease: {alert}"
-    );
-    assert!(
-        wait_for(Duration::from_secs(10), || notified(&hook, &run)
-            .contains(&"firing".to_string())),
+        wait_for(Duration::from_secs(10), || notified(&hook, &run).contains(&"firing".to_string())),
         "no firing webhook"
     );
 
-    append(
-        &dir.path("windows.ndjson"),
-        &[window(&run, &at(-60), &at(0), 120.0)],
-    );
+    append(&dir.path("windows.ndjson"), &[window(&run, &at(-60), &at(0), 120.0)]);
     assert!(
         wait_for(Duration::from_secs(10), || am_alerts(&run).is_empty()),
         "the alert never resolved: {:?}",
         am_alerts(&run)
     );
     assert!(
-        wait_for(Duration::from_secs(10), || notified(&hook, &run)
-            .last()
-            .map(String::as_str)
-            == Some("resolved")),
+        wait_for(Duration::from_secs(10), || notified(&hook, &run).last().map(String::as_str) == Some("resolved")),
         "no resolved webhook after the firing one: {:?}",
         notified(&hook, &run)
     );
-    assert_eq!(
-        notified(&hook, &run).first().map(String::as_str),
-        Some("firing")
-    );
+    assert_eq!(notified(&hook, &run).first().map(String::as_str), Some("firing"));
     assert!(weir.stop().success());
     assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty());
 }
@@ -339,58 +269,29 @@ fn active_alert_is_re_sent_every_interval_to_every_peer_of_an_ha_pair() {
         alertmanager_url()
     );
     let weir = Running::start(&dir, &chain_config(&dir, true, &output));
-    append(
-        &dir.path("windows.ndjson"),
-        &[window(&run, &at(-120), &at(-60), 950.0)],
-    );
-    assert!(
-        wait_for(Duration::from_secs(10), || !posted(&posts, &run).is_empty()),
-        "the fake peer got nothing"
-    );
-    assert!(
-        wait_for(Duration::from_secs(10), || am_alerts(&run).len() == 1),
-        "the real peer got nothing"
-    );
+    append(&dir.path("windows.ndjson"), &[window(&run, &at(-120), &at(-60), 950.0)]);
+    assert!(wait_for(Duration::from_secs(10), || !posted(&posts, &run).is_empty()), "the fake peer got nothing");
+    assert!(wait_for(Duration::from_secs(10), || am_alerts(&run).len() == 1), "the real peer got nothing");
     std::thread::sleep(Duration::from_millis(1200));
 
     let sends = posted(&posts, &run);
-    assert!(
-        (5..=9).contains(&sends.len()),
-        "about one post per 200ms over ~1.2s, got {}",
-        sends.len()
-    );
+    assert!((5..=9).contains(&sends.len()), "about one post per 200ms over ~1.2s, got {}", sends.len());
     for pair in sends.windows(2) {
         let gap = pair[1].0 - pair[0].0;
-        assert!(
-            gap >= Duration::from_millis(150) && gap <= Duration::from_millis(450),
-            "resend gap {gap:?}"
-        );
+        assert!(gap >= Duration::from_millis(150) && gap <= Duration::from_millis(450), "resend gap {gap:?}");
     }
     for (_, alert) in &sends {
-        assert!(
-            alert.get("endsAt").is_some(),
-            "every firing post carries a lease: {alert}"
-        );
+        assert!(alert.get("endsAt").is_some(), "every firing post carries a lease: {alert}");
         assert_eq!(alert["labels"]["alertname"], "WeirE2eLatencyHigh");
     }
     // The lease keeps the real Alertmanager's alert active about 800ms ahead.
-    let ends = chrono::DateTime::parse_from_rfc3339(am_alerts(&run)[0]["endsAt"].as_str().unwrap())
-        .unwrap();
+    let ends = chrono::DateTime::parse_from_rfc3339(am_alerts(&run)[0]["endsAt"].as_str().unwrap()).unwrap();
     let ahead = ends.with_timezone(&Utc) - Utc::now();
-    assert!(
-        ahead > chrono::Duration::zero() && ahead <= chrono::Duration::seconds(2),
-        "lease {ahead:?}"
-    );
+    assert!(ahead > chrono::Duration::zero() && ahead <= chrono::Duration::seconds(2), "lease {ahead:?}");
 
     let resolved_at = at(0);
-    append(
-        &dir.path("windows.ndjson"),
-        &[window(&run, &at(-60), &resolved_at, 100.0)],
-    );
-    assert!(
-        wait_for(Duration::from_secs(10), || am_alerts(&run).is_empty()),
-        "the real peer never saw the resolve"
-    );
+    append(&dir.path("windows.ndjson"), &[window(&run, &at(-60), &resolved_at, 100.0)]);
+    assert!(wait_for(Duration::from_secs(10), || am_alerts(&run).is_empty()), "the real peer never saw the resolve");
     assert!(
         wait_for(Duration::from_secs(5), || posted(&posts, &run)
             .last()
@@ -399,11 +300,7 @@ fn active_alert_is_re_sent_every_interval_to_every_peer_of_an_ha_pair() {
     );
     let after_resolve = posted(&posts, &run).len();
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(
-        posted(&posts, &run).len(),
-        after_resolve,
-        "no resend after the resolve"
-    );
+    assert_eq!(posted(&posts, &run).len(), after_resolve, "no resend after the resolve");
     assert!(weir.stop().success());
 }
 
@@ -413,14 +310,9 @@ fn down_alertmanager_dead_letters_after_bounded_retries_without_stalling_the_pip
     let run = unique_run("down");
     let dir = TestDir::new();
     let closed = format!("http://127.0.0.1:{}", closed_port());
-    let windows = [
-        window(&run, &at(-180), &at(-120), 900.0),
-        window(&run, &at(-120), &at(-60), 100.0),
-    ];
+    let windows = [window(&run, &at(-180), &at(-120), 900.0), window(&run, &at(-120), &at(-60), 100.0)];
     dir.write("windows.ndjson", &(windows.join("\n") + "\n"));
-    let logs: Vec<String> = (0..500)
-        .map(|i| json!({ "message": format!("line {i}") }).to_string())
-        .collect();
+    let logs: Vec<String> = (0..500).map(|i| json!({ "message": format!("line {i}") }).to_string()).collect();
     dir.write("logs.ndjson", &(logs.join("\n") + "\n"));
     let outputs = format!(
         r#"  - {{ type: alertmanager, name: down, match: alerts, urls: ["{closed}"], max_attempts: 3 }}
@@ -440,68 +332,31 @@ fn down_alertmanager_dead_letters_after_bounded_retries_without_stalling_the_pip
     // output's late dead letters can miss a dead-letter output that has
     // already shut down (a pipeline shutdown-order limit, not this output's).
     let weir = Running::start(&dir, &config);
-    let dead_down = || {
-        read_ndjson(&dir.path("dead.ndjson"))
-            .iter()
-            .filter(|d| d["stage"] == "output down")
-            .count()
-    };
+    let dead_down = || read_ndjson(&dir.path("dead.ndjson")).iter().filter(|d| d["stage"] == "output down").count();
     let started = Instant::now();
     assert!(
         wait_for(Duration::from_secs(15), || dead_down() == 2),
         "bounded retries end in dead letters: {:?}",
         read_ndjson(&dir.path("dead.ndjson"))
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "bounded retries: took {:?}",
-        started.elapsed()
-    );
-    assert!(wait_for(Duration::from_secs(10), || read_ndjson(
-        &dir.path("logs-out.ndjson")
-    )
-    .len()
-        == 500));
-    assert!(wait_for(Duration::from_secs(5), || posted(&posts, &run)
-        .len()
-        >= 2));
+    assert!(started.elapsed() < Duration::from_secs(10), "bounded retries: took {:?}", started.elapsed());
+    assert!(wait_for(Duration::from_secs(10), || read_ndjson(&dir.path("logs-out.ndjson")).len() == 500));
+    assert!(wait_for(Duration::from_secs(5), || posted(&posts, &run).len() >= 2));
     assert!(weir.stop().success());
 
-    assert_eq!(
-        read_ndjson(&dir.path("logs-out.ndjson")).len(),
-        500,
-        "other outputs keep flowing"
-    );
+    assert_eq!(read_ndjson(&dir.path("logs-out.ndjson")).len(), 500, "other outputs keep flowing");
     let dead = read_ndjson(&dir.path("dead.ndjson"));
-    let down: Vec<&Value> = dead
-        .iter()
-        .filter(|d| d["stage"] == "output down")
-        .collect();
+    let down: Vec<&Value> = dead.iter().filter(|d| d["stage"] == "output down").collect();
     assert_eq!(down.len(), 2, "the firing and the resolved alert: {dead:?}");
     for letter in &down {
         let reason = letter["reason"].as_str().unwrap();
-        assert!(
-            reason.starts_with("no alertmanager accepted the alerts (3 attempts): "),
-            "{reason}"
-        );
-        assert!(
-            reason.contains(&closed),
-            "the reason names the url: {reason}"
-        );
+        assert!(reason.starts_with("no alertmanager accepted the alerts (3 attempts): "), "{reason}");
+        assert!(reason.contains(&closed), "the reason names the url: {reason}");
         assert_eq!(letter["record"]["labels"]["run"], run.as_str());
     }
-    assert!(
-        !dead.iter().any(|d| d["stage"] == "output half_down"),
-        "one peer of two accepting is delivery: {dead:?}"
-    );
-    let statuses: Vec<bool> = posted(&posts, &run)
-        .iter()
-        .map(|(_, a)| a["endsAt"].is_string())
-        .collect();
-    assert!(
-        statuses.len() >= 2,
-        "the live peer got the firing and the resolved alert: {statuses:?}"
-    );
+    assert!(!dead.iter().any(|d| d["stage"] == "output half_down"), "one peer of two accepting is delivery: {dead:?}");
+    let statuses: Vec<bool> = posted(&posts, &run).iter().map(|(_, a)| a["endsAt"].is_string()).collect();
+    assert!(statuses.len() >= 2, "the live peer got the firing and the resolved alert: {statuses:?}");
 }
 
 #[test]
@@ -527,22 +382,12 @@ outputs:
         alertmanager_url()
     );
     let weir = Running::start(&dir, &config);
-    assert!(wait_for(Duration::from_secs(10), || read_ndjson(
-        &dir.path("dead.ndjson")
-    )
-    .len()
-        == 3));
+    assert!(wait_for(Duration::from_secs(10), || read_ndjson(&dir.path("dead.ndjson")).len() == 3));
     assert!(wait_for(Duration::from_secs(10), || !am_alerts(&run).is_empty()));
     assert!(weir.stop().success());
     let reasons: Vec<String> = read_ndjson(&dir.path("dead.ndjson"))
         .iter()
-        .map(|d| {
-            format!(
-                "{}: {}",
-                d["stage"].as_str().unwrap(),
-                d["reason"].as_str().unwrap()
-            )
-        })
+        .map(|d| format!("{}: {}", d["stage"].as_str().unwrap(), d["reason"].as_str().unwrap()))
         .collect();
     assert_eq!(
         reasons,
@@ -568,9 +413,7 @@ fn invalid_static_label_name_fails_validate_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(
-            r#"outputs[0].labels: invalid label name "on-call": must match [a-zA-Z_][a-zA-Z0-9_]*"#
-        ),
+        stderr.contains(r#"outputs[0].labels: invalid label name "on-call": must match [a-zA-Z_][a-zA-Z0-9_]*"#),
         "{stderr}"
     );
 }

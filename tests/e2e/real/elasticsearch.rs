@@ -465,3 +465,53 @@ fn data_stream_mode_appends_to_a_data_stream() {
     assert_eq!(count(&format!("{p}-ds")), statements.len() as u64, "created once, replay included");
     assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty());
 }
+
+/// Chunks POSTed over HTTP -> split -> extract -> Elasticsearch; then the
+/// same request again, as a client retry after a lost answer: the request's
+/// content is its identity, so the retry indexes nothing twice.
+#[test]
+fn chunks_posted_over_http_are_indexed_once_even_when_the_client_retries() {
+    let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
+    let p = prefix("http");
+    let _cleanup = Cleanup(p.clone());
+    let dir = TestDir::new();
+    let (input, statements) = generate(&dir, "chunks.ndjson", 30, 20, 7);
+    let port = crate::util::free_port();
+    let config = dir.write(
+        "weir.yaml",
+        &format!(
+            "inputs: [{{ type: http, address: 127.0.0.1:{port}, tag: chunks }}]\n{FILTERS}\noutputs:\n  \
+             - {{ type: elasticsearch, name: es, match: statements, hosts: [\"{url}\"], index: \"{p}-logs-%Y.%m.%d\", batch: {{ max_records: 200, max_wait: 50ms }} }}\n  \
+             - {{ type: blackhole, match: metrics }}\n  \
+             - {{ type: file, name: dlq, match: weir.dead_letter, path: dead.ndjson }}\n",
+            url = elasticsearch_url()
+        ),
+    );
+    let mut child = weir().args(["run", "-c"]).arg(&config).stdin(Stdio::null()).spawn().unwrap();
+    let post = || {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "content-type: application/x-ndjson",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", input.display()))
+            .arg(format!("http://127.0.0.1:{port}/ingest"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(wait_for(Duration::from_secs(30), || post() == "200"), "weir answers 200 once running");
+    // `delivered` acknowledgement: the 200 came after Elasticsearch acknowledged.
+    assert_eq!(count(&format!("{p}-logs-*")), statements.len() as u64);
+    assert_eq!(post(), "200");
+    assert_eq!(count(&format!("{p}-logs-*")), statements.len() as u64, "the retry duplicated documents");
+    crate::util::sigterm(child.id());
+    assert!(child.wait().unwrap().success());
+    assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty());
+}

@@ -3,8 +3,8 @@
 //! it on, an unreachable server is a failure, never a skip. Addresses come
 //! from the environment, with the scripts' defaults.
 
-mod kafka;
 mod elasticsearch;
+mod kafka;
 
 /// Kafka's bootstrap address.
 pub fn kafka_bootstrap() -> String {

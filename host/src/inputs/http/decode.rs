@@ -69,9 +69,7 @@ pub enum DecodeError {
         max: usize,
     },
     /// A `_bulk` action names no index and the path gives none.
-    #[error(
-        "line {line}: index is missing; give `_index` in the action or POST to /{{index}}/_bulk"
-    )]
+    #[error("line {line}: index is missing; give `_index` in the action or POST to /{{index}}/_bulk")]
     MissingIndex {
         /// The action's line.
         line: u64,
@@ -144,25 +142,12 @@ impl ContentEncoding {
 }
 
 /// Decompress `body`, refusing to produce more than `max` bytes.
-pub fn decompress(
-    body: Bytes,
-    encoding: ContentEncoding,
-    max: usize,
-) -> Result<Bytes, DecodeError> {
+pub fn decompress(body: Bytes, encoding: ContentEncoding, max: usize) -> Result<Bytes, DecodeError> {
     let (name, reader): (&'static str, Box<dyn Read + '_>) = match encoding {
         ContentEncoding::Identity => return Ok(body),
-        ContentEncoding::Gzip => (
-            "gzip",
-            Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
-        ),
-        ContentEncoding::Deflate if is_zlib(&body) => (
-            "deflate",
-            Box::new(flate2::read::ZlibDecoder::new(&body[..])),
-        ),
-        ContentEncoding::Deflate => (
-            "deflate",
-            Box::new(flate2::read::DeflateDecoder::new(&body[..])),
-        ),
+        ContentEncoding::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(&body[..]))),
+        ContentEncoding::Deflate if is_zlib(&body) => ("deflate", Box::new(flate2::read::ZlibDecoder::new(&body[..]))),
+        ContentEncoding::Deflate => ("deflate", Box::new(flate2::read::DeflateDecoder::new(&body[..]))),
     };
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
     // One byte past the limit tells "exactly max" from "more than max"
@@ -171,15 +156,9 @@ pub fn decompress(
     reader
         .take(limit)
         .read_to_end(&mut out)
-        .map_err(|e| DecodeError::Corrupt {
-            encoding: name,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| DecodeError::Corrupt { encoding: name, reason: e.to_string() })?;
     if out.len() > max {
-        return Err(DecodeError::DecompressedTooLarge {
-            encoding: name,
-            max,
-        });
+        return Err(DecodeError::DecompressedTooLarge { encoding: name, max });
     }
     Ok(out.into())
 }
@@ -250,12 +229,7 @@ pub struct Item {
 }
 
 /// Decode `body` in `format` into record bodies.
-pub fn decode(
-    body: &Bytes,
-    format: BodyFormat,
-    message_key: &str,
-    limits: Limits,
-) -> Result<Vec<Item>, DecodeError> {
+pub fn decode(body: &Bytes, format: BodyFormat, message_key: &str, limits: Limits) -> Result<Vec<Item>, DecodeError> {
     match format {
         BodyFormat::Ndjson => decode_ndjson(body, limits),
         BodyFormat::Text => decode_text(body, message_key, limits),
@@ -265,10 +239,7 @@ pub fn decode(
 
 /// The non-blank lines of `body` with their 1-based number and byte
 /// offset, `\r\n` endings trimmed, each checked against `max_line_bytes`.
-fn lines(
-    body: &[u8],
-    max_line_bytes: usize,
-) -> impl Iterator<Item = Result<Line, DecodeError>> + '_ {
+fn lines(body: &[u8], max_line_bytes: usize) -> impl Iterator<Item = Result<Line, DecodeError>> + '_ {
     let mut offset = 0usize;
     let mut number = 0u64;
     std::iter::from_fn(move || {
@@ -277,10 +248,7 @@ fn lines(
                 return None;
             }
             let start = offset;
-            let end = body[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(body.len(), |i| start + i);
+            let end = body[start..].iter().position(|&b| b == b'\n').map_or(body.len(), |i| start + i);
             offset = end + 1;
             number += 1;
             let mut line_end = end;
@@ -298,11 +266,7 @@ fn lines(
                     max: max_line_bytes,
                 }));
             }
-            return Some(Ok(Line {
-                number,
-                start,
-                end: line_end,
-            }));
+            return Some(Ok(Line { number, start, end: line_end }));
         }
     })
 }
@@ -315,9 +279,7 @@ struct Line {
 
 fn count_check(items: &[Item], limits: Limits) -> Result<(), DecodeError> {
     if items.len() >= limits.max_records {
-        return Err(DecodeError::TooManyRecords {
-            max: limits.max_records,
-        });
+        return Err(DecodeError::TooManyRecords { max: limits.max_records });
     }
     Ok(())
 }
@@ -330,10 +292,7 @@ fn decode_ndjson(body: &Bytes, limits: Limits) -> Result<Vec<Item>, DecodeError>
         let (start, end) = trim(body, line.start, line.end);
         let text = &body[start..end];
         check_json_object(text, &format!("line {}", line.number), start)?;
-        items.push(Item {
-            body: body.slice(start..end),
-            position: line.number,
-        });
+        items.push(Item { body: body.slice(start..end), position: line.number });
     }
     Ok(items)
 }
@@ -343,35 +302,21 @@ fn decode_text(body: &Bytes, message_key: &str, limits: Limits) -> Result<Vec<It
     for line in lines(body, limits.max_line_bytes) {
         let line = line?;
         count_check(&items, limits)?;
-        let text = std::str::from_utf8(&body[line.start..line.end]).map_err(|e| {
-            DecodeError::Malformed {
-                at: format!(
-                    "line {} (byte offset {})",
-                    line.number,
-                    line.start + e.valid_up_to()
-                ),
-                reason: "not UTF-8".into(),
-            }
+        let text = std::str::from_utf8(&body[line.start..line.end]).map_err(|e| DecodeError::Malformed {
+            at: format!("line {} (byte offset {})", line.number, line.start + e.valid_up_to()),
+            reason: "not UTF-8".into(),
         })?;
         let mut map = serde_json::Map::with_capacity(1);
-        map.insert(
-            message_key.to_string(),
-            serde_json::Value::String(text.to_string()),
-        );
+        map.insert(message_key.to_string(), serde_json::Value::String(text.to_string()));
         let json = serde_json::to_vec(&map).expect("a map of strings serialises");
-        items.push(Item {
-            body: json.into(),
-            position: line.number,
-        });
+        items.push(Item { body: json.into(), position: line.number });
     }
     Ok(items)
 }
 
 fn decode_json(body: &Bytes, limits: Limits) -> Result<Vec<Item>, DecodeError> {
     let Some(first) = first_non_space(body) else {
-        return Err(DecodeError::Empty {
-            expected: "expected a JSON object or array",
-        });
+        return Err(DecodeError::Empty { expected: "expected a JSON object or array" });
     };
     match body[first] {
         b'{' => match serde_json::from_slice::<&RawValue>(body) {
@@ -380,18 +325,13 @@ fn decode_json(body: &Bytes, limits: Limits) -> Result<Vec<Item>, DecodeError> {
                 Ok(vec![item])
             }
             // NDJSON sent as application/json (common): an object, then more.
-            Err(e) if e.to_string().starts_with("trailing characters") => {
-                decode_ndjson(body, limits)
-            }
+            Err(e) if e.to_string().starts_with("trailing characters") => decode_ndjson(body, limits),
             Err(e) => Err(json_error(body, &e)),
         },
         b'[' => {
-            let elements: Vec<&RawValue> =
-                serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
+            let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
             if elements.len() > limits.max_records {
-                return Err(DecodeError::TooManyRecords {
-                    max: limits.max_records,
-                });
+                return Err(DecodeError::TooManyRecords { max: limits.max_records });
             }
             elements
                 .into_iter()
@@ -407,39 +347,23 @@ fn decode_json(body: &Bytes, limits: Limits) -> Result<Vec<Item>, DecodeError> {
 }
 
 /// One JSON value found inside `body`, as a record body.
-fn element(
-    body: &Bytes,
-    raw: &RawValue,
-    position: u64,
-    what: &str,
-    limits: Limits,
-) -> Result<Item, DecodeError> {
+fn element(body: &Bytes, raw: &RawValue, position: u64, what: &str, limits: Limits) -> Result<Item, DecodeError> {
     let text = raw.get().as_bytes();
     // `raw` borrows from `body`, so its address gives its offset.
     let start = (text.as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
     let at = || format!("{what} (byte offset {start})");
     if text.len() > limits.max_line_bytes {
-        return Err(DecodeError::LineTooLong {
-            at: at(),
-            len: text.len(),
-            max: limits.max_line_bytes,
-        });
+        return Err(DecodeError::LineTooLong { at: at(), len: text.len(), max: limits.max_line_bytes });
     }
     if text.first() != Some(&b'{') {
-        return Err(DecodeError::Malformed {
-            at: at(),
-            reason: "not a JSON object".into(),
-        });
+        return Err(DecodeError::Malformed { at: at(), reason: "not a JSON object".into() });
     }
     let record = if text.contains(&b'\n') || text.contains(&b'\r') {
         Bytes::from(compact(text))
     } else {
         body.slice(start..start + text.len())
     };
-    Ok(Item {
-        body: record,
-        position,
-    })
+    Ok(Item { body: record, position })
 }
 
 /// Check that `text` (at byte `offset` of the body) is one JSON object.
@@ -450,34 +374,22 @@ fn check_json_object(text: &[u8], at: &str, offset: usize) -> Result<(), DecodeE
             reason: "expected a JSON object".into(),
         });
     }
-    serde_json::from_slice::<&RawValue>(text)
-        .map(drop)
-        .map_err(|e| {
-            let column = e.column();
-            DecodeError::Malformed {
-                at: format!(
-                    "{at}, column {column} (byte offset {})",
-                    offset + column.saturating_sub(1)
-                ),
-                reason: format!("invalid JSON: {}", json_message(&e)),
-            }
-        })
+    serde_json::from_slice::<&RawValue>(text).map(drop).map_err(|e| {
+        let column = e.column();
+        DecodeError::Malformed {
+            at: format!("{at}, column {column} (byte offset {})", offset + column.saturating_sub(1)),
+            reason: format!("invalid JSON: {}", json_message(&e)),
+        }
+    })
 }
 
 /// A serde_json error on a whole (possibly multi-line) body, with its place.
 fn json_error(body: &[u8], e: &serde_json::Error) -> DecodeError {
-    let line_start = body
-        .split_inclusive(|&b| b == b'\n')
-        .take(e.line().saturating_sub(1))
-        .map(<[u8]>::len)
-        .sum::<usize>();
+    let line_start =
+        body.split_inclusive(|&b| b == b'\n').take(e.line().saturating_sub(1)).map(<[u8]>::len).sum::<usize>();
     let offset = line_start + e.column().saturating_sub(1);
     DecodeError::Malformed {
-        at: format!(
-            "line {}, column {} (byte offset {offset})",
-            e.line(),
-            e.column()
-        ),
+        at: format!("line {}, column {} (byte offset {offset})", e.line(), e.column()),
         reason: format!("invalid JSON: {}", json_message(e)),
     }
 }
@@ -493,12 +405,7 @@ fn json_message(e: &serde_json::Error) -> String {
 
 fn position_of(body: &[u8], offset: usize) -> String {
     let line = body[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = offset
-        - body[..offset]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1)
-        + 1;
+    let column = offset - body[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
     format!("line {line}, column {column} (byte offset {offset})")
 }
 
@@ -599,11 +506,7 @@ enum IdValue {
 /// Decode an Elasticsearch `_bulk` body: action lines, each followed by a
 /// document line except `delete`. `default_index` is the `{index}` of
 /// `POST /{index}/_bulk`.
-pub fn decode_bulk(
-    body: &Bytes,
-    default_index: Option<&str>,
-    limits: Limits,
-) -> Result<Vec<BulkItem>, DecodeError> {
+pub fn decode_bulk(body: &Bytes, default_index: Option<&str>, limits: Limits) -> Result<Vec<BulkItem>, DecodeError> {
     let mut lines = lines(body, limits.max_line_bytes);
     let mut items = Vec::new();
     let mut documents = 0usize;
@@ -615,17 +518,10 @@ pub fn decode_bulk(
             reason,
         };
         let actions: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(text)
-            .map_err(|e| {
-                malformed(format!(
-                    "malformed action/metadata line: {}",
-                    json_message(&e)
-                ))
-            })?;
+            .map_err(|e| malformed(format!("malformed action/metadata line: {}", json_message(&e))))?;
         let mut entries = actions.into_iter();
         let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
-            return Err(malformed(
-                "malformed action/metadata line: expected one action such as {\"index\":{}}".into(),
-            ));
+            return Err(malformed("malformed action/metadata line: expected one action such as {\"index\":{}}".into()));
         };
         let action = match name.as_str() {
             "index" => BulkAction::Index,
@@ -649,50 +545,28 @@ pub fn decode_bulk(
             IdValue::Number(n) => n.to_string(),
         });
         if action == BulkAction::Delete {
-            items.push(BulkItem {
-                action,
-                index,
-                id,
-                doc: None,
-                line: line.number,
-            });
+            items.push(BulkItem { action, index, id, doc: None, line: line.number });
             continue;
         }
         let Some(doc_line) = lines.next() else {
-            return Err(malformed(format!(
-                "the {name} action has no document line after it"
-            )));
+            return Err(malformed(format!("the {name} action has no document line after it")));
         };
         let doc_line = doc_line?;
         let (start, end) = trim(body, doc_line.start, doc_line.end);
-        check_json_object(
-            &body[start..end],
-            &format!("line {}", doc_line.number),
-            start,
-        )?;
+        check_json_object(&body[start..end], &format!("line {}", doc_line.number), start)?;
         let doc = if action == BulkAction::Update {
             None
         } else {
             if documents >= limits.max_records {
-                return Err(DecodeError::TooManyRecords {
-                    max: limits.max_records,
-                });
+                return Err(DecodeError::TooManyRecords { max: limits.max_records });
             }
             documents += 1;
             Some(body.slice(start..end))
         };
-        items.push(BulkItem {
-            action,
-            index,
-            id,
-            doc,
-            line: doc_line.number,
-        });
+        items.push(BulkItem { action, index, id, doc, line: doc_line.number });
     }
     if items.is_empty() {
-        return Err(DecodeError::Empty {
-            expected: "expected _bulk action and document lines",
-        });
+        return Err(DecodeError::Empty { expected: "expected _bulk action and document lines" });
     }
     Ok(items)
 }
@@ -701,10 +575,7 @@ pub fn decode_bulk(
 pub fn with_field(body: &[u8], key: &str, value: &serde_json::Value) -> Vec<u8> {
     let end = body.iter().rposition(|&b| b == b'}').unwrap_or(body.len());
     let head = &body[..end];
-    let empty = head
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .is_none_or(|i| head[i] == b'{');
+    let empty = head.iter().rposition(|b| !b.is_ascii_whitespace()).is_none_or(|i| head[i] == b'{');
     let mut out = Vec::with_capacity(body.len() + key.len() + 64);
     out.extend_from_slice(head);
     if !empty {

@@ -230,30 +230,24 @@ impl Input for HttpInput {
             Some(tls) => Some(server::tls_acceptor(&name, tls)?),
             None => None,
         };
-        let listener = tokio::net::TcpListener::bind(config.address)
-            .await
-            .map_err(|source| HttpInputError::Bind {
-                input: name.clone(),
-                address: config.address,
-                source,
-            })?;
-        let address = listener
-            .local_addr()
-            .map_err(|source| HttpInputError::Bind {
-                input: name.clone(),
-                address: config.address,
-                source,
-            })?;
+        let listener = tokio::net::TcpListener::bind(config.address).await.map_err(|source| HttpInputError::Bind {
+            input: name.clone(),
+            address: config.address,
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| HttpInputError::Bind {
+            input: name.clone(),
+            address: config.address,
+            source,
+        })?;
         tracing::info!(input = %name, %address, tls = tls.is_some(), "http input listening");
         let shutdown = ctx.shutdown.clone();
         let state = server::HttpInputState::new(&config, &address.to_string(), ctx)?;
-        server::serve(listener, tls, state, shutdown)
-            .await
-            .map_err(|source| HttpInputError::Serve {
-                input: name,
-                address,
-                source,
-            })?;
+        server::serve(listener, tls, state, shutdown).await.map_err(|source| HttpInputError::Serve {
+            input: name,
+            address,
+            source,
+        })?;
         Ok(())
     }
 }

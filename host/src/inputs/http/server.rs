@@ -5,6 +5,7 @@
 //!
 //! Parsing bodies is not here: [`super::decode`] does it, purely.
 
+use sha2::Digest;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,14 +64,10 @@ pub enum RequestError {
     #[error("reading the request body: {0}")]
     Body(String),
     /// The tag from the path or header is not usable.
-    #[error(
-        "invalid tag {0:?}: expected 1 to 256 printable ASCII characters, no spaces, `*`, `?` or `,`"
-    )]
+    #[error("invalid tag {0:?}: expected 1 to 256 printable ASCII characters, no spaces, `*`, `?` or `,`")]
     InvalidTag(String),
     /// The pipeline had no room within `queue_wait`.
-    #[error(
-        "the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s"
-    )]
+    #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]
     Full,
     /// The pipeline is shutting down.
     #[error("the pipeline is shutting down; retry later")]
@@ -131,10 +128,7 @@ impl RequestError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             RequestError::Unauthorized => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"weir\""),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"weir\""));
             }
             _ => {}
         }
@@ -198,21 +192,13 @@ struct Shared {
 impl HttpInputState {
     /// State for a listener bound to `listener` (used in origins), sending
     /// through `ctx`.
-    pub fn new(
-        config: &HttpInputConfig,
-        listener: &str,
-        ctx: InputContext,
-    ) -> Result<Self, HttpInputError> {
+    pub fn new(config: &HttpInputConfig, listener: &str, ctx: InputContext) -> Result<Self, HttpInputError> {
         let tag_header = match config.tag_header.trim() {
             "" => None,
-            name => Some(
-                HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| {
-                    HttpInputError::TagHeader {
-                        input: ctx.name.to_string(),
-                        header: config.tag_header.clone(),
-                    }
-                })?,
-            ),
+            name => Some(HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| HttpInputError::TagHeader {
+                input: ctx.name.to_string(),
+                header: config.tag_header.clone(),
+            })?),
         };
         let boot = u64::try_from(ctx.clock.now() / 1_000_000).unwrap_or(0);
         let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
@@ -221,10 +207,7 @@ impl HttpInputState {
             message_key: config.message_key.clone(),
             max_body_bytes: to_usize(config.max_body_bytes.0),
             max_decompressed_bytes: to_usize(config.max_decompressed_bytes.0),
-            limits: Limits {
-                max_records: config.max_records,
-                max_line_bytes: to_usize(config.max_line_bytes.0),
-            },
+            limits: Limits { max_records: config.max_records, max_line_bytes: to_usize(config.max_line_bytes.0) },
             token: config.auth_token.as_ref().map(|t| t.as_bytes().to_vec()),
             ack: config.ack,
             ack_timeout: config.ack_timeout.0,
@@ -254,10 +237,7 @@ pub fn router(state: HttpInputState) -> Router {
         .route("/_cluster/health", get(es_cluster_health))
         .layer(axum::middleware::map_response(elastic_product));
     Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(json!({ "status": "ok" })) }),
-        )
+        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .route("/ingest", post(ingest))
         .route("/ingest/{tag}", post(ingest_tagged))
         .merge(es)
@@ -268,19 +248,12 @@ pub fn router(state: HttpInputState) -> Router {
 /// `X-Elastic-Product: Elasticsearch`: ES clients (Python, Java, Go 8.x)
 /// refuse to talk to a server whose responses lack it.
 async fn elastic_product(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        "x-elastic-product",
-        HeaderValue::from_static("Elasticsearch"),
-    );
+    response.headers_mut().insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
     response
 }
 
 async fn not_found(request: axum::extract::Request) -> Response {
-    let reason = format!(
-        "no handler found for uri [{}] and method [{}]",
-        request.uri(),
-        request.method()
-    );
+    let reason = format!("no handler found for uri [{}] and method [{}]", request.uri(), request.method());
     let body = json!({ "error": { "type": "resource_not_found_exception", "reason": reason }, "status": 404 });
     elastic_product((StatusCode::NOT_FOUND, axum::Json(body)).into_response()).await
 }
@@ -395,9 +368,7 @@ impl HttpInputState {
         let Some(token) = &self.0.token else {
             return Ok(());
         };
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| credential(v.as_bytes()));
+        let presented = headers.get(header::AUTHORIZATION).and_then(|v| credential(v.as_bytes()));
         match presented {
             Some(presented) if constant_time_eq(&presented, token) => Ok(()),
             _ => Err(RequestError::Unauthorized),
@@ -407,9 +378,7 @@ impl HttpInputState {
     fn tag(&self, path_tag: Option<String>, headers: &HeaderMap) -> Result<Arc<str>, RequestError> {
         let from_header = || {
             let name = self.0.tag_header.as_ref()?;
-            headers
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+            headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
         };
         match path_tag.or_else(from_header) {
             Some(tag) if valid_tag(&tag) => Ok(tag.into()),
@@ -424,8 +393,7 @@ impl HttpInputState {
         self.authorize(headers)?;
         let encoding = ContentEncoding::parse(header_str(headers, &header::CONTENT_ENCODING))?;
         let max = self.0.max_body_bytes;
-        let declared =
-            header_str(headers, &header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+        let declared = header_str(headers, &header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max as u64) {
             return Err(RequestError::BodyTooLarge { max });
         }
@@ -436,23 +404,14 @@ impl HttpInputState {
             }
             Err(e) => return Err(RequestError::Body(e.to_string())),
         };
-        Ok(decode::decompress(
-            raw,
-            encoding,
-            self.0.max_decompressed_bytes,
-        )?)
+        Ok(decode::decompress(raw, encoding, self.0.max_decompressed_bytes)?)
     }
 
     fn next_request(&self) -> u64 {
         self.0.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    async fn ingest(
-        &self,
-        path_tag: Option<String>,
-        headers: &HeaderMap,
-        body: Body,
-    ) -> Result<Value, RequestError> {
+    async fn ingest(&self, path_tag: Option<String>, headers: &HeaderMap, body: Body) -> Result<Value, RequestError> {
         let tag = self.tag(path_tag, headers)?;
         let body = self.body(headers, body).await?;
         let format = BodyFormat::from_content_type(header_str(headers, &header::CONTENT_TYPE))
@@ -460,18 +419,17 @@ impl HttpInputState {
         let items = decode::decode(&body, format, &self.0.message_key, self.0.limits)?;
         let n = items.len();
         let time = self.0.ctx.clock.now();
-        let stream: Arc<str> =
-            format!("{}/{}.{}", self.0.stream, self.0.boot, self.next_request()).into();
+        // The request's identity is its content: a client retrying the same
+        // body gets the same origins, so outputs with deterministic ids
+        // (Elasticsearch) do not index the retry twice.
+        let digest = sha2::Sha256::digest(&body);
+        let stream: Arc<str> = format!("{}/{tag}/{}", self.0.stream, hex::encode(&digest[..12])).into();
         let (token, delivery) = self.ack_token();
         let records = items.into_iter().map(|item| Record {
             time,
             tag: tag.clone(),
             body: item.body,
-            origin: Some(Origin {
-                stream: stream.clone(),
-                offset: item.position,
-                lineage: 0,
-            }),
+            origin: Some(Origin { stream: stream.clone(), offset: item.position, lineage: 0 }),
             ack: token.clone(),
         });
         let batches = self.batches(records);
@@ -480,19 +438,13 @@ impl HttpInputState {
         Ok(json!({ "records": n, "ack": self.ack_name() }))
     }
 
-    async fn bulk(
-        &self,
-        path_index: Option<String>,
-        headers: &HeaderMap,
-        body: Body,
-    ) -> Result<Value, RequestError> {
+    async fn bulk(&self, path_index: Option<String>, headers: &HeaderMap, body: Body) -> Result<Value, RequestError> {
         let started = Instant::now();
         let body = self.body(headers, body).await?;
         let items = decode::decode_bulk(&body, path_index.as_deref(), self.0.limits)?;
         let time = self.0.ctx.clock.now();
         let request = self.next_request();
-        let request_stream: Arc<str> =
-            format!("{}/{}.{request}", self.0.stream, self.0.boot).into();
+        let request_stream: Arc<str> = format!("{}/{}.{request}", self.0.stream, self.0.boot).into();
         let (token, delivery) = self.ack_token();
         let mut records = Vec::with_capacity(items.len());
         let mut answers = Vec::with_capacity(items.len());
@@ -518,19 +470,11 @@ impl HttpInputState {
             };
             let (origin, id) = match &item.id {
                 Some(id) => (
-                    Origin {
-                        stream: format!("{}/{}/{id}", self.0.stream, item.index).into(),
-                        offset: 0,
-                        lineage: 0,
-                    },
+                    Origin { stream: format!("{}/{}/{id}", self.0.stream, item.index).into(), offset: 0, lineage: 0 },
                     id.clone(),
                 ),
                 None => (
-                    Origin {
-                        stream: request_stream.clone(),
-                        offset: item.line,
-                        lineage: 0,
-                    },
+                    Origin { stream: request_stream.clone(), offset: item.line, lineage: 0 },
                     format!("{:x}-{request}-{}", self.0.boot, item.line),
                 ),
             };
@@ -577,12 +521,7 @@ impl HttpInputState {
         }
     }
 
-    fn ack_token(
-        &self,
-    ) -> (
-        Option<AckToken>,
-        Option<tokio::sync::oneshot::Receiver<Delivery>>,
-    ) {
+    fn ack_token(&self) -> (Option<AckToken>, Option<tokio::sync::oneshot::Receiver<Delivery>>) {
         match self.0.ack {
             AckMode::Delivered => {
                 let (token, rx) = AckToken::channel();
@@ -615,14 +554,10 @@ impl HttpInputState {
         batches: Vec<Batch>,
         delivery: Option<tokio::sync::oneshot::Receiver<Delivery>>,
     ) -> Result<(), RequestError> {
-        self.0
-            .ctx
-            .send_within(batches, self.0.queue_wait)
-            .await
-            .map_err(|refused| match refused {
-                SendRefused::Full => RequestError::Full,
-                SendRefused::Closed => RequestError::Closed,
-            })?;
+        self.0.ctx.send_within(batches, self.0.queue_wait).await.map_err(|refused| match refused {
+            SendRefused::Full => RequestError::Full,
+            SendRefused::Closed => RequestError::Closed,
+        })?;
         let Some(delivery) = delivery else {
             return Ok(());
         };
@@ -641,10 +576,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
 /// Tags are matched by `match:` globs, so glob characters, separators and
 /// whitespace are refused.
 pub(super) fn valid_tag(tag: &str) -> bool {
-    (1..=256).contains(&tag.len())
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
+    (1..=256).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
 }
 
 /// The secret in an `Authorization` value: `Bearer <t>`, `ApiKey <t>`, or
@@ -718,19 +650,12 @@ pub fn tls_acceptor(input: &str, tls: &HttpTlsConfig) -> Result<TlsAcceptor, Htt
         return Err(error(&tls.cert, "no certificate in the file".into()));
     }
     let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| error(&tls.key, e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| error(&tls.cert, e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| {
-        error(
-            &tls.key,
-            format!("certificate and key do not work together: {e}"),
-        )
-    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error(&tls.cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| error(&tls.key, format!("certificate and key do not work together: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -747,16 +672,10 @@ pub async fn serve(
     let stop = shutdown.clone();
     let stopped = async move { stop.cancelled().await };
     match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-        }
+        None => axum::serve(listener, app).with_graceful_shutdown(stopped).await,
         Some(acceptor) => {
             let listener = TlsListener::spawn(listener, acceptor, shutdown)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
+            axum::serve(listener, app).with_graceful_shutdown(stopped).await
         }
     }
 }
@@ -769,11 +688,7 @@ struct TlsListener {
 }
 
 impl TlsListener {
-    fn spawn(
-        listener: TcpListener,
-        acceptor: TlsAcceptor,
-        shutdown: CancellationToken,
-    ) -> std::io::Result<Self> {
+    fn spawn(listener: TcpListener, acceptor: TlsAcceptor, shutdown: CancellationToken) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         // A few handshaken connections may wait for axum to take them.
         let (tx, ready) = mpsc::channel(64);
@@ -795,8 +710,7 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }

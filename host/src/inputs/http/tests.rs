@@ -20,24 +20,17 @@ use tower::ServiceExt;
 use super::HttpInputConfig;
 use super::decode::*;
 use super::server::{
-    HttpInputState, base64_decode, constant_time_eq, credential, router, serve, tls_acceptor,
-    valid_tag,
+    HttpInputState, base64_decode, constant_time_eq, credential, router, serve, tls_acceptor, valid_tag,
 };
 use crate::inputs::InputContext;
 use crate::pipeline::clock::Clock;
 use crate::pipeline::record::{Batch, Record};
 
 const NOW: i64 = 1_700_000_000_000_000_000;
-const LIMITS: Limits = Limits {
-    max_records: 1000,
-    max_line_bytes: 1 << 20,
-};
+const LIMITS: Limits = Limits { max_records: 1000, max_line_bytes: 1 << 20 };
 
 fn bodies(items: &[Item]) -> Vec<&str> {
-    items
-        .iter()
-        .map(|i| std::str::from_utf8(&i.body).unwrap())
-        .collect()
+    items.iter().map(|i| std::str::from_utf8(&i.body).unwrap()).collect()
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -47,10 +40,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn malformed(at: &str, reason: &str) -> DecodeError {
-    DecodeError::Malformed {
-        at: at.into(),
-        reason: reason.into(),
-    }
+    DecodeError::Malformed { at: at.into(), reason: reason.into() }
 }
 
 // ---- decode: encodings ----
@@ -58,27 +48,12 @@ fn malformed(at: &str, reason: &str) -> DecodeError {
 #[test]
 fn content_encoding_is_parsed_case_insensitively_and_unknown_is_refused() {
     assert_eq!(ContentEncoding::parse(None), Ok(ContentEncoding::Identity));
-    assert_eq!(
-        ContentEncoding::parse(Some("identity")),
-        Ok(ContentEncoding::Identity)
-    );
-    assert_eq!(
-        ContentEncoding::parse(Some(" GZIP ")),
-        Ok(ContentEncoding::Gzip)
-    );
-    assert_eq!(
-        ContentEncoding::parse(Some("x-gzip")),
-        Ok(ContentEncoding::Gzip)
-    );
-    assert_eq!(
-        ContentEncoding::parse(Some("Deflate")),
-        Ok(ContentEncoding::Deflate)
-    );
+    assert_eq!(ContentEncoding::parse(Some("identity")), Ok(ContentEncoding::Identity));
+    assert_eq!(ContentEncoding::parse(Some(" GZIP ")), Ok(ContentEncoding::Gzip));
+    assert_eq!(ContentEncoding::parse(Some("x-gzip")), Ok(ContentEncoding::Gzip));
+    assert_eq!(ContentEncoding::parse(Some("Deflate")), Ok(ContentEncoding::Deflate));
     let error = ContentEncoding::parse(Some("br")).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "unsupported content encoding \"br\"; expected gzip, deflate or identity"
-    );
+    assert_eq!(error.to_string(), "unsupported content encoding \"br\"; expected gzip, deflate or identity");
     assert_eq!(error.class(), ErrorClass::UnsupportedMedia);
 }
 
@@ -105,16 +80,9 @@ fn deflate_bodies_decompress_as_zlib_or_raw() {
 #[test]
 fn a_decompression_bomb_stops_at_the_limit() {
     let bomb = gzip(&vec![0u8; 8 << 20]);
-    assert!(
-        bomb.len() < 64 << 10,
-        "8 MiB of zeros compress to {} bytes",
-        bomb.len()
-    );
+    assert!(bomb.len() < 64 << 10, "8 MiB of zeros compress to {} bytes", bomb.len());
     let error = decompress(bomb.into(), ContentEncoding::Gzip, 1 << 20).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "the gzip body decompresses to more than 1048576 bytes (max_decompressed_bytes)"
-    );
+    assert_eq!(error.to_string(), "the gzip body decompresses to more than 1048576 bytes (max_decompressed_bytes)");
     assert_eq!(error.class(), ErrorClass::TooLarge);
     // Exactly at the limit is fine.
     let out = decompress(gzip(&[b'x'; 1000]).into(), ContentEncoding::Gzip, 1000).unwrap();
@@ -123,26 +91,9 @@ fn a_decompression_bomb_stops_at_the_limit() {
 
 #[test]
 fn a_corrupt_compressed_body_is_a_bad_request() {
-    let error = decompress(
-        Bytes::from_static(b"\x1f\x8bnot gzip at all"),
-        ContentEncoding::Gzip,
-        100,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            DecodeError::Corrupt {
-                encoding: "gzip",
-                ..
-            }
-        ),
-        "{error:?}"
-    );
-    assert!(
-        error.to_string().starts_with("the gzip body is corrupt: "),
-        "{error}"
-    );
+    let error = decompress(Bytes::from_static(b"\x1f\x8bnot gzip at all"), ContentEncoding::Gzip, 100).unwrap_err();
+    assert!(matches!(error, DecodeError::Corrupt { encoding: "gzip", .. }), "{error:?}");
+    assert!(error.to_string().starts_with("the gzip body is corrupt: "), "{error}");
     assert_eq!(error.class(), ErrorClass::BadRequest);
 }
 
@@ -151,22 +102,10 @@ fn a_corrupt_compressed_body_is_a_bad_request() {
 #[test]
 fn content_type_chooses_the_format_and_unknown_types_sniff() {
     use BodyFormat::*;
-    assert_eq!(
-        BodyFormat::from_content_type(Some("application/x-ndjson")),
-        Some(Ndjson)
-    );
-    assert_eq!(
-        BodyFormat::from_content_type(Some("Application/JSON; charset=utf-8")),
-        Some(Json)
-    );
-    assert_eq!(
-        BodyFormat::from_content_type(Some("text/plain;charset=UTF-8")),
-        Some(Text)
-    );
-    assert_eq!(
-        BodyFormat::from_content_type(Some("application/x-www-form-urlencoded")),
-        None
-    );
+    assert_eq!(BodyFormat::from_content_type(Some("application/x-ndjson")), Some(Ndjson));
+    assert_eq!(BodyFormat::from_content_type(Some("Application/JSON; charset=utf-8")), Some(Json));
+    assert_eq!(BodyFormat::from_content_type(Some("text/plain;charset=UTF-8")), Some(Text));
+    assert_eq!(BodyFormat::from_content_type(Some("application/x-www-form-urlencoded")), None);
     assert_eq!(BodyFormat::from_content_type(None), None);
     assert_eq!(BodyFormat::sniff(b"  [1]"), Json);
     assert_eq!(BodyFormat::sniff(b"{\n \"a\": 1\n}\n"), Json);
@@ -180,15 +119,8 @@ fn ndjson_lines_become_records_numbered_by_line_without_copying() {
     let body = Bytes::from_static(b"{\"a\":1}\r\n\n  \n {\"a\":2} \n{\"a\":3}");
     let items = decode(&body, BodyFormat::Ndjson, "message", LIMITS).unwrap();
     assert_eq!(bodies(&items), ["{\"a\":1}", "{\"a\":2}", "{\"a\":3}"]);
-    assert_eq!(
-        items.iter().map(|i| i.position).collect::<Vec<_>>(),
-        [1, 4, 5]
-    );
-    assert_eq!(
-        items[0].body.as_ptr(),
-        body.as_ptr(),
-        "a slice of the request body"
-    );
+    assert_eq!(items.iter().map(|i| i.position).collect::<Vec<_>>(), [1, 4, 5]);
+    assert_eq!(items[0].body.as_ptr(), body.as_ptr(), "a slice of the request body");
 }
 
 #[test]
@@ -196,30 +128,15 @@ fn malformed_ndjson_names_line_column_and_byte_offset() {
     let body = Bytes::from_static(b"{\"a\":1}\n{\"b\":}\n");
     assert_eq!(
         decode(&body, BodyFormat::Ndjson, "m", LIMITS),
-        Err(malformed(
-            "line 2, column 6 (byte offset 13)",
-            "invalid JSON: expected value"
-        ))
+        Err(malformed("line 2, column 6 (byte offset 13)", "invalid JSON: expected value"))
     );
     let body = Bytes::from_static(b"{\"a\":1}\n\n[1]\n");
     assert_eq!(
         decode(&body, BodyFormat::Ndjson, "m", LIMITS),
-        Err(malformed(
-            "line 3 (byte offset 9)",
-            "expected a JSON object"
-        ))
+        Err(malformed("line 3 (byte offset 9)", "expected a JSON object"))
     );
-    let error = decode(
-        &Bytes::from_static(b"{\"a\":1} x\n"),
-        BodyFormat::Ndjson,
-        "m",
-        LIMITS,
-    )
-    .unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "line 1, column 9 (byte offset 8): invalid JSON: trailing characters"
-    );
+    let error = decode(&Bytes::from_static(b"{\"a\":1} x\n"), BodyFormat::Ndjson, "m", LIMITS).unwrap_err();
+    assert_eq!(error.to_string(), "line 1, column 9 (byte offset 8): invalid JSON: trailing characters");
     assert_eq!(error.class(), ErrorClass::BadRequest);
 }
 
@@ -227,16 +144,10 @@ fn malformed_ndjson_names_line_column_and_byte_offset() {
 fn text_lines_become_message_records() {
     let body = Bytes::from_static(b"GET / 200\r\n\nsaid \"hi\"\n");
     let items = decode(&body, BodyFormat::Text, "log", LIMITS).unwrap();
-    assert_eq!(
-        bodies(&items),
-        [r#"{"log":"GET / 200"}"#, r#"{"log":"said \"hi\""}"#]
-    );
+    assert_eq!(bodies(&items), [r#"{"log":"GET / 200"}"#, r#"{"log":"said \"hi\""}"#]);
     assert_eq!(items[1].position, 3);
     let bad = Bytes::from_static(b"ok\n\xffbad\n");
-    assert_eq!(
-        decode(&bad, BodyFormat::Text, "log", LIMITS),
-        Err(malformed("line 2 (byte offset 3)", "not UTF-8"))
-    );
+    assert_eq!(decode(&bad, BodyFormat::Text, "log", LIMITS), Err(malformed("line 2 (byte offset 3)", "not UTF-8")));
 }
 
 #[test]
@@ -250,11 +161,7 @@ fn json_objects_and_arrays_become_records_compacted_to_one_line() {
     assert_eq!(items[1].position, 2);
     let body = Bytes::from_static(b"{\"a\":1}\n{\"a\":2}\n");
     let items = decode(&body, BodyFormat::Json, "m", LIMITS).unwrap();
-    assert_eq!(
-        bodies(&items),
-        ["{\"a\":1}", "{\"a\":2}"],
-        "NDJSON sent as application/json"
-    );
+    assert_eq!(bodies(&items), ["{\"a\":1}", "{\"a\":2}"], "NDJSON sent as application/json");
 }
 
 #[test]
@@ -262,77 +169,26 @@ fn bad_json_bodies_say_what_and_where() {
     let json = |b: &'static [u8]| decode(&Bytes::from_static(b), BodyFormat::Json, "m", LIMITS);
     assert_eq!(
         json(b"[\n  {\"a\": 1},\n  {\"a\": }\n]"),
-        Err(malformed(
-            "line 3, column 9 (byte offset 22)",
-            "invalid JSON: expected value"
-        ))
+        Err(malformed("line 3, column 9 (byte offset 22)", "invalid JSON: expected value"))
     );
-    assert_eq!(
-        json(b"[{\"a\":1}, 2]"),
-        Err(malformed(
-            "element 2 of the array (byte offset 10)",
-            "not a JSON object"
-        ))
-    );
-    assert_eq!(
-        json(b"\n 42"),
-        Err(malformed(
-            "line 2, column 2 (byte offset 2)",
-            "expected a JSON object or array"
-        ))
-    );
+    assert_eq!(json(b"[{\"a\":1}, 2]"), Err(malformed("element 2 of the array (byte offset 10)", "not a JSON object")));
+    assert_eq!(json(b"\n 42"), Err(malformed("line 2, column 2 (byte offset 2)", "expected a JSON object or array")));
     let empty = json(b"  \n").unwrap_err();
-    assert_eq!(
-        empty.to_string(),
-        "the request body is empty; expected a JSON object or array"
-    );
+    assert_eq!(empty.to_string(), "the request body is empty; expected a JSON object or array");
 }
 
 #[test]
 fn limits_on_lines_and_records_are_413_naming_the_line() {
-    let small = Limits {
-        max_records: 2,
-        max_line_bytes: 10,
-    };
-    let long = decode(
-        &Bytes::from_static(b"short\n0123456789ab\n"),
-        BodyFormat::Text,
-        "m",
-        small,
-    )
-    .unwrap_err();
-    assert_eq!(
-        long.to_string(),
-        "line 2 (byte offset 6) is 12 bytes, longer than max_line_bytes (10)"
-    );
+    let small = Limits { max_records: 2, max_line_bytes: 10 };
+    let long = decode(&Bytes::from_static(b"short\n0123456789ab\n"), BodyFormat::Text, "m", small).unwrap_err();
+    assert_eq!(long.to_string(), "line 2 (byte offset 6) is 12 bytes, longer than max_line_bytes (10)");
     assert_eq!(long.class(), ErrorClass::TooLarge);
-    let many = decode(
-        &Bytes::from_static(b"a\nb\nc\n"),
-        BodyFormat::Text,
-        "m",
-        small,
-    )
-    .unwrap_err();
-    assert_eq!(
-        many.to_string(),
-        "more than 2 records in one request (max_records)"
-    );
+    let many = decode(&Bytes::from_static(b"a\nb\nc\n"), BodyFormat::Text, "m", small).unwrap_err();
+    assert_eq!(many.to_string(), "more than 2 records in one request (max_records)");
     assert_eq!(many.class(), ErrorClass::TooLarge);
-    let array = decode(
-        &Bytes::from_static(b"[{},{},{}]"),
-        BodyFormat::Json,
-        "m",
-        small,
-    )
-    .unwrap_err();
+    let array = decode(&Bytes::from_static(b"[{},{},{}]"), BodyFormat::Json, "m", small).unwrap_err();
     assert_eq!(array, DecodeError::TooManyRecords { max: 2 });
-    let element = decode(
-        &Bytes::from_static(b"[{\"a\":\"0123456789\"}]"),
-        BodyFormat::Json,
-        "m",
-        small,
-    )
-    .unwrap_err();
+    let element = decode(&Bytes::from_static(b"[{\"a\":\"0123456789\"}]"), BodyFormat::Json, "m", small).unwrap_err();
     assert_eq!(
         element.to_string(),
         "element 1 of the array (byte offset 1) is 18 bytes, longer than max_line_bytes (10)"
@@ -372,56 +228,36 @@ fn bulk_actions_pair_with_their_documents() {
 
 #[test]
 fn bad_bulk_bodies_say_what_and_where() {
-    let bulk =
-        |b: &'static [u8], index: Option<&str>| decode_bulk(&Bytes::from_static(b), index, LIMITS);
+    let bulk = |b: &'static [u8], index: Option<&str>| decode_bulk(&Bytes::from_static(b), index, LIMITS);
     assert_eq!(
-        bulk(b"{\"upsert\":{}}\n{}\n", Some("i"))
-            .unwrap_err()
-            .to_string(),
+        bulk(b"{\"upsert\":{}}\n{}\n", Some("i")).unwrap_err().to_string(),
         "line 1 (byte offset 0): malformed action/metadata line, expected one of [create, delete, index, update] but found [upsert]"
     );
     let missing = bulk(b"{\"index\":{}}\n{}\n", None).unwrap_err();
-    assert_eq!(
-        missing.to_string(),
-        "line 1: index is missing; give `_index` in the action or POST to /{index}/_bulk"
-    );
+    assert_eq!(missing.to_string(), "line 1: index is missing; give `_index` in the action or POST to /{index}/_bulk");
     assert_eq!(missing.es_type(), "action_request_validation_exception");
     assert_eq!(
-        bulk(b"{\"index\":{\"_index\":\"a\"}}\n", None)
-            .unwrap_err()
-            .to_string(),
+        bulk(b"{\"index\":{\"_index\":\"a\"}}\n", None).unwrap_err().to_string(),
         "line 1 (byte offset 0): the index action has no document line after it"
     );
     assert_eq!(
         bulk(b"{\"index\":{}}\n\"text\"\n", Some("a")),
-        Err(malformed(
-            "line 2 (byte offset 13)",
-            "expected a JSON object"
-        ))
+        Err(malformed("line 2 (byte offset 13)", "expected a JSON object"))
     );
     assert_eq!(
         bulk(b"{\"index\":{}\n", Some("a")).unwrap_err().to_string(),
         "line 1 (byte offset 0): malformed action/metadata line: EOF while parsing an object"
     );
     assert_eq!(
-        bulk(b"{\"index\":{},\"create\":{}}\n{}\n", Some("a"))
-            .unwrap_err()
-            .to_string(),
+        bulk(b"{\"index\":{},\"create\":{}}\n{}\n", Some("a")).unwrap_err().to_string(),
         "line 1 (byte offset 0): malformed action/metadata line: expected one action such as {\"index\":{}}"
     );
     assert_eq!(
         bulk(b"\n", Some("a")).unwrap_err().to_string(),
         "the request body is empty; expected _bulk action and document lines"
     );
-    let small = Limits {
-        max_records: 1,
-        max_line_bytes: 1 << 20,
-    };
-    let many = decode_bulk(
-        &Bytes::from_static(b"{\"index\":{}}\n{}\n{\"index\":{}}\n{}\n"),
-        Some("a"),
-        small,
-    );
+    let small = Limits { max_records: 1, max_line_bytes: 1 << 20 };
+    let many = decode_bulk(&Bytes::from_static(b"{\"index\":{}}\n{}\n{\"index\":{}}\n{}\n"), Some("a"), small);
     assert_eq!(many, Err(DecodeError::TooManyRecords { max: 1 }));
 }
 
@@ -429,29 +265,17 @@ fn bad_bulk_bodies_say_what_and_where() {
 fn a_field_is_spliced_into_an_object() {
     let meta = json!({"index": "a"});
     assert_eq!(with_field(b"{}", "_es", &meta), br#"{"_es":{"index":"a"}}"#);
-    assert_eq!(
-        with_field(b"{\"m\":1}", "_es", &meta),
-        br#"{"m":1,"_es":{"index":"a"}}"#
-    );
+    assert_eq!(with_field(b"{\"m\":1}", "_es", &meta), br#"{"m":1,"_es":{"index":"a"}}"#);
 }
 
 // ---- credentials and tags ----
 
 #[test]
 fn credentials_come_from_bearer_apikey_or_basic_and_compare_exactly() {
-    assert_eq!(
-        credential(b"Bearer s3cret").as_deref(),
-        Some(&b"s3cret"[..])
-    );
-    assert_eq!(
-        credential(b"ApiKey s3cret").as_deref(),
-        Some(&b"s3cret"[..])
-    );
+    assert_eq!(credential(b"Bearer s3cret").as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!(credential(b"ApiKey s3cret").as_deref(), Some(&b"s3cret"[..]));
     // base64("elastic:s3cret")
-    assert_eq!(
-        credential(b"Basic ZWxhc3RpYzpzM2NyZXQ=").as_deref(),
-        Some(&b"s3cret"[..])
-    );
+    assert_eq!(credential(b"Basic ZWxhc3RpYzpzM2NyZXQ=").as_deref(), Some(&b"s3cret"[..]));
     assert_eq!(credential(b"Digest x"), None);
     assert_eq!(base64_decode("aGk").as_deref(), Some(&b"hi"[..]));
     assert_eq!(base64_decode("a"), None);
@@ -485,11 +309,7 @@ fn harness(yaml: &str, capacity: usize) -> Harness {
         "weir.dead_letter".into(),
     );
     let state = HttpInputState::new(&config, "test", ctx).unwrap();
-    Harness {
-        app: router(state),
-        rx,
-        tx,
-    }
+    Harness { app: router(state), rx, tx }
 }
 
 fn accepted() -> Harness {
@@ -508,14 +328,8 @@ async fn send(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, V
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), 16 << 20)
-        .await
-        .unwrap();
-    let value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body).unwrap()
-    };
+    let body = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
+    let value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap() };
     (status, headers, value)
 }
 
@@ -534,8 +348,7 @@ fn body_of(record: &Record) -> Value {
 #[tokio::test]
 async fn health_answers_ok_for_load_balancers() {
     let h = harness("auth_token: t", 8);
-    let (status, _, body) =
-        send(&h.app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    let (status, _, body) = send(&h.app, Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "no token needed");
     assert_eq!(body, json!({"status": "ok"}));
 }
@@ -543,15 +356,8 @@ async fn health_answers_ok_for_load_balancers() {
 #[tokio::test]
 async fn ndjson_lines_are_queued_with_tag_time_and_origin() {
     let mut h = accepted();
-    let (status, _, body) = send(
-        &h.app,
-        post(
-            "/ingest",
-            Some("application/x-ndjson"),
-            "{\"n\":1}\n\n{\"n\":2}\n",
-        ),
-    )
-    .await;
+    let (status, _, body) =
+        send(&h.app, post("/ingest", Some("application/x-ndjson"), "{\"n\":1}\n\n{\"n\":2}\n")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"records": 2, "ack": "accepted"}));
     let records = drain(&mut h.rx);
@@ -559,19 +365,12 @@ async fn ndjson_lines_are_queued_with_tag_time_and_origin() {
     assert_eq!(&*records[0].tag, "http", "the configured tag");
     assert_eq!(records[0].time, NOW);
     let origin = records[1].origin.as_ref().unwrap();
-    assert!(
-        origin.stream.starts_with("http:test/1700000000000."),
-        "{origin}"
-    );
+    assert!(origin.stream.starts_with("http:test/1700000000000."), "{origin}");
     assert_eq!(origin.offset, 3, "line 3 of the request");
     let next = send(&h.app, post("/ingest", None, "{\"n\":3}")).await;
     assert_eq!(next.0, StatusCode::OK);
     let third = drain(&mut h.rx);
-    assert_ne!(
-        third[0].origin.as_ref().unwrap().stream,
-        origin.stream,
-        "each request has its own sequence"
-    );
+    assert_ne!(third[0].origin.as_ref().unwrap().stream, origin.stream, "each request has its own sequence");
 }
 
 #[tokio::test]
@@ -594,46 +393,23 @@ async fn the_tag_comes_from_the_path_then_the_header_then_the_config() {
     }
     let (status, _, body) = send(&h.app, tagged("/ingest", Some("a*b"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("invalid tag \"a*b\""),
-        "{body}"
-    );
+    assert!(body["reason"].as_str().unwrap().starts_with("invalid tag \"a*b\""), "{body}");
 }
 
 #[tokio::test]
 async fn text_json_and_sniffed_bodies_are_accepted() {
     let mut h = harness("ack: accepted\nmessage_key: log", 8);
-    assert_eq!(
-        send(&h.app, post("/ingest", Some("text/plain"), "one\ntwo\n"))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(send(&h.app, post("/ingest", Some("text/plain"), "one\ntwo\n")).await.0, StatusCode::OK);
     let texts: Vec<Value> = drain(&mut h.rx).iter().map(body_of).collect();
     assert_eq!(texts, [json!({"log": "one"}), json!({"log": "two"})]);
     assert_eq!(
-        send(
-            &h.app,
-            post("/ingest", Some("application/json"), "[{\"a\":1},{\"a\":2}]")
-        )
-        .await
-        .0,
+        send(&h.app, post("/ingest", Some("application/json"), "[{\"a\":1},{\"a\":2}]")).await.0,
         StatusCode::OK
     );
     assert_eq!(drain(&mut h.rx).len(), 2);
     // curl -d sends application/x-www-form-urlencoded: sniffed.
-    let sniffed = send(
-        &h.app,
-        post(
-            "/ingest",
-            Some("application/x-www-form-urlencoded"),
-            "{\"a\":1}\n{\"a\":2}",
-        ),
-    )
-    .await;
+    let sniffed =
+        send(&h.app, post("/ingest", Some("application/x-www-form-urlencoded"), "{\"a\":1}\n{\"a\":2}")).await;
     assert_eq!(sniffed.2["records"], 2);
     assert_eq!(drain(&mut h.rx).len(), 2);
 }
@@ -642,58 +418,30 @@ async fn text_json_and_sniffed_bodies_are_accepted() {
 async fn gzip_and_deflate_bodies_are_decompressed_and_unknown_encodings_are_415() {
     let mut h = accepted();
     let request = |encoding: &str, body: Vec<u8>| {
-        Request::post("/ingest")
-            .header("content-encoding", encoding)
-            .body(Body::from(body))
-            .unwrap()
+        Request::post("/ingest").header("content-encoding", encoding).body(Body::from(body)).unwrap()
     };
-    assert_eq!(
-        send(&h.app, request("gzip", gzip(b"{\"z\":1}\n"))).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(send(&h.app, request("gzip", gzip(b"{\"z\":1}\n"))).await.0, StatusCode::OK);
     let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
     zlib.write_all(b"{\"z\":2}\n").unwrap();
-    assert_eq!(
-        send(&h.app, request("deflate", zlib.finish().unwrap()))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let zs: Vec<Value> = drain(&mut h.rx)
-        .iter()
-        .map(|r| body_of(r)["z"].clone())
-        .collect();
+    assert_eq!(send(&h.app, request("deflate", zlib.finish().unwrap())).await.0, StatusCode::OK);
+    let zs: Vec<Value> = drain(&mut h.rx).iter().map(|r| body_of(r)["z"].clone()).collect();
     assert_eq!(zs, [json!(1), json!(2)]);
     let (status, _, body) = send(&h.app, request("br", b"x".to_vec())).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(body["status"], 415);
-    assert_eq!(
-        body["reason"],
-        "unsupported content encoding \"br\"; expected gzip, deflate or identity"
-    );
+    assert_eq!(body["reason"], "unsupported content encoding \"br\"; expected gzip, deflate or identity");
 }
 
 #[tokio::test]
 async fn malformed_bodies_are_400_and_nothing_is_queued() {
     let mut h = accepted();
-    let (status, _, body) = send(
-        &h.app,
-        post(
-            "/ingest",
-            Some("application/x-ndjson"),
-            "{\"a\":1}\n{\"b\":}\n",
-        ),
-    )
-    .await;
+    let (status, _, body) = send(&h.app, post("/ingest", Some("application/x-ndjson"), "{\"a\":1}\n{\"b\":}\n")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
         json!({"status": 400, "error": "bad request", "reason": "line 2, column 6 (byte offset 13): invalid JSON: expected value"})
     );
-    assert!(
-        drain(&mut h.rx).is_empty(),
-        "the good first line was not queued either"
-    );
+    assert!(drain(&mut h.rx).is_empty(), "the good first line was not queued either");
 }
 
 #[tokio::test]
@@ -705,28 +453,16 @@ async fn limits_answer_413_with_a_reason() {
     let cases: Vec<(Request<Body>, &str)> = vec![
         (
             // Refused on the declared length, before reading.
-            Request::post("/ingest")
-                .header("content-length", "65")
-                .body(Body::from(vec![b'a'; 65]))
-                .unwrap(),
+            Request::post("/ingest").header("content-length", "65").body(Body::from(vec![b'a'; 65])).unwrap(),
             "the request body is larger than max_body_bytes (64 bytes)",
         ),
         // No Content-Length: reading stops at the limit.
+        (post("/ingest", None, vec![b'a'; 100]), "the request body is larger than max_body_bytes (64 bytes)"),
         (
-            post("/ingest", None, vec![b'a'; 100]),
-            "the request body is larger than max_body_bytes (64 bytes)",
-        ),
-        (
-            Request::post("/ingest")
-                .header("content-encoding", "gzip")
-                .body(Body::from(gzip(&[b'\n'; 4096])))
-                .unwrap(),
+            Request::post("/ingest").header("content-encoding", "gzip").body(Body::from(gzip(&[b'\n'; 4096]))).unwrap(),
             "the gzip body decompresses to more than 1024 bytes (max_decompressed_bytes)",
         ),
-        (
-            post("/ingest", Some("text/plain"), "a\nb\nc\n"),
-            "more than 2 records in one request (max_records)",
-        ),
+        (post("/ingest", Some("text/plain"), "a\nb\nc\n"), "more than 2 records in one request (max_records)"),
         (
             post("/ingest", Some("text/plain"), "a\n0123456789012345678901\n"),
             "line 2 (byte offset 2) is 22 bytes, longer than max_line_bytes (20)",
@@ -750,31 +486,17 @@ async fn a_token_is_required_when_configured() {
         }
         request.body(Body::from("{}")).unwrap()
     };
-    for auth in [
-        None,
-        Some("Bearer wrong"),
-        Some("Bearer s3cre"),
-        Some("s3cret"),
-    ] {
+    for auth in [None, Some("Bearer wrong"), Some("Bearer s3cre"), Some("s3cret")] {
         let (status, headers, body) = send(&h.app, with(auth)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
         assert_eq!(headers["www-authenticate"], "Bearer realm=\"weir\"");
         assert_eq!(body["status"], 401);
     }
-    for auth in [
-        "Bearer s3cret",
-        "ApiKey s3cret",
-        "Basic ZWxhc3RpYzpzM2NyZXQ=",
-    ] {
-        assert_eq!(
-            send(&h.app, with(Some(auth))).await.0,
-            StatusCode::OK,
-            "{auth}"
-        );
+    for auth in ["Bearer s3cret", "ApiKey s3cret", "Basic ZWxhc3RpYzpzM2NyZXQ="] {
+        assert_eq!(send(&h.app, with(Some(auth))).await.0, StatusCode::OK, "{auth}");
     }
     assert_eq!(drain(&mut h.rx).len(), 3);
-    let (status, headers, body) =
-        send(&h.app, Request::get("/").body(Body::empty()).unwrap()).await;
+    let (status, headers, body) = send(&h.app, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "ES endpoints too");
     assert_eq!(headers["x-elastic-product"], "Elasticsearch");
     assert_eq!(body["error"]["type"], "security_exception");
@@ -787,32 +509,15 @@ async fn a_full_pipeline_answers_429_with_retry_after_and_queues_nothing() {
     let (status, headers, body) = send(&h.app, post("/ingest", None, "{\"n\":1}")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(headers["retry-after"], "1");
-    assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("the pipeline is full"),
-        "{body}"
-    );
-    let (status, headers, body) = send(
-        &h.app,
-        post("/_bulk", None, "{\"index\":{\"_index\":\"a\"}}\n{}\n"),
-    )
-    .await;
+    assert!(body["reason"].as_str().unwrap().starts_with("the pipeline is full"), "{body}");
+    let (status, headers, body) = send(&h.app, post("/_bulk", None, "{\"index\":{\"_index\":\"a\"}}\n{}\n")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(headers["retry-after"], "1");
     assert_eq!(body["error"]["type"], "es_rejected_execution_exception");
-    assert_eq!(
-        h.rx.try_recv().unwrap().len(),
-        0,
-        "only the batch that filled the queue"
-    );
+    assert_eq!(h.rx.try_recv().unwrap().len(), 0, "only the batch that filled the queue");
     assert!(h.rx.try_recv().is_err());
     // With room again, the retry is accepted.
-    assert_eq!(
-        send(&h.app, post("/ingest", None, "{\"n\":1}")).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(send(&h.app, post("/ingest", None, "{\"n\":1}")).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -839,10 +544,7 @@ async fn delivered_mode_answers_only_after_every_record_is_delivered() {
     let (status, _, body) = send(&h.app, post("/ingest", None, "{\"a\":1}\n{\"a\":2}\n")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"records": 2, "ack": "delivered"}));
-    assert!(
-        delivered.load(Ordering::Acquire),
-        "answered before the records were delivered"
-    );
+    assert!(delivered.load(Ordering::Acquire), "answered before the records were delivered");
 }
 
 #[tokio::test]
@@ -854,10 +556,7 @@ async fn a_failed_delivery_answers_503() {
     });
     let (status, _, body) = send(&h.app, post("/ingest", None, "{\"a\":1}\n{\"a\":2}\n")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        body["reason"],
-        "at least one record of this request could not be delivered; retry"
-    );
+    assert_eq!(body["reason"], "at least one record of this request could not be delivered; retry");
 }
 
 #[tokio::test]
@@ -865,24 +564,10 @@ async fn an_ack_timeout_answers_504_and_says_the_records_may_still_arrive() {
     let mut h = harness("ack_timeout: 50ms", 8);
     let (status, _, body) = send(&h.app, post("/ingest", None, "{}")).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
-    assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .contains("may still be delivered"),
-        "{body}"
-    );
+    assert!(body["reason"].as_str().unwrap().contains("may still be delivered"), "{body}");
     assert_eq!(drain(&mut h.rx).len(), 1, "the record stays queued");
-    let (status, _, body) = send(
-        &h.app,
-        post("/_bulk", None, "{\"index\":{\"_index\":\"a\"}}\n{}\n"),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "ES clients retry 503"
-    );
+    let (status, _, body) = send(&h.app, post("/_bulk", None, "{\"index\":{\"_index\":\"a\"}}\n{}\n")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "ES clients retry 503");
     assert_eq!(body["error"]["type"], "timeout_exception");
 }
 
@@ -890,15 +575,9 @@ async fn an_ack_timeout_answers_504_and_says_the_records_may_still_arrive() {
 async fn bulk_answers_per_item_like_elasticsearch() {
     let mut h = harness("ack: accepted\nbulk_metadata_key: _es", 8);
     let body = "{\"index\":{\"_index\":\"logs\",\"_id\":\"a1\"}}\n{\"m\":1}\n{\"create\":{}}\n{\"m\":2}\n{\"delete\":{\"_id\":\"a1\"}}\n{\"update\":{\"_id\":\"a1\"}}\n{\"doc\":{}}\n";
-    let (status, headers, answer) = send(
-        &h.app,
-        post(
-            "/other/_bulk",
-            Some("application/vnd.elasticsearch+x-ndjson; compatible-with=8"),
-            body,
-        ),
-    )
-    .await;
+    let (status, headers, answer) =
+        send(&h.app, post("/other/_bulk", Some("application/vnd.elasticsearch+x-ndjson; compatible-with=8"), body))
+            .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(headers["x-elastic-product"], "Elasticsearch");
     assert_eq!(answer["errors"], true);
@@ -906,48 +585,25 @@ async fn bulk_answers_per_item_like_elasticsearch() {
     assert_eq!(items.len(), 4);
     let first = &items[0]["index"];
     assert_eq!(
-        (
-            first["_index"].as_str(),
-            first["_id"].as_str(),
-            first["status"].as_u64()
-        ),
+        (first["_index"].as_str(), first["_id"].as_str(), first["status"].as_u64()),
         (Some("logs"), Some("a1"), Some(201))
     );
     assert_eq!(first["result"], "created");
     assert_eq!(first["_shards"]["successful"], 1);
     assert!(first["_seq_no"].is_u64() && first["_primary_term"] == 1);
     assert_eq!(items[1]["create"]["_index"], "other", "the path's index");
-    assert!(
-        items[1]["create"]["_id"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "an id is generated"
-    );
+    assert!(items[1]["create"]["_id"].as_str().is_some_and(|id| !id.is_empty()), "an id is generated");
     assert_eq!(items[2]["delete"]["status"], 400);
-    assert_eq!(
-        items[2]["delete"]["error"]["type"],
-        "illegal_argument_exception"
-    );
+    assert_eq!(items[2]["delete"]["error"]["type"], "illegal_argument_exception");
     assert_eq!(items[3]["update"]["status"], 400);
 
     let records = drain(&mut h.rx);
     assert_eq!(records.len(), 2);
     assert_eq!(&*records[0].tag, "es.logs");
     assert_eq!(&*records[1].tag, "es.other");
-    assert_eq!(
-        body_of(&records[0]),
-        json!({"m": 1, "_es": {"index": "logs", "id": "a1", "action": "index"}})
-    );
-    assert_eq!(
-        records[0].origin.as_ref().unwrap().to_string(),
-        "http:test/logs/a1@0",
-        "the _id makes the origin"
-    );
-    assert_eq!(
-        records[1].origin.as_ref().unwrap().offset,
-        4,
-        "else the line"
-    );
+    assert_eq!(body_of(&records[0]), json!({"m": 1, "_es": {"index": "logs", "id": "a1", "action": "index"}}));
+    assert_eq!(records[0].origin.as_ref().unwrap().to_string(), "http:test/logs/a1@0", "the _id makes the origin");
+    assert_eq!(records[1].origin.as_ref().unwrap().offset, 4, "else the line");
 }
 
 #[tokio::test]
@@ -962,47 +618,29 @@ async fn bad_bulk_requests_answer_in_elasticsearch_error_shape() {
         body["error"]["reason"],
         "line 1: index is missing; give `_index` in the action or POST to /{index}/_bulk"
     );
-    assert_eq!(
-        body["error"]["root_cause"][0]["type"],
-        "action_request_validation_exception"
-    );
-    let (status, _, body) =
-        send(&h.app, post("/a/_bulk", None, "{\"index\":{}}\n{\"x\":}\n")).await;
+    assert_eq!(body["error"]["root_cause"][0]["type"], "action_request_validation_exception");
+    let (status, _, body) = send(&h.app, post("/a/_bulk", None, "{\"index\":{}}\n{\"x\":}\n")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        body["error"]["reason"],
-        "line 2, column 6 (byte offset 18): invalid JSON: expected value"
-    );
+    assert_eq!(body["error"]["reason"], "line 2, column 6 (byte offset 18): invalid JSON: expected value");
     assert!(drain(&mut h.rx).is_empty());
 }
 
 #[tokio::test]
 async fn es_clients_find_an_elasticsearch_8_on_connect() {
     let h = accepted();
-    let (status, headers, body) =
-        send(&h.app, Request::get("/").body(Body::empty()).unwrap()).await;
+    let (status, headers, body) = send(&h.app, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["x-elastic-product"], "Elasticsearch");
     assert_eq!(body["version"]["number"], "8.15.0");
     assert_eq!(body["tagline"], "You Know, for Search");
     let (status, headers, _) = send(&h.app, Request::head("/").body(Body::empty()).unwrap()).await;
-    assert_eq!(
-        (status, &headers["x-elastic-product"]),
-        (StatusCode::OK, &"Elasticsearch".parse().unwrap())
-    );
+    assert_eq!((status, &headers["x-elastic-product"]), (StatusCode::OK, &"Elasticsearch".parse().unwrap()));
     for path in ["/_license", "/_xpack", "/_nodes/http", "/_cluster/health"] {
-        let (status, headers, _) =
-            send(&h.app, Request::get(path).body(Body::empty()).unwrap()).await;
+        let (status, headers, _) = send(&h.app, Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(headers["x-elastic-product"], "Elasticsearch", "{path}");
     }
-    let (status, _, body) = send(
-        &h.app,
-        Request::get("/_index_template/x")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = send(&h.app, Request::get("/_index_template/x").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "resource_not_found_exception");
 }
@@ -1010,19 +648,12 @@ async fn es_clients_find_an_elasticsearch_8_on_connect() {
 fn real_state(yaml: &str) -> (HttpInputState, mpsc::Receiver<Batch>) {
     let config: HttpInputConfig = serde_norway::from_str(yaml).unwrap();
     let (tx, rx) = mpsc::channel(8);
-    let ctx = InputContext::new(
-        "web",
-        "http".into(),
-        1000,
-        Clock::system(),
-        CancellationToken::new(),
-        tx,
-        "dl".into(),
-    );
+    let ctx = InputContext::new("web", "http".into(), 1000, Clock::system(), CancellationToken::new(), tx, "dl".into());
     (HttpInputState::new(&config, "test", ctx).unwrap(), rx)
 }
 
-const RAW_POST: &[u8] = b"POST /ingest/real HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{\"n\":1}";
+const RAW_POST: &[u8] =
+    b"POST /ingest/real HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{\"n\":1}";
 
 #[tokio::test]
 async fn serves_on_a_real_port_until_shutdown() {
@@ -1038,11 +669,7 @@ async fn serves_on_a_real_port_until_shutdown() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(&*rx.recv().await.unwrap()[0].tag, "real");
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -1053,10 +680,7 @@ async fn serves_https_with_the_configured_certificate() {
         rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), signing_key.serialize_pem()).unwrap();
-    let tls = super::HttpTlsConfig {
-        cert: dir.path().join("cert.pem"),
-        key: dir.path().join("key.pem"),
-    };
+    let tls = super::HttpTlsConfig { cert: dir.path().join("cert.pem"), key: dir.path().join("key.pem") };
     let acceptor = tls_acceptor("web", &tls).unwrap();
 
     let (state, mut rx) = real_state("ack: accepted");
@@ -1067,13 +691,11 @@ async fn serves_https_with_the_configured_certificate() {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der().clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
     let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -1092,24 +714,14 @@ async fn serves_https_with_the_configured_certificate() {
     let _ = tokio::time::timeout(Duration::from_secs(2), plain.read_to_end(&mut answer)).await;
     assert!(!answer.starts_with(b"HTTP/1.1 200"));
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
 }
 
 #[test]
 fn unreadable_tls_files_are_named_in_the_error() {
-    let tls = super::HttpTlsConfig {
-        cert: "/nonexistent/cert.pem".into(),
-        key: "/nonexistent/key.pem".into(),
-    };
+    let tls = super::HttpTlsConfig { cert: "/nonexistent/cert.pem".into(), key: "/nonexistent/key.pem".into() };
     let error = tls_acceptor("web", &tls).err().unwrap().to_string();
-    assert!(
-        error.starts_with("input web: tls: /nonexistent/cert.pem: "),
-        "{error}"
-    );
+    assert!(error.starts_with("input web: tls: /nonexistent/cert.pem: "), "{error}");
 }
 
 // ---- config ----
@@ -1121,26 +733,16 @@ fn config_takes_the_token_from_the_environment_and_rebases_tls_paths() {
     let text = "inputs:\n  - type: http\n    auth_token: ${TOKEN}\n    tls: { cert: c.pem, key: k.pem }\n    ack: accepted\n    max_body_bytes: 1MiB\noutputs:\n  - { type: blackhole, match: '*' }\n";
     let env = |name: &str| (name == "TOKEN").then(|| "from-env".to_string());
     let config = crate::config::parse(&file, text, env).unwrap();
-    let crate::inputs::InputConfig::Http(http) = &config.inputs[0].config else {
-        panic!("not http")
-    };
+    let crate::inputs::InputConfig::Http(http) = &config.inputs[0].config else { panic!("not http") };
     assert_eq!(http.auth_token.as_deref(), Some("from-env"));
     assert_eq!(http.tls.as_ref().unwrap().cert, dir.path().join("c.pem"));
     assert_eq!(http.ack, super::AckMode::Accepted);
     assert_eq!(http.max_body_bytes.0, 1 << 20);
     assert_eq!(http.address.to_string(), "127.0.0.1:9880");
-    assert_eq!(
-        &*config.inputs[0].tag, "http",
-        "the default tag is the input's name"
-    );
+    assert_eq!(&*config.inputs[0].tag, "http", "the default tag is the input's name");
 
-    let error = crate::config::parse(&file, &text.replace("ack: accepted", "ack: acepted"), env)
-        .unwrap_err();
+    let error = crate::config::parse(&file, &text.replace("ack: accepted", "ack: acepted"), env).unwrap_err();
     assert!(error.to_string().contains("inputs[0].ack"), "{error}");
-    let error = crate::config::parse(&file, &text.replace("ack: accepted", "acks: accepted"), env)
-        .unwrap_err();
-    assert!(
-        error.to_string().contains("unknown field `acks`"),
-        "{error}"
-    );
+    let error = crate::config::parse(&file, &text.replace("ack: accepted", "acks: accepted"), env).unwrap_err();
+    assert!(error.to_string().contains("unknown field `acks`"), "{error}");
 }

@@ -23,9 +23,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -53,9 +51,7 @@ type SharedTracker = Arc<Mutex<OffsetTracker>>;
 fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
     // The tracker's invariants hold between calls; a panic elsewhere while
     // holding the lock cannot leave it half-updated in a harmful way.
-    tracker
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    tracker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Receives librdkafka's callbacks: logs, errors, rebalances, commits.
@@ -68,10 +64,7 @@ struct WeirConsumerContext {
 impl ClientContext for WeirConsumerContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
                 tracing::error!(input = %self.input, facility = fac, "librdkafka: {log_message}")
             }
             RDKafkaLogLevel::Warning => {
@@ -92,10 +85,7 @@ impl ClientContext for WeirConsumerContext {
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
-    list.elements()
-        .iter()
-        .map(|e| TopicPartition::new(e.topic(), e.partition()))
-        .collect()
+    list.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect()
 }
 
 fn commit_list(commits: &[(TopicPartition, i64)]) -> KafkaResult<TopicPartitionList> {
@@ -135,16 +125,12 @@ impl ConsumerContext for WeirConsumerContext {
         let abandoned = self.drain(Some(&revoked));
         let commits: Vec<_> = {
             let mut tracker = lock(&self.tracker);
-            revoked
-                .iter()
-                .filter_map(|tp| tracker.revoke(tp).map(|pos| (tp.clone(), pos)))
-                .collect()
+            revoked.iter().filter_map(|tp| tracker.revoke(tp).map(|pos| (tp.clone(), pos))).collect()
         };
         tracing::info!(input = %self.input, partitions = ?revoked.iter().map(ToString::to_string).collect::<Vec<_>>(),
             abandoned, "partitions revoked; committing what is contiguously acknowledged");
         if !commits.is_empty() && !consumer.assignment_lost() {
-            let result =
-                commit_list(&commits).and_then(|list| consumer.commit(&list, CommitMode::Sync));
+            let result = commit_list(&commits).and_then(|list| consumer.commit(&list, CommitMode::Sync));
             if let Err(error) = result {
                 tracing::warn!(input = %self.input, %error, "commit on revocation failed; the new owner replays from the previous commit");
             }
@@ -222,38 +208,22 @@ impl KafkaInput {
         let c = &self.config;
         let fail = |what: String| {
             let input = ctx.name.to_string();
-            move |error: KafkaError| InputError::Kafka {
-                input,
-                what,
-                source: Box::new(error),
-            }
+            move |error: KafkaError| InputError::Kafka { input, what, source: Box::new(error) }
         };
         let tracker: SharedTracker = Arc::new(Mutex::new(OffsetTracker::new()));
-        let context = WeirConsumerContext {
-            input: ctx.name.clone(),
-            tracker: tracker.clone(),
-            drain_timeout: c.drain_timeout.0,
-        };
+        let context =
+            WeirConsumerContext { input: ctx.name.clone(), tracker: tracker.clone(), drain_timeout: c.drain_timeout.0 };
         let consumer: Arc<WeirConsumer> = Arc::new(
             self.client_config()
                 .create_with_context(context)
-                .map_err(fail(format!(
-                    "creating a consumer for brokers {}",
-                    c.brokers.joined()
-                )))?,
+                .map_err(fail(format!("creating a consumer for brokers {}", c.brokers.joined())))?,
         );
         let topics = c.topics.names();
-        consumer
-            .subscribe(&topics)
-            .map_err(fail(format!("subscribing to {}", topics.join(", "))))?;
+        consumer.subscribe(&topics).map_err(fail(format!("subscribing to {}", topics.join(", "))))?;
         tracing::info!(input = %ctx.name, group = c.group_id, topics = ?topics, "kafka input subscribed");
 
-        let committer = tokio::spawn(commit_loop(
-            ctx.name.clone(),
-            consumer.clone(),
-            tracker.clone(),
-            c.commit_interval.0,
-        ));
+        let committer =
+            tokio::spawn(commit_loop(ctx.name.clone(), consumer.clone(), tracker.clone(), c.commit_interval.0));
         let result = self.poll_loop(&ctx, &consumer, &tracker).await;
         committer.abort();
 
@@ -271,8 +241,7 @@ impl KafkaInput {
             commits
         };
         if !commits.is_empty() {
-            let committed =
-                commit_list(&commits).and_then(|list| consumer.commit(&list, CommitMode::Sync));
+            let committed = commit_list(&commits).and_then(|list| consumer.commit(&list, CommitMode::Sync));
             match committed {
                 Ok(()) => {
                     tracing::info!(input = %ctx.name, partitions = commits.len(), abandoned = left, "final offsets committed")
@@ -285,9 +254,7 @@ impl KafkaInput {
         let consumer = Arc::try_unwrap(consumer).ok();
         // Closing leaves the group at once, so the others take over without
         // waiting for the session timeout.
-        tokio::task::spawn_blocking(move || drop(consumer))
-            .await
-            .ok();
+        tokio::task::spawn_blocking(move || drop(consumer)).await.ok();
         result
     }
 
@@ -337,14 +304,10 @@ impl KafkaInput {
             }
         };
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let names = names
-            .entry(topic.into())
-            .or_default()
-            .entry(partition)
-            .or_insert_with(|| PartitionNames {
-                tp: TopicPartition::new(topic, partition),
-                stream: format!("kafka:{topic}/{partition}").into(),
-            });
+        let names = names.entry(topic.into()).or_default().entry(partition).or_insert_with(|| PartitionNames {
+            tp: TopicPartition::new(topic, partition),
+            stream: format!("kafka:{topic}/{partition}").into(),
+        });
         let Some(epoch) = lock(tracker).track(&names.tp, offset) else {
             // Revoked, or waiting to be rewound: this copy is replayed later.
             tracing::debug!(input = %ctx.name, topic, partition, offset, "message not tracked; skipped");
@@ -363,29 +326,12 @@ impl KafkaInput {
             })
         };
         let timestamp_ms = message.timestamp().to_millis();
-        let time = timestamp_ms
-            .and_then(|ms| ms.checked_mul(1_000_000))
-            .unwrap_or_else(|| ctx.clock.now());
-        let origin = Some(Origin {
-            stream: names.stream.clone(),
-            offset: u64::try_from(offset).unwrap_or(0),
-            lineage: 0,
-        });
-        let meta = MessageMeta {
-            topic,
-            partition,
-            offset,
-            key: message.key(),
-            timestamp_ms,
-        };
+        let time = timestamp_ms.and_then(|ms| ms.checked_mul(1_000_000)).unwrap_or_else(|| ctx.clock.now());
+        let origin =
+            Some(Origin { stream: names.stream.clone(), offset: u64::try_from(offset).unwrap_or(0), lineage: 0 });
+        let meta = MessageMeta { topic, partition, offset, key: message.key(), timestamp_ms };
         match self.config.body(message.payload(), &meta) {
-            Ok(body) => batch.push(Record {
-                time,
-                tag: ctx.tag.clone(),
-                body,
-                origin,
-                ack: Some(ack),
-            }),
+            Ok(body) => batch.push(Record { time, tag: ctx.tag.clone(), body, origin, ack: Some(ack) }),
             Err(error) => letters.push(DeadLetter {
                 stage: format!("input {}", ctx.name),
                 reason: error.to_string(),
@@ -401,12 +347,7 @@ impl KafkaInput {
 
 /// Every `interval`: commit what is contiguous, and rewind partitions with
 /// a failed delivery.
-async fn commit_loop(
-    input: Arc<str>,
-    consumer: Arc<WeirConsumer>,
-    tracker: SharedTracker,
-    interval: Duration,
-) {
+async fn commit_loop(input: Arc<str>, consumer: Arc<WeirConsumer>, tracker: SharedTracker, interval: Duration) {
     let mut timer = tokio::time::interval(interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -416,8 +357,7 @@ async fn commit_loop(
             (t.take_commits(), t.rewinds())
         };
         if !commits.is_empty() {
-            let result =
-                commit_list(&commits).and_then(|list| consumer.commit(&list, CommitMode::Async));
+            let result = commit_list(&commits).and_then(|list| consumer.commit(&list, CommitMode::Async));
             if let Err(error) = result {
                 tracing::warn!(input = %input, %error, "offset commit failed; retrying at the next commit");
                 let mut t = lock(&tracker);
@@ -430,9 +370,7 @@ async fn commit_loop(
             let consumer = consumer.clone();
             let topic = tp.topic.clone();
             let seek = tokio::task::spawn_blocking(move || {
-                consumer
-                    .seek(&topic, tp.partition, Offset::Offset(offset), CLIENT_TIMEOUT)
-                    .map(|()| tp)
+                consumer.seek(&topic, tp.partition, Offset::Offset(offset), CLIENT_TIMEOUT).map(|()| tp)
             })
             .await;
             match seek {

@@ -160,12 +160,7 @@ pub enum PropertyValue {
 }
 
 /// Properties Weir sets itself; at-least-once depends on the last two.
-const OWNED_PROPERTIES: &[&str] = &[
-    "bootstrap.servers",
-    "group.id",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-];
+const OWNED_PROPERTIES: &[&str] = &["bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"];
 
 impl TryFrom<BTreeMap<String, PropertyValue>> for Properties {
     type Error = String;
@@ -235,11 +230,7 @@ impl KafkaInputConfig {
     /// The body of the record for a message: the payload untouched (only
     /// trailing whitespace trimmed) for `json`, wrapped for `text`, plus the
     /// metadata field when configured.
-    pub fn body(
-        &self,
-        payload: Option<&[u8]>,
-        meta: &MessageMeta<'_>,
-    ) -> Result<Bytes, MessageError> {
+    pub fn body(&self, payload: Option<&[u8]>, meta: &MessageMeta<'_>) -> Result<Bytes, MessageError> {
         let payload = payload.unwrap_or_default();
         let mut body: Vec<u8> = match self.format {
             KafkaFormat::Json => {
@@ -251,14 +242,9 @@ impl KafkaInputConfig {
                     detail,
                 };
                 if trimmed.first() != Some(&b'{') {
-                    return Err(fail(if trimmed.is_empty() {
-                        "empty message".into()
-                    } else {
-                        "not an object".into()
-                    }));
+                    return Err(fail(if trimmed.is_empty() { "empty message".into() } else { "not an object".into() }));
                 }
-                serde_json::from_slice::<serde::de::IgnoredAny>(trimmed)
-                    .map_err(|e| fail(e.to_string()))?;
+                serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).map_err(|e| fail(e.to_string()))?;
                 if self.metadata_field.is_none() {
                     return Ok(Bytes::copy_from_slice(trimmed));
                 }
@@ -320,13 +306,7 @@ mod tests {
     }
 
     fn meta() -> MessageMeta<'static> {
-        MessageMeta {
-            topic: "raw",
-            partition: 3,
-            offset: 17,
-            key: Some(b"k1"),
-            timestamp_ms: Some(1_700_000_000_000),
-        }
+        MessageMeta { topic: "raw", partition: 3, offset: 17, key: Some(b"k1"), timestamp_ms: Some(1_700_000_000_000) }
     }
 
     #[test]
@@ -359,9 +339,7 @@ mod tests {
 
     #[test]
     fn refuses_to_let_auto_commit_be_turned_on() {
-        let e =
-            parse("brokers: a\ngroup_id: g\ntopics: t\nlibrdkafka: { enable.auto.commit: true }\n")
-                .unwrap_err();
+        let e = parse("brokers: a\ngroup_id: g\ntopics: t\nlibrdkafka: { enable.auto.commit: true }\n").unwrap_err();
         assert!(e.contains("`enable.auto.commit` is set by weir"), "{e}");
         let e = parse("brokers: a\ngroup_id: g\ntopics: t\ngroupid: x\n").unwrap_err();
         assert!(e.contains("unknown field `groupid`"), "{e}");
@@ -379,21 +357,14 @@ mod tests {
         let c = parse("brokers: a\ngroup_id: g\ntopics: t\n").unwrap();
         for payload in [&b"[1,2]"[..], b"{oops", b"", b"\"s\""] {
             let e = c.body(Some(payload), &meta()).unwrap_err().to_string();
-            assert!(
-                e.starts_with("topic raw partition 3 offset 17: not a JSON object"),
-                "{e}"
-            );
+            assert!(e.starts_with("topic raw partition 3 offset 17: not a JSON object"), "{e}");
         }
-        assert!(
-            c.body(None, &meta()).is_err(),
-            "a tombstone is not an object"
-        );
+        assert!(c.body(None, &meta()).is_err(), "a tombstone is not an object");
     }
 
     #[test]
     fn text_is_wrapped_and_metadata_spliced() {
-        let c = parse("brokers: a\ngroup_id: g\ntopics: t\nformat: text\nmetadata_field: _kafka\n")
-            .unwrap();
+        let c = parse("brokers: a\ngroup_id: g\ntopics: t\nformat: text\nmetadata_field: _kafka\n").unwrap();
         let body = c.body(Some(b"hello \"world\"\n"), &meta()).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["message"], "hello \"world\"");
@@ -402,27 +373,16 @@ mod tests {
         assert_eq!(v["_kafka"]["offset"], 17);
         assert_eq!(v["_kafka"]["key"], "k1");
         assert_eq!(v["_kafka"]["timestamp"], 1_700_000_000_000i64);
-        assert!(
-            c.body(Some(&[0xff, 0xfe]), &meta())
-                .unwrap_err()
-                .to_string()
-                .contains("not UTF-8")
-        );
+        assert!(c.body(Some(&[0xff, 0xfe]), &meta()).unwrap_err().to_string().contains("not UTF-8"));
     }
 
     #[test]
     fn metadata_is_spliced_into_empty_and_full_objects() {
         let c = parse("brokers: a\ngroup_id: g\ntopics: t\nmetadata_field: m\n").unwrap();
-        let m = MessageMeta {
-            key: None,
-            timestamp_ms: None,
-            ..meta()
-        };
-        let v: serde_json::Value =
-            serde_json::from_slice(&c.body(Some(b"{ }"), &m).unwrap()).unwrap();
+        let m = MessageMeta { key: None, timestamp_ms: None, ..meta() };
+        let v: serde_json::Value = serde_json::from_slice(&c.body(Some(b"{ }"), &m).unwrap()).unwrap();
         assert_eq!(v["m"]["key"], serde_json::Value::Null);
-        let v: serde_json::Value =
-            serde_json::from_slice(&c.body(Some(b"{\"a\":{\"b\":1}}"), &m).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&c.body(Some(b"{\"a\":{\"b\":1}}"), &m).unwrap()).unwrap();
         assert_eq!(v["a"]["b"], 1);
         assert_eq!(v["m"]["offset"], 17);
     }

@@ -33,10 +33,7 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// `topic`/`partition`.
     pub fn new(topic: &str, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
+        TopicPartition { topic: topic.into(), partition }
     }
 }
 
@@ -108,16 +105,8 @@ impl OffsetTracker {
             return;
         }
         let epoch = self.new_epoch();
-        self.partitions.insert(
-            tp,
-            Partition {
-                epoch,
-                pending: BTreeMap::new(),
-                position: None,
-                committed: None,
-                rewind: None,
-            },
-        );
+        self.partitions
+            .insert(tp, Partition { epoch, pending: BTreeMap::new(), position: None, committed: None, rewind: None });
     }
 
     /// Stop tracking `tp` (on revocation). Returns the position to commit
@@ -170,11 +159,8 @@ impl OffsetTracker {
 
     /// Partitions to rewind, and the offset to seek each to.
     pub fn rewinds(&self) -> Vec<(TopicPartition, i64)> {
-        let mut out: Vec<_> = self
-            .partitions
-            .iter()
-            .filter_map(|(tp, p)| p.rewind.map(|offset| (tp.clone(), offset)))
-            .collect();
+        let mut out: Vec<_> =
+            self.partitions.iter().filter_map(|(tp, p)| p.rewind.map(|offset| (tp.clone(), offset))).collect();
         out.sort();
         out
     }
@@ -223,12 +209,7 @@ impl OffsetTracker {
         self.partitions
             .iter()
             .filter(|(tp, _)| only.is_none_or(|o| o.contains(tp)))
-            .map(|(_, p)| {
-                p.pending
-                    .values()
-                    .filter(|s| **s == State::InFlight)
-                    .count()
-            })
+            .map(|(_, p)| p.pending.values().filter(|s| **s == State::InFlight).count())
             .sum()
     }
 
@@ -274,11 +255,7 @@ mod tests {
         t.ack(&tp(0), e, 10, true);
         assert_eq!(t.take_commits(), [(tp(0), 11)]);
         t.ack(&tp(0), e, 11, true);
-        assert_eq!(
-            t.take_commits(),
-            [(tp(0), 14)],
-            "11 closes the gap up to 13"
-        );
+        assert_eq!(t.take_commits(), [(tp(0), 14)], "11 closes the gap up to 13");
         assert!(t.take_commits().is_empty(), "a position is handed out once");
         assert_eq!(t.in_flight(None), 1);
     }
@@ -299,37 +276,20 @@ mod tests {
     fn a_failure_stops_the_position_and_asks_for_a_rewind() {
         let (mut t, e) = tracker_with(0..5);
         t.ack(&tp(0), e, 0, true);
-        assert!(
-            t.ack(&tp(0), e, 1, false),
-            "the first failure asks for a rewind"
-        );
-        assert!(
-            !t.ack(&tp(0), e, 3, false),
-            "one rewind per partition at a time"
-        );
+        assert!(t.ack(&tp(0), e, 1, false), "the first failure asks for a rewind");
+        assert!(!t.ack(&tp(0), e, 3, false), "one rewind per partition at a time");
         t.ack(&tp(0), e, 2, true);
         t.ack(&tp(0), e, 4, true);
-        assert_eq!(
-            t.take_commits(),
-            [(tp(0), 1)],
-            "never past the failed offset 1"
-        );
+        assert_eq!(t.take_commits(), [(tp(0), 1)], "never past the failed offset 1");
         assert_eq!(t.rewinds(), [(tp(0), 1)]);
-        assert_eq!(
-            t.track(&tp(0), 5),
-            None,
-            "messages before the rewind are not sent"
-        );
+        assert_eq!(t.track(&tp(0), 5), None, "messages before the rewind are not sent");
 
         t.rewound(&tp(0), 1);
         assert!(t.rewinds().is_empty());
         let e2 = t.track(&tp(0), 1).unwrap();
         assert_ne!(e, e2);
         t.ack(&tp(0), e, 1, true);
-        assert!(
-            t.take_commits().is_empty(),
-            "an ack of the abandoned copy is ignored"
-        );
+        assert!(t.take_commits().is_empty(), "an ack of the abandoned copy is ignored");
         t.ack(&tp(0), e2, 1, true);
         assert_eq!(t.take_commits(), [(tp(0), 2)]);
     }
@@ -343,18 +303,12 @@ mod tests {
         assert_eq!(t.revoke(&tp(0)), Some(2));
         assert!(t.assigned().is_empty());
         t.ack(&tp(0), e, 2, true);
-        assert!(
-            t.take_commits().is_empty(),
-            "acks of a revoked partition are ignored"
-        );
+        assert!(t.take_commits().is_empty(), "acks of a revoked partition are ignored");
 
         t.assign(tp(0));
         let e2 = t.track(&tp(0), 2).unwrap();
         t.ack(&tp(0), e, 2, true);
-        assert!(
-            t.take_commits().is_empty(),
-            "an old-epoch ack is ignored after reassignment too"
-        );
+        assert!(t.take_commits().is_empty(), "an old-epoch ack is ignored after reassignment too");
         t.ack(&tp(0), e2, 2, true);
         assert_eq!(t.take_commits(), [(tp(0), 3)]);
     }
@@ -390,11 +344,7 @@ mod tests {
         assert_eq!(t.take_commits(), [(tp(0), 1)]);
         assert_eq!(t.rewinds(), [(tp(1), 0)]);
         assert_eq!(t.in_flight(Some(&[tp(1)])), 0);
-        assert_eq!(
-            t.track(&TopicPartition::new("other", 0), 0),
-            None,
-            "unassigned partitions are not tracked"
-        );
+        assert_eq!(t.track(&TopicPartition::new("other", 0), 0), None, "unassigned partitions are not tracked");
     }
 
     #[test]

@@ -36,15 +36,8 @@ pub fn classify(status: StatusCode, body: &str) -> Attempt {
         Some((cut, _)) => &body[..cut],
         None => body,
     };
-    let message = if body.is_empty() {
-        format!("http {status}")
-    } else {
-        format!("http {status}: {body}")
-    };
-    if status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-    {
+    let message = if body.is_empty() { format!("http {status}") } else { format!("http {status}: {body}") };
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
         Attempt::Retry(message)
     } else {
         Attempt::Refused(message)
@@ -68,14 +61,9 @@ impl Endpoint {
         let alerts = reqwest::Url::parse(&format!("{trimmed}/api/v2/alerts"))
             .map_err(|e| format!("invalid url {base:?}: {e}"))?;
         if !matches!(alerts.scheme(), "http" | "https") {
-            return Err(format!(
-                "invalid url {base:?}: expected an http:// or https:// url"
-            ));
+            return Err(format!("invalid url {base:?}: expected an http:// or https:// url"));
         }
-        Ok(Endpoint {
-            base: trimmed.to_string(),
-            alerts,
-        })
+        Ok(Endpoint { base: trimmed.to_string(), alerts })
     }
 }
 
@@ -100,12 +88,10 @@ impl AlertmanagerClient {
                     path: ca.clone(),
                     source,
                 })?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    AlertmanagerError::CaParse {
-                        output: output.to_string(),
-                        path: ca.clone(),
-                        message: e.to_string(),
-                    }
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AlertmanagerError::CaParse {
+                    output: output.to_string(),
+                    path: ca.clone(),
+                    message: e.to_string(),
                 })?;
                 if certs.is_empty() {
                     return Err(AlertmanagerError::CaParse {
@@ -122,14 +108,10 @@ impl AlertmanagerClient {
                 builder = builder.danger_accept_invalid_certs(true);
             }
         }
-        let http = builder.build().map_err(|e| AlertmanagerError::Client {
-            output: output.to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(AlertmanagerClient {
-            http,
-            auth: config.auth.clone(),
-        })
+        let http = builder
+            .build()
+            .map_err(|e| AlertmanagerError::Client { output: output.to_string(), message: e.to_string() })?;
+        Ok(AlertmanagerClient { http, auth: config.auth.clone() })
     }
 
     /// POST `body` (a JSON array of postable alerts) to `endpoint`.
@@ -140,9 +122,7 @@ impl AlertmanagerClient {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         request = match &self.auth {
-            Some(AlertmanagerAuth::Basic { username, password }) => {
-                request.basic_auth(username, Some(&password.0))
-            }
+            Some(AlertmanagerAuth::Basic { username, password }) => request.basic_auth(username, Some(&password.0)),
             Some(AlertmanagerAuth::Bearer { token }) => request.bearer_auth(&token.0),
             None => request,
         };
@@ -187,43 +167,26 @@ mod tests {
             classify(StatusCode::SERVICE_UNAVAILABLE, ""),
             Attempt::Retry("http 503 Service Unavailable".into())
         );
-        assert!(matches!(
-            classify(StatusCode::TOO_MANY_REQUESTS, ""),
-            Attempt::Retry(_)
-        ));
-        assert!(matches!(
-            classify(StatusCode::REQUEST_TIMEOUT, ""),
-            Attempt::Retry(_)
-        ));
+        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, ""), Attempt::Retry(_)));
+        assert!(matches!(classify(StatusCode::REQUEST_TIMEOUT, ""), Attempt::Retry(_)));
         assert_eq!(
-            classify(StatusCode::BAD_REQUEST, "{\"code\":400,\"message\":\"end time must not be before start time\"}\n"),
-            Attempt::Refused("http 400 Bad Request: {\"code\":400,\"message\":\"end time must not be before start time\"}".into())
+            classify(
+                StatusCode::BAD_REQUEST,
+                "{\"code\":400,\"message\":\"end time must not be before start time\"}\n"
+            ),
+            Attempt::Refused(
+                "http 400 Bad Request: {\"code\":400,\"message\":\"end time must not be before start time\"}".into()
+            )
         );
-        assert!(matches!(
-            classify(StatusCode::UNAUTHORIZED, ""),
-            Attempt::Refused(_)
-        ));
+        assert!(matches!(classify(StatusCode::UNAUTHORIZED, ""), Attempt::Refused(_)));
     }
 
     #[test]
     fn endpoint_appends_the_api_path_to_any_prefix() {
-        assert_eq!(
-            Endpoint::new("http://am:9093").unwrap().alerts.as_str(),
-            "http://am:9093/api/v2/alerts"
-        );
-        assert_eq!(
-            Endpoint::new("https://am/prefix/").unwrap().alerts.as_str(),
-            "https://am/prefix/api/v2/alerts"
-        );
-        assert_eq!(
-            Endpoint::new("https://am/prefix/").unwrap().base,
-            "https://am/prefix"
-        );
-        assert!(
-            Endpoint::new("ftp://am")
-                .unwrap_err()
-                .contains("expected an http:// or https:// url")
-        );
+        assert_eq!(Endpoint::new("http://am:9093").unwrap().alerts.as_str(), "http://am:9093/api/v2/alerts");
+        assert_eq!(Endpoint::new("https://am/prefix/").unwrap().alerts.as_str(), "https://am/prefix/api/v2/alerts");
+        assert_eq!(Endpoint::new("https://am/prefix/").unwrap().base, "https://am/prefix");
+        assert!(Endpoint::new("ftp://am").unwrap_err().contains("expected an http:// or https:// url"));
         assert!(Endpoint::new("am:9093").is_err());
     }
 }

@@ -33,9 +33,7 @@ pub const LABEL_NAME_RULE: &str = "[a-zA-Z_][a-zA-Z0-9_]*";
 /// Whether `name` is a valid Alertmanager label (or annotation) name.
 pub fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -103,18 +101,10 @@ pub struct Alert {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// When it started; Alertmanager uses its receive time when absent.
-    #[serde(
-        rename = "startsAt",
-        serialize_with = "ser_time",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "startsAt", serialize_with = "ser_time", skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<DateTime<Utc>>,
     /// When it ends (resolved) or, on a firing alert, when it expires.
-    #[serde(
-        rename = "endsAt",
-        serialize_with = "ser_time",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "endsAt", serialize_with = "ser_time", skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<DateTime<Utc>>,
     /// Link back to what produced it.
     #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
@@ -141,8 +131,7 @@ pub struct AlertDefaults {
 
 /// Parse and validate an alert record body (`threshold`'s shape).
 pub fn parse_alert(body: &[u8], defaults: &AlertDefaults) -> Result<Alert, InvalidAlert> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| InvalidAlert::NotObject(e.to_string()))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| InvalidAlert::NotObject(e.to_string()))?;
     let Value::Object(mut map) = value else {
         return Err(InvalidAlert::NotObject(format!("got {}", short(&value))));
     };
@@ -168,26 +157,15 @@ pub fn parse_alert(body: &[u8], defaults: &AlertDefaults) -> Result<Alert, Inval
     if let (Some(starts), Some(ends)) = (starts_at, ends_at)
         && ends < starts
     {
-        return Err(InvalidAlert::EndsBeforeStarts {
-            starts: rfc3339(starts),
-            ends: rfc3339(ends),
-        });
+        return Err(InvalidAlert::EndsBeforeStarts { starts: rfc3339(starts), ends: rfc3339(ends) });
     }
     let generator_url = match map.remove("generatorURL") {
         None | Some(Value::Null) => defaults.generator_url.as_ref().map(|t| t.render(&labels)),
-        Some(Value::String(url)) if url.is_empty() => {
-            defaults.generator_url.as_ref().map(|t| t.render(&labels))
-        }
+        Some(Value::String(url)) if url.is_empty() => defaults.generator_url.as_ref().map(|t| t.render(&labels)),
         Some(Value::String(url)) => Some(url),
         Some(other) => return Err(InvalidAlert::GeneratorUrl(short(&other))),
     };
-    Ok(Alert {
-        labels,
-        annotations,
-        starts_at,
-        ends_at,
-        generator_url,
-    })
+    Ok(Alert { labels, annotations, starts_at, ends_at, generator_url })
 }
 
 fn string_map(
@@ -204,11 +182,7 @@ fn string_map(
                 out.insert(name, s);
             }
             other => {
-                return Err(InvalidAlert::NotString {
-                    field,
-                    name,
-                    found: short(&other),
-                });
+                return Err(InvalidAlert::NotString { field, name, found: short(&other) });
             }
         }
     }
@@ -223,14 +197,8 @@ fn time_field(
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => DateTime::parse_from_rfc3339(&text)
             .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| InvalidAlert::Time {
-                field,
-                found: format!("{text:?}"),
-            }),
-        Some(other) => Err(InvalidAlert::Time {
-            field,
-            found: short(&other),
-        }),
+            .map_err(|_| InvalidAlert::Time { field, found: format!("{text:?}") }),
+        Some(other) => Err(InvalidAlert::Time { field, found: short(&other) }),
     }
 }
 
@@ -256,12 +224,7 @@ pub fn fingerprint(labels: &LabelSet) -> u64 {
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = FNV_OFFSET;
     for (name, value) in labels {
-        for byte in name
-            .bytes()
-            .chain([0xff])
-            .chain(value.bytes())
-            .chain([0xff])
-        {
+        for byte in name.bytes().chain([0xff]).chain(value.bytes()).chain([0xff]) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(FNV_PRIME);
         }
@@ -292,16 +255,12 @@ impl UrlTemplate {
                 parts.push(UrlPart::Text(rest[..open].to_string()));
             }
             let after = &rest[open + 1..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| format!("unclosed `{{` in {text:?}"))?;
+            let close = after.find('}').ok_or_else(|| format!("unclosed `{{` in {text:?}"))?;
             let inner = &after[..close];
             let name = inner
                 .strip_prefix("labels.")
                 .filter(|n| valid_label_name(n))
-                .ok_or_else(|| {
-                    format!("unknown placeholder {{{inner}}} in {text:?}; expected {{labels.NAME}}")
-                })?;
+                .ok_or_else(|| format!("unknown placeholder {{{inner}}} in {text:?}; expected {{labels.NAME}}"))?;
             parts.push(UrlPart::Label(name.to_string()));
             rest = &after[close + 1..];
         }
@@ -318,12 +277,7 @@ impl UrlTemplate {
             match part {
                 UrlPart::Text(text) => out.push_str(text),
                 UrlPart::Label(name) => {
-                    for byte in labels
-                        .get(name)
-                        .map(String::as_str)
-                        .unwrap_or_default()
-                        .bytes()
-                    {
+                    for byte in labels.get(name).map(String::as_str).unwrap_or_default().bytes() {
                         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
                             out.push(char::from(byte));
                         } else {
@@ -349,10 +303,7 @@ pub struct Now {
 impl Now {
     /// The system's now.
     pub fn system() -> Self {
-        Now {
-            instant: Instant::now(),
-            wall: Utc::now(),
-        }
+        Now { instant: Instant::now(), wall: Utc::now() }
     }
 }
 
@@ -373,10 +324,7 @@ struct Active {
 impl ActiveAlerts {
     /// An empty map; firing alerts are re-sent every `resend_interval`.
     pub fn new(resend_interval: Duration) -> Self {
-        ActiveAlerts {
-            resend_interval,
-            active: BTreeMap::new(),
-        }
+        ActiveAlerts { resend_interval, active: BTreeMap::new() }
     }
 
     /// Take in an alert record and return the alert to send now.
@@ -398,13 +346,7 @@ impl ActiveAlerts {
             alert.starts_at = Some(old);
         }
         let due = now.instant + self.resend_interval;
-        self.active.insert(
-            alert.labels.clone(),
-            Active {
-                alert: alert.clone(),
-                due,
-            },
-        );
+        self.active.insert(alert.labels.clone(), Active { alert: alert.clone(), due });
         self.leased(alert, now)
     }
 
@@ -470,13 +412,8 @@ mod tests {
     }
 
     fn now(base: Instant, secs: u64) -> Now {
-        let wall = DateTime::parse_from_rfc3339("2026-11-22T11:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        Now {
-            instant: base + Duration::from_secs(secs),
-            wall: wall + chrono::Duration::seconds(secs as i64),
-        }
+        let wall = DateTime::parse_from_rfc3339("2026-11-22T11:00:00Z").unwrap().with_timezone(&Utc);
+        Now { instant: base + Duration::from_secs(secs), wall: wall + chrono::Duration::seconds(secs as i64) }
     }
 
     #[test]
@@ -485,15 +422,8 @@ mod tests {
         let mut active = ActiveAlerts::new(MINUTE);
         let sent = active.observe(parse(FIRING).unwrap(), now(base, 0));
         assert_eq!(active.len(), 1);
-        assert_eq!(
-            sent.ends_at.map(rfc3339).as_deref(),
-            Some("2026-11-22T11:04:00Z")
-        );
-        assert_eq!(
-            active.get(&sent.labels).unwrap().ends_at,
-            None,
-            "the kept alert has no lease of its own"
-        );
+        assert_eq!(sent.ends_at.map(rfc3339).as_deref(), Some("2026-11-22T11:04:00Z"));
+        assert_eq!(active.get(&sent.labels).unwrap().ends_at, None, "the kept alert has no lease of its own");
         assert_eq!(
             serde_json::to_string(&sent).unwrap(),
             r#"{"labels":{"alertname":"PaymentLatencyHigh","metric":"latency_ms","os":"ios","severity":"page"},"annotations":{"summary":"p95 is 912"},"startsAt":"2026-11-22T10:30:00Z","endsAt":"2026-11-22T11:04:00Z"}"#
@@ -507,21 +437,12 @@ mod tests {
         assert_eq!(active.next_due(), None);
         active.observe(parse(FIRING).unwrap(), now(base, 0));
         assert_eq!(active.next_due(), Some(base + MINUTE));
-        assert!(
-            active.due(now(base, 59)).is_empty(),
-            "not due before one interval"
-        );
+        assert!(active.due(now(base, 59)).is_empty(), "not due before one interval");
         let resent = active.due(now(base, 60));
         assert_eq!(resent.len(), 1);
-        assert_eq!(
-            resent[0].ends_at.map(rfc3339).as_deref(),
-            Some("2026-11-22T11:05:00Z")
-        );
+        assert_eq!(resent[0].ends_at.map(rfc3339).as_deref(), Some("2026-11-22T11:05:00Z"));
         assert_eq!(active.next_due(), Some(base + 2 * MINUTE));
-        assert!(
-            active.due(now(base, 61)).is_empty(),
-            "sent once per interval"
-        );
+        assert!(active.due(now(base, 61)).is_empty(), "sent once per interval");
         // A late timer (stalled for 3 intervals) resends once, not three times.
         assert_eq!(active.due(now(base, 300)).len(), 1);
         assert_eq!(active.next_due(), Some(base + Duration::from_secs(360)));
@@ -540,10 +461,7 @@ mod tests {
             Some("2026-11-22T10:45:00Z"),
             "the record's endsAt, not a lease"
         );
-        assert!(
-            active.due(now(base, 600)).is_empty(),
-            "never re-sent after resolving"
-        );
+        assert!(active.due(now(base, 600)).is_empty(), "never re-sent after resolving");
         // A resolve for an alert never seen (e.g. fired before a restart) is still sent.
         let again = active.observe(parse(RESOLVED).unwrap(), now(base, 20));
         assert!(again.ends_at.is_some() && active.is_empty());
@@ -554,22 +472,13 @@ mod tests {
         let base = Instant::now();
         let mut active = ActiveAlerts::new(MINUTE);
         let first = active.observe(parse(FIRING).unwrap(), now(base, 0));
-        let later = FIRING
-            .replace("10:30:00Z", "10:31:00Z")
-            .replace("912", "990");
+        let later = FIRING.replace("10:30:00Z", "10:31:00Z").replace("912", "990");
         let second = active.observe(parse(&later).unwrap(), now(base, 30));
         assert_eq!(active.len(), 1, "one alert per label set");
         assert_eq!(second.labels, first.labels);
         assert_eq!(second.starts_at, first.starts_at, "earliest startsAt kept");
-        assert_eq!(
-            second.annotations["summary"], "p95 is 990",
-            "newest annotations win"
-        );
-        assert_eq!(
-            active.next_due(),
-            Some(base + Duration::from_secs(90)),
-            "sending now postpones the resend"
-        );
+        assert_eq!(second.annotations["summary"], "p95 is 990", "newest annotations win");
+        assert_eq!(active.next_due(), Some(base + Duration::from_secs(90)), "sending now postpones the resend");
     }
 
     #[test]
@@ -592,10 +501,7 @@ mod tests {
                 r#"{"labels":{"alertname":"A","1st":"x"}}"#,
                 r#"labels: invalid label name "1st": must match [a-zA-Z_][a-zA-Z0-9_]*"#,
             ),
-            (
-                r#"{"labels":{"alertname":"A","code":500}}"#,
-                "labels.code: expected a string value, got 500",
-            ),
+            (r#"{"labels":{"alertname":"A","code":500}}"#, "labels.code: expected a string value, got 500"),
             (
                 r#"{"labels":{"severity":"page"}}"#,
                 "alert record has no `labels.alertname`; alertmanager needs one to route and show it",
@@ -604,10 +510,7 @@ mod tests {
                 r#"{"labels":{"alertname":""}}"#,
                 "alert record has no `labels.alertname`; alertmanager needs one to route and show it",
             ),
-            (
-                r#"{"annotations":{}}"#,
-                "alert record has no `labels` object",
-            ),
+            (r#"{"annotations":{}}"#, "alert record has no `labels` object"),
             (
                 r#"{"labels":{"alertname":"A"},"annotations":{"run book":"x"}}"#,
                 r#"annotations: invalid annotation name "run book": must match [a-zA-Z_][a-zA-Z0-9_]*"#,
@@ -632,34 +535,17 @@ mod tests {
     #[test]
     fn static_labels_and_generator_url_fill_what_the_record_lacks() {
         let defaults = AlertDefaults {
-            labels: [("env", "prod"), ("severity", "ticket")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into(),
+            labels: [("env", "prod"), ("severity", "ticket")].map(|(k, v)| (k.to_string(), v.to_string())).into(),
             generator_url: Some(
-                UrlTemplate::compile(
-                    "http://g/d?os={labels.os}&n={labels.alertname}&x={labels.none}",
-                )
-                .unwrap(),
+                UrlTemplate::compile("http://g/d?os={labels.os}&n={labels.alertname}&x={labels.none}").unwrap(),
             ),
         };
         let alert = parse_alert(FIRING.replace("ios", "ios 17/a").as_bytes(), &defaults).unwrap();
         assert_eq!(alert.labels["env"], "prod");
-        assert_eq!(
-            alert.labels["severity"], "page",
-            "the record's own label wins"
-        );
-        assert_eq!(
-            alert.generator_url.as_deref(),
-            Some("http://g/d?os=ios%2017%2Fa&n=PaymentLatencyHigh&x=")
-        );
+        assert_eq!(alert.labels["severity"], "page", "the record's own label wins");
+        assert_eq!(alert.generator_url.as_deref(), Some("http://g/d?os=ios%2017%2Fa&n=PaymentLatencyHigh&x="));
         let own = FIRING.replace(r#""startsAt""#, r#""generatorURL":"http://own","startsAt""#);
-        assert_eq!(
-            parse_alert(own.as_bytes(), &defaults)
-                .unwrap()
-                .generator_url
-                .as_deref(),
-            Some("http://own")
-        );
+        assert_eq!(parse_alert(own.as_bytes(), &defaults).unwrap().generator_url.as_deref(), Some("http://own"));
         assert_eq!(
             UrlTemplate::compile("http://g/{x}").unwrap_err(),
             r#"unknown placeholder {x} in "http://g/{x}"; expected {labels.NAME}"#

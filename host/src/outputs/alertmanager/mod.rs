@@ -42,9 +42,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinSet;
 
 use self::client::{AlertmanagerClient, Attempt, Endpoint};
-use self::lifecycle::{
-    ActiveAlerts, Alert, AlertDefaults, LabelSet, Now, UrlTemplate, parse_alert, valid_label_name,
-};
+use self::lifecycle::{ActiveAlerts, Alert, AlertDefaults, LabelSet, Now, UrlTemplate, parse_alert, valid_label_name};
 use super::{Output, OutputError, WriteReport};
 use crate::admin::metrics::{Counter, Gauge, registry};
 use crate::config::units::HumanDuration;
@@ -61,17 +59,11 @@ pub struct AlertmanagerOutputConfig {
     pub urls: Vec<String>,
     /// How often an active (firing) alert is re-sent so Alertmanager keeps
     /// it active; firing alerts are sent with `endsAt` = now + 4 × this.
-    #[serde(
-        default = "default_resend_interval",
-        deserialize_with = "positive_duration"
-    )]
+    #[serde(default = "default_resend_interval", deserialize_with = "positive_duration")]
     pub resend_interval: HumanDuration,
     /// Attempts per batch and URL before the output gives up on a URL; a
     /// batch no URL accepted is then dead-lettered.
-    #[serde(
-        default = "default_max_attempts",
-        deserialize_with = "positive_attempts"
-    )]
+    #[serde(default = "default_max_attempts", deserialize_with = "positive_attempts")]
     pub max_attempts: u32,
     /// Time limit of one request (connecting is capped at 2s).
     #[serde(default = "default_timeout", deserialize_with = "positive_duration")]
@@ -138,9 +130,7 @@ impl TryFrom<RawAuth> for AlertmanagerAuth {
 
     fn try_from(raw: RawAuth) -> Result<Self, Self::Error> {
         match (raw.basic, raw.bearer) {
-            (Some(RawBasic { username, password }), None) => {
-                Ok(AlertmanagerAuth::Basic { username, password })
-            }
+            (Some(RawBasic { username, password }), None) => Ok(AlertmanagerAuth::Basic { username, password }),
             (None, Some(RawBearer { token })) => Ok(AlertmanagerAuth::Bearer { token }),
             _ => Err("expected exactly one of `basic: {username, password}` or `bearer: {token}`"),
         }
@@ -191,9 +181,7 @@ fn default_timeout() -> HumanDuration {
 fn urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let urls = Vec::<String>::deserialize(d)?;
     if urls.is_empty() {
-        return Err(serde::de::Error::custom(
-            "expected at least one alertmanager url",
-        ));
+        return Err(serde::de::Error::custom("expected at least one alertmanager url"));
     }
     for url in &urls {
         Endpoint::new(url).map_err(serde::de::Error::custom)?;
@@ -229,9 +217,7 @@ fn static_labels<'de, D: Deserializer<'de>>(d: D) -> Result<LabelSet, D::Error> 
 
 fn generator_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<UrlTemplate>, D::Error> {
     let text = String::deserialize(d)?;
-    UrlTemplate::compile(&text)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+    UrlTemplate::compile(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 impl AlertmanagerOutputConfig {
@@ -244,20 +230,12 @@ impl AlertmanagerOutputConfig {
 }
 
 /// Build the output and spawn its resend task (needs a tokio runtime).
-pub fn build(
-    name: &str,
-    config: &AlertmanagerOutputConfig,
-) -> Result<AlertmanagerOutput, AlertmanagerError> {
+pub fn build(name: &str, config: &AlertmanagerOutputConfig) -> Result<AlertmanagerOutput, AlertmanagerError> {
     let client = AlertmanagerClient::new(name, config)?;
     let endpoints = config
         .urls
         .iter()
-        .map(|u| {
-            Endpoint::new(u).map_err(|message| AlertmanagerError::Url {
-                output: name.to_string(),
-                message,
-            })
-        })
+        .map(|u| Endpoint::new(u).map_err(|message| AlertmanagerError::Url { output: name.to_string(), message }))
         .collect::<Result<Vec<_>, _>>()?;
     let labels = [("output", name)];
     let shared = Arc::new(Shared {
@@ -271,11 +249,7 @@ pub fn build(
             "Firing alerts an alertmanager output re-sends.",
             &labels,
         ),
-        resends: registry().counter(
-            "weir_alertmanager_resends_total",
-            "Alerts re-sent to keep them active.",
-            &labels,
-        ),
+        resends: registry().counter("weir_alertmanager_resends_total", "Alerts re-sent to keep them active.", &labels),
         resend_failures: registry().counter(
             "weir_alertmanager_resend_failures_total",
             "Resend posts that an alertmanager did not accept (best-effort, not dead-lettered).",
@@ -290,10 +264,7 @@ pub fn build(
     let resender = tokio::spawn(resend_loop(Arc::clone(&shared)));
     Ok(AlertmanagerOutput {
         shared,
-        defaults: AlertDefaults {
-            labels: config.labels.clone(),
-            generator_url: config.generator_url.clone(),
-        },
+        defaults: AlertDefaults { labels: config.labels.clone(), generator_url: config.generator_url.clone() },
         max_attempts: config.max_attempts,
         resender,
     })
@@ -392,9 +363,7 @@ impl Output for AlertmanagerOutput {
         let mut active = shared.active.lock().await;
         let now = Now::system();
         let outgoing: Vec<Alert> = alerts.into_iter().map(|a| active.observe(a, now)).collect();
-        shared
-            .active_gauge
-            .set(i64::try_from(active.len()).unwrap_or(i64::MAX));
+        shared.active_gauge.set(i64::try_from(active.len()).unwrap_or(i64::MAX));
         let body = encode(&outgoing);
         let outcome = deliver(shared, body, self.max_attempts).await;
         drop(active);
@@ -406,9 +375,7 @@ impl Output for AlertmanagerOutput {
                 outcome.attempts,
                 outcome.failure_text()
             );
-            report
-                .rejected
-                .extend(sent.into_iter().map(|i| (i, reason.clone())));
+            report.rejected.extend(sent.into_iter().map(|i| (i, reason.clone())));
         } else if !outcome.failed.is_empty() {
             shared.partial.add(1);
             tracing::warn!(
@@ -424,9 +391,7 @@ impl Output for AlertmanagerOutput {
 }
 
 fn encode(alerts: &[Alert]) -> Bytes {
-    Bytes::from(
-        serde_json::to_vec(alerts).expect("alerts are strings and times; serialising cannot fail"),
-    )
+    Bytes::from(serde_json::to_vec(alerts).expect("alerts are strings and times; serialising cannot fail"))
 }
 
 /// Which Alertmanagers took a batch.
@@ -439,11 +404,7 @@ struct Outcome {
 
 impl Outcome {
     fn failure_text(&self) -> String {
-        self.failed
-            .iter()
-            .map(|(url, why)| format!("{url}: {why}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.failed.iter().map(|(url, why)| format!("{url}: {why}")).collect::<Vec<_>>().join("; ")
     }
 }
 
@@ -492,11 +453,7 @@ async fn deliver(shared: &Shared, body: Bytes, max_attempts: u32) -> Outcome {
 }
 
 /// Post to several endpoints at once, so one hung peer does not delay the others.
-async fn post_all(
-    client: &AlertmanagerClient,
-    endpoints: &[Endpoint],
-    body: &Bytes,
-) -> Vec<(Endpoint, Attempt)> {
+async fn post_all(client: &AlertmanagerClient, endpoints: &[Endpoint], body: &Bytes) -> Vec<(Endpoint, Attempt)> {
     let mut tasks = JoinSet::new();
     for endpoint in endpoints {
         let (client, endpoint, body) = (client.clone(), endpoint.clone(), body.clone());
@@ -558,10 +515,7 @@ async fn resend_loop(shared: Arc<Shared>) {
 
 /// A number in [0, 1) for backoff jitter; quality does not matter here.
 fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
     f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
@@ -584,79 +538,51 @@ mod tests {
         let c = config("urls: [http://am:9093]").unwrap();
         assert_eq!(c.resend_interval.0, Duration::from_secs(60));
         assert_eq!(c.max_attempts, 5);
-        assert!(
-            c.labels.is_empty() && c.auth.is_none() && c.tls.is_none() && c.generator_url.is_none()
-        );
+        assert!(c.labels.is_empty() && c.auth.is_none() && c.tls.is_none() && c.generator_url.is_none());
     }
 
     #[test]
     fn invalid_static_label_names_are_refused_at_load_naming_the_label() {
         let err = config("urls: [http://am:9093]\nlabels: { team: a, os-version: b }").unwrap_err();
         assert!(
-            err.starts_with(
-                r#"labels: invalid label name "os-version": must match [a-zA-Z_][a-zA-Z0-9_]*"#
-            ),
+            err.starts_with(r#"labels: invalid label name "os-version": must match [a-zA-Z_][a-zA-Z0-9_]*"#),
             "{err}"
         );
     }
 
     #[test]
     fn bad_urls_durations_and_templates_are_refused_at_load() {
-        assert!(
-            config("urls: []")
-                .unwrap_err()
-                .contains("expected at least one alertmanager url")
-        );
-        assert!(
-            config("urls: [ftp://am]")
-                .unwrap_err()
-                .contains(r#"invalid url "ftp://am""#)
-        );
+        assert!(config("urls: []").unwrap_err().contains("expected at least one alertmanager url"));
+        assert!(config("urls: [ftp://am]").unwrap_err().contains(r#"invalid url "ftp://am""#));
         assert!(
             config("urls: [http://am]\nresend_interval: 0s")
                 .unwrap_err()
                 .starts_with("resend_interval: must be greater than zero")
         );
         assert!(
-            config("urls: [http://am]\nmax_attempts: 0")
-                .unwrap_err()
-                .starts_with("max_attempts: must be at least 1")
+            config("urls: [http://am]\nmax_attempts: 0").unwrap_err().starts_with("max_attempts: must be at least 1")
         );
         assert!(
             config("urls: [http://am]\ngenerator_url: 'http://g/{os}'")
                 .unwrap_err()
                 .starts_with("generator_url: unknown placeholder {os}")
         );
-        assert!(
-            config("urls: [http://am]\nurl: http://am")
-                .unwrap_err()
-                .contains("unknown field `url`")
-        );
+        assert!(config("urls: [http://am]\nurl: http://am").unwrap_err().contains("unknown field `url`"));
     }
 
     #[test]
     fn auth_and_tls_parse_and_secrets_stay_out_of_debug() {
-        let c = config("urls: [https://am]\nauth: { basic: { username: weir, password: hunter2 } }\ntls: { ca_file: ca.pem }").unwrap();
-        assert!(
-            matches!(&c.auth, Some(AlertmanagerAuth::Basic { username, .. }) if username == "weir")
-        );
+        let c = config(
+            "urls: [https://am]\nauth: { basic: { username: weir, password: hunter2 } }\ntls: { ca_file: ca.pem }",
+        )
+        .unwrap();
+        assert!(matches!(&c.auth, Some(AlertmanagerAuth::Basic { username, .. }) if username == "weir"));
         assert!(!format!("{c:?}").contains("hunter2"));
         let c = c.rebase(Path::new("/etc/weir"));
-        assert_eq!(
-            c.tls.unwrap().ca_file.unwrap(),
-            Path::new("/etc/weir/ca.pem")
-        );
+        assert_eq!(c.tls.unwrap().ca_file.unwrap(), Path::new("/etc/weir/ca.pem"));
         let c = config("urls: [https://am]\nauth: { bearer: { token: t0k } }").unwrap();
         assert!(matches!(&c.auth, Some(AlertmanagerAuth::Bearer { token }) if token.0 == "t0k"));
-        assert!(
-            config("urls: [https://am]\nauth: { digest: {} }")
-                .unwrap_err()
-                .contains("unknown field `digest`")
-        );
-        assert!(
-            config("urls: [https://am]\nauth: {}")
-                .unwrap_err()
-                .contains("expected exactly one of")
-        );
+        assert!(config("urls: [https://am]\nauth: { digest: {} }").unwrap_err().contains("unknown field `digest`"));
+        assert!(config("urls: [https://am]\nauth: {}").unwrap_err().contains("expected exactly one of"));
     }
 }

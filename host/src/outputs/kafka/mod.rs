@@ -107,8 +107,7 @@ mod tests {
     #[test]
     fn parses_with_safe_defaults() {
         let c: KafkaOutputConfig =
-            serde_norway::from_str("brokers: a:9092\ntopic: metrics\nkey: '{metric}|{labels}'\n")
-                .unwrap();
+            serde_norway::from_str("brokers: a:9092\ntopic: metrics\nkey: '{metric}|{labels}'\n").unwrap();
         assert_eq!(c.acks, Acks::All);
         assert_eq!(c.compression, Compression::None);
         assert_eq!(c.delivery_timeout.0, Duration::from_secs(30));
@@ -118,18 +117,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_templates_and_unknown_fields_at_load() {
-        let e = serde_norway::from_str::<KafkaOutputConfig>("brokers: a\ntopic: 'm-{x'\n")
+        let e = serde_norway::from_str::<KafkaOutputConfig>("brokers: a\ntopic: 'm-{x'\n").unwrap_err().to_string();
+        assert!(e.contains("is not closed"), "{e}");
+        let e = serde_norway::from_str::<KafkaOutputConfig>("brokers: a\ntopic: t\ncompresion: lz4\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("is not closed"), "{e}");
-        let e =
-            serde_norway::from_str::<KafkaOutputConfig>("brokers: a\ntopic: t\ncompresion: lz4\n")
-                .unwrap_err()
-                .to_string();
         assert!(e.contains("unknown field `compresion`"), "{e}");
         let c: KafkaOutputConfig =
-            serde_norway::from_str("brokers: [a, b]\ntopic: t\ncompression: zstd\nacks: leader\n")
-                .unwrap();
+            serde_norway::from_str("brokers: [a, b]\ntopic: t\ncompression: zstd\nacks: leader\n").unwrap();
         assert_eq!(c.compression.as_str(), "zstd");
         assert_eq!(c.brokers.joined(), "a,b");
     }

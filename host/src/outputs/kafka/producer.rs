@@ -39,10 +39,7 @@ struct OutputClientContext {
 impl ClientContext for OutputClientContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
                 tracing::error!(output = %self.output, facility = fac, "librdkafka: {log_message}")
             }
             RDKafkaLogLevel::Warning => {
@@ -97,9 +94,7 @@ pub fn valid_topic(topic: &str) -> bool {
         && topic.len() <= MAX_TOPIC_LEN
         && topic != "."
         && topic != ".."
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl KafkaOutput {
@@ -119,45 +114,23 @@ impl KafkaOutput {
             .set("acks", acks)
             .set("enable.idempotence", idempotent)
             .set("compression.type", config.compression.as_str())
-            .set(
-                "message.timeout.ms",
-                config.delivery_timeout.0.as_millis().to_string(),
-            );
+            .set("message.timeout.ms", config.delivery_timeout.0.as_millis().to_string());
         client.set_log_level(RDKafkaLogLevel::Warning);
-        let context = OutputClientContext {
-            output: name.into(),
-        };
-        let producer =
-            client
-                .create_with_context(context)
-                .map_err(|source| OutputError::Kafka {
-                    output: name.to_string(),
-                    what: format!(
-                        "creating a producer for brokers {}",
-                        config.brokers.joined()
-                    ),
-                    source: Box::new(source),
-                })?;
-        Ok(KafkaOutput {
-            name: name.into(),
-            config,
-            producer,
-        })
+        let context = OutputClientContext { output: name.into() };
+        let producer = client.create_with_context(context).map_err(|source| OutputError::Kafka {
+            output: name.to_string(),
+            what: format!("creating a producer for brokers {}", config.brokers.joined()),
+            source: Box::new(source),
+        })?;
+        Ok(KafkaOutput { name: name.into(), config, producer })
     }
 
     /// Topic and key of one record, or why it cannot be sent.
     fn route(&self, record: &Record) -> Result<(String, Option<String>), String> {
         let c = &self.config;
         let needs_body = !c.topic.is_static() || c.key.as_ref().is_some_and(|k| !k.is_static());
-        let body: Option<Value> = if needs_body {
-            serde_json::from_slice(&record.body).ok()
-        } else {
-            None
-        };
-        let topic = c
-            .topic
-            .render(body.as_ref())
-            .map_err(|e| format!("output {}: topic {e}", self.name))?;
+        let body: Option<Value> = if needs_body { serde_json::from_slice(&record.body).ok() } else { None };
+        let topic = c.topic.render(body.as_ref()).map_err(|e| format!("output {}: topic {e}", self.name))?;
         if !valid_topic(&topic) {
             return Err(format!(
                 "output {}: topic {:?} (from template {:?}) is not a valid kafka topic name",
@@ -167,10 +140,7 @@ impl KafkaOutput {
             ));
         }
         let key = match &c.key {
-            Some(k) => Some(
-                k.render(body.as_ref())
-                    .map_err(|e| format!("output {}: key {e}", self.name))?,
-            ),
+            Some(k) => Some(k.render(body.as_ref()).map_err(|e| format!("output {}: key {e}", self.name))?),
             None => None,
         };
         Ok((topic, key))
@@ -190,9 +160,8 @@ impl Output for KafkaOutput {
                     continue;
                 }
             };
-            let mut message = FutureRecord::to(&topic)
-                .payload(&record.body[..])
-                .timestamp(record.time.div_euclid(1_000_000));
+            let mut message =
+                FutureRecord::to(&topic).payload(&record.body[..]).timestamp(record.time.div_euclid(1_000_000));
             if let Some(key) = &key {
                 message = message.key(key.as_bytes());
             }
@@ -210,10 +179,7 @@ impl Output for KafkaOutput {
                         match classify(&error) {
                             Failure::Retry => report.retry.push(i),
                             Failure::Reject => {
-                                report.rejected.push((
-                                    i,
-                                    format!("output {}: topic {topic}: {error}", self.name),
-                                ));
+                                report.rejected.push((i, format!("output {}: topic {topic}: {error}", self.name)));
                             }
                         }
                         break;
@@ -229,9 +195,9 @@ impl Output for KafkaOutput {
                         tracing::debug!(output = %self.name, topic, %error, "delivery failed; retrying");
                         report.retry.push(i);
                     }
-                    Failure::Reject => report
-                        .rejected
-                        .push((i, format!("output {}: topic {topic}: {error}", self.name))),
+                    Failure::Reject => {
+                        report.rejected.push((i, format!("output {}: topic {topic}: {error}", self.name)))
+                    }
                 },
                 // The producer dropped the report (shutting down): unknown, so retry.
                 Err(_) => report.retry.push(i),
@@ -262,30 +228,12 @@ mod tests {
     #[test]
     fn permanent_errors_are_rejected_and_the_rest_retried() {
         let production = |code| KafkaError::MessageProduction(code);
-        assert_eq!(
-            classify(&production(RDKafkaErrorCode::MessageSizeTooLarge)),
-            Failure::Reject
-        );
-        assert_eq!(
-            classify(&production(RDKafkaErrorCode::TopicAuthorizationFailed)),
-            Failure::Reject
-        );
-        assert_eq!(
-            classify(&production(RDKafkaErrorCode::InvalidTopic)),
-            Failure::Reject
-        );
-        assert_eq!(
-            classify(&production(RDKafkaErrorCode::MessageTimedOut)),
-            Failure::Retry
-        );
-        assert_eq!(
-            classify(&production(RDKafkaErrorCode::NotLeaderForPartition)),
-            Failure::Retry
-        );
-        assert_eq!(
-            classify(&production(RDKafkaErrorCode::QueueFull)),
-            Failure::Retry
-        );
+        assert_eq!(classify(&production(RDKafkaErrorCode::MessageSizeTooLarge)), Failure::Reject);
+        assert_eq!(classify(&production(RDKafkaErrorCode::TopicAuthorizationFailed)), Failure::Reject);
+        assert_eq!(classify(&production(RDKafkaErrorCode::InvalidTopic)), Failure::Reject);
+        assert_eq!(classify(&production(RDKafkaErrorCode::MessageTimedOut)), Failure::Retry);
+        assert_eq!(classify(&production(RDKafkaErrorCode::NotLeaderForPartition)), Failure::Retry);
+        assert_eq!(classify(&production(RDKafkaErrorCode::QueueFull)), Failure::Retry);
         assert_eq!(classify(&KafkaError::Canceled), Failure::Retry);
     }
 

@@ -71,15 +71,13 @@ impl Template {
                 }
                 '{' => {
                     let rest = &source[at + 1..];
-                    let end = rest
-                        .find('}')
-                        .ok_or_else(|| format!("template {source:?}: `{{` at byte {at} is not closed (write `{{{{` for a literal brace)"))?;
+                    let end = rest.find('}').ok_or_else(|| {
+                        format!(
+                            "template {source:?}: `{{` at byte {at} is not closed (write `{{{{` for a literal brace)"
+                        )
+                    })?;
                     let path = &rest[..end];
-                    if path.is_empty()
-                        || path
-                            .split('.')
-                            .any(|s| s.trim().is_empty() || s.contains('{'))
-                    {
+                    if path.is_empty() || path.split('.').any(|s| s.trim().is_empty() || s.contains('{')) {
                         return Err(format!(
                             "template {source:?}: invalid field path {path:?} at byte {at}; expected e.g. {{metric}} or {{labels.op}}"
                         ));
@@ -103,10 +101,7 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(Template {
-            source: source.to_string(),
-            parts,
-        })
+        Ok(Template { source: source.to_string(), parts })
     }
 
     /// True when the template has no placeholders.
@@ -128,9 +123,7 @@ impl Template {
                 Part::Literal(s) => out.push_str(s),
                 Part::Field(path) => {
                     let Some(root @ Value::Object(_)) = body else {
-                        return Err(TemplateError::NotAnObject {
-                            template: self.source.clone(),
-                        });
+                        return Err(TemplateError::NotAnObject { template: self.source.clone() });
                     };
                     let value = path.iter().try_fold(root, |v, key| v.get(key));
                     match value {
@@ -194,34 +187,16 @@ mod tests {
 
     #[test]
     fn renders_fields_and_nested_paths() {
-        let body =
-            json!({"metric": "rt", "labels": {"op": "pay", "os": "ios"}, "n": 3, "ok": true});
-        assert_eq!(
-            render("metrics-{labels.op}", body.clone()).unwrap(),
-            "metrics-pay"
-        );
-        assert_eq!(
-            render("{metric}/{n}/{ok}", body.clone()).unwrap(),
-            "rt/3/true"
-        );
-        assert_eq!(
-            render("{{literal}}-{metric}", body).unwrap(),
-            "{literal}-rt"
-        );
+        let body = json!({"metric": "rt", "labels": {"op": "pay", "os": "ios"}, "n": 3, "ok": true});
+        assert_eq!(render("metrics-{labels.op}", body.clone()).unwrap(), "metrics-pay");
+        assert_eq!(render("{metric}/{n}/{ok}", body.clone()).unwrap(), "rt/3/true");
+        assert_eq!(render("{{literal}}-{metric}", body).unwrap(), "{literal}-rt");
     }
 
     #[test]
     fn labels_render_canonically_whatever_their_order() {
-        let a = render(
-            "{metric}|{labels}",
-            json!({"metric": "rt", "labels": {"os": "ios", "txn": "pay"}}),
-        )
-        .unwrap();
-        let b = render(
-            "{metric}|{labels}",
-            json!({"labels": {"txn": "pay", "os": "ios"}, "metric": "rt"}),
-        )
-        .unwrap();
+        let a = render("{metric}|{labels}", json!({"metric": "rt", "labels": {"os": "ios", "txn": "pay"}})).unwrap();
+        let b = render("{metric}|{labels}", json!({"labels": {"txn": "pay", "os": "ios"}, "metric": "rt"})).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, r#"rt|{"os":"ios","txn":"pay"}"#);
         let nested = render("{x}", json!({"x": {"b": [1, {"d": 1, "c": 2}], "a": null}})).unwrap();
@@ -231,17 +206,9 @@ mod tests {
     #[test]
     fn missing_fields_are_errors_that_name_the_field() {
         let e = render("m-{labels.op}", json!({"labels": {}})).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"template "m-{labels.op}": field `labels.op` is missing or null"#
-        );
+        assert_eq!(e.to_string(), r#"template "m-{labels.op}": field `labels.op` is missing or null"#);
         assert!(render("{a}", json!({"a": null})).is_err());
-        assert!(
-            Template::parse("{a}")
-                .unwrap()
-                .render(Some(&json!([1])))
-                .is_err()
-        );
+        assert!(Template::parse("{a}").unwrap().render(Some(&json!([1]))).is_err());
     }
 
     #[test]
