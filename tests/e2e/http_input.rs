@@ -76,7 +76,7 @@ impl Drop for Running {
 }
 
 /// POST `body` with curl; returns the status and the response body.
-fn post(url: &str, headers: &[&str], body: &[u8]) -> (u16, Value) {
+pub fn post(url: &str, headers: &[&str], body: &[u8]) -> (u16, Value) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20", "-X", "POST", "--data-binary", "@-", "-w", "\n%{http_code}"]);
     for header in headers {

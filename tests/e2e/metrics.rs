@@ -114,6 +114,62 @@ pub fn iso(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms).unwrap().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Assert that window record `w` of the window starting at `start` (ms)
+/// holds the exact statistics of `values`: count, min, max and mean exactly,
+/// quantiles within the histogram's precision of the nearest-rank value.
+pub fn check_window(w: &Value, start: i64, values: &[u64]) {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    assert_eq!(w["window_end"], iso(start + WINDOW_SECS * 1000), "{w}");
+    assert_eq!(w["count"], sorted.len() as u64, "{w}");
+    assert_eq!(w["min"], sorted[0], "{w}");
+    assert_eq!(w["max"], *sorted.last().unwrap(), "{w}");
+    let mean = sorted.iter().sum::<u64>() as f64 / sorted.len() as f64;
+    assert!((w["mean"].as_f64().unwrap() - mean).abs() < 1e-6, "mean {w} vs {mean}");
+    for (name, q) in QUANTILES {
+        let exact = nearest_rank(&sorted, q) as f64;
+        let reported = w[name].as_f64().unwrap();
+        // 3 significant digits: within 0.1%, plus the unit resolution.
+        assert!((reported - exact).abs() <= exact * 1e-3 + 1.0, "{name}: {reported} vs exact {exact} in {w}");
+    }
+}
+
+/// The PaymentLatencyHigh alerts the oracle's windows imply, as
+/// (os, "firing" | "resolved", window end): firing after 2 consecutive
+/// windows with p95 above the threshold, resolved at the first window below.
+pub fn alert_transitions(expected: &Series) -> Vec<(String, &'static str, String)> {
+    let mut by_series: BTreeMap<(String, String), Vec<(i64, f64)>> = BTreeMap::new();
+    for ((start, txn, os), values) in expected {
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        by_series.entry((txn.clone(), os.clone())).or_default().push((*start, nearest_rank(&sorted, 0.95) as f64));
+    }
+    let mut transitions = Vec::new();
+    for ((txn, os), windows) in &by_series {
+        if txn != "pay" {
+            continue;
+        }
+        let (mut run, mut firing) = (0, false);
+        for &(start, p95) in windows {
+            let end = iso(start + WINDOW_SECS * 1000);
+            if p95 > THRESHOLD {
+                run += 1;
+                if run == 2 && !firing {
+                    firing = true;
+                    transitions.push((os.clone(), "firing", end));
+                }
+            } else {
+                run = 0;
+                if firing {
+                    firing = false;
+                    transitions.push((os.clone(), "resolved", end));
+                }
+            }
+        }
+    }
+    transitions
+}
+
 #[test]
 fn windows_and_alerts_match_the_oracle() {
     let (chunks, generated_late) = traffic();
@@ -155,24 +211,7 @@ fn windows_and_alerts_match_the_oracle() {
         let w = got
             .get(&(iso(*start), txn.clone(), os.clone()))
             .unwrap_or_else(|| panic!("no window {} {txn} {os}", iso(*start)));
-        let mut sorted = values.clone();
-        sorted.sort_unstable();
-        assert_eq!(w["window_end"], iso(start + WINDOW_SECS * 1000));
-        assert_eq!(w["count"], sorted.len() as u64, "{w}");
-        assert_eq!(w["min"], sorted[0], "{w}");
-        assert_eq!(w["max"], *sorted.last().unwrap(), "{w}");
-        let mean = sorted.iter().sum::<u64>() as f64 / sorted.len() as f64;
-        assert!((w["mean"].as_f64().unwrap() - mean).abs() < 1e-6, "mean {w} vs {mean}");
-        for (name, q) in QUANTILES {
-            let exact = nearest_rank(&sorted, q) as f64;
-            let reported = w[name].as_f64().unwrap();
-            // 3 significant digits: within 0.1%, plus the unit resolution.
-            assert!(
-                (reported - exact).abs() <= exact * 1e-3 + 1.0,
-                "{name} of {} {txn} {os}: {reported} vs exact {exact}",
-                iso(*start)
-            );
-        }
+        check_window(w, *start, values);
     }
 
     // Dead letters: exactly the two malformed chunks and the late events.
@@ -190,37 +229,7 @@ fn windows_and_alerts_match_the_oracle() {
     );
     assert_eq!(dead.len(), 2 + late);
 
-    // Alerts: from the oracle's p95 per window, firing after 2 consecutive
-    // windows above the threshold, resolved at the first window below.
-    let mut expected_alerts = Vec::new();
-    let mut by_series: BTreeMap<(String, String), Vec<(i64, f64)>> = BTreeMap::new();
-    for ((start, txn, os), values) in &expected {
-        let mut sorted = values.clone();
-        sorted.sort_unstable();
-        by_series.entry((txn.clone(), os.clone())).or_default().push((*start, nearest_rank(&sorted, 0.95) as f64));
-    }
-    for ((txn, os), windows) in &by_series {
-        if txn != "pay" {
-            continue;
-        }
-        let (mut run, mut firing) = (0, false);
-        for &(start, p95) in windows {
-            let end = iso(start + WINDOW_SECS * 1000);
-            if p95 > THRESHOLD {
-                run += 1;
-                if run == 2 && !firing {
-                    firing = true;
-                    expected_alerts.push((os.clone(), "firing", end));
-                }
-            } else {
-                run = 0;
-                if firing {
-                    firing = false;
-                    expected_alerts.push((os.clone(), "resolved", end));
-                }
-            }
-        }
-    }
+    let expected_alerts = alert_transitions(&expected);
     assert_eq!(expected_alerts.len(), 2, "the traffic fires and resolves exactly one alert: {expected_alerts:?}");
     let alerts = read_ndjson(&dir.path("out/alerts.ndjson"));
     let got_alerts: Vec<(String, &str, String)> = alerts
@@ -236,7 +245,6 @@ fn windows_and_alerts_match_the_oracle() {
             }
         })
         .collect();
-    let expected_alerts: Vec<(String, &str, String)> = expected_alerts;
     assert_eq!(got_alerts, expected_alerts);
     let summary = alerts[0]["annotations"]["summary"].as_str().unwrap();
     assert!(summary.starts_with("p95 payment latency on ios is ") && summary.contains("(threshold 800)"), "{summary}");

@@ -113,11 +113,16 @@ impl Drop for Running {
     }
 }
 
-/// The alerts Alertmanager shows for `run` (active ones: resolved alerts
-/// leave `GET /api/v2/alerts` in 0.25).
+/// The alerts Alertmanager shows for `run`.
 fn am_alerts(run: &str) -> Vec<Value> {
+    am_alerts_labelled("run", run)
+}
+
+/// The alerts Alertmanager shows with `label` = `value` (active ones:
+/// resolved alerts leave `GET /api/v2/alerts` in 0.25).
+pub(super) fn am_alerts_labelled(label: &str, value: &str) -> Vec<Value> {
     let url = format!("{}/api/v2/alerts", alertmanager_url());
-    let response = blocking_get(&url, &[("filter", format!("run=\"{run}\""))]);
+    let response = blocking_get(&url, &[("filter", format!("{label}=\"{value}\""))]);
     match response {
         Value::Array(alerts) => alerts,
         other => panic!("GET {url}: expected an array, got {other}"),
@@ -141,7 +146,7 @@ fn blocking_get(url: &str, query: &[(&str, String)]) -> Value {
 }
 
 /// Posts an in-test HTTP server received: (when, JSON body).
-type Posts = Arc<Mutex<Vec<(Instant, Value)>>>;
+pub(super) type Posts = Arc<Mutex<Vec<(Instant, Value)>>>;
 
 async fn record(State(posts): State<Posts>, Json(body): Json<Value>) -> &'static str {
     posts.lock().unwrap().push((Instant::now(), body));
@@ -173,18 +178,23 @@ fn fake_alertmanager() -> (String, Posts) {
 }
 
 /// The shared webhook receiver: every notification Alertmanager sent.
-fn webhook() -> Posts {
+pub(super) fn webhook() -> Posts {
     static POSTS: OnceLock<Posts> = OnceLock::new();
     POSTS.get_or_init(|| serve(WEBHOOK_ADDRESS, "/webhook").1).clone()
 }
 
 /// The `status` of each alert of `run` in notifications, in order.
 fn notified(posts: &Posts, run: &str) -> Vec<String> {
+    notified_labelled(posts, "run", run)
+}
+
+/// The `status` of each alert with `label` = `value` in notifications, in order.
+pub(super) fn notified_labelled(posts: &Posts, label: &str, value: &str) -> Vec<String> {
     let posts = posts.lock().unwrap();
     posts
         .iter()
         .flat_map(|(_, body)| body["alerts"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["labels"]["run"] == run)
+        .filter(|a| a["labels"][label] == value)
         .map(|a| a["status"].as_str().unwrap_or_default().to_string())
         .collect()
 }

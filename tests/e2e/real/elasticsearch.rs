@@ -20,7 +20,7 @@ use crate::util::{TestDir, read_ndjson, repo, wait_for, weir};
 
 /// Taken for writing by the test that restarts Elasticsearch, for reading by
 /// every other test, so none of them sees the outage.
-static SERVER: RwLock<()> = RwLock::new(());
+pub(super) static SERVER: RwLock<()> = RwLock::new(());
 
 /// A unique, lowercase index prefix per test and run.
 fn prefix(test: &str) -> String {
@@ -29,7 +29,7 @@ fn prefix(test: &str) -> String {
 }
 
 /// `curl -X METHOD ES/path` with an optional JSON body: (status, answer).
-fn es(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+pub(super) fn es(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "-X", method]).arg(format!(
         "{}/{}",
@@ -54,7 +54,7 @@ fn es(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
 
 /// Documents in `index` (a name or pattern) once refreshed; 0 when none
 /// exists. Waits out shards still recovering after a restart (503).
-fn count(index: &str) -> u64 {
+pub(super) fn count(index: &str) -> u64 {
     let mut last = Value::Null;
     let answered = wait_for(Duration::from_secs(30), || {
         es("POST", &format!("{index}/_refresh?allow_no_indices=true&ignore_unavailable=true"), None);
@@ -68,7 +68,7 @@ fn count(index: &str) -> u64 {
 }
 
 /// Every document of `index` (at most 10,000), refreshed first.
-fn documents(index: &str) -> Vec<Value> {
+pub(super) fn documents(index: &str) -> Vec<Value> {
     es("POST", &format!("{index}/_refresh"), None);
     let (status, answer) = es("GET", &format!("{index}/_search?size=10000&version=true"), None);
     assert_eq!(status, 200, "{answer}");
@@ -90,7 +90,7 @@ fn mapped_type(index: &str, field: &str) -> String {
 /// Remove what a test created (best effort: this Elasticsearch build cannot
 /// delete data streams, so those and their templates stay until the next
 /// fresh start of the server).
-struct Cleanup(String);
+pub(super) struct Cleanup(pub(super) String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

@@ -23,7 +23,7 @@ use crate::util::{TestDir, read_ndjson, repo, wait_for, weir};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn unique(what: &str) -> String {
+pub(super) fn unique(what: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("weir-test-{what}-{}-{nanos}", std::process::id())
 }
@@ -34,7 +34,7 @@ fn client() -> ClientConfig {
     c
 }
 
-fn create_topic(name: &str, partitions: i32) {
+pub(super) fn create_topic(name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = client().create().expect("an admin client");
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Kafka 3.6+ refuses timestamps over an hour ahead of the broker's clock
@@ -62,18 +62,18 @@ fn create_topic(name: &str, partitions: i32) {
 }
 
 /// One message to produce.
-struct Msg {
+pub(super) struct Msg {
     partition: Option<i32>,
     key: Option<String>,
     payload: String,
     timestamp_ms: Option<i64>,
 }
 
-fn msg(payload: impl Into<String>) -> Msg {
+pub(super) fn msg(payload: impl Into<String>) -> Msg {
     Msg { partition: None, key: None, payload: payload.into(), timestamp_ms: None }
 }
 
-fn produce(topic: &str, messages: &[Msg]) {
+pub(super) fn produce(topic: &str, messages: &[Msg]) {
     let producer: BaseProducer = client().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap();
     for m in messages {
         let mut record: BaseRecord<'_, String, String> = BaseRecord::to(topic).payload(&m.payload);
@@ -125,7 +125,7 @@ fn committed(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
         .collect()
 }
 
-fn wait_caught_up(group: &str, topic: &str, partitions: i32, timeout: Duration) -> bool {
+pub(super) fn wait_caught_up(group: &str, topic: &str, partitions: i32, timeout: Duration) -> bool {
     let end = end_offsets(topic, partitions);
     // An empty partition has nothing to commit.
     let caught_up = |c: Vec<i64>| c.iter().zip(&end).all(|(c, e)| c == e || (*e == 0 && *c < 0));

@@ -5,6 +5,7 @@
 
 mod elasticsearch;
 mod kafka;
+mod mobile_monitoring;
 
 /// Kafka's bootstrap address.
 pub fn kafka_bootstrap() -> String {
