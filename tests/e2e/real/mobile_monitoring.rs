@@ -43,12 +43,13 @@ fn the_mobile_monitoring_config_pages_on_a_latency_shift_and_stores_everything()
     let dir = TestDir::new();
     let (topic, group, pipeline) = (unique("mobile"), unique("mobile-group"), unique("mobile").replace('-', "_"));
     create_topic(&topic, 1);
-    let port = free_port();
+    let (port, admin) = (free_port(), free_port());
     let log = std::fs::File::create(dir.path("weir.log")).unwrap();
     let mut child = weir()
         .args(["run", "-c"])
         .arg(repo().join("configs/mobile-monitoring.yaml"))
         .env("HTTP_ADDRESS", format!("127.0.0.1:{port}"))
+        .env("ADMIN_ADDRESS", format!("127.0.0.1:{admin}"))
         .env("KAFKA_BROKERS", kafka_bootstrap())
         .env("KAFKA_TOPIC", &topic)
         .env("KAFKA_GROUP", &group)
@@ -155,6 +156,21 @@ fn the_mobile_monitoring_config_pages_on_a_latency_shift_and_stores_everything()
         count("mobile-metrics-*"),
         closed.len()
     );
+    // The pipeline's own metrics tell the same story.
+    let (_, metrics) = http("GET", admin, "/metrics").unwrap();
+    let expected_metrics = [
+        ("weir_input_records_total{input=\"apps\"}", HTTP_CHUNKS + 1),
+        ("weir_input_records_total{input=\"collectors\"}", chunks.len() - HTTP_CHUNKS),
+        ("weir_input_dead_letters_total{input=\"collectors\"}", 1),
+        ("weir_filter_dead_letters_total{filter=\"split\"}", 1),
+        ("weir_filter_dead_letters_total{filter=\"percentiles\"}", late),
+        ("weir_output_records_total{output=\"logs\"}", statements),
+        ("weir_output_records_total{output=\"metrics\"}", closed.len()),
+        ("weir_output_records_total{output=\"alertmanager\"}", transitions.len()),
+    ];
+    for (series, value) in expected_metrics {
+        assert!(metrics.lines().any(|l| l == format!("{series} {value}")), "{series} is not {value}:\n{metrics}");
+    }
     sigterm(child.id());
     assert!(child.wait().unwrap().success(), "{}", weir_log());
 
