@@ -63,7 +63,7 @@ impl<'a> RecordView<'a> {
 
     /// The raw JSON at `path`, descending through nested objects.
     pub fn lookup(&self, path: &FieldPath) -> Option<&'a RawValue> {
-        let top = *self.fields.as_ref()?.get(path.head())?;
+        let top = self.fields.as_ref()?.get(path.head())?;
         match path.tail() {
             None => Some(top),
             Some(tail) => weir_plugin_sdk::lookup(top.get().as_bytes(), tail),

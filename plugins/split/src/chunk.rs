@@ -426,7 +426,7 @@ struct NotObject {
 fn find<'a>(top: &Fields<'a>, path: &str) -> Result<Option<&'a RawValue>, NotObject> {
     let mut segments = path.split('.');
     let first = segments.next().expect("split yields at least one piece");
-    let Some(mut value) = top.get(first).copied() else {
+    let Some(mut value) = top.get(first) else {
         return Ok(None);
     };
     let mut walked = first.len();
