@@ -6,6 +6,8 @@ plugin_dir := target_dir / "plugins"
 weir := target_dir / "release" / "weir"
 
 export WEIR_PLUGIN_DIR := plugin_dir
+# `-p NAME` of every bundled plugin crate (plugins/*), for native test and lint runs.
+plugin_packages := `for m in plugins/*/Cargo.toml; do printf -- '-p %s ' "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$m" | head -1)"; done`
 
 # Show the recipes.
 default:
@@ -56,7 +58,7 @@ test: build
 # whole workspace at once would unify features across host and plugins and
 # rebuild wasmtime a second time.
 test-plugins:
-    cargo test --release $(for m in plugins/*/Cargo.toml; do printf -- '-p %s ' "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$m" | head -1)"; done)
+    cargo test --release {{plugin_packages}}
 
 # Start the real Kafka, Elasticsearch and Alertmanager (idempotent; installs on first use).
 servers:
@@ -94,3 +96,4 @@ bench: build
 lint:
     cargo fmt --all --check
     cargo clippy --release -p weir --all-targets --features real-servers -- -D warnings
+    cargo clippy --release {{plugin_packages}} --all-targets -- -D warnings

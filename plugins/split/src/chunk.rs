@@ -373,7 +373,7 @@ impl<'c, 'a> Splitter<'c, 'a> {
         let mut w = ObjectWriter::extend(json.as_bytes(), extra).expect("a raw value starting with { ends with }");
         // The statement's own field wins over an added one of the same key.
         for (key, value) in context {
-            if !own.contains_key(*key) {
+            if !own.contains_key(key) {
                 w.raw(key, value.get());
             }
         }

@@ -18,8 +18,12 @@ use crate::template::Template;
 const KEYS: [&str; 4] = ["rules", "tag", "generator_url", "description"];
 
 /// Keys of one rule.
-const RULE_KEYS: [&str; 10] =
-    ["name", "metric", "match", "stat", "op", "value", "for", "labels", "annotations", "description"];
+const RULE_KEYS: [&str; 11] =
+    ["name", "metric", "match", "stat", "op", "value", "for", "absent_for", "labels", "annotations", "description"];
+
+/// Window lengths without a window of its series after which a firing alert
+/// resolves, unless a rule says otherwise.
+const DEFAULT_ABSENT_FOR: u32 = 3;
 
 /// Stats every window record carries besides its quantiles.
 const PLAIN_STATS: [&str; 4] = ["count", "min", "max", "mean"];
@@ -100,6 +104,9 @@ pub struct Rule {
     pub value: f64,
     /// Consecutive windows the condition must hold before the alert fires.
     pub for_windows: u32,
+    /// Window lengths a firing series may go without a window record, while
+    /// other series of the rule report, before its alert resolves; 0 never.
+    pub absent_for: u32,
     /// Labels added to the alert.
     pub labels: BTreeMap<String, String>,
     /// Annotation templates, by annotation name.
@@ -201,6 +208,15 @@ fn parse_rule(value: &Value) -> Result<Rule, ConfigError> {
             }
         },
     };
+    let absent_for = match map.get("absent_for") {
+        None => DEFAULT_ABSENT_FOR,
+        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            ConfigError::at(
+                "absent_for",
+                format!("expected a whole number of windows (0: a silent series never resolves), got {v}"),
+            )
+        })?,
+    };
     let labels = string_map(map, "labels")?;
     if let Some(reserved) = RESERVED_LABELS.iter().find(|l| labels.contains_key(**l)) {
         return Err(ConfigError::at(
@@ -217,7 +233,7 @@ fn parse_rule(value: &Value) -> Result<Rule, ConfigError> {
         })
         .collect::<Result<_, _>>()?;
     string_or_absent(map, "description")?;
-    Ok(Rule { name, metric, matchers, stat, op, value, for_windows, labels, annotations })
+    Ok(Rule { name, metric, matchers, stat, op, value, for_windows, absent_for, labels, annotations })
 }
 
 /// `count`, `min`, `max`, `mean`, or a quantile name; `p99.9` becomes `p99_9`,
@@ -280,7 +296,7 @@ mod tests {
         assert!(c.generator_url.is_none());
         let r = &c.rules[0];
         assert_eq!((r.name.as_str(), r.metric.as_str(), r.stat.as_str()), ("PaymentLatencyHigh", "latency_ms", "p95"));
-        assert_eq!((r.op, r.value, r.for_windows), (Op::Gt, 800.0, 2));
+        assert_eq!((r.op, r.value, r.for_windows, r.absent_for), (Op::Gt, 800.0, 2, DEFAULT_ABSENT_FOR));
         assert_eq!(r.matchers["op"], "pay");
         assert_eq!(r.labels["severity"], "page");
         assert!(r.annotations.contains_key("summary"));
@@ -328,6 +344,8 @@ mod tests {
             (json!({"rules": [rule(json!({})), rule(json!({}))]}), "rules[1].name"),
             (json!({"rules": [rule(json!({"value": "high"}))]}), "rules[0].value"),
             (json!({"rules": [rule(json!({"for": 0}))]}), "rules[0].for"),
+            (json!({"rules": [rule(json!({"absent_for": -1}))]}), "rules[0].absent_for"),
+            (json!({"rules": [rule(json!({"absent_for": "3"}))]}), "rules[0].absent_for"),
             (json!({"rules": [rule(json!({"treshold": 3}))]}), "rules[0].treshold"),
             (json!({"rules": [rule(json!({"match": {"op": 1}}))]}), "rules[0].match.op"),
             (json!({"rules": [rule(json!({"labels": {"alertname": "x"}}))]}), "rules[0].labels.alertname"),

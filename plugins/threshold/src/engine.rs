@@ -19,6 +19,14 @@
 //! - "Consecutive" means consecutive window records of the series. A gap (a
 //!   record starting after the previous one ended, so at least one window
 //!   had no data) restarts a pending run but does not resolve a firing alert.
+//! - A series that stops reporting resolves, as an absent series does in
+//!   Prometheus: once a window of another series of the rule ends more than
+//!   `absent_for` window lengths after the firing series' last window, the
+//!   alert resolves with `endsAt` = that last window's end + `absent_for`
+//!   window lengths, annotations rendered from that last window. It relies
+//!   on `percentiles` emitting windows in order of their end, so a window
+//!   ending later proves the earlier ones of every series were emitted.
+//!   Pending runs of such series are dropped the same way.
 //!   A record that does not start after the previous one is out of order and
 //!   ignored (counted).
 //! - A record lacking the rule's stat is not evaluated for that rule
@@ -99,7 +107,7 @@ pub(crate) struct AlertKey {
 
 /// One rule's state for one series. Kept only while a run is pending or the
 /// alert is firing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AlertState {
     /// Consecutive windows the condition has held, up to now.
     pub(crate) consecutive: u32,
@@ -108,6 +116,9 @@ pub(crate) struct AlertState {
     /// Start and end of the last window evaluated.
     pub(crate) last_start: i64,
     pub(crate) last_end: i64,
+    /// The rule's stat in the last window evaluated, for the annotations of
+    /// a resolve by absence.
+    pub(crate) last_value: f64,
 }
 
 /// A state change worth an alert record.
@@ -119,13 +130,14 @@ enum Change {
 
 impl AlertState {
     /// Take one window's verdict. `None` when nothing visible changed.
-    fn observe(&mut self, window: &WindowView<'_>, holds: bool, for_windows: u32) -> Option<Change> {
+    fn observe(&mut self, window: &WindowView<'_>, observed: f64, holds: bool, for_windows: u32) -> Option<Change> {
         if window.start > self.last_end {
             // A window with no data broke the run.
             self.consecutive = 0;
         }
         self.last_start = window.start;
         self.last_end = window.end;
+        self.last_value = observed;
         if holds {
             self.consecutive = self.consecutive.saturating_add(1);
             if self.firing_since.is_none() && self.consecutive >= for_windows {
@@ -142,6 +154,13 @@ impl AlertState {
     fn is_idle(&self) -> bool {
         self.consecutive == 0 && self.firing_since.is_none()
     }
+
+    /// When this series counts as absent: `absent_for` window lengths after
+    /// its last window; `None` when the rule never resolves by absence.
+    fn absent_from(&self, absent_for: u32) -> Option<i64> {
+        let length = self.last_end - self.last_start;
+        (absent_for > 0).then(|| self.last_end.saturating_add(length.saturating_mul(i64::from(absent_for))))
+    }
 }
 
 /// The filter's state.
@@ -153,6 +172,9 @@ pub struct Threshold {
     pub(crate) states: BTreeMap<AlertKey, AlertState>,
     /// Rules already reported for a missing stat, so the log says it once.
     warned_missing: BTreeSet<usize>,
+    /// Per rule, the latest window end seen, so absent series are looked
+    /// for once per new window end rather than once per record.
+    latest_end: Vec<i64>,
 }
 
 impl Threshold {
@@ -162,7 +184,8 @@ impl Threshold {
         for (i, rule) in config.rules.iter().enumerate() {
             by_metric.entry(rule.metric.clone()).or_default().push(i);
         }
-        Self { config, by_metric, states: BTreeMap::new(), warned_missing: BTreeSet::new() }
+        let latest_end = vec![i64::MIN; config.rules.len()];
+        Self { config, by_metric, states: BTreeMap::new(), warned_missing: BTreeSet::new(), latest_end }
     }
 
     /// The config in force.
@@ -204,6 +227,10 @@ impl Threshold {
                     continue;
                 }
                 evaluated = true;
+                if view.end > self.latest_end[r] {
+                    self.latest_end[r] = view.end;
+                    resolve_absent(&self.config, rule, &mut self.states, view.end, index, event.time, &mut out);
+                }
                 let Some(observed) = window::stat(&fields, &rule.stat) else {
                     out.counters.stat_missing += 1;
                     if self.warned_missing.insert(r) {
@@ -228,9 +255,10 @@ impl Threshold {
                         firing_since: None,
                         last_start: view.start,
                         last_end: view.start,
+                        last_value: observed,
                     }),
                 };
-                let change = state.observe(&view, holds, rule.for_windows);
+                let change = state.observe(&view, observed, holds, rule.for_windows);
                 if state.is_idle() {
                     self.states.remove(&key);
                 }
@@ -261,7 +289,41 @@ impl Threshold {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+/// Resolve the firing alerts of `rule` whose series has been absent since
+/// before `now_end` (a window end of another series), and drop its pending
+/// runs of absent series.
+fn resolve_absent(
+    config: &ThresholdConfig,
+    rule: &Rule,
+    states: &mut BTreeMap<AlertKey, AlertState>,
+    now_end: i64,
+    parent: u32,
+    time: i64,
+    out: &mut Outcome,
+) {
+    states.retain(|key, state| {
+        let absent = key.rule == rule.name && state.absent_from(rule.absent_for).is_some_and(|from| from < now_end);
+        if !absent {
+            return true;
+        }
+        if let Some(since) = state.firing_since {
+            let view = WindowView {
+                start: state.last_start,
+                end: state.last_end,
+                start_text: sdk::json::rfc3339(state.last_start).into(),
+                end_text: sdk::json::rfc3339(state.last_end).into(),
+                labels: key.labels.clone(),
+            };
+            let ends_at = state.absent_from(rule.absent_for);
+            let body = alert_body(config, rule, &key.metric, &view, state.last_value, None, since, ends_at);
+            out.alerts.push(AlertRecord { parent, time, body });
+            out.counters.alerts_resolved += 1;
+        }
+        false
+    });
+}
+
+#[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
 fn alert_body(
     config: &ThresholdConfig,
     rule: &Rule,

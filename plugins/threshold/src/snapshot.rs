@@ -31,6 +31,9 @@ struct Entry {
     firing_since: Option<i64>,
     last_start: i64,
     last_end: i64,
+    /// Absent from snapshots of versions before `absent_for`.
+    #[serde(default)]
+    last_value: f64,
 }
 
 /// What a restore kept and dropped.
@@ -57,6 +60,7 @@ impl Threshold {
                 firing_since: state.firing_since,
                 last_start: state.last_start,
                 last_end: state.last_end,
+                last_value: state.last_value,
             })
             .collect();
         ENVELOPE.write(&State { alerts }).expect("the envelope has only string keys")
@@ -82,6 +86,7 @@ impl Threshold {
                 firing_since: entry.firing_since,
                 last_start: entry.last_start,
                 last_end: entry.last_end,
+                last_value: entry.last_value,
             };
             states.insert(key, state);
         }

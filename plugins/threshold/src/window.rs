@@ -25,12 +25,12 @@ pub struct WindowView<'a> {
 
 /// The metric name of a record body, if it has one.
 pub fn metric<'a>(fields: &Fields<'a>) -> Option<Cow<'a, str>> {
-    fields.get("metric").and_then(|raw| sdk::as_str(raw))
+    fields.get("metric").and_then(sdk::as_str)
 }
 
 /// A stat of the window (`p95`, `count`), if present and numeric.
 pub fn stat(fields: &Fields<'_>, name: &str) -> Option<f64> {
-    fields.get(name).and_then(|raw| sdk::as_f64(raw))
+    fields.get(name).and_then(sdk::as_f64)
 }
 
 /// Read the times and labels of a window record; the error names the field.

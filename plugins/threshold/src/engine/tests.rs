@@ -255,3 +255,46 @@ fn restore_drops_states_of_removed_rules_and_refuses_garbage() {
     // Failed restores leave the state alone: the alert is still firing.
     assert_eq!(run(&mut t, &[pay(2, 10.0)]).counters.alerts_resolved, 1);
 }
+
+#[test]
+fn a_silent_firing_series_resolves_once_others_report_past_absent_for() {
+    let mut t =
+        threshold(json!({"rules": [{"name": "Slow", "metric": "latency_ms", "stat": "p95", "op": ">", "value": 800,
+        "annotations": {"summary": "{{labels.op}} p95 {{value}} in {{window_start}}..{{window_end}}"}}]}));
+    let a = |n, v| window(n, json!({"op": "pay"}), v);
+    let b = |n, v| window(n, json!({"op": "login"}), v);
+    let out = run(&mut t, &[a(0, 900.0), b(0, 100.0), b(1, 100.0), b(2, 100.0), b(3, 100.0)]);
+    assert_eq!(out.counters.alerts_firing, 1);
+    assert_eq!(out.counters.alerts_resolved, 0, "absent for 3 window lengths exactly is not yet more than 3");
+    let out = run(&mut t, &[b(4, 100.0)]);
+    assert_eq!(out.counters.alerts_resolved, 1);
+    assert_eq!(out.alerts[0].parent, 0, "the window that proved the absence is the parent");
+    let resolved = &bodies(&out)[0];
+    assert_eq!(resolved["labels"]["op"], "pay");
+    assert_eq!(resolved["startsAt"], rfc(T0 + WINDOW));
+    assert_eq!(resolved["endsAt"], rfc(T0 + 4 * WINDOW), "the last window's end + absent_for window lengths");
+    assert_eq!(
+        resolved["annotations"]["summary"],
+        format!("pay p95 900 in {}..{}", rfc(T0), rfc(T0 + WINDOW)),
+        "rendered from the last window the series had"
+    );
+    assert!(t.states.is_empty());
+    // Back after the absence, it is a new alert.
+    let out = run(&mut t, &[a(5, 900.0)]);
+    assert_eq!((out.counters.alerts_firing, out.counters.alerts_resolved), (1, 0));
+}
+
+#[test]
+fn a_silent_pending_run_is_dropped_and_absent_for_0_keeps_firing() {
+    let mut t = threshold(payment_rule());
+    let other = |n| window(n, json!({"op": "pay", "os": "ios"}), 100.0);
+    run(&mut t, &[pay(0, 900.0), other(0), other(1), other(2), other(3), other(4)]);
+    assert!(t.states.is_empty(), "the pending run of the silent series is forgotten");
+
+    let mut config = payment_rule();
+    config["rules"][0]["absent_for"] = json!(0);
+    config["rules"][0]["for"] = json!(1);
+    let mut t = threshold(config);
+    let out = run(&mut t, &[pay(0, 900.0), other(0), other(1), other(2), other(3), other(4), other(9)]);
+    assert_eq!((out.counters.alerts_firing, out.counters.alerts_resolved), (1, 0));
+}
