@@ -25,7 +25,10 @@
 //!   alert resolves with `endsAt` = that last window's end + `absent_for`
 //!   window lengths, annotations rendered from that last window. It relies
 //!   on `percentiles` emitting windows in order of their end, so a window
-//!   ending later proves the earlier ones of every series were emitted.
+//!   ending later proves the earlier ones of every series were emitted. Its
+//!   `idle_timeout` flushes an idle series' open window early, up to
+//!   `allowed_lateness` + one window ahead of the others: keep `absent_for`
+//!   window lengths above that.
 //!   Pending runs of such series are dropped the same way.
 //!   A record that does not start after the previous one is out of order and
 //!   ignored (counted).
