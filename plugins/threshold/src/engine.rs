@@ -18,20 +18,20 @@
 //!   Re-sending active alerts is the Alertmanager output's job.
 //! - "Consecutive" means consecutive window records of the series. A gap (a
 //!   record starting after the previous one ended, so at least one window
-//!   had no data) restarts a pending run but does not resolve a firing alert.
+//!   had no data) restarts a pending run; it resolves a firing alert only
+//!   when long enough to count as absent (below). A record that does not
+//!   start after the previous one is out of order and ignored (counted).
 //! - A series that stops reporting resolves, as an absent series does in
-//!   Prometheus: once a window of another series of the rule ends more than
-//!   `absent_for` window lengths after the firing series' last window, the
+//!   Prometheus: once any window of the rule (its own return included) ends
+//!   more than `absent_for` window lengths after the series' last window, the
 //!   alert resolves with `endsAt` = that last window's end + `absent_for`
-//!   window lengths, annotations rendered from that last window. It relies
-//!   on `percentiles` emitting windows in order of their end, so a window
+//!   window lengths, annotations rendered from that last window. Pending
+//!   runs of such series are dropped the same way. This relies on
+//!   `percentiles` emitting windows in order of their end, so a window
 //!   ending later proves the earlier ones of every series were emitted. Its
 //!   `idle_timeout` flushes an idle series' open window early, up to
 //!   `allowed_lateness` + one window ahead of the others: keep `absent_for`
 //!   window lengths above that.
-//!   Pending runs of such series are dropped the same way.
-//!   A record that does not start after the previous one is out of order and
-//!   ignored (counted).
 //! - A record lacking the rule's stat is not evaluated for that rule
 //!   (counted, logged once per rule).
 
@@ -293,8 +293,8 @@ impl Threshold {
 }
 
 /// Resolve the firing alerts of `rule` whose series has been absent since
-/// before `now_end` (a window end of another series), and drop its pending
-/// runs of absent series.
+/// before `now_end` (the end of a window of the rule just seen), and drop
+/// its pending runs of absent series.
 fn resolve_absent(
     config: &ThresholdConfig,
     rule: &Rule,
