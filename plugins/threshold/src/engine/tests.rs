@@ -298,3 +298,16 @@ fn a_silent_pending_run_is_dropped_and_absent_for_0_keeps_firing() {
     let out = run(&mut t, &[pay(0, 900.0), other(0), other(1), other(2), other(3), other(4), other(9)]);
     assert_eq!((out.counters.alerts_firing, out.counters.alerts_resolved), (1, 0));
 }
+
+#[test]
+fn a_series_back_after_its_absence_resolves_then_fires_anew() {
+    let mut t =
+        threshold(json!({"rules": [{"name": "Slow", "metric": "latency_ms", "stat": "p95", "op": ">", "value": 800}]}));
+    assert_eq!(run(&mut t, &[pay(0, 900.0)]).counters.alerts_firing, 1);
+    let out = run(&mut t, &[pay(5, 900.0)]);
+    let alerts = bodies(&out);
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[0]["endsAt"], rfc(T0 + 4 * WINDOW), "the old alert resolves where the absence began to count");
+    assert_eq!(alerts[1]["startsAt"], rfc(T0 + 6 * WINDOW), "the new one starts with the window that brought it back");
+    assert!(alerts[1].get("endsAt").is_none());
+}
