@@ -29,7 +29,7 @@ fn prefix(test: &str) -> String {
 }
 
 /// `curl -X METHOD ES/path` with an optional JSON body: (status, answer).
-pub(super) fn es(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+fn es(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "-X", method]).arg(format!(
         "{}/{}",
