@@ -1,6 +1,6 @@
-//! The command line: version, help, `validate`, and exit codes.
+//! The command line: version, help, `validate`, `generate`, and exit codes.
 
-use crate::util::{TestDir, repo, run};
+use crate::util::{TestDir, ndjson, repo, run};
 
 #[test]
 fn version_prints_the_crate_version() {
@@ -63,4 +63,34 @@ fn run_with_a_missing_config_exits_2_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error: /nonexistent/weir.yaml: cannot read config"), "{stderr}");
+}
+
+#[test]
+fn generate_slow_triples_one_transaction_on_one_os_for_its_span_only() {
+    let args = ["generate", "--chunks", "200", "--statements", "20"];
+    let normal = ndjson(&run(&args).stdout);
+    let out = run(&[&args[..], &["--slow", "pay@ios=4m..9m"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let slowed = ndjson(&out.stdout);
+    assert_eq!(normal.len(), slowed.len());
+    let (mut tripled, mut same) = (0, 0);
+    for (a, b) in normal.iter().zip(&slowed) {
+        for (x, y) in a["logs"].as_array().unwrap().iter().zip(b["logs"].as_array().unwrap()) {
+            let (x, y) = (x.as_str().unwrap(), y.as_str().unwrap());
+            let ms = |s: &str| s.split("resp_ms=").nth(1).map(|v| v.parse::<u64>().unwrap());
+            let in_span = ("2026-11-22T10:04:00.000Z".."2026-11-22T10:09:00.000Z").contains(&x.split(' ').next().unwrap());
+            if x.contains("txn=pay") && b["device"]["os"] == "ios" && in_span {
+                assert_eq!(ms(y), ms(x).map(|v| v * 3), "{x} -> {y}");
+                tripled += 1;
+            } else {
+                assert_eq!(x, y, "only iOS payments in the span change");
+                same += 1;
+            }
+        }
+    }
+    assert!(tripled > 50 && same > 3000, "{tripled} tripled, {same} unchanged");
+
+    let bad = run(&["generate", "--slow", "pay=9m..4m"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected TXN[@OS]=FROM..TO"));
 }

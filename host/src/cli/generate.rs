@@ -2,7 +2,8 @@
 //! tests and benchmarks use. Each chunk is one HTTP POST's worth: app and
 //! device context plus a `logs` array of statements (transaction response
 //! times, page loads, cold starts), each beginning with its RFC 3339 time.
-//! Deterministic for a given seed.
+//! Deterministic for a given seed. Payments take 300–600 ms, searches
+//! 120–240, logins 80–160, unless `--slow` stages an incident.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -26,6 +27,45 @@ pub struct GenerateArgs {
     /// Milliseconds between consecutive statements.
     #[arg(long, default_value_t = 250)]
     step_ms: i64,
+    /// An incident: `TXN[@OS]=FROM..TO` triples the response times of
+    /// transaction TXN (on OS only, if given) from FROM to TO after --start,
+    /// e.g. `pay@ios=4m..9m`.
+    #[arg(long, value_parser = Slowdown::parse)]
+    slow: Option<Slowdown>,
+}
+
+/// A transaction made slow for a span of event time (`--slow`).
+#[derive(Debug, Clone)]
+struct Slowdown {
+    txn: String,
+    os: Option<String>,
+    from: std::time::Duration,
+    to: std::time::Duration,
+}
+
+impl Slowdown {
+    const FACTOR: u64 = 3;
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let usage = || format!("{text:?}: expected TXN[@OS]=FROM..TO, e.g. pay@ios=4m..9m");
+        let (who, span) = text.split_once('=').ok_or_else(usage)?;
+        let (txn, os) = match who.split_once('@') {
+            Some((txn, os)) => (txn, Some(os.to_string())),
+            None => (who, None),
+        };
+        let (from, to) = span.split_once("..").ok_or_else(usage)?;
+        let duration = |d: &str| humantime::parse_duration(d).map_err(|e| format!("{text:?}: {d:?}: {e}"));
+        let (from, to) = (duration(from)?, duration(to)?);
+        if txn.is_empty() || os.as_deref() == Some("") || to <= from {
+            return Err(usage());
+        }
+        Ok(Self { txn: txn.to_string(), os, from, to })
+    }
+
+    /// Whether a statement of `txn` on `os`, `offset` after --start, is slowed.
+    fn applies(&self, txn: &str, os: &str, offset: std::time::Duration) -> bool {
+        txn == self.txn && self.os.as_deref().is_none_or(|o| o == os) && (self.from..self.to).contains(&offset)
+    }
 }
 
 /// xorshift64*: tiny, deterministic, good enough for sample data.
@@ -56,6 +96,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         let os = rng.pick(&["ios", "android"]);
         let logs: Vec<String> = (0..args.statements)
             .map(|_| {
+                let offset = std::time::Duration::from_millis((n * args.step_ms).max(0) as u64);
                 let time = start + chrono::Duration::milliseconds(n * args.step_ms);
                 n += 1;
                 let ts = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -68,7 +109,11 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
                             _ => 80,
                         };
                         let status = if rng.below(20) == 0 { "error" } else { "ok" };
-                        format!("{ts} txn={txn} status={status} resp_ms={}", base + rng.below(base * 2))
+                        let mut ms = base + rng.below(base);
+                        if args.slow.as_ref().is_some_and(|s| s.applies(txn, os, offset)) {
+                            ms *= Slowdown::FACTOR;
+                        }
+                        format!("{ts} txn={txn} status={status} resp_ms={ms}")
                     }
                     6..=8 => {
                         let page = rng.pick(&["home", "cart", "product", "checkout"]);
