@@ -78,7 +78,8 @@ fn generate_slow_triples_one_transaction_on_one_os_for_its_span_only() {
         for (x, y) in a["logs"].as_array().unwrap().iter().zip(b["logs"].as_array().unwrap()) {
             let (x, y) = (x.as_str().unwrap(), y.as_str().unwrap());
             let ms = |s: &str| s.split("resp_ms=").nth(1).map(|v| v.parse::<u64>().unwrap());
-            let in_span = ("2026-11-22T10:04:00.000Z".."2026-11-22T10:09:00.000Z").contains(&x.split(' ').next().unwrap());
+            let in_span =
+                ("2026-11-22T10:04:00.000Z".."2026-11-22T10:09:00.000Z").contains(&x.split(' ').next().unwrap());
             if x.contains("txn=pay") && b["device"]["os"] == "ios" && in_span {
                 assert_eq!(ms(y), ms(x).map(|v| v * 3), "{x} -> {y}");
                 tripled += 1;
