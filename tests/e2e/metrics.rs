@@ -134,6 +134,14 @@ pub fn check_window(w: &Value, start: i64, values: &[u64]) {
     }
 }
 
+/// Dead letters counted by the stage that made them (`filter split`, ...).
+pub fn dead_letter_stages(dead: &[Value]) -> BTreeMap<String, usize> {
+    dead.iter().fold(BTreeMap::new(), |mut stages, letter| {
+        *stages.entry(letter["stage"].as_str().unwrap().to_string()).or_default() += 1;
+        stages
+    })
+}
+
 /// The PaymentLatencyHigh alerts the oracle's windows imply, as
 /// (os, "firing" | "resolved", window end): firing after 2 consecutive
 /// windows with p95 above the threshold, resolved at the first window below.
@@ -216,10 +224,7 @@ fn windows_and_alerts_match_the_oracle() {
 
     // Dead letters: exactly the two malformed chunks and the late events.
     let dead = read_ndjson(&dir.path("out/dead-letter.ndjson"));
-    let stages: BTreeMap<String, usize> = dead.iter().fold(BTreeMap::new(), |mut m, d| {
-        *m.entry(d["stage"].as_str().unwrap().to_string()).or_default() += 1;
-        m
-    });
+    let stages = dead_letter_stages(&dead);
     assert_eq!(stages.get("input file"), Some(&1), "{stages:?}");
     assert_eq!(stages.get("filter split"), Some(&1), "{stages:?}");
     assert_eq!(

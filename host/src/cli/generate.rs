@@ -96,8 +96,9 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         let os = rng.pick(&["ios", "android"]);
         let logs: Vec<String> = (0..args.statements)
             .map(|_| {
-                let offset = std::time::Duration::from_millis((n * args.step_ms).max(0) as u64);
-                let time = start + chrono::Duration::milliseconds(n * args.step_ms);
+                let elapsed_ms = n * args.step_ms;
+                let offset = std::time::Duration::from_millis(elapsed_ms.max(0) as u64);
+                let time = start + chrono::Duration::milliseconds(elapsed_ms);
                 n += 1;
                 let ts = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                 match rng.below(10) {

@@ -104,8 +104,9 @@ pub struct Rule {
     pub value: f64,
     /// Consecutive windows the condition must hold before the alert fires.
     pub for_windows: u32,
-    /// Window lengths a firing series may go without a window record, while
-    /// other series of the rule report, before its alert resolves; 0 never.
+    /// Window lengths a firing series may go without a window record before
+    /// its alert resolves (seen when a later window of the rule arrives); 0
+    /// never.
     pub absent_for: u32,
     /// Labels added to the alert.
     pub labels: BTreeMap<String, String>,
@@ -198,7 +199,7 @@ fn parse_rule(value: &Value) -> Result<Rule, ConfigError> {
     };
     let for_windows = match map.get("for") {
         None => 1,
-        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        Some(v) => match windows(v) {
             Some(n) if n >= 1 => n,
             _ => {
                 return Err(ConfigError::at(
@@ -210,7 +211,7 @@ fn parse_rule(value: &Value) -> Result<Rule, ConfigError> {
     };
     let absent_for = match map.get("absent_for") {
         None => DEFAULT_ABSENT_FOR,
-        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+        Some(v) => windows(v).ok_or_else(|| {
             ConfigError::at(
                 "absent_for",
                 format!("expected a whole number of windows (0: a silent series never resolves), got {v}"),
@@ -234,6 +235,11 @@ fn parse_rule(value: &Value) -> Result<Rule, ConfigError> {
         .collect::<Result<_, _>>()?;
     string_or_absent(map, "description")?;
     Ok(Rule { name, metric, matchers, stat, op, value, for_windows, absent_for, labels, annotations })
+}
+
+/// A count of windows: a whole number that fits in `u32`.
+fn windows(value: &Value) -> Option<u32> {
+    value.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 
 /// `count`, `min`, `max`, `mean`, or a quantile name; `p99.9` becomes `p99_9`,

@@ -20,7 +20,9 @@ use super::elasticsearch::{Cleanup, SERVER, count, documents};
 use super::kafka::{create_topic, msg, produce, unique, wait_caught_up};
 use super::{alertmanager_url, elasticsearch_url, kafka_bootstrap};
 use crate::http_input::post;
-use crate::metrics::{LATENESS_SECS, WINDOW_SECS, alert_transitions, check_window, chunk_line, iso, oracle, traffic};
+use crate::metrics::{
+    LATENESS_SECS, WINDOW_SECS, alert_transitions, check_window, chunk_line, dead_letter_stages, iso, oracle, traffic,
+};
 use crate::util::{TestDir, free_port, http, read_ndjson, repo, sigterm, wait_for, weir};
 
 /// The minutes of traffic posted over HTTP; the rest comes from Kafka.
@@ -192,10 +194,7 @@ fn the_mobile_monitoring_config_pages_on_a_latency_shift_and_stores_everything()
     }
 
     let dead = read_ndjson(&dir.path("out/dead-letter.ndjson"));
-    let stages: BTreeMap<String, usize> = dead.iter().fold(BTreeMap::new(), |mut m, d| {
-        *m.entry(d["stage"].as_str().unwrap().to_string()).or_default() += 1;
-        m
-    });
+    let stages = dead_letter_stages(&dead);
     assert_eq!(stages.get("filter split"), Some(&1), "the chunk without a logs array: {stages:?}");
     assert_eq!(stages.get("input collectors"), Some(&1), "the Kafka message that is not JSON: {stages:?}");
     assert_eq!(stages.get("filter percentiles").copied().unwrap_or(0), late, "late events: {stages:?}");
