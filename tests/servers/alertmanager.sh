@@ -27,8 +27,9 @@ PID_FILE="$RUN_ROOT/alertmanager.pid"   # outside RUN_DIR so a wiped RUN_DIR nev
 LOG_FILE="$RUN_DIR/alertmanager.log"
 LOCK_FILE="$RUN_ROOT/alertmanager.lock"
 
-log() { printf 'alertmanager.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT=alertmanager.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- install ---
 
@@ -68,8 +69,6 @@ install() {
 
 # ---------------------------------------------------------------- helpers ---
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
 # HTTP status code of GET $1 ("000" when nothing answers).
 http_code() {
     if command -v curl >/dev/null; then
@@ -89,14 +88,7 @@ EOF
 
 ready() { [[ "$(http_code "$BASE_URL/api/v2/status")" == 200 ]]; }
 
-pid_alive() {
-    local pid
-    [[ -f "$PID_FILE" ]] || return 1
-    pid="$(cat "$PID_FILE" 2>/dev/null)" || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    # Guard against a recycled pid: it must be our Alertmanager.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--storage.path=$RUN_DIR/data"
-}
+pid_alive() { pid_file_alive "$PID_FILE" "--storage.path=$RUN_DIR/data"; }
 
 write_config() {
     cat >"$RUN_DIR/alertmanager.yml" <<EOF

@@ -44,8 +44,9 @@ LOCK_FILE="$RUN_ROOT/elasticsearch.lock"
 URL="http://127.0.0.1:$ES_PORT"
 ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip"
 
-log() { echo "elasticsearch.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
+SCRIPT=elasticsearch.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 healthy() {
     curl -fsS -o /dev/null --max-time 5 \

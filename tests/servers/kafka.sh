@@ -40,8 +40,9 @@ PID_FILE="$RUN_ROOT/kafka.pid"   # outside RUN_DIR so a wiped RUN_DIR never lose
 LOG_FILE="$RUN_DIR/kafka.log"
 LOCK_FILE="$RUN_ROOT/kafka.lock"
 
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT=kafka.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- install ---
 
@@ -164,16 +165,7 @@ install() {
 
 # ---------------------------------------------------------------- helpers ---
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-pid_alive() {
-    local pid
-    [[ -f "$PID_FILE" ]] || return 1
-    pid="$(cat "$PID_FILE" 2>/dev/null)" || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    # Guard against a recycled pid: it must be our broker.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $RUN_DIR/server.properties"
-}
+pid_alive() { pid_file_alive "$PID_FILE" "kafka.Kafka $RUN_DIR/server.properties"; }
 
 running() { pid_alive && port_open "$KAFKA_PORT"; }
 

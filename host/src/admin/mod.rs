@@ -3,8 +3,6 @@
 //! config and apply what changed). Bound where the config's `admin.address`
 //! says; keep it on localhost, as reload needs no credentials.
 
-pub mod metrics;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -65,7 +63,7 @@ async fn reload(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::registry().render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::core::metrics::registry().render())
 }
 
 /// Serve the admin API on `address` until `shutdown` fires.
@@ -104,7 +102,7 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_are_served_as_prometheus_text() {
-        metrics::registry().counter("weir_admin_test_total", "test", &[]).add(1);
+        crate::core::metrics::registry().counter("weir_admin_test_total", "test", &[]).add(1);
         let (status, body) = get_status(router(AdminState::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("weir_admin_test_total 1"), "{body}");

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::FilterSpec;
-use crate::pipeline::clock::Clock;
-use crate::pipeline::routing::TagMatch;
-use crate::plugin::bindings::Event;
-use crate::plugin::{FilterInstance, Grants, Limits, PluginEngine};
+use crate::core::clock::Clock;
+use crate::core::record::Record;
+use crate::core::tag_match::TagMatch;
+use crate::plugin::{FilterInstance, FilterSpec, Grants, Limits, PluginEngine};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -38,12 +37,13 @@ pub struct BenchArgs {
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let events: Vec<Event> = text
+    let tag: std::sync::Arc<str> = args.tag.as_str().into();
+    let records: Vec<Record> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| Event { time: 0, tag: args.tag.clone(), body: l.as_bytes().to_vec() })
+        .map(|l| Record { time: 0, tag: tag.clone(), body: l.as_bytes().to_vec().into(), origin: None, ack: None })
         .collect();
-    if events.is_empty() {
+    if records.is_empty() {
         bail!("{}: no records", args.input.display());
     }
     let spec = FilterSpec {
@@ -57,7 +57,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let engine = PluginEngine::new(None).map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
     let mut instance = FilterInstance::new(&engine, &spec, Clock::system())?;
 
-    let batches: Vec<&[Event]> = events.chunks(args.batch.max(1)).collect();
+    let batches: Vec<&[Record]> = records.chunks(args.batch.max(1)).collect();
     let mut run = |budget: Duration| -> anyhow::Result<(u64, u64, Duration)> {
         let (mut records_in, mut records_out) = (0u64, 0u64);
         let start = Instant::now();

@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::metrics::registry;
 use crate::admin::{self, AdminState};
 use crate::config;
-use crate::pipeline::clock::Clock;
+use crate::core::clock::Clock;
+use crate::core::metrics::registry;
 use crate::pipeline::{Pipeline, Reloader};
 use crate::plugin::PluginEngine;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config;
-use crate::pipeline::clock::Clock;
+use crate::core::clock::Clock;
 use crate::plugin::{FilterInstance, PluginEngine};
 
 #[derive(Debug, clap::Args)]

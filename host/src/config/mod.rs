@@ -12,7 +12,6 @@ mod interpolate;
 mod raw;
 mod resolve;
 mod spans;
-pub mod units;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,18 +20,14 @@ use std::time::Duration;
 
 pub use error::ConfigError;
 
+use crate::core::tag_match::TagMatch;
 use crate::inputs::InputConfig;
 use crate::outputs::OutputConfig;
-use crate::pipeline::routing::TagMatch;
-use crate::plugin::{Grants, Limits};
+use crate::plugin::FilterSpec;
 
 /// A validated pipeline configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The file it was loaded from.
-    pub file: PathBuf,
-    /// Where `type: NAME` filters find `NAME.wasm`.
-    pub plugin_dir: PathBuf,
     /// Where compiled plugins are cached.
     pub cache_dir: PathBuf,
     /// Where filter state is saved on shutdown and restored on start; no
@@ -72,23 +67,6 @@ pub struct InputSpec {
     pub tag: Arc<str>,
     /// Its own settings.
     pub config: InputConfig,
-}
-
-/// One filter plugin in the chain.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FilterSpec {
-    /// Unique name, used in logs, metrics and dead-letter reasons.
-    pub name: String,
-    /// The component file.
-    pub wasm: PathBuf,
-    /// Which records it processes.
-    pub matches: TagMatch,
-    /// Its `config:` block, handed to the plugin's `configure` as JSON.
-    pub config: serde_json::Value,
-    /// Deadline and memory cap.
-    pub limits: Limits,
-    /// What it may reach beyond the contract.
-    pub grants: Grants,
 }
 
 /// One output.

@@ -11,10 +11,10 @@ use serde_norway::{Mapping, Value};
 
 use super::raw::{RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch, RawRetry};
 use super::spans::Spans;
-use super::units::{ByteSize, HumanDuration};
-use super::{BatchSettings, Config, ConfigError, FilterSpec, InputSpec, OutputSpec, PipelineSettings, RetrySettings};
-use crate::pipeline::routing::TagMatch;
-use crate::plugin::{DirGrant, Grants, Limits};
+use super::{BatchSettings, Config, ConfigError, InputSpec, OutputSpec, PipelineSettings, RetrySettings};
+use crate::core::tag_match::TagMatch;
+use crate::core::units::{ByteSize, HumanDuration};
+use crate::plugin::{DirGrant, FilterSpec, Grants, Limits};
 use crate::{inputs, outputs};
 
 /// Records per filter call: large enough to amortise the ~1.5 µs fixed cost
@@ -178,8 +178,6 @@ impl Resolver {
             .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Config {
-            file: self.file.clone(),
-            plugin_dir,
             cache_dir,
             state_dir: raw.state_dir.as_deref().map(|d| self.path(d)),
             pipeline,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{InputContext, PipelineClosed};
-use crate::pipeline::dead_letter::DeadLetter;
-use crate::pipeline::record::{Origin, Record};
+use crate::core::dead_letter::DeadLetter;
+use crate::core::record::{Origin, Record};
 
 /// How each line becomes a record body.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -18,12 +18,10 @@ use serde_norway::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::metrics::{Counter, registry};
-use crate::pipeline::clock::Clock;
-use crate::pipeline::dead_letter::DeadLetter;
-use crate::pipeline::record::Batch;
-
-pub use lines::LineFormat;
+use crate::core::clock::Clock;
+use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::{Counter, registry};
+use crate::core::record::Batch;
 
 /// The input types this build knows, as written in `type:`.
 pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http"];

@@ -8,6 +8,7 @@ pub mod alertmanager;
 pub mod blackhole;
 pub mod elasticsearch;
 pub mod file;
+mod http_client;
 pub mod kafka;
 pub mod stdout;
 
@@ -16,8 +17,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_norway::Value;
 
-use crate::pipeline::clock::rfc3339;
-use crate::pipeline::record::Record;
+use crate::core::clock::rfc3339;
+use crate::core::record::Record;
 
 /// The output types this build knows, as written in `type:`.
 pub const TYPES: &[&str] = &["stdout", "file", "blackhole", "elasticsearch", "alertmanager", "kafka"];

@@ -12,18 +12,15 @@
 //!
 //! While it runs, a [`Reloader`] applies a new config: see [`reload`].
 
-pub mod ack;
-pub mod clock;
-pub mod dead_letter;
+mod chain;
+mod dead_letters;
 mod error;
-pub mod graph;
-pub mod output_task;
-pub mod record;
+mod output_task;
 pub mod reload;
-pub mod routing;
+mod router;
+mod state;
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
@@ -32,14 +29,15 @@ use tokio_util::sync::CancellationToken;
 pub use error::PipelineError;
 
 use crate::config::{Config, InputSpec, OutputSpec};
+use crate::core::clock::Clock;
+use crate::core::record::{Batch, Timestamp};
+use crate::core::tag_match::TagMatch;
 use crate::inputs::InputContext;
 use crate::plugin::{FilterInstance, PluginEngine, file_digest};
-use clock::Clock;
-use graph::{Chain, ChainCommand, FilterSlot, Router, Stage};
-use output_task::{DeadLetterRoute, RetryPolicy};
-use record::{Batch, Timestamp};
+use chain::{Chain, ChainCommand, Stage};
+use dead_letters::DeadLetterRoute;
 use reload::{ReloadError, ReloadPlan};
-use routing::TagMatch;
+use router::Router;
 
 /// The timestamp given to the last `tick` when every input has ended, so
 /// time-driven filters flush everything they hold.
@@ -79,14 +77,7 @@ impl Pipeline {
         let mut stages = Vec::with_capacity(config.filters.len());
         for spec in &config.filters {
             let mut instance = FilterInstance::new(&engine, spec, clock.clone())?;
-            if let Some(file) = state_file(&config, &spec.name)
-                && file.is_file()
-            {
-                let state =
-                    std::fs::read(&file).map_err(|source| PipelineError::State { file: file.clone(), source })?;
-                instance.restore(&state).map_err(|e| PipelineError::Restore { file: file.clone(), source: e })?;
-                tracing::info!(filter = spec.name, file = %file.display(), bytes = state.len(), "restored filter state");
-            }
+            state::restore(&config, &mut instance)?;
             stages.push(Stage::new(instance));
         }
         // Reloads are rare and applied one at a time.
@@ -108,7 +99,7 @@ impl Pipeline {
         for spec in &config.outputs {
             outputs.start(spec, config.pipeline.queue_capacity, &dead_letters).await?;
         }
-        let routes = outputs.routes(&config.outputs);
+        let routes = routes(&outputs.senders, &config.outputs);
         dead_letters.set_outputs(&routes);
         let router = Router::new(routes, config.dead_letter_tag.clone());
         let mut chain = Chain::new(stages, router, engine.clone(), config.pipeline.batch_max_records);
@@ -166,7 +157,7 @@ impl Pipeline {
             .await
             .map_err(|_| PipelineError::ChainPanicked)?
             .map_err(|_| PipelineError::ChainPanicked)?;
-        save_state(&config, &mut chain);
+        state::save(&config, &mut chain);
         drop(chain);
         outputs.finish().await;
         Ok(())
@@ -190,16 +181,11 @@ impl Outputs {
     ) -> Result<(), crate::outputs::OutputError> {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
-        let retry = RetryPolicy { max_attempts: spec.retry.max_attempts };
         let task =
-            tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, retry, dead_letters.clone()));
+            tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, spec.retry, dead_letters.clone()));
         self.tasks.push((spec.name.clone(), task, spec.matches.matches(dead_letters.tag())));
         self.senders.insert(spec.name.clone(), tx);
         Ok(())
-    }
-
-    fn routes(&self, specs: &[OutputSpec]) -> Vec<(TagMatch, mpsc::Sender<Batch>)> {
-        specs.iter().filter_map(|s| Some((s.matches.clone(), self.senders.get(&s.name)?.clone()))).collect()
     }
 
     /// Close every queue and wait for the tasks to drain and flush: first
@@ -220,6 +206,15 @@ impl Outputs {
             let _ = task.await;
         }
     }
+}
+
+/// Each output's globs and queue, in config order, for those of `specs`
+/// that have a running queue in `senders`.
+fn routes(
+    senders: &HashMap<String, mpsc::Sender<Batch>>,
+    specs: &[OutputSpec],
+) -> Vec<(TagMatch, mpsc::Sender<Batch>)> {
+    specs.iter().filter_map(|s| Some((s.matches.clone(), senders.get(&s.name)?.clone()))).collect()
 }
 
 /// Running inputs: each with its own stop token, tracked by a task id so a
@@ -282,122 +277,5 @@ impl Running {
         });
         self.inputs.running.insert(spec.name.clone(), (id, token));
         Ok(())
-    }
-
-    /// Apply `new`: see [`reload`]. All or nothing up to the swap: filters
-    /// and outputs are built first, and any failure leaves everything as it
-    /// was.
-    async fn reload(&mut self, new: Config) -> Result<ReloadPlan, ReloadError> {
-        if self.shutdown.is_cancelled() {
-            return Err(ReloadError::Stopping);
-        }
-        let digests: HashMap<String, Option<String>> =
-            new.filters.iter().map(|f| (f.name.clone(), file_digest(&f.wasm))).collect();
-        let changed: HashSet<String> = digests
-            .iter()
-            .filter(|(name, digest)| self.digests.get(*name).is_some_and(|old| old != *digest))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let plan = reload::plan(&self.config, &new, &changed)?;
-        if plan.is_empty() {
-            return Ok(plan);
-        }
-
-        // Compile and configure new filter instances off the hot path.
-        let engine = self.engine.clone();
-        let clock = self.clock.clone();
-        let build: Vec<_> = new.filters.iter().filter(|f| plan.filters.builds(&f.name)).cloned().collect();
-        let mut built: HashMap<String, FilterInstance> = tokio::task::spawn_blocking(move || {
-            build
-                .iter()
-                .map(|spec| FilterInstance::new(&engine, spec, clock.clone()).map(|i| (spec.name.clone(), i)))
-                .collect::<Result<HashMap<_, _>, _>>()
-        })
-        .await
-        .map_err(|_| ReloadError::Stopping)??;
-        let filters: Vec<FilterSlot> = new
-            .filters
-            .iter()
-            .map(|f| match built.remove(&f.name) {
-                Some(instance) => FilterSlot::Replace {
-                    instance: Box::new(instance),
-                    hand_over: plan.filters.modified.contains(&f.name),
-                },
-                None => FilterSlot::Keep(f.name.clone()),
-            })
-            .collect();
-
-        // Start new and modified outputs beside the old ones.
-        let mut started = Outputs::default();
-        for spec in new.outputs.iter().filter(|o| plan.outputs.builds(&o.name)) {
-            if let Err(error) = started.start(spec, new.pipeline.queue_capacity, &self.dead_letters).await {
-                started.finish().await;
-                return Err(error.into());
-            }
-        }
-        let mut senders = self.outputs.senders.clone();
-        senders.extend(started.senders.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let routes: Vec<_> =
-            new.outputs.iter().filter_map(|s| Some((s.matches.clone(), senders.get(&s.name)?.clone()))).collect();
-
-        // Swap at a batch boundary.
-        let (reply, outcome) = oneshot::channel();
-        let command = ChainCommand::Apply {
-            filters,
-            routes: routes.clone(),
-            batch_max_records: new.pipeline.batch_max_records,
-            tick_interval: new.pipeline.tick_interval,
-            reply,
-        };
-        let swapped = match self.control.send(command) {
-            Ok(()) => outcome.await.map_err(|_| ReloadError::Stopping).and_then(|r| r.map_err(ReloadError::from)),
-            Err(_) => Err(ReloadError::Stopping),
-        };
-        if let Err(error) = swapped {
-            started.finish().await;
-            return Err(error);
-        }
-
-        // Committed: retire removed and replaced outputs (their queues
-        // drain), adopt the new ones, then move the inputs.
-        for name in plan.outputs.removed.iter().chain(&plan.outputs.modified) {
-            self.outputs.senders.remove(name);
-        }
-        self.outputs.senders.extend(started.senders);
-        self.outputs.tasks.extend(started.tasks);
-        self.dead_letters.set_outputs(&routes);
-        for name in plan.inputs.removed.iter().chain(&plan.inputs.modified) {
-            self.inputs.stop(name);
-        }
-        self.config = new;
-        self.digests = digests;
-        for spec in self.config.inputs.clone().iter().filter(|i| plan.inputs.builds(&i.name)) {
-            self.start_input(spec)?;
-        }
-        Ok(plan)
-    }
-}
-
-fn state_file(config: &Config, filter: &str) -> Option<PathBuf> {
-    config.state_dir.as_ref().map(|dir| dir.join(format!("{filter}.state")))
-}
-
-fn save_state(config: &Config, chain: &mut Chain) {
-    for stage in chain.stages_mut() {
-        let instance = stage.instance_mut();
-        let Some(file) = state_file(config, instance.name()) else { return };
-        let result = instance.snapshot().map_err(|e| e.to_string()).and_then(|state| {
-            let tmp = file.with_extension("state.tmp");
-            std::fs::create_dir_all(file.parent().unwrap_or(&file))
-                .and_then(|()| std::fs::write(&tmp, &state))
-                .and_then(|()| std::fs::rename(&tmp, &file))
-                .map_err(|e| e.to_string())
-        });
-        match result {
-            Ok(()) => tracing::info!(filter = %instance.name(), file = %file.display(), "saved filter state"),
-            Err(error) => {
-                tracing::error!(filter = %instance.name(), file = %file.display(), error, "cannot save filter state; it is lost")
-            }
-        }
     }
 }

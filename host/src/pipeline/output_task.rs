@@ -4,86 +4,16 @@
 //! nothing more, so its bounded queue fills and the chain waits: that is the
 //! backpressure a slow output exerts.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::dead_letter::DeadLetter;
-use super::graph::log_lost_dead_letter;
-use super::record::{Batch, Record};
-use super::routing::TagMatch;
-use crate::admin::metrics::{Counter, registry};
-use crate::config::BatchSettings;
+use super::dead_letters::DeadLetterRoute;
+use crate::config::{BatchSettings, RetrySettings};
+use crate::core::backoff;
+use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::{Counter, registry};
+use crate::core::record::{Batch, Record};
 use crate::outputs::Output;
-
-/// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between retries: long enough not to hammer a struggling
-/// server, short enough to notice recovery quickly.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// The delay before retry number `attempt` (1-based): exponential with
-/// "equal jitter" (half fixed, half random) so many outputs retrying at once
-/// spread out.
-pub fn backoff(attempt: u32, random: f64) -> Duration {
-    let exp = FIRST_BACKOFF.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let capped = exp.min(MAX_BACKOFF);
-    capped / 2 + capped.mul_f64(random.clamp(0.0, 1.0) / 2.0)
-}
-
-/// Where an output's refused records go: the queues of the outputs that
-/// match the dead-letter tag. Held weakly, so output tasks do not keep one
-/// another alive at shutdown; shared by every output task and updated on
-/// reload.
-#[derive(Clone)]
-pub struct DeadLetterRoute {
-    targets: Arc<RwLock<Vec<mpsc::WeakSender<Batch>>>>,
-    tag: Arc<str>,
-}
-
-impl DeadLetterRoute {
-    /// A route for dead letters tagged `tag`, to no output yet.
-    pub fn new(tag: Arc<str>) -> Self {
-        DeadLetterRoute { targets: Arc::default(), tag }
-    }
-
-    /// The dead-letter tag.
-    pub fn tag(&self) -> &Arc<str> {
-        &self.tag
-    }
-
-    /// Route to those of `outputs` that match the dead-letter tag.
-    pub fn set_outputs(&self, outputs: &[(TagMatch, mpsc::Sender<Batch>)]) {
-        let targets = outputs.iter().filter(|(m, _)| m.matches(&self.tag)).map(|(_, s)| s.downgrade()).collect();
-        *self.targets.write().unwrap_or_else(|p| p.into_inner()) = targets;
-    }
-
-    async fn send(&self, letters: Vec<DeadLetter>) {
-        for letter in letters {
-            let record = letter.into_record(&self.tag);
-            let mut delivered = false;
-            let targets: Vec<_> =
-                self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
-            for sender in targets {
-                if sender.send(vec![record.clone()]).await.is_ok() {
-                    delivered = true;
-                }
-            }
-            if !delivered {
-                log_lost_dead_letter(&record, "no running output matches the dead-letter tag");
-            }
-        }
-    }
-}
-
-/// How an output retries.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Give up (and dead-letter) after this many attempts; `None` retries forever.
-    pub max_attempts: Option<u32>,
-}
 
 /// Drive `output` until its queue closes, then flush it.
 pub async fn run(
@@ -91,7 +21,7 @@ pub async fn run(
     mut output: Box<dyn Output>,
     mut queue: mpsc::Receiver<Batch>,
     batch: BatchSettings,
-    retry: RetryPolicy,
+    retry: RetrySettings,
     dead_letters: DeadLetterRoute,
 ) {
     let labels = [("output", name.as_str())];
@@ -155,7 +85,7 @@ async fn write(
     output: &mut dyn Output,
     mut batch: Batch,
     stage: &str,
-    retry: RetryPolicy,
+    retry: RetrySettings,
     dead_letters: &DeadLetterRoute,
     counters: &OutputCounters,
 ) {
@@ -174,7 +104,7 @@ async fn write(
                 let again: Batch = report.retry.iter().filter_map(|&i| slots.get_mut(i)?.take()).collect();
                 counters.delivered.add((total - refused.len() - again.len()) as u64);
                 counters.dead_letters.add(refused.len() as u64);
-                dead_letter(refused, dead_letters).await;
+                dead_letters.send_refused(refused).await;
                 if again.is_empty() {
                     return;
                 }
@@ -197,38 +127,22 @@ async fn write(
                 .into_iter()
                 .map(|r| DeadLetter::of(r, stage, format!("gave up after {attempt} attempts: {reason}")))
                 .collect();
-            dead_letter(letters, dead_letters).await;
+            dead_letters.send_refused(letters).await;
             return;
         }
         counters.retries.add(1);
-        let delay = backoff(attempt, jitter());
+        let delay = backoff::jittered(attempt);
         tracing::warn!(stage, attempt, records = batch.len(), reason, ?delay, "write failed; retrying");
         tokio::time::sleep(delay).await;
     }
 }
 
-/// Dead letters rejected by a dead-letter output are not re-routed (that
-/// could loop); they are logged instead.
-async fn dead_letter(letters: Vec<DeadLetter>, route: &DeadLetterRoute) {
-    let (lost, kept): (Vec<_>, Vec<_>) = letters.into_iter().partition(|l| l.tag == route.tag);
-    for letter in lost {
-        let reason = letter.reason.clone();
-        log_lost_dead_letter(&letter.into_record(&route.tag), &reason);
-    }
-    route.send(kept).await;
-}
-
-/// A number in [0, 1) for jitter; quality does not matter here.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    f64::from(nanos % 1_000_000) / 1_000_000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::ack::{AckToken, Delivery};
+    use crate::core::tag_match::TagMatch;
     use crate::outputs::{OutputError, WriteReport};
-    use crate::pipeline::ack::{AckToken, Delivery};
 
     /// Fails the first `failures` writes, then refuses record 1 and asks for
     /// record 2 to be retried once.
@@ -287,7 +201,7 @@ mod tests {
             retries: Counter::default(),
             dead_letters: Counter::default(),
         };
-        write(&mut flaky, batch, "output flaky", RetryPolicy { max_attempts: None }, &route, &counters).await;
+        write(&mut flaky, batch, "output flaky", RetrySettings { max_attempts: None }, &route, &counters).await;
         assert_eq!(flaky.written, ["ok", "retry"]);
         assert_eq!(counters.retries.get(), 3, "two whole-batch failures and one retried record");
         assert_eq!(counters.delivered.get(), 2);
@@ -313,21 +227,12 @@ mod tests {
         };
         let batch =
             vec![Record { time: 0, tag: "ok".into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }];
-        write(&mut flaky, batch, "output flaky", RetryPolicy { max_attempts: Some(2) }, &route, &counters).await;
+        write(&mut flaky, batch, "output flaky", RetrySettings { max_attempts: Some(2) }, &route, &counters).await;
         let dead = dlq_rx.try_recv().unwrap();
         let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
         assert!(
             body["reason"].as_str().unwrap().starts_with("gave up after 2 attempts: output flaky: writing: down"),
             "{body}"
         );
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_within_jitter_bounds_and_caps() {
-        assert_eq!(backoff(1, 0.0), Duration::from_millis(50));
-        assert_eq!(backoff(1, 1.0), Duration::from_millis(100));
-        assert_eq!(backoff(3, 1.0), Duration::from_millis(400));
-        assert_eq!(backoff(30, 1.0), MAX_BACKOFF);
-        assert_eq!(backoff(30, 0.0), MAX_BACKOFF / 2);
     }
 }

@@ -1,18 +1,26 @@
-//! Reload planning: what a new config changes against the running one.
+//! Hot reload: what a new config changes against the running one, and
+//! carrying it out.
 //!
 //! [`plan`] is pure: it compares the running and the new [`Config`] (and
 //! which plugin files changed on disk) and says which inputs, filters and
 //! outputs are added, removed, modified or unchanged, or refuses the reload
-//! when a setting that cannot change live did. [`super::Pipeline::run`]
-//! carries the plan out: new filter instances are compiled and configured
-//! off the hot path, then swapped in at a batch boundary with their state
-//! handed over; unchanged components keep running untouched.
+//! when a setting that cannot change live did. The running pipeline then
+//! applies the plan (below): new filter instances are compiled and
+//! configured off the hot path, new outputs started beside the old ones,
+//! then the chain swaps filters and routes at a batch boundary with state
+//! handed over ([`super::chain`]); unchanged components keep running
+//! untouched. What triggers a reload (a signal, a watched file, `POST
+//! /-/reload`) is the command line's business (`cli/run.rs`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+use tokio::sync::oneshot;
 
+use super::chain::{ChainCommand, FilterSlot};
+use super::{Outputs, Running};
 use crate::config::Config;
+use crate::plugin::{FilterInstance, file_digest};
 
 /// What a reload does to one kind of component, by name.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -104,6 +112,13 @@ pub enum ReloadError {
     /// The pipeline is stopping.
     #[error("the pipeline is stopping")]
     Stopping,
+    /// A filter the plan keeps was not running on the chain: a bug in the
+    /// plan, caught before anything changed.
+    #[error("filter {filter} is not running, so it cannot be kept; this is a bug in weir")]
+    NotRunning {
+        /// The filter's name.
+        filter: String,
+    },
 }
 
 /// Compare `old` with `new`. `changed_plugins` names the filters whose
@@ -140,6 +155,100 @@ pub fn plan(old: &Config, new: &Config, changed_plugins: &HashSet<String>) -> Re
     })
 }
 
+impl Running {
+    /// Apply `new`: see the module docs. All or nothing up to the swap: filters
+    /// and outputs are built first, and any failure leaves everything as it
+    /// was.
+    pub(super) async fn reload(&mut self, new: Config) -> Result<ReloadPlan, ReloadError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ReloadError::Stopping);
+        }
+        let digests: HashMap<String, Option<String>> =
+            new.filters.iter().map(|f| (f.name.clone(), file_digest(&f.wasm))).collect();
+        let changed: HashSet<String> = digests
+            .iter()
+            .filter(|(name, digest)| self.digests.get(*name).is_some_and(|old| old != *digest))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let plan = plan(&self.config, &new, &changed)?;
+        if plan.is_empty() {
+            return Ok(plan);
+        }
+
+        // Compile and configure new filter instances off the hot path.
+        let engine = self.engine.clone();
+        let clock = self.clock.clone();
+        let build: Vec<_> = new.filters.iter().filter(|f| plan.filters.builds(&f.name)).cloned().collect();
+        let mut built: HashMap<String, FilterInstance> = tokio::task::spawn_blocking(move || {
+            build
+                .iter()
+                .map(|spec| FilterInstance::new(&engine, spec, clock.clone()).map(|i| (spec.name.clone(), i)))
+                .collect::<Result<HashMap<_, _>, _>>()
+        })
+        .await
+        .map_err(|_| ReloadError::Stopping)??;
+        let filters: Vec<FilterSlot> = new
+            .filters
+            .iter()
+            .map(|f| match built.remove(&f.name) {
+                Some(instance) => FilterSlot::Replace {
+                    instance: Box::new(instance),
+                    hand_over: plan.filters.modified.contains(&f.name),
+                },
+                None => FilterSlot::Keep(f.name.clone()),
+            })
+            .collect();
+
+        // Start new and modified outputs beside the old ones.
+        let mut started = Outputs::default();
+        for spec in new.outputs.iter().filter(|o| plan.outputs.builds(&o.name)) {
+            if let Err(error) = started.start(spec, new.pipeline.queue_capacity, &self.dead_letters).await {
+                started.finish().await;
+                return Err(error.into());
+            }
+        }
+        let mut senders = self.outputs.senders.clone();
+        senders.extend(started.senders.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let routes = super::routes(&senders, &new.outputs);
+
+        // Swap at a batch boundary.
+        let (reply, outcome) = oneshot::channel();
+        let command = ChainCommand::Apply {
+            filters,
+            routes: routes.clone(),
+            batch_max_records: new.pipeline.batch_max_records,
+            tick_interval: new.pipeline.tick_interval,
+            reply,
+        };
+        let swapped = match self.control.send(command) {
+            Ok(()) => outcome.await.map_err(|_| ReloadError::Stopping).and_then(|r| r),
+            Err(_) => Err(ReloadError::Stopping),
+        };
+        if let Err(error) = swapped {
+            started.finish().await;
+            return Err(error);
+        }
+
+        // Committed: retire removed and replaced outputs (their queues
+        // drain), adopt the new ones, then move the inputs.
+        for name in plan.outputs.removed.iter().chain(&plan.outputs.modified) {
+            self.outputs.senders.remove(name);
+        }
+        self.outputs.senders.extend(started.senders);
+        self.outputs.tasks.extend(started.tasks);
+        self.dead_letters.set_outputs(&routes);
+        for name in plan.inputs.removed.iter().chain(&plan.inputs.modified) {
+            self.inputs.stop(name);
+        }
+        self.config = new;
+        self.digests = digests;
+        for spec in self.config.inputs.clone().iter().filter(|i| plan.inputs.builds(&i.name)) {
+            self.start_input(spec)?;
+        }
+        Ok(plan)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -157,8 +266,6 @@ mod tests {
         for f in &mut config.filters {
             f.wasm = Path::new("/plugins").join(f.wasm.file_name().unwrap());
         }
-        config.plugin_dir = "/plugins".into();
-        config.file = "/weir.yaml".into();
         config.cache_dir = "/cache".into();
         config
     }

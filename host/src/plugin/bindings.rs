@@ -1,24 +1,29 @@
-//! The only `bindgen!` of the host: Rust types for the `weir:filter` world.
-//! Everything else uses these re-exports.
+//! The only `bindgen!` of the host: Rust types for the `weir:filter` world,
+//! private to `plugin/` (wasmtime's `wasi-config` keeps its bindings the
+//! same way), so no other module names a WIT type. The generated code sits
+//! in its own module: its top-level `weir` namespace (from the WIT package
+//! `weir:filter`) would otherwise sit beside the crate's own name.
 
-// Generated code carries no docs; the WIT file is its documentation.
-#![allow(missing_docs)]
+mod generated {
+    // Generated code carries no docs; the WIT file is its documentation.
+    #![allow(missing_docs)]
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "filter",
-});
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "filter",
+    });
+}
 
-pub use exports::weir::filter::plugin::Guest as FilterExports;
-pub use weir::filter::host::Level;
-pub use weir::filter::types::{BatchResult, ConfigError as GuestConfigError, Emitted, Event, Rejected};
+pub(super) use generated::weir::filter::host::{Host as HostImports, Level};
+pub(super) use generated::weir::filter::types::{Event, Host as TypesImports};
+pub(super) use generated::{Filter, FilterPre};
 
 /// The contract version this host implements: the `package` line of
 /// `wit/filter.wit`.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub(super) const CONTRACT_VERSION: &str = "0.1.0";
 
 /// The interface every plugin must export, without its version.
-pub const FILTER_EXPORT: &str = "weir:filter/plugin";
+pub(super) const FILTER_EXPORT: &str = "weir:filter/plugin";
 
 #[cfg(test)]
 mod tests {

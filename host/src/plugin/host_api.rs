@@ -12,10 +12,10 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{Level, weir};
+use super::bindings::{HostImports, Level, TypesImports};
 use super::limits::{Grants, MemoryCap};
-use crate::admin::metrics::{Counter, registry};
-use crate::pipeline::clock::Clock;
+use crate::core::clock::Clock;
+use crate::core::metrics::{Counter, registry};
 
 /// Everything a plugin's store holds.
 pub struct HostState {
@@ -71,9 +71,9 @@ impl WasiView for HostState {
     }
 }
 
-impl weir::filter::types::Host for HostState {}
+impl TypesImports for HostState {}
 
-impl weir::filter::host::Host for HostState {
+impl HostImports for HostState {
     fn log(&mut self, level: Level, message: String) {
         let plugin = &*self.plugin;
         match level {

@@ -2,19 +2,48 @@
 //! instantiated component. Calls run under the deadline; a call that traps,
 //! runs out of time or hits the memory cap poisons the instance, and
 //! [`FilterInstance::recreate`] builds a fresh one from the same component.
+//!
+//! This is also where host records meet WIT events, so no module outside
+//! `plugin/` names a WIT type. The contract's rules live here:
+//! - an emitted event's `parent` (an index into the batch) gives it that
+//!   input's acknowledgement and a child of its origin
+//!   ([`Origin::child`], numbered per parent in emission order);
+//! - an emitted event with no parent (an aggregate) has neither;
+//! - a `rejected` index names an input to dead-letter with the reason;
+//! - an input neither parent nor rejected was consumed: dropping its last
+//!   ack clone acknowledges it;
+//! - an index outside the batch breaks the contract
+//!   ([`PluginError::Misbehaved`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{BatchResult, Event, Filter, FilterPre};
+use super::bindings::{Event, Filter, FilterPre};
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::host_api::HostState;
-use crate::config::FilterSpec;
-use crate::pipeline::clock::Clock;
-use crate::pipeline::record::Timestamp;
+use super::spec::FilterSpec;
+use crate::core::clock::Clock;
+use crate::core::record::{Batch, Record, Timestamp};
+
+/// Distinct tags kept interned per filter. Tags come from plugins; the
+/// bound keeps a plugin that mints a tag per record from growing the cache
+/// without end (past it, tags are still correct, just allocated per record).
+const MAX_INTERNED_TAGS: usize = 1024;
+
+/// What one `process` call made of a batch.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// The records the filter emitted, in its order, each carrying its
+    /// parent's acknowledgement and a child of its parent's origin.
+    pub emitted: Batch,
+    /// Indices into the batch of the records the filter refused, with its
+    /// reason; the caller dead-letters them.
+    pub rejected: Vec<(usize, String)>,
+}
 
 /// A configured, ready-to-call filter.
 pub struct FilterInstance {
@@ -25,6 +54,7 @@ pub struct FilterInstance {
     config_json: String,
     store: Store<HostState>,
     bindings: Filter,
+    tags: HashMap<Box<str>, Arc<str>>,
 }
 
 impl FilterInstance {
@@ -49,7 +79,8 @@ impl FilterInstance {
         let pre = FilterPre::new(pre).map_err(instantiate_error)?;
         let config_json = spec.config.to_string();
         let (store, bindings) = instantiate(engine, &pre, spec, &name, &clock)?;
-        let mut instance = FilterInstance { name, spec: spec.clone(), clock, pre, config_json, store, bindings };
+        let mut instance =
+            FilterInstance { name, spec: spec.clone(), clock, pre, config_json, store, bindings, tags: HashMap::new() };
         instance.configure()?;
         Ok(instance)
     }
@@ -72,11 +103,22 @@ impl FilterInstance {
         }
     }
 
-    /// Run `process` on a batch.
-    pub fn process(&mut self, events: &[Event]) -> Result<BatchResult, PluginError> {
-        let result = self.call("process", |b, s| b.weir_filter_plugin().call_process(s, events))?;
+    /// Call `process` on `records`: see the module docs for how parents and
+    /// rejections map back onto them.
+    ///
+    /// # Errors
+    /// [`PluginError::Refused`] when the filter refused the whole batch;
+    /// [`PluginError::Misbehaved`] when it named an index outside the batch;
+    /// [`PluginError::Deadline`], [`PluginError::MemoryCap`] or
+    /// [`PluginError::Trap`] when the call was stopped, which poisons the
+    /// instance (see [`PluginError::poisons_instance`]).
+    pub fn process(&mut self, records: &[Record]) -> Result<Processed, PluginError> {
+        let events: Vec<Event> =
+            records.iter().map(|r| Event { time: r.time, tag: r.tag.to_string(), body: r.body.to_vec() }).collect();
+        let result = self.call("process", |b, s| b.weir_filter_plugin().call_process(s, &events))?;
+        drop(events);
         let result = result.map_err(|message| PluginError::Refused { plugin: self.name.to_string(), message })?;
-        let n = events.len();
+        let n = records.len();
         let bad_parent = result.emitted.iter().filter_map(|e| e.parent).find(|&p| p as usize >= n);
         let bad_reject = result.rejected.iter().map(|r| r.index).find(|&i| i as usize >= n);
         if let Some(index) = bad_parent.or(bad_reject) {
@@ -86,23 +128,84 @@ impl FilterInstance {
                 reason: format!("named input index {index} of a batch of {n}"),
             });
         }
-        Ok(result)
+        let mut children = vec![0u32; n];
+        let mut emitted = Vec::with_capacity(result.emitted.len());
+        for e in result.emitted {
+            let (origin, ack) = match e.parent {
+                Some(p) => {
+                    let parent = &records[p as usize];
+                    let ordinal = &mut children[p as usize];
+                    let origin = parent.origin.as_ref().map(|o| o.child(*ordinal));
+                    *ordinal += 1;
+                    (origin, parent.ack.clone())
+                }
+                None => (None, None),
+            };
+            let event = e.event;
+            emitted.push(Record {
+                time: event.time,
+                tag: self.intern(event.tag),
+                body: event.body.into(),
+                origin,
+                ack,
+            });
+        }
+        let rejected = result.rejected.into_iter().map(|r| (r.index as usize, r.reason)).collect();
+        Ok(Processed { emitted, rejected })
     }
 
-    /// Run `tick`.
-    pub fn tick(&mut self, now: Timestamp) -> Result<Vec<Event>, PluginError> {
-        self.call("tick", |b, s| b.weir_filter_plugin().call_tick(s, now))
+    /// Call `tick` with the host clock's `now`; the records it emits have
+    /// no parent, so no origin and no acknowledgement.
+    ///
+    /// # Errors
+    /// As [`FilterInstance::process`], but a tick cannot be refused.
+    pub fn tick(&mut self, now: Timestamp) -> Result<Batch, PluginError> {
+        let events = self.call("tick", |b, s| b.weir_filter_plugin().call_tick(s, now))?;
+        Ok(events
+            .into_iter()
+            .map(|e| Record { time: e.time, tag: self.intern(e.tag), body: e.body.into(), origin: None, ack: None })
+            .collect())
     }
 
-    /// Run `snapshot`.
+    /// Call `snapshot`: all of the filter's state, as opaque bytes.
+    ///
+    /// # Errors
+    /// A stopped call, as for [`FilterInstance::process`].
     pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
         self.call("snapshot", |b, s| b.weir_filter_plugin().call_snapshot(s))
     }
 
-    /// Run `restore`.
+    /// Call `restore` with bytes from an earlier `snapshot`.
+    ///
+    /// # Errors
+    /// [`PluginError::Restore`] when the filter refuses the state, or a
+    /// stopped call.
     pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         self.call("restore", |b, s| b.weir_filter_plugin().call_restore(s, state))?
             .map_err(|message| PluginError::Restore { plugin: self.name.to_string(), message })
+    }
+
+    /// Take over `old`'s state across a reload: `snapshot` on `old`,
+    /// `restore` on this instance. `old` is left as it was, so on error it
+    /// keeps running untouched.
+    ///
+    /// # Errors
+    /// Those of [`FilterInstance::snapshot`] on `old` and
+    /// [`FilterInstance::restore`] on `self`.
+    pub fn take_over(&mut self, old: &mut FilterInstance) -> Result<(), PluginError> {
+        let state = old.snapshot()?;
+        self.restore(&state)
+    }
+
+    fn intern(&mut self, tag: String) -> Arc<str> {
+        if let Some(t) = self.tags.get(tag.as_str()) {
+            return t.clone();
+        }
+        let t: Arc<str> = tag.as_str().into();
+        if self.tags.len() < MAX_INTERNED_TAGS {
+            self.tags.insert(tag.into_boxed_str(), t.clone());
+        }
+        t
     }
 
     /// Replace a poisoned instance with a fresh, configured one. State is

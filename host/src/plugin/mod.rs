@@ -3,19 +3,19 @@
 //! contract. The rest of Weir uses [`PluginEngine`] and [`FilterInstance`];
 //! it never names a particular filter.
 
-pub mod bindings;
+mod bindings;
 mod engine;
 mod error;
 mod host_api;
 mod instance;
 mod limits;
-mod reload;
+mod spec;
 
-pub use engine::{PluginEngine, compatible, file_digest};
+pub use engine::{PluginEngine, file_digest};
 pub use error::PluginError;
-pub use instance::FilterInstance;
-pub use limits::{DirGrant, EPOCH_TICK, Grants, Limits};
-pub use reload::hand_over;
+pub use instance::{FilterInstance, Processed};
+pub use limits::{DirGrant, Grants, Limits};
+pub use spec::FilterSpec;
 
 #[cfg(test)]
 mod tests;

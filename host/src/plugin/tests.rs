@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::bindings::Event;
-use super::{FilterInstance, Grants, Limits, PluginEngine, PluginError};
-use crate::config::FilterSpec;
-use crate::pipeline::clock::Clock;
-use crate::pipeline::routing::TagMatch;
+use super::{FilterInstance, FilterSpec, Grants, Limits, PluginEngine, PluginError, Processed};
+use crate::core::clock::Clock;
+use crate::core::record::{Origin, Record};
+use crate::core::tag_match::TagMatch;
 
 fn plugin(name: &str) -> PathBuf {
     let dir = std::env::var_os("WEIR_PLUGIN_DIR")
@@ -37,8 +36,25 @@ fn engine() -> PluginEngine {
     PluginEngine::new(None).unwrap()
 }
 
-fn event(body: &str) -> Event {
-    Event { time: 1, tag: "t".into(), body: body.as_bytes().to_vec() }
+/// Records with these bodies, each with an origin whose offset is its index,
+/// so an emitted record's origin names its parent.
+fn batch(bodies: &[&str]) -> Vec<Record> {
+    bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| Record {
+            time: 1,
+            tag: "t".into(),
+            body: body.as_bytes().to_vec().into(),
+            origin: Some(Origin { stream: "test".into(), offset: i as u64, lineage: 0 }),
+            ack: None,
+        })
+        .collect()
+}
+
+/// The parent index of each emitted record, from its origin.
+fn parents(out: &Processed) -> Vec<Option<u64>> {
+    out.emitted.iter().map(|r| r.origin.as_ref().map(|o| o.offset)).collect()
 }
 
 fn misbehave(engine: &PluginEngine, mode: &str, limits: Limits) -> FilterInstance {
@@ -48,9 +64,8 @@ fn misbehave(engine: &PluginEngine, mode: &str, limits: Limits) -> FilterInstanc
 
 /// A healthy batch goes through a (re)created instance untouched.
 fn assert_passes_through(instance: &mut FilterInstance) {
-    let out = instance.process(&[event(r#"{"ok":1}"#), event(r#"{"ok":2}"#)]).unwrap();
-    let parents: Vec<_> = out.emitted.iter().map(|e| e.parent).collect();
-    assert_eq!(parents, [Some(0), Some(1)]);
+    let out = instance.process(&batch(&[r#"{"ok":1}"#, r#"{"ok":2}"#])).unwrap();
+    assert_eq!(parents(&out), [Some(0), Some(1)]);
 }
 
 #[test]
@@ -58,24 +73,24 @@ fn split_emits_one_record_per_statement_with_its_chunk_as_parent() {
     let config = json!({ "field": "logs", "context": ["app"], "time": { "regex": "^(?P<time>\\S+)" } });
     let mut split = FilterInstance::new(&engine(), &spec("split", config, Limits::default()), Clock::system()).unwrap();
     let chunk = r#"{"app":"shop","logs":["2026-11-22T10:00:00Z a=1","2026-11-22T10:00:01.5Z b=2"]}"#;
-    let out = split.process(&[event(r#"{"app":"x","logs":[]}"#), event(chunk)]).unwrap();
+    let out = split.process(&batch(&[r#"{"app":"x","logs":[]}"#, chunk])).unwrap();
     assert!(out.rejected.is_empty());
     assert_eq!(out.emitted.len(), 2);
-    assert!(out.emitted.iter().all(|e| e.parent == Some(1)));
-    let second: serde_json::Value = serde_json::from_slice(&out.emitted[1].event.body).unwrap();
+    assert!(parents(&out).iter().all(|p| *p == Some(1)));
+    let second: serde_json::Value = serde_json::from_slice(&out.emitted[1].body).unwrap();
     assert_eq!(second["app"], "shop");
     assert_eq!(second["message"], "2026-11-22T10:00:01.5Z b=2");
-    assert_eq!(out.emitted[1].event.time, 1_795_341_601_500_000_000);
+    assert_eq!(out.emitted[1].time, 1_795_341_601_500_000_000);
 }
 
 #[test]
 fn split_rejects_a_malformed_chunk_and_keeps_the_rest() {
     let mut split =
         FilterInstance::new(&engine(), &spec("split", json!({}), Limits::default()), Clock::system()).unwrap();
-    let out = split.process(&[event(r#"{"logs":5}"#), event(r#"{"logs":["x"]}"#)]).unwrap();
+    let out = split.process(&batch(&[r#"{"logs":5}"#, r#"{"logs":["x"]}"#])).unwrap();
     assert_eq!(out.rejected.len(), 1);
-    assert_eq!(out.rejected[0].index, 0);
-    assert!(out.rejected[0].reason.contains("logs"), "{}", out.rejected[0].reason);
+    assert_eq!(out.rejected[0].0, 0);
+    assert!(out.rejected[0].1.contains("logs"), "{}", out.rejected[0].1);
     assert_eq!(out.emitted.len(), 1);
 }
 
@@ -84,11 +99,11 @@ fn the_host_clock_reaches_the_plugin() {
     let clock = Clock::manual(1_700_000_000_000_000_000);
     let config = json!({ "time": { "regex": "^(?P<time>\\S+)" }, "on_missing_time": "arrival" });
     let mut split = FilterInstance::new(&engine(), &spec("split", config, Limits::default()), clock.clone()).unwrap();
-    let out = split.process(&[event(r#"{"logs":["no time here"]}"#)]).unwrap();
-    assert_eq!(out.emitted[0].event.time, 1_700_000_000_000_000_000);
+    let out = split.process(&batch(&[r#"{"logs":["no time here"]}"#])).unwrap();
+    assert_eq!(out.emitted[0].time, 1_700_000_000_000_000_000);
     clock.set(1_800_000_000_000_000_000);
-    let out = split.process(&[event(r#"{"logs":["still none"]}"#)]).unwrap();
-    assert_eq!(out.emitted[0].event.time, 1_800_000_000_000_000_000);
+    let out = split.process(&batch(&[r#"{"logs":["still none"]}"#])).unwrap();
+    assert_eq!(out.emitted[0].time, 1_800_000_000_000_000_000);
 }
 
 #[test]
@@ -106,7 +121,7 @@ fn configure_errors_name_the_field() {
 fn a_trap_names_the_panic_and_the_recreated_instance_works() {
     let engine = engine();
     let mut instance = misbehave(&engine, "trap", Limits::default());
-    let err = instance.process(&[event(r#"{"ok":0}"#), event(r#"{"m":"poison"}"#)]).unwrap_err();
+    let err = instance.process(&batch(&[r#"{"ok":0}"#, r#"{"m":"poison"}"#])).unwrap_err();
     assert!(matches!(err, PluginError::Trap { call: "process", .. }), "{err}");
     assert!(err.to_string().contains("poisoned record"), "{err}");
     assert!(err.poisons_instance());
@@ -120,7 +135,7 @@ fn an_endless_loop_is_interrupted_at_the_deadline() {
     let limits = Limits { deadline: Duration::from_millis(100), ..Limits::default() };
     let mut instance = misbehave(&engine, "loop", limits);
     let start = Instant::now();
-    let err = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap_err();
+    let err = instance.process(&batch(&[r#"{"m":"poison"}"#])).unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, PluginError::Deadline { .. }), "{err}");
     assert!(err.to_string().contains("deadline of 100ms exceeded in process"), "{err}");
@@ -134,7 +149,7 @@ fn a_memory_bomb_hits_the_cap() {
     let engine = engine();
     let limits = Limits { memory: 32 << 20, ..Limits::default() };
     let mut instance = misbehave(&engine, "memory_bomb", limits);
-    let err = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap_err();
+    let err = instance.process(&batch(&[r#"{"m":"poison"}"#])).unwrap_err();
     assert!(matches!(err, PluginError::MemoryCap { limit, .. } if limit == 32 << 20), "{err}");
     instance.recreate(&engine).unwrap();
     assert_passes_through(&mut instance);
@@ -143,9 +158,8 @@ fn a_memory_bomb_hits_the_cap() {
 #[test]
 fn amplification_emits_every_copy_with_its_parent() {
     let mut instance = misbehave(&engine(), "amplify", Limits::default());
-    let out = instance.process(&[event(r#"{"ok":0}"#), event(r#"{"m":"poison"}"#)]).unwrap();
-    let parents: Vec<_> = out.emitted.iter().map(|e| e.parent).collect();
-    assert_eq!(parents, [Some(0), Some(1), Some(1), Some(1)]);
+    let out = instance.process(&batch(&[r#"{"ok":0}"#, r#"{"m":"poison"}"#])).unwrap();
+    assert_eq!(parents(&out), [Some(0), Some(1), Some(1), Some(1)]);
 }
 
 #[test]
@@ -157,7 +171,7 @@ fn runaway_amplification_is_stopped_by_the_memory_cap() {
         Limits { memory: 64 << 20, ..Limits::default() },
     );
     let mut instance = FilterInstance::new(&engine, &s, Clock::system()).unwrap();
-    let err = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap_err();
+    let err = instance.process(&batch(&[r#"{"m":"poison"}"#])).unwrap_err();
     assert!(matches!(err, PluginError::MemoryCap { .. }), "{err}");
 }
 
@@ -175,12 +189,12 @@ fn a_trap_in_restore_is_contained() {
 fn snapshot_and_restore_carry_state_to_a_new_instance() {
     let engine = engine();
     let mut old = misbehave(&engine, "trap", Limits::default());
-    old.process(&[event("{}"), event("{}"), event("{}")]).unwrap();
+    old.process(&batch(&["{}", "{}", "{}"])).unwrap();
     let state = old.snapshot().unwrap();
     assert_eq!(state, b"3");
     let mut new = misbehave(&engine, "trap", Limits::default());
     new.restore(&state).unwrap();
-    new.process(&[event("{}")]).unwrap();
+    new.process(&batch(&["{}"])).unwrap();
     assert_eq!(new.snapshot().unwrap(), b"4");
 }
 
@@ -239,8 +253,8 @@ fn probe(grants: Grants, clock: Clock) -> serde_json::Value {
     let mut s = spec("misbehave", json!({ "mode": "probe" }), Limits::default());
     s.grants = grants;
     let mut instance = FilterInstance::new(&engine(), &s, clock).unwrap();
-    let out = instance.process(&[event(r#"{"m":"poison"}"#)]).unwrap();
-    serde_json::from_slice(&out.emitted[0].event.body).unwrap()
+    let out = instance.process(&batch(&[r#"{"m":"poison"}"#])).unwrap();
+    serde_json::from_slice(&out.emitted[0].body).unwrap()
 }
 
 #[test]

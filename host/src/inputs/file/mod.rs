@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::lines::{Decoded, LineDecoder, LineFormat, read_to_end};
 use super::stdin::{default_max_line_bytes, default_message_key};
 use super::{Input, InputContext, InputError};
-use crate::config::units::HumanDuration;
+use crate::core::units::HumanDuration;
 
 /// Settings of the `file` input.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

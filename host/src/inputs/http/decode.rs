@@ -570,20 +570,3 @@ pub fn decode_bulk(body: &Bytes, default_index: Option<&str>, limits: Limits) ->
     }
     Ok(items)
 }
-
-/// `body` (a JSON object) with `"key": value` added as its last field.
-pub fn with_field(body: &[u8], key: &str, value: &serde_json::Value) -> Vec<u8> {
-    let end = body.iter().rposition(|&b| b == b'}').unwrap_or(body.len());
-    let head = &body[..end];
-    let empty = head.iter().rposition(|b| !b.is_ascii_whitespace()).is_none_or(|i| head[i] == b'{');
-    let mut out = Vec::with_capacity(body.len() + key.len() + 64);
-    out.extend_from_slice(head);
-    if !empty {
-        out.push(b',');
-    }
-    serde_json::to_writer(&mut out, key).expect("a string serialises");
-    out.push(b':');
-    serde_json::to_writer(&mut out, value).expect("a JSON value serialises");
-    out.push(b'}');
-    out
-}

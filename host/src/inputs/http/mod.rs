@@ -17,19 +17,26 @@
 //! output (`ack: delivered`, the default); when the pipeline is full the
 //! request is refused with 429 and `Retry-After`, never accepted and dropped.
 
+mod auth;
 pub mod decode;
+mod errors;
+mod es_compat;
 pub mod server;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{Input, InputContext, InputError};
-use crate::config::units::{ByteSize, HumanDuration};
+use crate::core::auth::Auth;
+use crate::core::secret::Secret;
+use crate::core::tls::TlsSettings;
+use crate::core::units::{ByteSize, HumanDuration};
 
 /// Settings of the `http` input.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -68,12 +75,20 @@ pub struct HttpInputConfig {
     /// `Authorization: Bearer <token>`, `Authorization: ApiKey <token>`, or
     /// Basic auth with any user and the token as password (what ES clients
     /// send). Compared in constant time. Use `${VAR}` to keep it out of the
-    /// file. Default: no auth.
+    /// file. Default: no auth. Present but null or empty is a config error,
+    /// never "no auth".
+    #[serde(default, deserialize_with = "crate::core::secret::present")]
+    pub auth_token: Option<Secret>,
+    /// Exact credentials every request except `GET /health` must carry, in
+    /// the shape every component shares ([`Auth`]): `{basic: {username,
+    /// password}}`, `{bearer: {token}}` or `{api_key: KEY}`. Set this or
+    /// `auth_token`, not both.
+    #[serde(default, deserialize_with = "crate::core::secret::present")]
+    pub auth: Option<Auth>,
+    /// Serve HTTPS: `tls: {cert, key}`, PEM files ([`TlsSettings`]).
+    /// Default: plain HTTP.
     #[serde(default)]
-    pub auth_token: Option<String>,
-    /// Serve HTTPS with this certificate and key (PEM). Default: plain HTTP.
-    #[serde(default)]
-    pub tls: Option<HttpTlsConfig>,
+    pub tls: Option<TlsSettings>,
     /// When to answer 200: `delivered` (default) once every record of the
     /// request reached its outputs, or `accepted` once it is queued. See
     /// [`AckMode`].
@@ -99,16 +114,6 @@ pub struct HttpInputConfig {
     /// the `_id` in the record's origin).
     #[serde(default)]
     pub bulk_metadata_key: Option<String>,
-}
-
-/// `tls:` of the `http` input.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpTlsConfig {
-    /// PEM certificate chain, leaf first; relative to the config file's folder.
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1); relative to the config file's folder.
-    pub key: PathBuf,
 }
 
 /// When a request is answered 200.
@@ -158,10 +163,7 @@ fn default_bulk_tag_prefix() -> String {
 
 impl HttpInputConfig {
     pub(crate) fn rebase(mut self, base: &Path) -> Self {
-        if let Some(tls) = &mut self.tls {
-            tls.cert = base.join(&tls.cert);
-            tls.key = base.join(&tls.key);
-        }
+        self.tls = self.tls.map(|t| t.rebase(base));
         self
     }
 }
@@ -169,6 +171,14 @@ impl HttpInputConfig {
 /// Why the `http` input could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpInputError {
+    /// Settings that contradict each other.
+    #[error("input {input}: {message}")]
+    Setting {
+        /// The input's name.
+        input: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The address could not be bound.
     #[error("input {input}: binding {address}: {source}")]
     Bind {
@@ -227,7 +237,7 @@ impl Input for HttpInput {
         let config = self.config;
         let name = ctx.name.to_string();
         let tls = match &config.tls {
-            Some(tls) => Some(server::tls_acceptor(&name, tls)?),
+            Some(tls) => Some(tls::tls_acceptor(&name, tls)?),
             None => None,
         };
         let listener = tokio::net::TcpListener::bind(config.address).await.map_err(|source| HttpInputError::Bind {

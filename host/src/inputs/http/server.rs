@@ -1,12 +1,12 @@
-//! The HTTP input's I/O: the axum [`router`], its handlers, credentials,
-//! queueing with backpressure, waiting for acknowledgements, answers and
-//! error bodies (plain JSON on `/ingest`, Elasticsearch's shape on the ES
-//! endpoints), and TLS.
+//! The HTTP input's request path: the axum [`router`], the `/ingest` and
+//! `_bulk` handlers, queueing with backpressure, waiting for
+//! acknowledgements, and serving (plain or TLS).
 //!
-//! Parsing bodies is not here: [`super::decode`] does it, purely.
+//! Elsewhere: parsing bodies in [`super::decode`] (pure), refusals and
+//! their answers in `errors.rs`, credentials in `auth.rs`, the
+//! Elasticsearch probe endpoints in `es_compat.rs`, HTTPS in `tls.rs`.
 
 use sha2::Digest;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,153 +14,27 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
 
-use super::decode::{self, BodyFormat, ContentEncoding, DecodeError, ErrorClass, Limits};
-use super::{AckMode, HttpInputConfig, HttpInputError, HttpTlsConfig};
+use super::auth::Required;
+use super::decode::{self, BodyFormat, ContentEncoding, Limits};
+use super::errors::RequestError;
+use super::es_compat::{
+    elastic_product, es_cluster_health, es_license, es_nodes, es_respond, es_root, es_xpack, not_found,
+};
+use super::tls::TlsListener;
+use super::{AckMode, HttpInputConfig, HttpInputError};
+use crate::core::ack::{AckToken, Delivery};
+use crate::core::record::{Batch, Origin, Record};
 use crate::inputs::{InputContext, SendRefused};
-use crate::pipeline::ack::{AckToken, Delivery};
-use crate::pipeline::record::{Batch, Origin, Record};
-
-/// Seconds a client is told to wait (`Retry-After`) when the pipeline is
-/// full: long enough for a batch or two to drain, short enough that a
-/// client's retry does not add visible latency.
-pub const RETRY_AFTER_SECS: u64 = 1;
-
-/// The Elasticsearch version Weir's ES endpoints claim. Clients pick their
-/// wire format by major version; 8 is what current collectors speak.
-pub const ES_VERSION: &str = "8.15.0";
-
-/// How long a TLS handshake may take before the connection is dropped, so
-/// a client that never finishes cannot hold a slot.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why a request was refused. Each variant maps to one status code.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// The body could not be decoded.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// Credentials are missing or wrong.
-    #[error("missing or invalid credentials; send `Authorization: Bearer <token>`")]
-    Unauthorized,
-    /// The body as sent is over `max_body_bytes`.
-    #[error("the request body is larger than max_body_bytes ({max} bytes)")]
-    BodyTooLarge {
-        /// The limit.
-        max: usize,
-    },
-    /// The body could not be read.
-    #[error("reading the request body: {0}")]
-    Body(String),
-    /// The tag from the path or header is not usable.
-    #[error("invalid tag {0:?}: expected 1 to 256 printable ASCII characters, no spaces, `*`, `?` or `,`")]
-    InvalidTag(String),
-    /// The pipeline had no room within `queue_wait`.
-    #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]
-    Full,
-    /// The pipeline is shutting down.
-    #[error("the pipeline is shutting down; retry later")]
-    Closed,
-    /// Some record of the request was neither delivered nor dead-lettered.
-    #[error("at least one record of this request could not be delivered; retry")]
-    DeliveryFailed,
-    /// Delivery was not confirmed within `ack_timeout`.
-    #[error(
-        "the records were not confirmed delivered within {0:?} (ack_timeout); they stay queued and may still be delivered, so a retry may duplicate them"
-    )]
-    AckTimeout(Duration),
-}
-
-impl RequestError {
-    /// The status code of this error on `/ingest`.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            RequestError::Decode(e) => match e.class() {
-                ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
-                ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorClass::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            },
-            RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
-            RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::Body(_) | RequestError::InvalidTag(_) => StatusCode::BAD_REQUEST,
-            RequestError::Full => StatusCode::TOO_MANY_REQUESTS,
-            RequestError::Closed | RequestError::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
-            RequestError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    /// The status code on the Elasticsearch endpoints: as on `/ingest`,
-    /// except an ack timeout is 503, which every ES client retries.
-    pub fn es_status(&self) -> StatusCode {
-        match self {
-            RequestError::AckTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
-            other => other.status(),
-        }
-    }
-
-    fn es_type(&self) -> &'static str {
-        match self {
-            RequestError::Decode(e) => e.es_type(),
-            RequestError::Unauthorized => "security_exception",
-            RequestError::BodyTooLarge { .. } => "content_too_long_exception",
-            RequestError::Body(_) | RequestError::InvalidTag(_) => "parse_exception",
-            RequestError::Full => "es_rejected_execution_exception",
-            RequestError::Closed | RequestError::DeliveryFailed => "unavailable_shards_exception",
-            RequestError::AckTimeout(_) => "timeout_exception",
-        }
-    }
-
-    fn headers(&self, response: &mut Response) {
-        let headers = response.headers_mut();
-        match self {
-            RequestError::Full => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            }
-            RequestError::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"weir\""));
-            }
-            _ => {}
-        }
-    }
-
-    /// The answer in Elasticsearch's error shape.
-    pub fn es_response(&self) -> Response {
-        let status = self.es_status();
-        let error = json!({ "type": self.es_type(), "reason": self.to_string() });
-        let body = json!({
-            "error": { "root_cause": [error.clone()], "type": error["type"], "reason": error["reason"] },
-            "status": status.as_u16(),
-        });
-        let mut response = (status, axum::Json(body)).into_response();
-        self.headers(&mut response);
-        response
-    }
-}
-
-impl IntoResponse for RequestError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let body = json!({
-            "status": status.as_u16(),
-            "error": status.canonical_reason().unwrap_or("error").to_lowercase(),
-            "reason": self.to_string(),
-        });
-        let mut response = (status, axum::Json(body)).into_response();
-        self.headers(&mut response);
-        response
-    }
-}
 
 /// What the handlers share: settings, the pipeline's [`InputContext`] and
 /// counters for origins and `_seq_no`.
@@ -174,7 +48,7 @@ struct Shared {
     max_body_bytes: usize,
     max_decompressed_bytes: usize,
     limits: Limits,
-    token: Option<Vec<u8>>,
+    auth: Option<Required>,
     ack: AckMode,
     ack_timeout: Duration,
     queue_wait: Duration,
@@ -208,7 +82,7 @@ impl HttpInputState {
             max_body_bytes: to_usize(config.max_body_bytes.0),
             max_decompressed_bytes: to_usize(config.max_decompressed_bytes.0),
             limits: Limits { max_records: config.max_records, max_line_bytes: to_usize(config.max_line_bytes.0) },
-            token: config.auth_token.as_ref().map(|t| t.as_bytes().to_vec()),
+            auth: required_auth(config, &ctx.name)?,
             ack: config.ack,
             ack_timeout: config.ack_timeout.0,
             queue_wait: config.queue_wait.0,
@@ -220,6 +94,19 @@ impl HttpInputState {
             seq_no: AtomicU64::new(0),
             ctx,
         })))
+    }
+}
+
+/// What requests must present: `auth_token` or `auth`, not both.
+fn required_auth(config: &HttpInputConfig, input: &str) -> Result<Option<Required>, HttpInputError> {
+    match (&config.auth_token, &config.auth) {
+        (None, None) => Ok(None),
+        (Some(token), None) => Ok(Some(Required::Token(token.clone()))),
+        (None, Some(auth)) => Ok(Some(Required::Exact(auth.clone()))),
+        (Some(_), Some(_)) => Err(HttpInputError::Setting {
+            input: input.to_string(),
+            message: "set `auth_token` or `auth`, not both".into(),
+        }),
     }
 }
 
@@ -243,19 +130,6 @@ pub fn router(state: HttpInputState) -> Router {
         .merge(es)
         .fallback(not_found)
         .with_state(state)
-}
-
-/// `X-Elastic-Product: Elasticsearch`: ES clients (Python, Java, Go 8.x)
-/// refuse to talk to a server whose responses lack it.
-async fn elastic_product(mut response: Response) -> Response {
-    response.headers_mut().insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
-    response
-}
-
-async fn not_found(request: axum::extract::Request) -> Response {
-    let reason = format!("no handler found for uri [{}] and method [{}]", request.uri(), request.method());
-    let body = json!({ "error": { "type": "resource_not_found_exception", "reason": reason }, "status": 404 });
-    elastic_product((StatusCode::NOT_FOUND, axum::Json(body)).into_response()).await
 }
 
 async fn ingest(State(state): State<HttpInputState>, headers: HeaderMap, body: Body) -> Response {
@@ -291,88 +165,17 @@ async fn bulk_into(
     es_respond(state.bulk(Some(index), &headers, body).await)
 }
 
-fn es_respond(result: Result<Value, RequestError>) -> Response {
-    match result {
-        Ok(body) => axum::Json(body).into_response(),
-        Err(error) => error.es_response(),
-    }
-}
-
-async fn es_root(State(state): State<HttpInputState>, headers: HeaderMap) -> Response {
-    es_respond(state.authorize(&headers).map(|()| {
-        json!({
-            "name": "weir",
-            "cluster_name": "weir",
-            "cluster_uuid": "weir-http-input",
-            "version": {
-                "number": ES_VERSION,
-                "build_flavor": "default",
-                "build_type": "weir",
-                "build_hash": "weir",
-                "build_date": "2024-08-05T10:05:34.233336849Z",
-                "build_snapshot": false,
-                "lucene_version": "9.11.1",
-                "minimum_wire_compatibility_version": "7.17.0",
-                "minimum_index_compatibility_version": "7.0.0"
-            },
-            "tagline": "You Know, for Search"
-        })
-    }))
-}
-
-async fn es_license(State(state): State<HttpInputState>, headers: HeaderMap) -> Response {
-    es_respond(state.authorize(&headers).map(|()| {
-        json!({ "license": { "status": "active", "uid": "weir", "type": "basic", "mode": "basic", "issued_to": "weir", "issuer": "weir" } })
-    }))
-}
-
-async fn es_xpack(State(state): State<HttpInputState>, headers: HeaderMap) -> Response {
-    es_respond(state.authorize(&headers).map(|()| {
-        json!({
-            "build": { "hash": "weir", "date": "2024-08-05T10:05:34.233336849Z" },
-            "license": { "uid": "weir", "type": "basic", "mode": "basic", "status": "active" },
-            "features": {}
-        })
-    }))
-}
-
-async fn es_nodes(State(state): State<HttpInputState>, headers: HeaderMap) -> Response {
-    let address = state.0.stream.trim_start_matches("http:").to_string();
-    es_respond(state.authorize(&headers).map(|()| {
-        json!({
-            "_nodes": { "total": 1, "successful": 1, "failed": 0 },
-            "cluster_name": "weir",
-            "nodes": { "weir": {
-                "name": "weir", "version": ES_VERSION, "roles": ["data", "ingest", "master"],
-                "http": { "publish_address": address, "bound_address": [address] }
-            } }
-        })
-    }))
-}
-
-async fn es_cluster_health(State(state): State<HttpInputState>, headers: HeaderMap) -> Response {
-    es_respond(state.authorize(&headers).map(|()| {
-        json!({
-            "cluster_name": "weir", "status": "green", "timed_out": false,
-            "number_of_nodes": 1, "number_of_data_nodes": 1,
-            "active_primary_shards": 0, "active_shards": 0, "relocating_shards": 0,
-            "initializing_shards": 0, "unassigned_shards": 0, "delayed_unassigned_shards": 0,
-            "number_of_pending_tasks": 0, "number_of_in_flight_fetch": 0,
-            "task_max_waiting_in_queue_millis": 0, "active_shards_percent_as_number": 100.0
-        })
-    }))
-}
-
 impl HttpInputState {
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), RequestError> {
-        let Some(token) = &self.0.token else {
-            return Ok(());
-        };
-        let presented = headers.get(header::AUTHORIZATION).and_then(|v| credential(v.as_bytes()));
-        match presented {
-            Some(presented) if constant_time_eq(&presented, token) => Ok(()),
-            _ => Err(RequestError::Unauthorized),
+    pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), RequestError> {
+        match &self.0.auth {
+            None => Ok(()),
+            Some(required) => required.check(headers),
         }
+    }
+
+    /// The `host:port` this input listens on, as ES clients are told.
+    pub(super) fn address(&self) -> &str {
+        self.0.stream.trim_start_matches("http:")
     }
 
     fn tag(&self, path_tag: Option<String>, headers: &HeaderMap) -> Result<Arc<str>, RequestError> {
@@ -485,7 +288,7 @@ impl HttpInputState {
                     if let Some(id) = &item.id {
                         meta["id"] = Value::String(id.clone());
                     }
-                    decode::with_field(&doc, key, &meta).into()
+                    crate::core::json::with_field(&doc, key, &meta).into()
                 }
             };
             records.push(Record {
@@ -579,87 +382,6 @@ pub(super) fn valid_tag(tag: &str) -> bool {
     (1..=256).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
 }
 
-/// The secret in an `Authorization` value: `Bearer <t>`, `ApiKey <t>`, or
-/// the password of `Basic base64(user:password)`.
-pub(super) fn credential(value: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(value).ok()?.trim();
-    let (scheme, rest) = text.split_once(' ')?;
-    let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("apikey") {
-        Some(rest.as_bytes().to_vec())
-    } else if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64_decode(rest)?;
-        let colon = decoded.iter().position(|&b| b == b':')?;
-        Some(decoded[colon + 1..].to_vec())
-    } else {
-        None
-    }
-}
-
-/// Compare without an early exit, so the time taken does not reveal how
-/// many leading bytes matched (only whether the lengths differ).
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
-/// Standard base64 with optional padding; `None` when invalid.
-pub(super) fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        }))
-    }
-    let text = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for chunk in text.chunks(4) {
-        if chunk.len() == 1 {
-            return None;
-        }
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= value(c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
-}
-
-/// A TLS acceptor from the configured PEM files.
-pub fn tls_acceptor(input: &str, tls: &HttpTlsConfig) -> Result<TlsAcceptor, HttpInputError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let error = |file: &std::path::Path, reason: String| HttpInputError::Tls {
-        input: input.to_string(),
-        file: file.display().to_string(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(&tls.cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| error(&tls.cert, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(error(&tls.cert, "no certificate in the file".into()));
-    }
-    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| error(&tls.key, e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| error(&tls.cert, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| error(&tls.key, format!("certificate and key do not work together: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
 /// Serve `state` on `listener` (with TLS when given) until `shutdown`
 /// fires; in-flight requests finish first.
 pub async fn serve(
@@ -677,66 +399,5 @@ pub async fn serve(
             let listener = TlsListener::spawn(listener, acceptor, shutdown)?;
             axum::serve(listener, app).with_graceful_shutdown(stopped).await
         }
-    }
-}
-
-/// Accepts TCP connections and completes TLS handshakes in their own tasks,
-/// so one slow handshake does not hold up others.
-struct TlsListener {
-    ready: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    fn spawn(listener: TcpListener, acceptor: TlsAcceptor, shutdown: CancellationToken) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
-        // A few handshaken connections may wait for axum to take them.
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    () = shutdown.cancelled() => return,
-                    () = tx.closed() => return,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        tracing::warn!(%error, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "tls handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(pair) => pair,
-            // The accept task ended (shutdown): wait for graceful shutdown.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }

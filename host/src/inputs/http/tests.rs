@@ -18,13 +18,14 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::HttpInputConfig;
+use super::auth::Presented;
 use super::decode::*;
-use super::server::{
-    HttpInputState, base64_decode, constant_time_eq, credential, router, serve, tls_acceptor, valid_tag,
-};
+use super::server::{HttpInputState, router, serve, valid_tag};
+use super::tls::tls_acceptor;
+use crate::core::clock::Clock;
+use crate::core::record::{Batch, Record};
+use crate::core::tls::TlsSettings;
 use crate::inputs::InputContext;
-use crate::pipeline::clock::Clock;
-use crate::pipeline::record::{Batch, Record};
 
 const NOW: i64 = 1_700_000_000_000_000_000;
 const LIMITS: Limits = Limits { max_records: 1000, max_line_bytes: 1 << 20 };
@@ -261,27 +262,20 @@ fn bad_bulk_bodies_say_what_and_where() {
     assert_eq!(many, Err(DecodeError::TooManyRecords { max: 1 }));
 }
 
-#[test]
-fn a_field_is_spliced_into_an_object() {
-    let meta = json!({"index": "a"});
-    assert_eq!(with_field(b"{}", "_es", &meta), br#"{"_es":{"index":"a"}}"#);
-    assert_eq!(with_field(b"{\"m\":1}", "_es", &meta), br#"{"m":1,"_es":{"index":"a"}}"#);
-}
-
 // ---- credentials and tags ----
 
 #[test]
-fn credentials_come_from_bearer_apikey_or_basic_and_compare_exactly() {
-    assert_eq!(credential(b"Bearer s3cret").as_deref(), Some(&b"s3cret"[..]));
-    assert_eq!(credential(b"ApiKey s3cret").as_deref(), Some(&b"s3cret"[..]));
+fn credentials_come_from_bearer_apikey_or_basic() {
+    let secret = |v: &[u8]| Presented::parse(v).map(|p| p.secret().to_vec());
+    assert_eq!(secret(b"Bearer s3cret").as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!(secret(b"ApiKey s3cret").as_deref(), Some(&b"s3cret"[..]));
     // base64("elastic:s3cret")
-    assert_eq!(credential(b"Basic ZWxhc3RpYzpzM2NyZXQ=").as_deref(), Some(&b"s3cret"[..]));
-    assert_eq!(credential(b"Digest x"), None);
-    assert_eq!(base64_decode("aGk").as_deref(), Some(&b"hi"[..]));
-    assert_eq!(base64_decode("a"), None);
-    assert!(constant_time_eq(b"abc", b"abc"));
-    assert!(!constant_time_eq(b"abc", b"abd"));
-    assert!(!constant_time_eq(b"abc", b"abcd"));
+    assert_eq!(
+        Presented::parse(b"Basic ZWxhc3RpYzpzM2NyZXQ="),
+        Some(Presented::Basic { user: b"elastic".to_vec(), password: b"s3cret".to_vec() })
+    );
+    assert_eq!(secret(b"Digest x"), None);
+    assert_eq!(secret(b"Basic a"), None, "invalid base64");
     assert!(valid_tag("app.web-1:x/y"));
     assert!(!valid_tag("a*"));
     assert!(!valid_tag("a b"));
@@ -685,7 +679,11 @@ async fn serves_https_with_the_configured_certificate() {
         rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), signing_key.serialize_pem()).unwrap();
-    let tls = super::HttpTlsConfig { cert: dir.path().join("cert.pem"), key: dir.path().join("key.pem") };
+    let tls = TlsSettings {
+        cert: Some(dir.path().join("cert.pem")),
+        key: Some(dir.path().join("key.pem")),
+        ..TlsSettings::default()
+    };
     let acceptor = tls_acceptor("web", &tls).unwrap();
 
     let (state, mut rx) = real_state("ack: accepted");
@@ -724,7 +722,11 @@ async fn serves_https_with_the_configured_certificate() {
 
 #[test]
 fn unreadable_tls_files_are_named_in_the_error() {
-    let tls = super::HttpTlsConfig { cert: "/nonexistent/cert.pem".into(), key: "/nonexistent/key.pem".into() };
+    let tls = TlsSettings {
+        cert: Some("/nonexistent/cert.pem".into()),
+        key: Some("/nonexistent/key.pem".into()),
+        ..TlsSettings::default()
+    };
     let error = tls_acceptor("web", &tls).err().unwrap().to_string();
     assert!(error.starts_with("input web: tls: /nonexistent/cert.pem: "), "{error}");
 }
@@ -739,8 +741,8 @@ fn config_takes_the_token_from_the_environment_and_rebases_tls_paths() {
     let env = |name: &str| (name == "TOKEN").then(|| "from-env".to_string());
     let config = crate::config::parse(&file, text, env).unwrap();
     let crate::inputs::InputConfig::Http(http) = &config.inputs[0].config else { panic!("not http") };
-    assert_eq!(http.auth_token.as_deref(), Some("from-env"));
-    assert_eq!(http.tls.as_ref().unwrap().cert, dir.path().join("c.pem"));
+    assert_eq!(http.auth_token.as_ref().map(|t| t.expose()), Some("from-env"));
+    assert_eq!(http.tls.as_ref().unwrap().cert, Some(dir.path().join("c.pem")));
     assert_eq!(http.ack, super::AckMode::Accepted);
     assert_eq!(http.max_body_bytes.0, 1 << 20);
     assert_eq!(http.address.to_string(), "127.0.0.1:9880");

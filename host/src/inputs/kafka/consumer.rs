@@ -30,10 +30,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::offsets::{OffsetTracker, TopicPartition};
 use super::{KafkaInputConfig, MessageMeta, StartPosition};
+use crate::core::ack::{AckToken, Delivery};
+use crate::core::dead_letter::DeadLetter;
+use crate::core::record::{Origin, Record};
 use crate::inputs::{InputContext, InputError};
-use crate::pipeline::ack::{AckToken, Delivery};
-use crate::pipeline::dead_letter::DeadLetter;
-use crate::pipeline::record::{Origin, Record};
 
 /// How long a seek or the final synchronous commit may take before we give
 /// up on it (the data is then replayed: at least once, never lost).
@@ -63,20 +63,7 @@ struct WeirConsumerContext {
 
 impl ClientContext for WeirConsumerContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(input = %self.input, facility = fac, "librdkafka: {log_message}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(input = %self.input, facility = fac, "librdkafka: {log_message}")
-            }
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(input = %self.input, facility = fac, "librdkafka: {log_message}")
-            }
-            RDKafkaLogLevel::Debug => {
-                tracing::debug!(input = %self.input, facility = fac, "librdkafka: {log_message}")
-            }
-        }
+        crate::kafka::log(&self.input, level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

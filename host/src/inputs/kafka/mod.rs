@@ -8,14 +8,14 @@
 mod consumer;
 pub mod offsets;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{Input, InputContext, InputError};
-use crate::config::units::HumanDuration;
+use crate::core::units::HumanDuration;
+use crate::kafka::{Brokers, Properties};
 
 pub use consumer::KafkaInput;
 
@@ -60,26 +60,6 @@ pub struct KafkaInputConfig {
     /// `enable.auto.offset.store`; setting them here is an error.
     #[serde(default)]
     pub librdkafka: Properties,
-}
-
-/// Bootstrap brokers.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum Brokers {
-    /// `"a:9092,b:9092"`
-    One(String),
-    /// `[a:9092, b:9092]`
-    List(Vec<String>),
-}
-
-impl Brokers {
-    /// As librdkafka's `bootstrap.servers`.
-    pub fn joined(&self) -> String {
-        match self {
-            Brokers::One(s) => s.clone(),
-            Brokers::List(l) => l.join(","),
-        }
-    }
 }
 
 /// Topic names or `^regex` patterns.
@@ -140,50 +120,6 @@ fn default_drain_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
 }
 
-/// librdkafka properties, with values written as YAML scalars.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(try_from = "BTreeMap<String, PropertyValue>")]
-pub struct Properties(pub BTreeMap<String, String>);
-
-/// A property value: any YAML scalar, passed on as text.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum PropertyValue {
-    /// `true`/`false`
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
-    /// Text.
-    Text(String),
-}
-
-/// Properties Weir sets itself; at-least-once depends on the last two.
-const OWNED_PROPERTIES: &[&str] = &["bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"];
-
-impl TryFrom<BTreeMap<String, PropertyValue>> for Properties {
-    type Error = String;
-    fn try_from(map: BTreeMap<String, PropertyValue>) -> Result<Self, String> {
-        let mut out = BTreeMap::new();
-        for (key, value) in map {
-            if OWNED_PROPERTIES.contains(&key.as_str()) {
-                return Err(format!(
-                    "librdkafka property `{key}` is set by weir (use `brokers`/`group_id`; offsets are committed only after delivery)"
-                ));
-            }
-            let text = match value {
-                PropertyValue::Bool(b) => b.to_string(),
-                PropertyValue::Int(i) => i.to_string(),
-                PropertyValue::Float(f) => f.to_string(),
-                PropertyValue::Text(s) => s,
-            };
-            out.insert(key, text);
-        }
-        Ok(Properties(out))
-    }
-}
-
 /// What a Kafka message carries besides its payload.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageMeta<'a> {
@@ -232,7 +168,7 @@ impl KafkaInputConfig {
     /// metadata field when configured.
     pub fn body(&self, payload: Option<&[u8]>, meta: &MessageMeta<'_>) -> Result<Bytes, MessageError> {
         let payload = payload.unwrap_or_default();
-        let mut body: Vec<u8> = match self.format {
+        let body: Vec<u8> = match self.format {
             KafkaFormat::Json => {
                 let trimmed = payload.trim_ascii();
                 let fail = |detail: String| MessageError::NotAnObject {
@@ -270,24 +206,10 @@ impl KafkaInputConfig {
                 "key": key,
                 "timestamp": meta.timestamp_ms,
             });
-            splice_field(&mut body, field, &metadata);
+            return Ok(crate::core::json::with_field(&body, field, &metadata).into());
         }
         Ok(body.into())
     }
-}
-
-/// Add `"field": value` before the closing `}` of the JSON object `body`
-/// (already validated), without re-serialising the rest.
-fn splice_field(body: &mut Vec<u8>, field: &str, value: &serde_json::Value) {
-    body.pop(); // the closing `}`
-    let empty = body.iter().skip(1).all(u8::is_ascii_whitespace);
-    if !empty {
-        body.push(b',');
-    }
-    serde_json::to_writer(&mut *body, field).expect("writing to a Vec cannot fail");
-    body.push(b':');
-    serde_json::to_writer(&mut *body, value).expect("writing to a Vec cannot fail");
-    body.push(b'}');
 }
 
 #[async_trait::async_trait]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::StatusCode;
 
-use super::{AlertmanagerAuth, AlertmanagerError, AlertmanagerOutputConfig};
+use super::{AlertmanagerError, AlertmanagerOutputConfig};
+use crate::core::auth::Auth;
+use crate::outputs::http_client;
 
 /// The longest part of an error body kept in a message: enough for
 /// Alertmanager's one-line validation errors.
@@ -71,46 +73,17 @@ impl Endpoint {
 #[derive(Clone)]
 pub struct AlertmanagerClient {
     http: reqwest::Client,
-    auth: Option<AlertmanagerAuth>,
+    auth: Option<Auth>,
 }
 
 impl AlertmanagerClient {
     /// A client with the config's TLS settings and timeout.
+    ///
+    /// # Errors
+    /// [`AlertmanagerError::Client`] when the TLS settings cannot be used.
     pub fn new(output: &str, config: &AlertmanagerOutputConfig) -> Result<Self, AlertmanagerError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout.0)
-            .connect_timeout(config.timeout.0.min(CONNECT_TIMEOUT))
-            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")));
-        if let Some(tls) = &config.tls {
-            if let Some(ca) = &tls.ca_file {
-                let pem = std::fs::read(ca).map_err(|source| AlertmanagerError::CaFile {
-                    output: output.to_string(),
-                    path: ca.clone(),
-                    source,
-                })?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AlertmanagerError::CaParse {
-                    output: output.to_string(),
-                    path: ca.clone(),
-                    message: e.to_string(),
-                })?;
-                if certs.is_empty() {
-                    return Err(AlertmanagerError::CaParse {
-                        output: output.to_string(),
-                        path: ca.clone(),
-                        message: "no PEM certificate found".into(),
-                    });
-                }
-                for cert in certs {
-                    builder = builder.add_root_certificate(cert);
-                }
-            }
-            if tls.insecure_skip_verify {
-                builder = builder.danger_accept_invalid_certs(true);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| AlertmanagerError::Client { output: output.to_string(), message: e.to_string() })?;
+        let http = http_client::build(config.timeout.0, config.timeout.0.min(CONNECT_TIMEOUT), config.tls.as_ref())
+            .map_err(|source| AlertmanagerError::Client { output: output.to_string(), source })?;
         Ok(AlertmanagerClient { http, auth: config.auth.clone() })
     }
 
@@ -121,11 +94,7 @@ impl AlertmanagerClient {
             .post(endpoint.alerts.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-        request = match &self.auth {
-            Some(AlertmanagerAuth::Basic { username, password }) => request.basic_auth(username, Some(&password.0)),
-            Some(AlertmanagerAuth::Bearer { token }) => request.bearer_auth(&token.0),
-            None => request,
-        };
+        request = http_client::with_auth(request, self.auth.as_ref());
         match request.send().await {
             Ok(response) => {
                 let status = response.status();
@@ -135,7 +104,7 @@ impl AlertmanagerClient {
                 let text = response.text().await.unwrap_or_default();
                 classify(status, &text)
             }
-            Err(error) => Attempt::Retry(error_chain(&error)),
+            Err(error) => Attempt::Retry(http_client::error_chain(&error)),
         }
     }
 }
@@ -143,18 +112,6 @@ impl AlertmanagerClient {
 /// Longest wait for a TCP/TLS connection: a dead host should fail fast
 /// even when `timeout` is generous.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// reqwest's Display hides the cause ("error sending request"); name it.
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {

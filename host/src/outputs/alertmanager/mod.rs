@@ -28,11 +28,12 @@
 //! It does not own alert evaluation (the `threshold` plugin does) or the
 //! pipeline's batching (`pipeline::output_task`).
 
-pub mod client;
-pub mod lifecycle;
+mod alert;
+mod client;
+mod lifecycle;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,13 +42,17 @@ use serde::{Deserialize, Deserializer};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinSet;
 
+use self::alert::{Alert, AlertDefaults, GeneratorUrl, LABEL_NAME_RULE, LabelSet, parse_alert, valid_label_name};
 use self::client::{AlertmanagerClient, Attempt, Endpoint};
-use self::lifecycle::{ActiveAlerts, Alert, AlertDefaults, LabelSet, Now, UrlTemplate, parse_alert, valid_label_name};
+use self::lifecycle::{ActiveAlerts, Now};
 use super::{Output, OutputError, WriteReport};
-use crate::admin::metrics::{Counter, Gauge, registry};
-use crate::config::units::HumanDuration;
-use crate::pipeline::output_task::backoff;
-use crate::pipeline::record::Record;
+use crate::core::auth::Auth;
+use crate::core::backoff;
+use crate::core::metrics::{Counter, Gauge, registry};
+use crate::core::record::Record;
+use crate::core::tls::TlsSettings;
+use crate::core::units::HumanDuration;
+use crate::outputs::http_client::ClientError;
 
 /// Settings of the `alertmanager` output.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -75,90 +80,14 @@ pub struct AlertmanagerOutputConfig {
     /// `generatorURL` for alerts that carry none; `{labels.NAME}` is
     /// replaced by the alert's label, percent-encoded.
     #[serde(default, deserialize_with = "generator_url")]
-    pub generator_url: Option<UrlTemplate>,
-    /// HTTP authentication: `{basic: {username, password}}` or `{bearer: {token}}`.
+    pub generator_url: Option<GeneratorUrl>,
+    /// HTTP authentication, in the shape every component shares ([`Auth`]):
+    /// `{basic: {username, password}}`, `{bearer: {token}}` or `{api_key}`.
     #[serde(default)]
-    pub auth: Option<AlertmanagerAuth>,
-    /// TLS settings for https URLs.
+    pub auth: Option<Auth>,
+    /// `tls: {ca_file, insecure_skip_verify}` for https URLs ([`TlsSettings`]).
     #[serde(default)]
-    pub tls: Option<AlertmanagerTls>,
-}
-
-/// HTTP authentication, written `{basic: {username, password}}` or
-/// `{bearer: {token}}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RawAuth")]
-pub enum AlertmanagerAuth {
-    /// HTTP basic auth.
-    Basic {
-        /// User name.
-        username: String,
-        /// Password; use `${ENV}`.
-        password: Secret,
-    },
-    /// `Authorization: Bearer TOKEN`.
-    Bearer {
-        /// The token; use `${ENV}`.
-        token: Secret,
-    },
-}
-
-/// `auth:` as written: YAML maps, since serde_norway reads enums only from
-/// YAML tags.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    basic: Option<RawBasic>,
-    bearer: Option<RawBearer>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBasic {
-    username: String,
-    password: Secret,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBearer {
-    token: Secret,
-}
-
-impl TryFrom<RawAuth> for AlertmanagerAuth {
-    type Error = &'static str;
-
-    fn try_from(raw: RawAuth) -> Result<Self, Self::Error> {
-        match (raw.basic, raw.bearer) {
-            (Some(RawBasic { username, password }), None) => Ok(AlertmanagerAuth::Basic { username, password }),
-            (None, Some(RawBearer { token })) => Ok(AlertmanagerAuth::Bearer { token }),
-            _ => Err("expected exactly one of `basic: {username, password}` or `bearer: {token}`"),
-        }
-    }
-}
-
-/// A credential, hidden from `Debug` output.
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-/// TLS settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerTls {
-    /// PEM file of CA certificates trusted in addition to the built-in
-    /// roots; relative to the config file's folder.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Accept any server certificate. For tests only.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
+    pub tls: Option<TlsSettings>,
 }
 
 /// Prometheus' default resend delay.
@@ -207,24 +136,19 @@ fn positive_attempts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 fn static_labels<'de, D: Deserializer<'de>>(d: D) -> Result<LabelSet, D::Error> {
     let labels = LabelSet::deserialize(d)?;
     if let Some(name) = labels.keys().find(|n| !valid_label_name(n)) {
-        return Err(serde::de::Error::custom(format!(
-            "invalid label name {name:?}: must match {}",
-            lifecycle::LABEL_NAME_RULE
-        )));
+        return Err(serde::de::Error::custom(format!("invalid label name {name:?}: must match {}", LABEL_NAME_RULE)));
     }
     Ok(labels)
 }
 
-fn generator_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<UrlTemplate>, D::Error> {
+fn generator_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<GeneratorUrl>, D::Error> {
     let text = String::deserialize(d)?;
-    UrlTemplate::compile(&text).map(Some).map_err(serde::de::Error::custom)
+    GeneratorUrl::compile(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 impl AlertmanagerOutputConfig {
     pub(crate) fn rebase(mut self, base: &Path) -> Self {
-        if let Some(ca) = self.tls.as_mut().and_then(|t| t.ca_file.as_mut()) {
-            *ca = base.join(&*ca);
-        }
+        self.tls = self.tls.map(|t| t.rebase(base));
         self
     }
 }
@@ -273,33 +197,13 @@ pub fn build(name: &str, config: &AlertmanagerOutputConfig) -> Result<Alertmanag
 /// Why the output cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertmanagerError {
-    /// The CA file cannot be read.
-    #[error("output {output}: tls.ca_file {}: {source}", path.display())]
-    CaFile {
-        /// The output's name.
-        output: String,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The CA file holds no usable certificate.
-    #[error("output {output}: tls.ca_file {}: {message}", path.display())]
-    CaParse {
-        /// The output's name.
-        output: String,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-    /// The HTTP client cannot be built.
-    #[error("output {output}: building the http client: {message}")]
+    /// The HTTP client cannot be built (TLS settings).
+    #[error("output {output}: {source}")]
     Client {
         /// The output's name.
         output: String,
         /// Why.
-        message: String,
+        source: ClientError,
     },
     /// A URL is invalid (normally caught at config load).
     #[error("output {output}: urls: {message}")]
@@ -415,7 +319,7 @@ async fn deliver(shared: &Shared, body: Bytes, max_attempts: u32) -> Outcome {
     let mut pending: Vec<Endpoint> = shared.endpoints.clone();
     while !pending.is_empty() && outcome.attempts < max_attempts {
         if outcome.attempts > 0 {
-            tokio::time::sleep(backoff(outcome.attempts, jitter())).await;
+            tokio::time::sleep(backoff::jittered(outcome.attempts)).await;
         }
         outcome.attempts += 1;
         let mut retry = Vec::new();
@@ -513,12 +417,6 @@ async fn resend_loop(shared: Arc<Shared>) {
     }
 }
 
-/// A number in [0, 1) for backoff jitter; quality does not matter here.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    f64::from(nanos % 1_000_000) / 1_000_000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,12 +474,12 @@ mod tests {
             "urls: [https://am]\nauth: { basic: { username: weir, password: hunter2 } }\ntls: { ca_file: ca.pem }",
         )
         .unwrap();
-        assert!(matches!(&c.auth, Some(AlertmanagerAuth::Basic { username, .. }) if username == "weir"));
+        assert!(matches!(&c.auth, Some(Auth::Basic { username, .. }) if username == "weir"));
         assert!(!format!("{c:?}").contains("hunter2"));
         let c = c.rebase(Path::new("/etc/weir"));
         assert_eq!(c.tls.unwrap().ca_file.unwrap(), Path::new("/etc/weir/ca.pem"));
         let c = config("urls: [https://am]\nauth: { bearer: { token: t0k } }").unwrap();
-        assert!(matches!(&c.auth, Some(AlertmanagerAuth::Bearer { token }) if token.0 == "t0k"));
+        assert!(matches!(&c.auth, Some(Auth::Bearer { token }) if token.expose() == "t0k"));
         assert!(config("urls: [https://am]\nauth: { digest: {} }").unwrap_err().contains("unknown field `digest`"));
         assert!(config("urls: [https://am]\nauth: {}").unwrap_err().contains("expected exactly one of"));
     }

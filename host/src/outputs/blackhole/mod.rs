@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::{Output, OutputError, WriteReport};
-use crate::pipeline::record::Record;
+use crate::core::record::Record;
 
 /// Settings of the `blackhole` output: none.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

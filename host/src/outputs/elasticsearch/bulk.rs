@@ -7,19 +7,21 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
 
-use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::pipeline::record::{Record, Timestamp};
+use crate::core::record::{Record, Timestamp};
+use crate::core::template::{FieldPath, Template};
 
 /// The key Elasticsearch (and Kibana, and data streams) expect event time in.
 pub const TIMESTAMP_FIELD: &str = "@timestamp";
+
+/// Elasticsearch refuses an `_id` longer than 512 bytes.
+const MAX_ID_BYTES: usize = 512;
 
 /// Bytes of SHA-256 kept in an `_id`: 128 bits make an accidental collision
 /// among even 10^15 documents of one index negligible (about 10^-9), and 32
@@ -48,161 +50,41 @@ impl BulkAction {
     }
 }
 
-/// One piece of an index name template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    /// Literal text and strftime specifiers, rendered from event time (UTC).
-    Time(String),
-    /// `{a.b}`: the value of that body field, as a path of keys.
-    Field(Vec<String>),
-}
-
-/// An index name such as `mobile-logs-%Y.%m.%d` or `logs-{app}-%Y.%m`:
-/// strftime specifiers take the record's event time in UTC, `{field}` and
-/// `{nested.field}` take a scalar from the body.
-#[derive(Clone)]
-pub struct IndexTemplate {
-    source: String,
-    parts: Vec<Part>,
-    /// Seconds during which the time parts cannot change (86,400 for a
-    /// template of days), so consecutive records reuse the rendering; 0
-    /// means render every time (sub-second specifiers).
-    period: i64,
-    /// The last rendering of the time parts and the period it holds for.
-    cache: Option<(i64, Vec<String>)>,
-}
-
-impl fmt::Debug for IndexTemplate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("IndexTemplate").field(&self.source).finish()
-    }
-}
-
-impl PartialEq for IndexTemplate {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-/// Specifiers that change at most once a day, so a day's rendering can be reused.
-const DAILY_SPECIFIERS: &str = "YCyGgmbBhdejFDUWVuwaA";
+/// An index name such as `mobile-logs-%Y.%m.%d` or `logs-{app}-%Y.%m`: a
+/// [`Template`] with strftime specifiers taking the record's event time in
+/// UTC and `{field}`s taking body fields (see [`crate::core::template`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexTemplate(Template);
 
 impl IndexTemplate {
     /// Parse `source`, checking every specifier and `{field}`.
+    ///
+    /// # Errors
+    /// The template's parse error, or that the name is empty.
     pub fn parse(source: &str) -> Result<Self, String> {
         if source.is_empty() {
             return Err("the index name is empty".into());
         }
-        let mut parts = Vec::new();
-        let mut time = String::new();
-        let mut chars = source.char_indices();
-        let mut period = 86_400;
-        while let Some((at, c)) = chars.next() {
-            match c {
-                '{' => {
-                    let rest = &source[at + 1..];
-                    let Some(end) = rest.find('}') else {
-                        return Err(format!("unclosed `{{` at byte {at} of {source:?}"));
-                    };
-                    let name = &rest[..end];
-                    if name.is_empty() || name.split('.').any(str::is_empty) || name.contains('{') {
-                        return Err(format!(
-                            "invalid field reference `{{{name}}}` in {source:?}; expected e.g. {{app}} or {{device.os}}"
-                        ));
-                    }
-                    if !time.is_empty() {
-                        parts.push(Part::Time(std::mem::take(&mut time)));
-                    }
-                    parts.push(Part::Field(name.split('.').map(str::to_string).collect()));
-                    for (_, c) in chars.by_ref() {
-                        if c == '}' {
-                            break;
-                        }
-                    }
-                }
-                '%' => {
-                    let Some((_, spec)) = chars.next() else {
-                        return Err(format!("{source:?} ends with a lone `%`; write `%%` for a literal percent sign"));
-                    };
-                    time.push('%');
-                    time.push(spec);
-                    if spec == '%' {
-                        continue;
-                    }
-                    if !DAILY_SPECIFIERS.contains(spec) {
-                        period = if period == 0 || matches!(spec, 'f' | '.' | '3' | '6' | '9') { 0 } else { 1 };
-                    }
-                }
-                c => time.push(c),
-            }
-        }
-        if !time.is_empty() {
-            parts.push(Part::Time(time));
-        }
-        for part in &parts {
-            if let Part::Time(format) = part
-                && StrftimeItems::new(format).any(|item| matches!(item, Item::Error))
-            {
-                return Err(format!("invalid strftime specifier in {source:?}; expected e.g. %Y, %m, %d, %H"));
-            }
-        }
-        Ok(IndexTemplate { source: source.to_string(), parts, period, cache: None })
-    }
-
-    /// The template as written.
-    pub fn source(&self) -> &str {
-        &self.source
+        Template::with_time(source).map(IndexTemplate)
     }
 
     /// Whether rendering needs the body parsed.
     pub fn uses_fields(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Field(_)))
+        self.0.uses_fields()
     }
 
     /// The index for a record at `time` with `body` (parsed only when
-    /// [`uses_fields`](Self::uses_fields)). A missing or non-scalar field
-    /// takes `fallback`, or is an error naming the field when there is none.
-    pub fn render(&mut self, time: Timestamp, body: Option<&Value>, fallback: Option<&str>) -> Result<String, String> {
-        let secs = time.div_euclid(1_000_000_000);
-        let key = if self.period > 0 { secs.div_euclid(self.period) } else { i64::MIN };
-        let fresh = match &self.cache {
-            Some((cached, _)) => self.period == 0 || *cached != key,
-            None => true,
-        };
-        if fresh {
-            let at = DateTime::from_timestamp_nanos(time);
-            let rendered = self
-                .parts
-                .iter()
-                .filter_map(|p| match p {
-                    Part::Time(format) => Some(at.format(format).to_string()),
-                    Part::Field(_) => None,
-                })
-                .collect();
-            self.cache = Some((key, rendered));
-        }
-        let times = self.cache.as_ref().map(|(_, r)| r.as_slice()).unwrap_or_default();
-        let mut out = String::with_capacity(self.source.len() + 16);
-        let mut next_time = times.iter();
-        for part in &self.parts {
-            match part {
-                Part::Time(_) => out.push_str(next_time.next().map(String::as_str).unwrap_or_default()),
-                Part::Field(path) => match body.and_then(|b| lookup(b, path)).and_then(scalar) {
-                    Some(value) => out.push_str(&value),
-                    None => match fallback {
-                        Some(fallback) => out.push_str(fallback),
-                        None => {
-                            return Err(format!(
-                                "index {:?}: field `{}` is missing or not a string, number or boolean, and no `index_fallback` is set",
-                                self.source,
-                                path.join(".")
-                            ));
-                        }
-                    },
-                },
-            }
-        }
-        Ok(out)
+    /// [`uses_fields`](Self::uses_fields)). A missing or null field takes
+    /// `fallback`.
+    ///
+    /// # Errors
+    /// The reason to dead-letter the record with, naming the field, when
+    /// there is no fallback.
+    pub fn render(&self, time: Timestamp, body: Option<&Value>, fallback: Option<&str>) -> Result<String, String> {
+        self.0.render_with(time, body, fallback, |text, out| out.push_str(text)).map_err(|e| match fallback {
+            Some(_) => format!("index {e}"),
+            None => format!("index {e}, and no `index_fallback` is set"),
+        })
     }
 }
 
@@ -210,23 +92,6 @@ impl<'de> Deserialize<'de> for IndexTemplate {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         IndexTemplate::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// The value at `path` in `body`: nested objects first (`device.os`), then
-/// a key that itself contains the dots.
-pub fn lookup<'a>(body: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let nested = path.iter().try_fold(body, |v, key| v.get(key));
-    nested.or_else(|| body.get(path.join(".")))
-}
-
-/// A scalar as text; `None` for null, arrays and objects.
-fn scalar(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
-        _ => None,
     }
 }
 
@@ -328,7 +193,7 @@ pub struct BulkEncoder {
     /// Stands in for missing `{field}`s of the index; dead letter without it.
     pub index_fallback: Option<String>,
     /// Take `_id` from this body field instead of the record's identity.
-    pub id_field: Option<Vec<String>>,
+    pub id_field: Option<FieldPath>,
 }
 
 impl BulkEncoder {
@@ -343,12 +208,13 @@ impl BulkEncoder {
         let index = self.index.render(record.time, parsed.as_ref(), self.index_fallback.as_deref())?;
         let id = match &self.id_field {
             None => document_id(record),
-            Some(path) => match parsed.as_ref().and_then(|b| lookup(b, path)).and_then(scalar) {
-                Some(id) if !id.is_empty() && id.len() <= 512 => id.into_owned(),
+            Some(path) => match parsed.as_ref().and_then(|b| path.lookup(b)) {
+                Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.clone(),
+                Some(Value::Number(n)) => n.to_string(),
                 _ => {
                     return Err(format!(
-                        "index {index}: `id_field` {} is missing, empty, longer than 512 bytes, or not a string or number",
-                        path.join(".")
+                        "index {index}: `id_field` {} is missing, empty, longer than {MAX_ID_BYTES} bytes, or not a string or number",
+                        path.as_str()
                     ));
                 }
             },

@@ -9,10 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::{Method, Url};
 
-use super::{Auth, ElasticsearchError, ElasticsearchOutputConfig};
+use super::{ElasticsearchError, ElasticsearchOutputConfig};
+use crate::core::auth::Auth;
+use crate::core::tls::TlsSettings;
+use crate::outputs::http_client::{self, error_chain};
 
 /// What `_bulk` answers with: only what `response.rs` reads, so a 1,000
 /// document answer is a few KiB instead of a few hundred.
@@ -29,68 +32,30 @@ pub struct EsClient {
     http: reqwest::Client,
     hosts: Vec<Url>,
     next: usize,
-    auth: Option<HeaderValue>,
+    auth: Option<Auth>,
     gzip: bool,
     compressed: Vec<u8>,
 }
 
 impl EsClient {
     /// A client for the output named `output`.
+    ///
+    /// # Errors
+    /// [`ElasticsearchError::Client`] when the TLS settings cannot be used.
     pub fn new(output: &str, config: &ElasticsearchOutputConfig) -> Result<Self, ElasticsearchError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(config.timeout.0)
-            .pool_idle_timeout(Duration::from_secs(60));
-        if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ElasticsearchError::ReadFile {
-                output: output.to_string(),
-                what: "ca_file",
-                path: path.clone(),
-                source,
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ElasticsearchError::InvalidFile {
-                output: output.to_string(),
-                path: path.clone(),
-                message: format!("not PEM certificates: {}", chain(&e)),
-            })?;
-            if certs.is_empty() {
-                return Err(ElasticsearchError::InvalidFile {
-                    output: output.to_string(),
-                    path: path.clone(),
-                    message: "no PEM certificate in it".into(),
-                });
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        // The first spelling, top-level `ca_file`, stands in for `tls.ca_file`.
+        let mut tls = config.tls.clone();
+        if let Some(ca) = &config.ca_file {
+            tls.get_or_insert_with(TlsSettings::default).ca_file.get_or_insert_with(|| ca.clone());
         }
-        let http = builder
-            .build()
-            .map_err(|e| ElasticsearchError::Client { output: output.to_string(), message: chain(&e) })?;
-        let auth = match &config.auth {
-            None => None,
-            Some(Auth::Basic { user, password }) => {
-                Some(format!("Basic {}", base64(format!("{user}:{password}").as_bytes())))
-            }
-            Some(Auth::ApiKey(key)) => Some(format!("ApiKey {key}")),
-        };
-        let auth = auth
-            .map(|value| {
-                let mut value = HeaderValue::from_str(&value).map_err(|_| ElasticsearchError::Setting {
-                    output: output.to_string(),
-                    key: "auth",
-                    message: "credentials must be visible ASCII".into(),
-                })?;
-                value.set_sensitive(true);
-                Ok(value)
-            })
-            .transpose()?;
+        let http = http_client::build(config.timeout.0, CONNECT_TIMEOUT, tls.as_ref())
+            .map_err(|source| ElasticsearchError::Client { output: output.to_string(), source })?;
         Ok(EsClient {
             output: output.to_string(),
             http,
             hosts: config.hosts.iter().map(|h| h.0.clone()).collect(),
             next: 0,
-            auth,
+            auth: config.auth.clone(),
             gzip: config.gzip,
             compressed: Vec::new(),
         })
@@ -146,9 +111,7 @@ impl EsClient {
             if self.gzip {
                 request = request.header(CONTENT_ENCODING, "gzip");
             }
-            if let Some(auth) = &self.auth {
-                request = request.header(AUTHORIZATION, auth.clone());
-            }
+            request = http_client::with_auth(request, self.auth.as_ref());
             let shown = redact(&url);
             let response = match request.send().await {
                 Ok(response) => response,
@@ -158,7 +121,7 @@ impl EsClient {
                         output: self.output.clone(),
                         what: what.to_string(),
                         url: shown,
-                        message: chain(&e),
+                        message: error_chain(&e),
                     });
                     if failed_over {
                         continue;
@@ -171,7 +134,7 @@ impl EsClient {
                 output: self.output.clone(),
                 what: what.to_string(),
                 url: shown.clone(),
-                message: format!("reading the answer: {}", chain(&e)),
+                message: format!("reading the answer: {}", error_chain(&e)),
             })?;
             if status.is_success() {
                 return Ok(answer);
@@ -205,57 +168,9 @@ fn redact(url: &Url) -> String {
     shown.to_string()
 }
 
-/// An error and its causes, `: `-separated: reqwest's own Display omits
-/// the cause ("connection refused") that tells an operator what to fix.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// Standard base64 with padding, for the basic-auth header.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("elastic:changeme", "ZWxhc3RpYzpjaGFuZ2VtZQ=="),
-        ];
-        for (plain, encoded) in cases {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn urls_in_messages_carry_no_credentials() {

@@ -28,8 +28,12 @@ use client::EsClient;
 use response::ItemOutcome;
 
 use super::{Output, OutputError, WriteReport};
-use crate::config::units::{ByteSize, HumanDuration};
-use crate::pipeline::record::Record;
+use crate::core::auth::Auth;
+use crate::core::record::Record;
+use crate::core::template::FieldPath;
+use crate::core::tls::TlsSettings;
+use crate::core::units::{ByteSize, HumanDuration};
+use crate::outputs::http_client::ClientError;
 
 /// Settings of the `elasticsearch` output.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -60,12 +64,18 @@ pub struct ElasticsearchOutputConfig {
     /// Take `_id` from this body field (dotted path) instead of deriving it
     /// from the record's identity; a record without it is dead-lettered.
     #[serde(default)]
-    pub id_field: Option<String>,
-    /// `{user, password}` for basic auth or `{api_key: <base64 of id:key>}`.
+    pub id_field: Option<FieldPath>,
+    /// Credentials, in the shape every component shares
+    /// ([`Auth`]): `{basic: {username, password}}`, `{bearer: {token}}` or
+    /// `{api_key: <base64 of id:key>}`; `{user, password}` still reads as basic.
     #[serde(default)]
     pub auth: Option<Auth>,
-    /// PEM file of CA certificates to trust for `https://` hosts, in
-    /// addition to the bundled web roots; relative to the config file.
+    /// `tls: {ca_file, insecure_skip_verify}` for `https://` hosts
+    /// ([`TlsSettings`]).
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// The first spelling of `tls.ca_file`, still read: PEM file of CA
+    /// certificates to trust in addition to the bundled web roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Gzip request bodies (default true): `_bulk` NDJSON shrinks 5-10x.
@@ -94,49 +104,6 @@ pub enum EsMode {
     Index,
     /// Into a data stream.
     DataStream,
-}
-
-/// Credentials: `{user, password}` (basic) or `{api_key}`.
-#[derive(Clone, PartialEq)]
-pub enum Auth {
-    /// HTTP basic auth.
-    Basic {
-        /// The user name.
-        user: String,
-        /// The password.
-        password: String,
-    },
-    /// An API key as Elasticsearch returns it `encoded` (base64 of `id:key`).
-    ApiKey(String),
-}
-
-/// The YAML shape of [`Auth`]: one mapping, checked in `Auth::deserialize`
-/// so a half-filled one is refused with a message saying what is expected.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    user: Option<String>,
-    password: Option<String>,
-    api_key: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for Auth {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match RawAuth::deserialize(deserializer)? {
-            RawAuth { user: Some(user), password: Some(password), api_key: None } => Ok(Auth::Basic { user, password }),
-            RawAuth { user: None, password: None, api_key: Some(key) } => Ok(Auth::ApiKey(key)),
-            _ => Err(serde::de::Error::custom("expected `user` and `password`, or `api_key`")),
-        }
-    }
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Auth::Basic { user, .. } => write!(f, "Basic({user}, <redacted>)"),
-            Auth::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
-        }
-    }
 }
 
 /// An index template installed at start-up.
@@ -201,6 +168,7 @@ impl ElasticsearchOutputConfig {
         if let Some(ca) = &mut self.ca_file {
             *ca = base.join(&*ca);
         }
+        self.tls = self.tls.map(|t| t.rebase(base));
         if let Some(template) = &mut self.template {
             template.file = base.join(&template.file);
         }
@@ -241,7 +209,7 @@ impl ElasticsearchOutputConfig {
             action: self.action,
             index: self.index.clone(),
             index_fallback: self.index_fallback.clone(),
-            id_field: self.id_field.as_ref().map(|f| f.split('.').map(str::to_string).collect()),
+            id_field: self.id_field.clone(),
         };
         Ok(ElasticsearchOutput {
             name: name.to_string(),
@@ -290,12 +258,12 @@ pub enum ElasticsearchError {
         message: String,
     },
     /// The HTTP client could not be set up (e.g. TLS).
-    #[error("output {output}: cannot set up the http client: {message}")]
+    #[error("output {output}: {source}")]
     Client {
         /// The output's name.
         output: String,
-        /// The cause chain.
-        message: String,
+        /// Why.
+        source: ClientError,
     },
     /// No answer: connection refused, reset or timed out.
     #[error("output {output}: {what} {url}: {message}")]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::bulk::{BulkAction, BulkEncoder, IndexTemplate, ItemMeta, document_id, splice_timestamp, timestamp};
 use super::response::{ItemOutcome, classify};
 use super::*;
-use crate::pipeline::record::Origin;
+use crate::core::record::Origin;
 
 /// 2026-11-22T23:59:59.999Z in nanoseconds.
 const LAST_MS_OF_NOV_22: i64 = 1_795_391_999_999_000_000;
@@ -32,23 +32,23 @@ fn record(time: i64, body: &str, origin: Option<(&str, u64, u64)>) -> Record {
 
 #[test]
 fn daily_indices_follow_event_time_in_utc_across_midnight() {
-    let mut t = IndexTemplate::parse("mobile-logs-%Y.%m.%d").unwrap();
+    let t = IndexTemplate::parse("mobile-logs-%Y.%m.%d").unwrap();
     assert_eq!(t.render(LAST_MS_OF_NOV_22, None, None).unwrap(), "mobile-logs-2026.11.22");
     assert_eq!(t.render(LAST_MS_OF_NOV_22 + 1_000_000, None, None).unwrap(), "mobile-logs-2026.11.23");
     // Out of order: the cached day must not leak into another day.
     assert_eq!(t.render(LAST_MS_OF_NOV_22, None, None).unwrap(), "mobile-logs-2026.11.22");
     assert_eq!(t.render(0, None, None).unwrap(), "mobile-logs-1970.01.01");
     assert_eq!(t.render(-1, None, None).unwrap(), "mobile-logs-1969.12.31", "before the epoch");
-    let mut hourly = IndexTemplate::parse("logs-%Y.%m.%d-%H").unwrap();
+    let hourly = IndexTemplate::parse("logs-%Y.%m.%d-%H").unwrap();
     assert_eq!(hourly.render(LAST_MS_OF_NOV_22, None, None).unwrap(), "logs-2026.11.22-23");
     assert_eq!(hourly.render(LAST_MS_OF_NOV_22 - 3_600_000_000_000, None, None).unwrap(), "logs-2026.11.22-22");
-    let mut literal = IndexTemplate::parse("100%%-logs").unwrap();
+    let literal = IndexTemplate::parse("100%%-logs").unwrap();
     assert_eq!(literal.render(0, None, None).unwrap(), "100%-logs");
 }
 
 #[test]
 fn index_fields_come_from_the_body_with_a_fallback_or_a_reason() {
-    let mut t = IndexTemplate::parse("logs-{app}-{device.os}-%Y.%m").unwrap();
+    let t = IndexTemplate::parse("logs-{app}-{device.os}-%Y.%m").unwrap();
     assert!(t.uses_fields());
     let body = json!({ "app": "shop", "device": { "os": "ios" } });
     assert_eq!(t.render(LAST_MS_OF_NOV_22, Some(&body), None).unwrap(), "logs-shop-ios-2026.11");
@@ -160,7 +160,7 @@ fn documents_are_encoded_as_action_and_source_lines_with_typed_fields() {
 fn id_field_takes_the_id_from_the_body_or_refuses_the_record() {
     let mut e = encoder("logs");
     e.action = BulkAction::Index;
-    e.id_field = Some(vec!["req".into(), "id".into()]);
+    e.id_field = Some(FieldPath::parse("req.id").unwrap());
     let mut out = Vec::new();
     let meta = e.encode(0, &record(0, r#"{"req":{"id":"abc-1"}}"#, None), &mut out).unwrap();
     assert_eq!(meta.id, "abc-1");
@@ -268,9 +268,13 @@ fn a_minimal_config_gets_the_defaults() {
     assert_eq!(c.timeout, HumanDuration(Duration::from_secs(60)));
     let c = config("{ hosts: [\"https://u:p@es:9200/prefix\"], index: x, auth: { api_key: abc }, template: { name: t, file: t.json } }").unwrap();
     assert_eq!(c.hosts[0].0.path(), "/prefix/", "a path prefix keeps its last segment when joined");
-    assert!(matches!(c.auth, Some(Auth::ApiKey(ref k)) if k == "abc"));
+    assert!(matches!(c.auth, Some(Auth::ApiKey { ref key }) if key.expose() == "abc"));
     let c = config("{ hosts: [\"http://es:9200\"], index: x, auth: { user: u, password: p } }").unwrap();
-    assert_eq!(format!("{:?}", c.auth), "Some(Basic(u, <redacted>))", "no secrets in debug output");
+    assert_eq!(
+        format!("{:?}", c.auth),
+        "Some(Basic { username: \"u\", password: <redacted> })",
+        "no secrets in debug output"
+    );
 }
 
 #[test]
@@ -288,11 +292,11 @@ fn config_errors_name_the_key_and_what_was_expected() {
         ("{ hosts: [\"http://x\"], index: logs, auth: { token: x } }", "unknown field `token`"),
         (
             "{ hosts: [\"http://x\"], index: logs, auth: { user: x } }",
-            "auth: expected `user` and `password`, or `api_key`",
+            "auth: expected exactly one of `basic: {username, password}`, `bearer: {token}` or `api_key: KEY`",
         ),
         (
             "{ hosts: [\"http://x\"], index: logs, auth: { user: x, password: y, api_key: z } }",
-            "auth: expected `user` and `password`, or `api_key`",
+            "auth: expected exactly one of",
         ),
         ("{ hosts: [\"http://x\"], index: logs, template: { name: t } }", "template: missing field `file`"),
         ("{ hosts: [\"http://x\"], index: logs, indx: y }", "unknown field `indx`"),

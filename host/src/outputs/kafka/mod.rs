@@ -1,5 +1,5 @@
 //! `type: kafka`: produces each record's body as one message, with the
-//! topic and key rendered from the record (`template.rs`) and the record's
+//! topic and key rendered from the record body ([`Template`]) and the record's
 //! event time as the message timestamp. The producer is idempotent with
 //! `acks=all` by default, and a record counts as delivered only on its
 //! delivery report (`producer.rs`); retriable failures go back to the
@@ -7,17 +7,16 @@
 //! authorised) are dead-lettered with the broker's reason.
 
 mod producer;
-pub mod template;
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::units::HumanDuration;
-use crate::inputs::kafka::{Brokers, Properties};
+use crate::core::template::Template;
+use crate::core::units::HumanDuration;
+use crate::kafka::{Brokers, Properties};
 
 pub use producer::KafkaOutput;
-pub use template::Template;
 
 /// Settings of the `kafka` output.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -111,7 +110,7 @@ mod tests {
         assert_eq!(c.acks, Acks::All);
         assert_eq!(c.compression, Compression::None);
         assert_eq!(c.delivery_timeout.0, Duration::from_secs(30));
-        assert!(c.topic.is_static());
+        assert!(!c.topic.uses_fields());
         assert_eq!(c.key.unwrap().source(), "{metric}|{labels}");
     }
 

@@ -13,8 +13,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 
 use super::{Acks, KafkaOutputConfig};
+use crate::core::record::Record;
 use crate::outputs::{Output, OutputError, WriteReport};
-use crate::pipeline::record::Record;
 
 /// How long to wait before offering a message again when librdkafka's local
 /// queue is full: a few linger periods, so deliveries free room meanwhile.
@@ -38,17 +38,7 @@ struct OutputClientContext {
 
 impl ClientContext for OutputClientContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(output = %self.output, facility = fac, "librdkafka: {log_message}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(output = %self.output, facility = fac, "librdkafka: {log_message}")
-            }
-            _ => {
-                tracing::debug!(output = %self.output, facility = fac, "librdkafka: {log_message}")
-            }
-        }
+        crate::kafka::log(&self.output, level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -128,9 +118,10 @@ impl KafkaOutput {
     /// Topic and key of one record, or why it cannot be sent.
     fn route(&self, record: &Record) -> Result<(String, Option<String>), String> {
         let c = &self.config;
-        let needs_body = !c.topic.is_static() || c.key.as_ref().is_some_and(|k| !k.is_static());
+        let needs_body = c.topic.uses_fields() || c.key.as_ref().is_some_and(|k| k.uses_fields());
         let body: Option<Value> = if needs_body { serde_json::from_slice(&record.body).ok() } else { None };
-        let topic = c.topic.render(body.as_ref()).map_err(|e| format!("output {}: topic {e}", self.name))?;
+        let topic =
+            c.topic.render(record.time, body.as_ref()).map_err(|e| format!("output {}: topic {e}", self.name))?;
         if !valid_topic(&topic) {
             return Err(format!(
                 "output {}: topic {:?} (from template {:?}) is not a valid kafka topic name",
@@ -140,7 +131,9 @@ impl KafkaOutput {
             ));
         }
         let key = match &c.key {
-            Some(k) => Some(k.render(body.as_ref()).map_err(|e| format!("output {}: key {e}", self.name))?),
+            Some(k) => {
+                Some(k.render(record.time, body.as_ref()).map_err(|e| format!("output {}: key {e}", self.name))?)
+            }
             None => None,
         };
         Ok((topic, key))

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::{LineEncoding, Output, OutputError, WriteReport};
-use crate::pipeline::record::Record;
+use crate::core::record::Record;
 
 /// Settings of the `stdout` output.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

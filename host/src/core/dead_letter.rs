@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::clock::rfc3339;
 use super::record::{Origin, Record, Timestamp};
-use crate::pipeline::ack::AckToken;
+use crate::core::ack::AckToken;
 
 /// A record that failed, and why.
 #[derive(Debug)]

@@ -49,9 +49,15 @@ fn system_now() -> Timestamp {
     i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// Format a timestamp as RFC 3339 with nanoseconds trimmed to what is set.
+/// Format a timestamp as RFC 3339 in UTC (`Z`), with the fraction of a
+/// second trimmed to what is set: `2026-11-22T10:00:00Z`, `...00.5Z`.
 pub fn rfc3339(time: Timestamp) -> String {
-    chrono::DateTime::from_timestamp_nanos(time).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    rfc3339_utc(chrono::DateTime::from_timestamp_nanos(time))
+}
+
+/// [`rfc3339`] of a chrono time, for times beyond the nanosecond range.
+pub fn rfc3339_utc(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 #[cfg(test)]

@@ -1,130 +1,27 @@
-//! The filter chain and routing. One thread owns every filter instance
-//! (WASM stores are single-threaded) and moves batches through the filters
-//! in config order, each filter taking the records its `match` selects,
-//! then hands each record to every output whose `match` selects it.
-//! Queues are bounded: when an output is full the chain waits, and so do
-//! the inputs behind it.
+//! The filter chain. One thread owns every filter instance (WASM stores
+//! are single-threaded) and moves batches through the filters in config
+//! order, each filter taking the records its `match` selects, then hands
+//! the result to the [`Router`]. Reloads swap filters here, between
+//! batches.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::dead_letter::DeadLetter;
-use super::record::{Batch, Record, Timestamp};
-use super::routing::TagMatch;
-use crate::admin::metrics::{Counter, registry};
-use crate::plugin::bindings::Event;
-use crate::plugin::{FilterInstance, PluginEngine, PluginError};
-
-/// Sends records to the outputs whose globs match their tags.
-#[derive(Clone)]
-pub struct Router {
-    outputs: Vec<RouteTarget>,
-    dead_letter_tag: Arc<str>,
-    unrouted: Counter,
-}
-
-#[derive(Clone)]
-struct RouteTarget {
-    matches: TagMatch,
-    sender: mpsc::Sender<Batch>,
-}
-
-impl Router {
-    /// A router over `(globs, queue)` pairs.
-    pub fn new(outputs: Vec<(TagMatch, mpsc::Sender<Batch>)>, dead_letter_tag: Arc<str>) -> Self {
-        Router {
-            outputs: outputs.into_iter().map(|(matches, sender)| RouteTarget { matches, sender }).collect(),
-            dead_letter_tag,
-            unrouted: registry().counter(
-                "weir_records_unrouted_total",
-                "Records no output matched, sent to dead letter.",
-                &[],
-            ),
-        }
-    }
-
-    /// Replace the outputs (a reload). Queues no longer listed close once
-    /// their other holders let go, and their tasks drain and stop.
-    pub fn set_routes(&mut self, outputs: Vec<(TagMatch, mpsc::Sender<Batch>)>) {
-        self.outputs = outputs.into_iter().map(|(matches, sender)| RouteTarget { matches, sender }).collect();
-    }
-
-    /// The tag of dead letters.
-    pub fn dead_letter_tag(&self) -> &Arc<str> {
-        &self.dead_letter_tag
-    }
-
-    /// Route a batch, waiting (blocking the thread) while an output is full.
-    /// Records no output matches become dead letters; dead letters no
-    /// output matches are logged, as there is nowhere else to keep them.
-    pub fn route_blocking(&self, records: Batch) {
-        let mut per_output: Vec<Batch> = vec![Vec::new(); self.outputs.len()];
-        let mut unrouted = Vec::new();
-        for record in records {
-            let mut targets = self.outputs.iter().enumerate().filter(|(_, o)| o.matches.matches(&record.tag));
-            let Some((first, _)) = targets.next() else {
-                unrouted.push(record);
-                continue;
-            };
-            for (i, _) in targets {
-                per_output[i].push(record.clone());
-            }
-            per_output[first].push(record);
-        }
-        for (batch, output) in per_output.into_iter().zip(&self.outputs) {
-            // A closed queue means that output has stopped at shutdown; its
-            // records are dropped with their acks failed below.
-            if !batch.is_empty()
-                && let Err(mpsc::error::SendError(batch)) = output.sender.blocking_send(batch)
-            {
-                fail_all(batch, "output stopped before the record reached it");
-            }
-        }
-        if unrouted.is_empty() {
-            return;
-        }
-        self.unrouted.add(unrouted.len() as u64);
-        let mut letters = Vec::new();
-        for record in unrouted {
-            if record.tag == self.dead_letter_tag {
-                log_lost_dead_letter(&record, "no output matches the dead-letter tag");
-            } else {
-                let reason = format!("no output matches tag {:?}", &*record.tag);
-                letters.push(DeadLetter::of(record, "routing", reason).into_record(&self.dead_letter_tag));
-            }
-        }
-        if !letters.is_empty() {
-            self.route_blocking(letters);
-        }
-    }
-}
-
-/// Log a dead letter that cannot be kept anywhere, and fail its ack.
-pub fn log_lost_dead_letter(record: &Record, why: &str) {
-    tracing::error!(why, record = %String::from_utf8_lossy(&record.body), "dead letter could not be delivered; logging it here");
-    if let Some(ack) = &record.ack {
-        ack.fail();
-    }
-}
-
-fn fail_all(batch: Batch, why: &str) {
-    tracing::warn!(records = batch.len(), why, "records not delivered");
-    for record in &batch {
-        if let Some(ack) = &record.ack {
-            ack.fail();
-        }
-    }
-}
+use super::reload::ReloadError;
+use super::router::Router;
+use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::{Counter, registry};
+use crate::core::record::{Batch, Record, Timestamp};
+use crate::core::tag_match::TagMatch;
+use crate::plugin::{FilterInstance, PluginEngine, PluginError, Processed};
 
 /// One filter in the chain.
 pub struct Stage {
     instance: FilterInstance,
     matches: TagMatch,
     stage_name: String,
-    tags: HashMap<Box<str>, Arc<str>>,
     records_in: Counter,
     records_out: Counter,
     dead_letters: Counter,
@@ -140,7 +37,6 @@ impl Stage {
         Stage {
             matches: instance.spec().matches.clone(),
             stage_name: format!("filter {name}"),
-            tags: HashMap::new(),
             records_in: registry().counter("weir_filter_records_in_total", "Records given to a filter.", &labels),
             records_out: registry().counter("weir_filter_records_out_total", "Records a filter emitted.", &labels),
             dead_letters: registry().counter(
@@ -166,19 +62,6 @@ impl Stage {
     /// The instance, e.g. for snapshots.
     pub fn instance_mut(&mut self) -> &mut FilterInstance {
         &mut self.instance
-    }
-
-    fn intern(&mut self, tag: String) -> Arc<str> {
-        if let Some(t) = self.tags.get(tag.as_str()) {
-            return t.clone();
-        }
-        let t: Arc<str> = tag.as_str().into();
-        // Tags come from plugins; bound the cache so a plugin minting a tag
-        // per record cannot grow it without end.
-        if self.tags.len() < 1024 {
-            self.tags.insert(tag.into_boxed_str(), t.clone());
-        }
-        t
     }
 
     fn count_error(&mut self, error: &PluginError) {
@@ -227,7 +110,7 @@ pub enum ChainCommand {
         /// The new tick period.
         tick_interval: Duration,
         /// The outcome.
-        reply: tokio::sync::oneshot::Sender<Result<(), PluginError>>,
+        reply: tokio::sync::oneshot::Sender<Result<(), ReloadError>>,
     },
 }
 
@@ -337,23 +220,19 @@ impl Chain {
         &mut self,
         mut filters: Vec<FilterSlot>,
         routes: Vec<(TagMatch, mpsc::Sender<Batch>)>,
-    ) -> Result<(), PluginError> {
+    ) -> Result<(), ReloadError> {
         let started = Instant::now();
         for slot in &mut filters {
             match slot {
                 FilterSlot::Keep(name) => {
                     if !self.stages.iter().any(|s| s.name() == name) {
-                        return Err(PluginError::Misbehaved {
-                            plugin: name.clone(),
-                            call: "reload",
-                            reason: "is not running, so it cannot be kept".into(),
-                        });
+                        return Err(ReloadError::NotRunning { filter: name.clone() });
                     }
                 }
                 FilterSlot::Replace { instance, hand_over } => {
                     let old = self.stages.iter_mut().find(|s| s.name() == &**instance.name());
                     if let (true, Some(old)) = (*hand_over, old) {
-                        crate::plugin::hand_over(&mut old.instance, instance)?;
+                        instance.take_over(&mut old.instance)?;
                     }
                 }
             }
@@ -381,28 +260,18 @@ impl Chain {
     pub fn tick(&mut self, now: Timestamp) {
         for i in 0..self.stages.len() {
             let stage = &mut self.stages[i];
-            let events = match stage.instance.tick(now) {
-                Ok(events) => events,
+            let records = match stage.instance.tick(now) {
+                Ok(records) => records,
                 Err(error) => {
                     tracing::warn!(filter = %stage.instance.name(), %error, "tick failed");
                     stage.recover(&self.engine, &error);
                     continue;
                 }
             };
-            if events.is_empty() {
+            if records.is_empty() {
                 continue;
             }
-            stage.records_out.add(events.len() as u64);
-            let records: Batch = events
-                .into_iter()
-                .map(|e| Record {
-                    time: e.time,
-                    tag: stage.intern(e.tag),
-                    body: e.body.into(),
-                    origin: None,
-                    ack: None,
-                })
-                .collect();
+            stage.records_out.add(records.len() as u64);
             let out = self.run_stages(i + 1, records);
             self.router.route_blocking(out);
         }
@@ -427,33 +296,17 @@ impl Chain {
         while selected.peek().is_some() {
             let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
             stage.records_in.add(chunk.len() as u64);
-            let events: Vec<Event> =
-                chunk.iter().map(|r| Event { time: r.time, tag: r.tag.to_string(), body: r.body.to_vec() }).collect();
-            match stage.instance.process(&events) {
-                Ok(result) => {
-                    drop(events);
-                    stage.records_out.add(result.emitted.len() as u64);
-                    let mut children = vec![0u32; chunk.len()];
-                    for emitted in result.emitted {
-                        let (origin, ack) = match emitted.parent {
-                            Some(p) => {
-                                let parent = &chunk[p as usize];
-                                let ordinal = children[p as usize];
-                                children[p as usize] += 1;
-                                (parent.origin.as_ref().map(|o| o.child(ordinal)), parent.ack.clone())
-                            }
-                            None => (None, None),
-                        };
-                        let e = emitted.event;
-                        out.push(Record { time: e.time, tag: stage.intern(e.tag), body: e.body.into(), origin, ack });
-                    }
-                    if !result.rejected.is_empty() {
-                        stage.dead_letters.add(result.rejected.len() as u64);
+            match stage.instance.process(&chunk) {
+                Ok(Processed { emitted, rejected }) => {
+                    stage.records_out.add(emitted.len() as u64);
+                    out.extend(emitted);
+                    if !rejected.is_empty() {
+                        stage.dead_letters.add(rejected.len() as u64);
                         let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
-                        for rejected in result.rejected {
-                            if let Some(record) = chunk[rejected.index as usize].take() {
+                        for (index, reason) in rejected {
+                            if let Some(record) = chunk[index].take() {
                                 out.push(
-                                    DeadLetter::of(record, stage.stage_name.clone(), rejected.reason)
+                                    DeadLetter::of(record, stage.stage_name.clone(), reason)
                                         .into_record(&dead_letter_tag),
                                 );
                             }
@@ -472,76 +325,5 @@ impl Chain {
             }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn record(tag: &str) -> Record {
-        Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }
-    }
-
-    fn all() -> TagMatch {
-        TagMatch::new(vec!["*".into()]).unwrap()
-    }
-
-    #[test]
-    fn routing_waits_while_an_output_queue_is_full() {
-        let (tx, mut rx) = mpsc::channel(1);
-        let router = Router::new(vec![(all(), tx)], "dlq".into());
-        router.route_blocking(vec![record("a")]);
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let sender = std::thread::spawn(move || {
-            router.route_blocking(vec![record("b")]);
-            done_tx.send(()).unwrap();
-        });
-        assert!(
-            done_rx.recv_timeout(Duration::from_millis(200)).is_err(),
-            "a full queue must block the chain (backpressure), not grow"
-        );
-        assert_eq!(&*rx.blocking_recv().unwrap()[0].tag, "a");
-        done_rx.recv_timeout(Duration::from_secs(5)).expect("routing resumes once there is room");
-        assert_eq!(&*rx.blocking_recv().unwrap()[0].tag, "b");
-        sender.join().unwrap();
-    }
-
-    #[test]
-    fn a_record_goes_to_every_matching_output_and_unmatched_ones_to_dead_letter() {
-        let (tx_a, mut rx_a) = mpsc::channel(4);
-        let (tx_dlq, mut rx_dlq) = mpsc::channel(4);
-        let router = Router::new(
-            vec![
-                (TagMatch::new(vec!["app.*".into()]).unwrap(), tx_a),
-                (TagMatch::new(vec!["app.x".into(), "dlq".into()]).unwrap(), tx_dlq),
-            ],
-            "dlq".into(),
-        );
-        router.route_blocking(vec![record("app.x"), record("app.y"), record("other")]);
-        let a: Vec<_> = rx_a.try_recv().unwrap().into_iter().map(|r| r.tag).collect();
-        assert_eq!(a, [Arc::from("app.x"), Arc::from("app.y")]);
-        let second: Vec<_> = rx_dlq.try_recv().unwrap().into_iter().map(|r| r.tag).collect();
-        assert_eq!(second, [Arc::from("app.x")]);
-        let dead = rx_dlq.try_recv().unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
-        assert_eq!(body["reason"], "no output matches tag \"other\"");
-    }
-
-    #[test]
-    fn a_dropped_record_acknowledges_its_input_once_every_copy_is_delivered() {
-        let (token, mut outcome) = crate::pipeline::ack::AckToken::channel();
-        let (tx_a, mut rx_a) = mpsc::channel(4);
-        let (tx_b, mut rx_b) = mpsc::channel(4);
-        let router = Router::new(vec![(all(), tx_a), (all(), tx_b)], "dlq".into());
-        let mut r = record("t");
-        r.ack = Some(token);
-        router.route_blocking(vec![r]);
-        drop(rx_a.try_recv().unwrap());
-        assert!(outcome.try_recv().is_err(), "one output still holds a copy");
-        drop(rx_b.try_recv().unwrap());
-        assert_eq!(outcome.try_recv().unwrap(), crate::pipeline::ack::Delivery::Delivered);
     }
 }

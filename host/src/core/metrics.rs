@@ -29,11 +29,6 @@ impl Counter {
 pub struct Gauge(Arc<AtomicI64>);
 
 impl Gauge {
-    /// Add `n` (may be negative).
-    pub fn add(&self, n: i64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
     /// Set to `n`.
     pub fn set(&self, n: i64) {
         self.0.store(n, Ordering::Relaxed);

@@ -25,11 +25,6 @@ impl TagMatch {
     pub fn matches(&self, tag: &str) -> bool {
         self.globs.iter().any(|g| glob_match(g.as_bytes(), tag.as_bytes()))
     }
-
-    /// The globs, for messages.
-    pub fn globs(&self) -> &[String] {
-        &self.globs
-    }
 }
 
 /// Iterative wildcard match with single-star backtracking: linear in

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::ack::AckToken;
+use super::hash::fnv1a;
 
 /// Nanoseconds since the Unix epoch, UTC: the unit of event time everywhere.
 pub type Timestamp = i64;
@@ -48,14 +49,8 @@ impl Origin {
     /// FNV-1a over the parent lineage and the ordinal: cheap, deterministic
     /// across runs and platforms (std's hasher is randomly seeded).
     pub fn child(&self, ordinal: u32) -> Origin {
-        const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut hash = FNV_OFFSET;
-        for byte in self.lineage.to_le_bytes().into_iter().chain(ordinal.to_le_bytes()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(FNV_PRIME);
-        }
-        Origin { stream: self.stream.clone(), offset: self.offset, lineage: hash }
+        let lineage = fnv1a(self.lineage.to_le_bytes().into_iter().chain(ordinal.to_le_bytes()));
+        Origin { stream: self.stream.clone(), offset: self.offset, lineage }
     }
 }
 

@@ -1,0 +1,21 @@
+//! FNV-1a, 64-bit: a small, deterministic hash for identities that must be
+//! the same across runs and platforms (std's hasher is randomly seeded).
+//! Not for anything an adversary chooses to collide.
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The FNV-1a hash of `bytes`.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(FNV_OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn matches_the_reference_values() {
+        // From the FNV reference test suite (draft-eastlake-fnv).
+        assert_eq!(super::fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,133 @@
+//! Why a request was refused, and how each refusal is answered: plain JSON
+//! on `/ingest`, Elasticsearch's error shape on the ES endpoints, each with
+//! one status code.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::decode::{DecodeError, ErrorClass};
+
+/// Seconds a client is told to wait (`Retry-After`) when the pipeline is
+/// full: long enough for a batch or two to drain, short enough that a
+/// client's retry does not add visible latency.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// Why a request was refused. Each variant maps to one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The body could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Credentials are missing or wrong.
+    #[error("missing or invalid credentials; send `Authorization: Bearer <token>`")]
+    Unauthorized,
+    /// The body as sent is over `max_body_bytes`.
+    #[error("the request body is larger than max_body_bytes ({max} bytes)")]
+    BodyTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The body could not be read.
+    #[error("reading the request body: {0}")]
+    Body(String),
+    /// The tag from the path or header is not usable.
+    #[error("invalid tag {0:?}: expected 1 to 256 printable ASCII characters, no spaces, `*`, `?` or `,`")]
+    InvalidTag(String),
+    /// The pipeline had no room within `queue_wait`.
+    #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]
+    Full,
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down; retry later")]
+    Closed,
+    /// Some record of the request was neither delivered nor dead-lettered.
+    #[error("at least one record of this request could not be delivered; retry")]
+    DeliveryFailed,
+    /// Delivery was not confirmed within `ack_timeout`.
+    #[error(
+        "the records were not confirmed delivered within {0:?} (ack_timeout); they stay queued and may still be delivered, so a retry may duplicate them"
+    )]
+    AckTimeout(Duration),
+}
+
+impl RequestError {
+    /// The status code of this error on `/ingest`.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::Decode(e) => match e.class() {
+                ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+                ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorClass::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            },
+            RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
+            RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::Body(_) | RequestError::InvalidTag(_) => StatusCode::BAD_REQUEST,
+            RequestError::Full => StatusCode::TOO_MANY_REQUESTS,
+            RequestError::Closed | RequestError::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The status code on the Elasticsearch endpoints: as on `/ingest`,
+    /// except an ack timeout is 503, which every ES client retries.
+    pub fn es_status(&self) -> StatusCode {
+        match self {
+            RequestError::AckTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            other => other.status(),
+        }
+    }
+
+    fn es_type(&self) -> &'static str {
+        match self {
+            RequestError::Decode(e) => e.es_type(),
+            RequestError::Unauthorized => "security_exception",
+            RequestError::BodyTooLarge { .. } => "content_too_long_exception",
+            RequestError::Body(_) | RequestError::InvalidTag(_) => "parse_exception",
+            RequestError::Full => "es_rejected_execution_exception",
+            RequestError::Closed | RequestError::DeliveryFailed => "unavailable_shards_exception",
+            RequestError::AckTimeout(_) => "timeout_exception",
+        }
+    }
+
+    fn headers(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        match self {
+            RequestError::Full => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            RequestError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"weir\""));
+            }
+            _ => {}
+        }
+    }
+
+    /// The answer in Elasticsearch's error shape.
+    pub fn es_response(&self) -> Response {
+        let status = self.es_status();
+        let error = json!({ "type": self.es_type(), "reason": self.to_string() });
+        let body = json!({
+            "error": { "root_cause": [error.clone()], "type": error["type"], "reason": error["reason"] },
+            "status": status.as_u16(),
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        self.headers(&mut response);
+        response
+    }
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = json!({
+            "status": status.as_u16(),
+            "error": status.canonical_reason().unwrap_or("error").to_lowercase(),
+            "reason": self.to_string(),
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        self.headers(&mut response);
+        response
+    }
+}

@@ -1,0 +1,77 @@
+//! Where dead letters go: the outputs whose `match` selects the dead-letter
+//! tag. The envelope itself is [`crate::core::dead_letter`]; this module
+//! routes the dead letters of outputs (records a destination refused) and
+//! keeps, by logging, those nothing can take.
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::core::dead_letter::DeadLetter;
+use crate::core::record::{Batch, Record};
+use crate::core::tag_match::TagMatch;
+
+/// Log a dead letter that cannot be kept anywhere, and fail its ack.
+pub fn log_lost_dead_letter(record: &Record, why: &str) {
+    tracing::error!(why, record = %String::from_utf8_lossy(&record.body), "dead letter could not be delivered; logging it here");
+    if let Some(ack) = &record.ack {
+        ack.fail();
+    }
+}
+
+/// Where an output's refused records go: the queues of the outputs that
+/// match the dead-letter tag. Held weakly, so output tasks do not keep one
+/// another alive at shutdown; shared by every output task and updated on
+/// reload.
+#[derive(Clone)]
+pub struct DeadLetterRoute {
+    targets: Arc<RwLock<Vec<mpsc::WeakSender<Batch>>>>,
+    tag: Arc<str>,
+}
+
+impl DeadLetterRoute {
+    /// A route for dead letters tagged `tag`, to no output yet.
+    pub fn new(tag: Arc<str>) -> Self {
+        DeadLetterRoute { targets: Arc::default(), tag }
+    }
+
+    /// The dead-letter tag.
+    pub fn tag(&self) -> &Arc<str> {
+        &self.tag
+    }
+
+    /// Route to those of `outputs` that match the dead-letter tag.
+    pub fn set_outputs(&self, outputs: &[(TagMatch, mpsc::Sender<Batch>)]) {
+        let targets = outputs.iter().filter(|(m, _)| m.matches(&self.tag)).map(|(_, s)| s.downgrade()).collect();
+        *self.targets.write().unwrap_or_else(|p| p.into_inner()) = targets;
+    }
+
+    async fn send(&self, letters: Vec<DeadLetter>) {
+        for letter in letters {
+            let record = letter.into_record(&self.tag);
+            let mut delivered = false;
+            let targets: Vec<_> =
+                self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
+            for sender in targets {
+                if sender.send(vec![record.clone()]).await.is_ok() {
+                    delivered = true;
+                }
+            }
+            if !delivered {
+                log_lost_dead_letter(&record, "no running output matches the dead-letter tag");
+            }
+        }
+    }
+
+    /// Route what an output's destination refused. Dead letters refused by
+    /// a dead-letter output are not re-routed (that could loop); they are
+    /// logged instead.
+    pub async fn send_refused(&self, letters: Vec<DeadLetter>) {
+        let (lost, kept): (Vec<_>, Vec<_>) = letters.into_iter().partition(|l| l.tag == self.tag);
+        for letter in lost {
+            let reason = letter.reason.clone();
+            log_lost_dead_letter(&letter.into_record(&self.tag), &reason);
+        }
+        self.send(kept).await;
+    }
+}

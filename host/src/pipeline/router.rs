@@ -1,0 +1,178 @@
+//! Routing to outputs: every record goes to each output whose `match`
+//! selects its tag (a clone per extra output: bodies are shared bytes);
+//! records no output selects become dead letters. Queues are bounded, so a
+//! full output makes the chain wait, and the inputs behind it.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::dead_letters::log_lost_dead_letter;
+use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::{Counter, registry};
+use crate::core::record::Batch;
+use crate::core::tag_match::TagMatch;
+
+#[derive(Clone)]
+pub struct Router {
+    outputs: Vec<RouteTarget>,
+    dead_letter_tag: Arc<str>,
+    unrouted: Counter,
+}
+
+#[derive(Clone)]
+struct RouteTarget {
+    matches: TagMatch,
+    sender: mpsc::Sender<Batch>,
+}
+
+impl Router {
+    /// A router over `(globs, queue)` pairs.
+    pub fn new(outputs: Vec<(TagMatch, mpsc::Sender<Batch>)>, dead_letter_tag: Arc<str>) -> Self {
+        Router {
+            outputs: outputs.into_iter().map(|(matches, sender)| RouteTarget { matches, sender }).collect(),
+            dead_letter_tag,
+            unrouted: registry().counter(
+                "weir_records_unrouted_total",
+                "Records no output matched, sent to dead letter.",
+                &[],
+            ),
+        }
+    }
+
+    /// Replace the outputs (a reload). Queues no longer listed close once
+    /// their other holders let go, and their tasks drain and stop.
+    pub fn set_routes(&mut self, outputs: Vec<(TagMatch, mpsc::Sender<Batch>)>) {
+        self.outputs = outputs.into_iter().map(|(matches, sender)| RouteTarget { matches, sender }).collect();
+    }
+
+    /// The tag of dead letters.
+    pub fn dead_letter_tag(&self) -> &Arc<str> {
+        &self.dead_letter_tag
+    }
+
+    /// Route a batch, waiting (blocking the thread) while an output is full.
+    /// Records no output matches become dead letters; dead letters no
+    /// output matches are logged, as there is nowhere else to keep them.
+    pub fn route_blocking(&self, records: Batch) {
+        let mut per_output: Vec<Batch> = vec![Vec::new(); self.outputs.len()];
+        let mut unrouted = Vec::new();
+        for record in records {
+            let mut targets = self.outputs.iter().enumerate().filter(|(_, o)| o.matches.matches(&record.tag));
+            let Some((first, _)) = targets.next() else {
+                unrouted.push(record);
+                continue;
+            };
+            for (i, _) in targets {
+                per_output[i].push(record.clone());
+            }
+            per_output[first].push(record);
+        }
+        for (batch, output) in per_output.into_iter().zip(&self.outputs) {
+            // A closed queue means that output has stopped at shutdown; its
+            // records are dropped with their acks failed below.
+            if !batch.is_empty()
+                && let Err(mpsc::error::SendError(batch)) = output.sender.blocking_send(batch)
+            {
+                fail_all(batch, "output stopped before the record reached it");
+            }
+        }
+        if unrouted.is_empty() {
+            return;
+        }
+        self.unrouted.add(unrouted.len() as u64);
+        let mut letters = Vec::new();
+        for record in unrouted {
+            if record.tag == self.dead_letter_tag {
+                log_lost_dead_letter(&record, "no output matches the dead-letter tag");
+            } else {
+                let reason = format!("no output matches tag {:?}", &*record.tag);
+                letters.push(DeadLetter::of(record, "routing", reason).into_record(&self.dead_letter_tag));
+            }
+        }
+        if !letters.is_empty() {
+            self.route_blocking(letters);
+        }
+    }
+}
+
+fn fail_all(batch: Batch, why: &str) {
+    tracing::warn!(records = batch.len(), why, "records not delivered");
+    for record in &batch {
+        if let Some(ack) = &record.ack {
+            ack.fail();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::record::Record;
+
+    fn record(tag: &str) -> Record {
+        Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }
+    }
+
+    fn all() -> TagMatch {
+        TagMatch::new(vec!["*".into()]).unwrap()
+    }
+
+    #[test]
+    fn routing_waits_while_an_output_queue_is_full() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let router = Router::new(vec![(all(), tx)], "dlq".into());
+        router.route_blocking(vec![record("a")]);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            router.route_blocking(vec![record("b")]);
+            done_tx.send(()).unwrap();
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a full queue must block the chain (backpressure), not grow"
+        );
+        assert_eq!(&*rx.blocking_recv().unwrap()[0].tag, "a");
+        done_rx.recv_timeout(Duration::from_secs(5)).expect("routing resumes once there is room");
+        assert_eq!(&*rx.blocking_recv().unwrap()[0].tag, "b");
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_record_goes_to_every_matching_output_and_unmatched_ones_to_dead_letter() {
+        let (tx_a, mut rx_a) = mpsc::channel(4);
+        let (tx_dlq, mut rx_dlq) = mpsc::channel(4);
+        let router = Router::new(
+            vec![
+                (TagMatch::new(vec!["app.*".into()]).unwrap(), tx_a),
+                (TagMatch::new(vec!["app.x".into(), "dlq".into()]).unwrap(), tx_dlq),
+            ],
+            "dlq".into(),
+        );
+        router.route_blocking(vec![record("app.x"), record("app.y"), record("other")]);
+        let a: Vec<_> = rx_a.try_recv().unwrap().into_iter().map(|r| r.tag).collect();
+        assert_eq!(a, [Arc::from("app.x"), Arc::from("app.y")]);
+        let second: Vec<_> = rx_dlq.try_recv().unwrap().into_iter().map(|r| r.tag).collect();
+        assert_eq!(second, [Arc::from("app.x")]);
+        let dead = rx_dlq.try_recv().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
+        assert_eq!(body["reason"], "no output matches tag \"other\"");
+    }
+
+    #[test]
+    fn a_dropped_record_acknowledges_its_input_once_every_copy_is_delivered() {
+        let (token, mut outcome) = crate::core::ack::AckToken::channel();
+        let (tx_a, mut rx_a) = mpsc::channel(4);
+        let (tx_b, mut rx_b) = mpsc::channel(4);
+        let router = Router::new(vec![(all(), tx_a), (all(), tx_b)], "dlq".into());
+        let mut r = record("t");
+        r.ack = Some(token);
+        router.route_blocking(vec![r]);
+        drop(rx_a.try_recv().unwrap());
+        assert!(outcome.try_recv().is_err(), "one output still holds a copy");
+        drop(rx_b.try_recv().unwrap());
+        assert_eq!(outcome.try_recv().unwrap(), crate::core::ack::Delivery::Delivered);
+    }
+}
