@@ -6,8 +6,13 @@ plugin_dir := target_dir / "plugins"
 weir := target_dir / "release" / "weir"
 
 export WEIR_PLUGIN_DIR := plugin_dir
-# `-p NAME` of every bundled plugin crate (plugins/*), for native test and lint runs.
-plugin_packages := `for m in plugins/*/Cargo.toml; do printf -- '-p %s ' "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$m" | head -1)"; done`
+# Plugin crates follow a naming rule, so no recipe reads Cargo.toml: the
+# crate of plugins/NAME is weir-plugin-NAME, that of tests/plugins/NAME is
+# weir-test-plugin-NAME (CONTRIBUTING.md).
+bundled := `ls -d plugins/*/ | xargs -n1 basename | grep -vxE 'sdk|examples' | tr '\n' ' '`
+test_plugins := `ls -d tests/plugins/*/ | xargs -n1 basename | tr '\n' ' '`
+# `-p` flags of the bundled plugins and the SDK, for native test and lint runs.
+plugin_packages := `for n in $(ls -d plugins/*/ | xargs -n1 basename | grep -vx examples); do printf -- '-p weir-plugin-%s ' "$n"; done`
 
 # Show the recipes.
 default:
@@ -22,19 +27,14 @@ plugins: setup
     #!/usr/bin/env bash
     set -euo pipefail
     packages=()
-    for manifest in plugins/*/Cargo.toml tests/plugins/*/Cargo.toml; do
-        [ "$(basename "$(dirname "$manifest")")" = sdk ] && continue
-        packages+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -1)")
-    done
+    for name in {{bundled}}; do packages+=(-p "weir-plugin-$name"); done
+    for name in {{test_plugins}}; do packages+=(-p "weir-test-plugin-$name"); done
     # Debug info only bloats components; the host profile keeps its own.
     cargo build --release --target wasm32-wasip2 --config profile.release.debug=false --config profile.release.strip=true "${packages[@]}"
     mkdir -p "{{plugin_dir}}"
-    for manifest in plugins/*/Cargo.toml tests/plugins/*/Cargo.toml; do
-        name="$(basename "$(dirname "$manifest")")"
-        [ "$name" = sdk ] && continue
-        package="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -1)"
-        cp "{{target_dir}}/wasm32-wasip2/release/${package//-/_}.wasm" "{{plugin_dir}}/$name.wasm"
-    done
+    out="{{target_dir}}/wasm32-wasip2/release"
+    for name in {{bundled}}; do cp "$out/weir_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
+    for name in {{test_plugins}}; do cp "$out/weir_test_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
     ls -la "{{plugin_dir}}"
 
 # Build the host and the plugins.
@@ -49,14 +49,25 @@ quickstart: build
 run config: build
     {{weir}} run -c {{config}}
 
-# Unit and end-to-end tests that need no servers.
+# The edit-compile loop: type-check the host and the plugins (debug, incremental).
+check:
+    cargo check -p weir --all-targets
+    cargo check {{plugin_packages}} --all-targets
+
+# The edit-test loop: unit and end-to-end tests in a debug build, no servers.
+test-fast: plugins
+    cargo test -p weir
+    cargo test {{plugin_packages}}
+
+# Unit and end-to-end tests that need no servers (release build, as CI).
 test: build
     cargo test --release -p weir
     just test-plugins
 
-# The plugins' own unit tests, natively. Run per package set: testing the
-# whole workspace at once would unify features across host and plugins and
-# rebuild wasmtime a second time.
+# Per package set, not --workspace: that would unify features across host
+# and plugins and rebuild wasmtime a second time.
+
+# The plugins' own unit tests, natively.
 test-plugins:
     cargo test --release {{plugin_packages}}
 
@@ -72,13 +83,14 @@ servers-stop:
     -bash tests/servers/elasticsearch.sh stop
     -bash tests/servers/kafka.sh stop
 
-# The full suite: start the real servers, run every test with them, stop the servers. README and CI run this.
-test-full: build
+# The full suite (README and CI): lints, then every test with the real servers.
+test-full: lint build
     #!/usr/bin/env bash
     set -euo pipefail
     trap 'just servers-stop' EXIT
     just servers
-    cargo test --release -p weir --features real-servers
+    # The real-server tests are #[ignore]d in plain `cargo test`.
+    cargo test --release -p weir -- --include-ignored
     just test-plugins
 
 # Benchmarks recorded in BENCHMARKS.md.
@@ -92,8 +104,10 @@ bench: build
     {{weir}} bench --plugin "{{plugin_dir}}/split.wasm" --input "$data/chunks.ndjson" --batch 20 \
         --config '{"field":"logs","context":["app","app_version",{"from":"device.os","to":"os"}],"time":{"regex":"^(?P<time>\\S+)"}}'
 
-# Lints: formatting and clippy.
+# Lints: formatting, the layer rule, clippy and rustdoc, all as errors.
 lint:
     cargo fmt --all --check
-    cargo clippy --release -p weir --all-targets --features real-servers -- -D warnings
+    python3 .ci/check-layers.py
+    cargo clippy --release -p weir --all-targets -- -D warnings
     cargo clippy --release {{plugin_packages}} --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --document-private-items -p weir -p weir-plugin-sdk

@@ -51,6 +51,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// The developer docs (`just lint` builds them with private items) link to
+// the private modules on purpose.
+#![allow(rustdoc::private_intra_doc_links)]
 
 // Only what other crates use is public: the command line (for `main.rs`)
 // and, for embedding and the example above, the model and the plugin

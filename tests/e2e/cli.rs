@@ -27,6 +27,29 @@ fn validate_accepts_the_quickstart() {
 }
 
 #[test]
+fn validate_accepts_every_shipped_config() {
+    // Every config under configs/ is documentation a user copies: each must
+    // load, plugins and their own config blocks included.
+    let mut configs = Vec::new();
+    let mut dirs = vec![repo().join("configs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                configs.push(path);
+            }
+        }
+    }
+    assert!(configs.len() >= 10, "found only {configs:?}");
+    for config in configs {
+        let out = run(&["validate", "-c", config.to_str().unwrap()]);
+        assert!(out.status.success(), "{}: {}", config.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
 fn validate_rejects_an_unknown_key_with_exit_1_and_its_position() {
     let dir = TestDir::new();
     let file = dir

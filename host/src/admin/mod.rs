@@ -23,7 +23,8 @@ pub type ReloadFn =
 /// What the admin handlers read.
 #[derive(Clone, Default)]
 pub struct AdminState {
-    /// Set once the pipeline is running.
+    /// True once every output has started and every input listens; false
+    /// again while draining.
     pub ready: Arc<AtomicBool>,
     /// How to reload; `None` answers 503.
     pub reload: Option<ReloadFn>,

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,9 +70,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        state.ready.store(true, Ordering::Release);
-        tracing::info!(config = %args.config.display(), "pipeline running");
-        pipeline.run(shutdown.clone()).await?;
+        tracing::info!(config = %args.config.display(), "pipeline starting");
+        pipeline.run(shutdown.clone(), state.ready.clone()).await?;
         shutdown.cancel();
         tracing::info!("pipeline stopped");
         Ok(ExitCode::SUCCESS)
@@ -188,5 +186,6 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     tracing::info!("stopping: draining queued records (signal again to exit at once)");
     shutdown.cancel();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
     std::process::exit(130);
 }

@@ -26,7 +26,10 @@ pub enum LineFormat {
 /// Longest line accepted by default: far above any log statement, small
 /// enough that one bad file cannot exhaust memory.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes of an over-long line kept in its dead letter: enough to recognise
+/// it, without putting megabytes in the dead-letter output.
+const DEAD_LETTER_PREFIX: usize = 1024;
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 /// Splits a byte stream into lines and turns them into records.
 pub struct LineDecoder {
@@ -95,7 +98,7 @@ impl LineDecoder {
                 let prefix = std::mem::take(&mut self.pending);
                 out.dead.push(self.dead_letter(
                     ctx,
-                    &prefix[..self.max_line_bytes.min(1024)],
+                    &prefix[..self.max_line_bytes.min(DEAD_LETTER_PREFIX)],
                     format!(
                         "line {} is longer than {} bytes (max_line_bytes); skipped",
                         self.line_no, self.max_line_bytes

@@ -74,24 +74,43 @@ impl InputConfig {
     }
 }
 
-/// Why an input stopped with an error.
+/// Why an input could not start, or stopped with an error. The input's
+/// name is carried once; the [`InputErrorKind`] says what happened.
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+#[error("input {input}: {kind}")]
+pub struct InputError {
+    /// The input's name.
+    pub input: String,
+    /// What happened.
+    pub kind: InputErrorKind,
+}
+
+impl InputError {
+    /// An error of `kind` for the input named `input`.
+    pub fn new(input: impl Into<String>, kind: impl Into<InputErrorKind>) -> Self {
+        InputError { input: input.into(), kind: kind.into() }
+    }
+
+    /// An I/O error while doing `what`.
+    pub fn io(input: impl Into<String>, what: impl Into<String>, source: std::io::Error) -> Self {
+        Self::new(input, InputErrorKind::Io { what: what.into(), source })
+    }
+}
+
+/// What went wrong in an input.
+#[derive(Debug, thiserror::Error)]
+pub enum InputErrorKind {
     /// Reading the source failed.
-    #[error("input {input}: {what}: {source}")]
+    #[error("{what}: {source}")]
     Io {
-        /// The input's name.
-        input: String,
         /// What it was doing.
         what: String,
         /// The I/O error.
         source: std::io::Error,
     },
     /// The Kafka client failed.
-    #[error("input {input}: {what}: {source}")]
+    #[error("{what}: {source}")]
     Kafka {
-        /// The input's name.
-        input: String,
         /// What it was doing.
         what: String,
         /// The client's error.
@@ -126,6 +145,7 @@ pub struct InputContext {
     dead_letter_tag: Arc<str>,
     records: Counter,
     dead_letters: Counter,
+    listening: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 /// The receiving side has gone: the pipeline is shutting down.
@@ -171,6 +191,23 @@ impl InputContext {
                 "Malformed input units sent to dead letter by an input.",
                 &labels,
             ),
+            listening: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Tell `on_listening` when the input is ready to take records (see
+    /// [`InputContext::listening`]); the pipeline's `/ready` waits for it.
+    pub fn notify_listening(self, on_listening: tokio::sync::oneshot::Sender<()>) -> Self {
+        *self.listening.lock().unwrap_or_else(|p| p.into_inner()) = Some(on_listening);
+        self
+    }
+
+    /// Called by the input once it can take records: the HTTP input when its
+    /// socket is bound, the Kafka input once subscribed, file and stdin at
+    /// once. Later calls do nothing.
+    pub fn listening(&self) {
+        if let Some(tx) = self.listening.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(());
         }
     }
 

@@ -73,21 +73,40 @@ impl OutputConfig {
             OutputConfig::Stdout(c) => Box::new(stdout::StdoutOutput::new(c.clone())),
             OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
             OutputConfig::Blackhole(_) => Box::new(blackhole::BlackholeOutput),
-            OutputConfig::Elasticsearch(c) => Box::new(c.build(name)?),
-            OutputConfig::Alertmanager(c) => Box::new(alertmanager::build(name, c)?),
+            OutputConfig::Elasticsearch(c) => Box::new(c.build(name).map_err(|e| OutputError::new(name, e))?),
+            OutputConfig::Alertmanager(c) => {
+                Box::new(alertmanager::build(name, c).map_err(|e| OutputError::new(name, e))?)
+            }
             OutputConfig::Kafka(c) => Box::new(kafka::KafkaOutput::new(name, c.clone())?),
         })
     }
 }
 
-/// Why a write failed as a whole. The pipeline retries the batch with backoff.
+/// Why an output could not be built, or why a write failed as a whole (the
+/// pipeline then retries the batch with backoff). The output's name is
+/// carried once; the [`OutputErrorKind`] says what happened.
 #[derive(Debug, thiserror::Error)]
-pub enum OutputError {
+#[error("output {output}: {kind}")]
+pub struct OutputError {
+    /// The output's name.
+    pub output: String,
+    /// What happened.
+    pub kind: OutputErrorKind,
+}
+
+impl OutputError {
+    /// An error of `kind` for the output named `output`.
+    pub fn new(output: impl Into<String>, kind: impl Into<OutputErrorKind>) -> Self {
+        OutputError { output: output.into(), kind: kind.into() }
+    }
+}
+
+/// What went wrong in an output.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputErrorKind {
     /// Local I/O failed.
-    #[error("output {output}: {what}: {source}")]
+    #[error("{what}: {source}")]
     Io {
-        /// The output's name.
-        output: String,
         /// What it was doing.
         what: String,
         /// The I/O error.
@@ -100,10 +119,8 @@ pub enum OutputError {
     #[error(transparent)]
     Alertmanager(#[from] alertmanager::AlertmanagerError),
     /// The Kafka client failed.
-    #[error("output {output}: {what}: {source}")]
+    #[error("{what}: {source}")]
     Kafka {
-        /// The output's name.
-        output: String,
         /// What it was doing.
         what: String,
         /// The client's error.

@@ -21,6 +21,8 @@ mod router;
 mod state;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
@@ -91,7 +93,10 @@ impl Pipeline {
     }
 
     /// Run until every input ends or `shutdown` fires; see the module docs.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineError> {
+    /// `ready` turns true once every output has started and every input
+    /// listens, and false again when the pipeline starts to drain (what
+    /// `/ready` serves).
+    pub async fn run(self, shutdown: CancellationToken, ready: Arc<AtomicBool>) -> Result<(), PipelineError> {
         let Pipeline { config, engine, clock, stages, mut reloads, reloader } = self;
         drop(reloader);
         let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone());
@@ -134,9 +139,11 @@ impl Pipeline {
             digests: HashMap::new(),
         };
         running.digests = running.config.filters.iter().map(|f| (f.name.clone(), file_digest(&f.wasm))).collect();
+        let mut listening = Vec::new();
         for spec in running.config.inputs.clone() {
-            running.start_input(&spec)?;
+            listening.push(running.start_input(&spec)?);
         }
+        tokio::spawn(track_readiness(listening, running.shutdown.clone(), ready.clone()));
         loop {
             tokio::select! {
                 finished = running.inputs.tasks.join_next() => match finished {
@@ -150,6 +157,7 @@ impl Pipeline {
             }
         }
         drop(reloads);
+        ready.store(false, Ordering::Release);
         let Running { config, outputs, input_tx, control, .. } = running;
         drop(input_tx);
         drop(control);
@@ -162,6 +170,22 @@ impl Pipeline {
         outputs.finish().await;
         Ok(())
     }
+}
+
+/// Set `ready` once every input of `listening` listens (outputs have
+/// started before inputs), and clear it when `shutdown` fires. An input that
+/// stops before it listens keeps the pipeline not ready.
+async fn track_readiness(listening: Vec<oneshot::Receiver<()>>, shutdown: CancellationToken, ready: Arc<AtomicBool>) {
+    for input in listening {
+        tokio::select! {
+            heard = input => if heard.is_err() { return },
+            () = shutdown.cancelled() => return,
+        }
+    }
+    ready.store(true, Ordering::Release);
+    tracing::info!("pipeline ready: every output started, every input listening");
+    shutdown.cancelled().await;
+    ready.store(false, Ordering::Release);
 }
 
 /// Running outputs by name, and every output task to await at the end.
@@ -198,13 +222,21 @@ impl Outputs {
         for (name, _, _) in &others {
             senders.remove(name);
         }
-        for (_, task, _) in others {
-            let _ = task.await;
+        for (name, task, _) in others {
+            joined(&name, task.await);
         }
         drop(senders);
-        for (_, task, _) in dead_letter_outputs {
-            let _ = task.await;
+        for (name, task, _) in dead_letter_outputs {
+            joined(&name, task.await);
         }
+    }
+}
+
+/// An output task that panicked is a bug in weir: say so, with what it held
+/// at stake, rather than let the drain look clean.
+fn joined(output: &str, result: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = result {
+        tracing::error!(output, %error, "output task panicked; records it held were not delivered (a bug in weir)");
     }
 }
 
@@ -254,9 +286,11 @@ struct Running {
 }
 
 impl Running {
-    fn start_input(&mut self, spec: &InputSpec) -> Result<(), crate::inputs::InputError> {
+    /// Start an input; the receiver hears once it listens.
+    fn start_input(&mut self, spec: &InputSpec) -> Result<oneshot::Receiver<()>, crate::inputs::InputError> {
         let input = spec.config.build()?;
         let token = self.shutdown.child_token();
+        let (on_listening, listening) = oneshot::channel();
         let ctx = InputContext::new(
             &spec.name,
             spec.tag.clone(),
@@ -265,7 +299,8 @@ impl Running {
             token.clone(),
             self.input_tx.clone(),
             self.config.dead_letter_tag.clone(),
-        );
+        )
+        .notify_listening(on_listening);
         let id = self.inputs.next_id;
         self.inputs.next_id += 1;
         let name = spec.name.clone();
@@ -276,6 +311,6 @@ impl Running {
             id
         });
         self.inputs.running.insert(spec.name.clone(), (id, token));
-        Ok(())
+        Ok(listening)
     }
 }

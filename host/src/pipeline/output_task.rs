@@ -142,7 +142,7 @@ mod tests {
     use super::*;
     use crate::core::ack::{AckToken, Delivery};
     use crate::core::tag_match::TagMatch;
-    use crate::outputs::{OutputError, WriteReport};
+    use crate::outputs::{OutputError, OutputErrorKind, WriteReport};
 
     /// Fails the first `failures` writes, then refuses record 1 and asks for
     /// record 2 to be retried once.
@@ -157,11 +157,10 @@ mod tests {
         async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError> {
             if self.failures > 0 {
                 self.failures -= 1;
-                return Err(OutputError::Io {
-                    output: "flaky".into(),
-                    what: "writing".into(),
-                    source: std::io::Error::other("down"),
-                });
+                return Err(OutputError::new(
+                    "flaky",
+                    OutputErrorKind::Io { what: "writing".into(), source: std::io::Error::other("down") },
+                ));
             }
             let mut report = WriteReport::default();
             for (i, r) in batch.iter().enumerate() {

@@ -243,7 +243,8 @@ impl Running {
         self.config = new;
         self.digests = digests;
         for spec in self.config.inputs.clone().iter().filter(|i| plan.inputs.builds(&i.name)) {
-            self.start_input(spec)?;
+            // Readiness is about start-up; a reloaded input joins a ready pipeline.
+            drop(self.start_input(spec)?);
         }
         Ok(plan)
     }

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::{CONTRACT_VERSION, FILTER_EXPORT, Filter};
-use super::error::PluginError;
+use super::error::{PluginError, PluginErrorKind};
 use super::host_api::HostState;
 use super::limits::EPOCH_TICK;
 
@@ -25,7 +25,13 @@ pub struct PluginEngine {
 }
 
 impl PluginEngine {
-    /// An engine caching compiled components in `cache_dir` (none: no cache).
+    /// An engine caching compiled components in `cache_dir` (none: no
+    /// cache). It starts a thread that advances the epoch for deadlines
+    /// every [`EPOCH_TICK`], living as long as the engine.
+    ///
+    /// # Errors
+    /// When wasmtime refuses the settings, the WASI or host imports cannot
+    /// be linked, or the thread cannot be spawned.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, wasmtime::Error> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -35,26 +41,21 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Filter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
-        spawn_epoch_ticker(&engine);
+        spawn_epoch_ticker(&engine)?;
         Ok(PluginEngine { engine, linker: Arc::new(linker), cache_dir })
     }
 
     /// Compile the component at `path` for the filter `plugin`, or load it
     /// from the cache, and check its contract version.
     pub fn load(&self, plugin: &str, path: &Path) -> Result<Component, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
-            plugin: plugin.into(),
-            path: path.into(),
-            source,
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|source| PluginError::new(plugin, PluginErrorKind::Read { path: path.into(), source }))?;
         let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{}.cwasm", self.cache_key(&bytes))));
         let component = match cached.as_deref().and_then(|file| self.load_cached(file)) {
             Some(component) => component,
             None => {
-                let component = Component::new(&self.engine, &bytes).map_err(|e| PluginError::Compile {
-                    plugin: plugin.into(),
-                    path: path.into(),
-                    reason: format!("{e:#}"),
+                let component = Component::new(&self.engine, &bytes).map_err(|e| {
+                    PluginError::new(plugin, PluginErrorKind::Compile { path: path.into(), reason: format!("{e:#}") })
                 })?;
                 if let Some(file) = &cached {
                     self.store_cached(file, &component);
@@ -81,9 +82,16 @@ impl PluginEngine {
         if !file.is_file() {
             return None;
         }
-        // SAFETY: the file was written by `store_cached` from
-        // `Component::serialize` of an engine with the same compatibility
-        // hash (it is in the file name), and is replaced atomically.
+        if let Err(why) = private_to_us(file) {
+            tracing::warn!(file = %file.display(), why, "ignoring compiled-plugin cache entry others could have written");
+            return None;
+        }
+        // SAFETY: a cache entry is native code Weir runs, so this trusts
+        // whoever can write to the cache folder: Weir itself, and nobody else
+        // as `private_to_us` checks. The file was written by `store_cached`
+        // from `Component::serialize` of an engine with the same
+        // compatibility hash (it is in the file name), and replaced
+        // atomically, so it is never read half-written.
         match unsafe { Component::deserialize_file(&self.engine, file) } {
             Ok(component) => Some(component),
             Err(e) => {
@@ -95,12 +103,17 @@ impl PluginEngine {
 
     fn store_cached(&self, file: &Path, component: &Component) {
         let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
             let bytes = component.serialize().map_err(std::io::Error::other)?;
+            // Private to this user whatever the umask, as `private_to_us` expects.
             if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir)?;
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
             }
             let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, bytes)?;
+            let mut out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            out.write_all(&bytes)?;
+            drop(out);
             std::fs::rename(&tmp, file)
         };
         if let Err(e) = write() {
@@ -109,7 +122,8 @@ impl PluginEngine {
     }
 
     fn check_contract(&self, plugin: &str, path: &Path, component: &Component) -> Result<(), PluginError> {
-        let contract = |reason: String| PluginError::Contract { plugin: plugin.into(), path: path.into(), reason };
+        let contract =
+            |reason: String| PluginError::new(plugin, PluginErrorKind::Contract { path: path.into(), reason });
         let ty = component.component_type();
         let mut found = None;
         for (name, _) in ty.exports(&self.engine) {
@@ -154,8 +168,24 @@ pub fn compatible(plugin: &str, host: &str) -> bool {
     }
 }
 
+/// Whether neither `file` nor its folder is writable by group or others:
+/// a cache entry anyone else could write would let them run native code as
+/// Weir.
+fn private_to_us(file: &Path) -> Result<(), &'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    let writable_by_others =
+        |path: &Path| std::fs::metadata(path).map_or(true, |m| m.permissions().mode() & 0o022 != 0);
+    if writable_by_others(file) {
+        return Err("the file is writable by group or others");
+    }
+    match file.parent() {
+        Some(dir) if writable_by_others(dir) => Err("its folder is writable by group or others"),
+        _ => Ok(()),
+    }
+}
+
 /// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn spawn_epoch_ticker(engine: &Engine) {
+fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("weir-epoch".into())
@@ -166,7 +196,7 @@ fn spawn_epoch_ticker(engine: &Engine) {
                 std::thread::sleep(EPOCH_TICK);
             }
         })
-        .expect("spawning the epoch thread only fails when the OS is out of threads");
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -7,13 +7,13 @@
 //! `plugin/` names a WIT type. The contract's rules live here:
 //! - an emitted event's `parent` (an index into the batch) gives it that
 //!   input's acknowledgement and a child of its origin
-//!   ([`Origin::child`], numbered per parent in emission order);
+//!   ([`Origin::child`](crate::core::record::Origin::child), numbered per parent in emission order);
 //! - an emitted event with no parent (an aggregate) has neither;
 //! - a `rejected` index names an input to dead-letter with the reason;
 //! - an input neither parent nor rejected was consumed: dropping its last
 //!   ack clone acknowledges it;
 //! - an index outside the batch breaks the contract
-//!   ([`PluginError::Misbehaved`]).
+//!   ([`PluginErrorKind::Misbehaved`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{Event, Filter, FilterPre};
 use super::engine::PluginEngine;
-use super::error::PluginError;
+use super::error::{PluginError, PluginErrorKind};
 use super::host_api::HostState;
 use super::spec::FilterSpec;
 use crate::core::clock::Clock;
@@ -74,7 +74,7 @@ impl FilterInstance {
     ) -> Result<Self, PluginError> {
         let name: Arc<str> = spec.name.as_str().into();
         let instantiate_error =
-            |e: wasmtime::Error| PluginError::Instantiate { plugin: spec.name.clone(), reason: format!("{e:#}") };
+            |e: wasmtime::Error| PluginError::new(&spec.name, PluginErrorKind::Instantiate(format!("{e:#}")));
         let pre: InstancePre<HostState> = engine.linker.instantiate_pre(component).map_err(instantiate_error)?;
         let pre = FilterPre::new(pre).map_err(instantiate_error)?;
         let config_json = spec.config.to_string();
@@ -99,7 +99,7 @@ impl FilterInstance {
         let config = self.config_json.clone();
         match self.call("configure", |b, s| b.weir_filter_plugin().call_configure(s, &config))? {
             Ok(()) => Ok(()),
-            Err(e) => Err(PluginError::Configure { plugin: self.name.to_string(), field: e.field, message: e.message }),
+            Err(e) => Err(self.error(PluginErrorKind::Configure { field: e.field, message: e.message })),
         }
     }
 
@@ -107,26 +107,25 @@ impl FilterInstance {
     /// rejections map back onto them.
     ///
     /// # Errors
-    /// [`PluginError::Refused`] when the filter refused the whole batch;
-    /// [`PluginError::Misbehaved`] when it named an index outside the batch;
-    /// [`PluginError::Deadline`], [`PluginError::MemoryCap`] or
-    /// [`PluginError::Trap`] when the call was stopped, which poisons the
+    /// [`PluginErrorKind::Refused`] when the filter refused the whole batch;
+    /// [`PluginErrorKind::Misbehaved`] when it named an index outside the
+    /// batch; [`PluginErrorKind::Deadline`], [`PluginErrorKind::MemoryCap`] or
+    /// [`PluginErrorKind::Trap`] when the call was stopped, which poisons the
     /// instance (see [`PluginError::poisons_instance`]).
     pub fn process(&mut self, records: &[Record]) -> Result<Processed, PluginError> {
         let events: Vec<Event> =
             records.iter().map(|r| Event { time: r.time, tag: r.tag.to_string(), body: r.body.to_vec() }).collect();
         let result = self.call("process", |b, s| b.weir_filter_plugin().call_process(s, &events))?;
         drop(events);
-        let result = result.map_err(|message| PluginError::Refused { plugin: self.name.to_string(), message })?;
+        let result = result.map_err(|message| self.error(PluginErrorKind::Refused(message)))?;
         let n = records.len();
         let bad_parent = result.emitted.iter().filter_map(|e| e.parent).find(|&p| p as usize >= n);
         let bad_reject = result.rejected.iter().map(|r| r.index).find(|&i| i as usize >= n);
         if let Some(index) = bad_parent.or(bad_reject) {
-            return Err(PluginError::Misbehaved {
-                plugin: self.name.to_string(),
+            return Err(self.error(PluginErrorKind::Misbehaved {
                 call: "process",
                 reason: format!("named input index {index} of a batch of {n}"),
-            });
+            }));
         }
         let mut children = vec![0u32; n];
         let mut emitted = Vec::with_capacity(result.emitted.len());
@@ -178,11 +177,11 @@ impl FilterInstance {
     /// Call `restore` with bytes from an earlier `snapshot`.
     ///
     /// # Errors
-    /// [`PluginError::Restore`] when the filter refuses the state, or a
+    /// [`PluginErrorKind::Restore`] when the filter refuses the state, or a
     /// stopped call.
     pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         self.call("restore", |b, s| b.weir_filter_plugin().call_restore(s, state))?
-            .map_err(|message| PluginError::Restore { plugin: self.name.to_string(), message })
+            .map_err(|message| self.error(PluginErrorKind::Restore(message)))
     }
 
     /// Take over `old`'s state across a reload: `snapshot` on `old`,
@@ -195,6 +194,10 @@ impl FilterInstance {
     pub fn take_over(&mut self, old: &mut FilterInstance) -> Result<(), PluginError> {
         let state = old.snapshot()?;
         self.restore(&state)
+    }
+
+    fn error(&self, kind: PluginErrorKind) -> PluginError {
+        PluginError::new(&*self.name, kind)
     }
 
     fn intern(&mut self, tag: String) -> Arc<str> {
@@ -229,17 +232,20 @@ impl FilterInstance {
         result.map_err(|e| {
             let plugin = self.name.to_string();
             if hit_memory_cap {
-                return PluginError::MemoryCap { plugin, limit: self.spec.limits.memory, call };
+                return PluginError::new(plugin, PluginErrorKind::MemoryCap { limit: self.spec.limits.memory, call });
             }
             if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-                return PluginError::Deadline { plugin, deadline: self.spec.limits.deadline, call };
+                return PluginError::new(
+                    plugin,
+                    PluginErrorKind::Deadline { deadline: self.spec.limits.deadline, call },
+                );
             }
             let trap = e.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{e:#}"));
             let reason = match panic_message(&stderr) {
                 Some(panic) => format!("{trap}: {panic}"),
                 None => trap,
             };
-            PluginError::Trap { plugin, call, reason }
+            PluginError::new(plugin, PluginErrorKind::Trap { call, reason })
         })
     }
 }
@@ -252,16 +258,16 @@ fn instantiate(
     clock: &Clock,
 ) -> Result<(Store<HostState>, Filter), PluginError> {
     let state = HostState::new(name.clone(), clock.clone(), spec.limits.memory, &spec.grants)
-        .map_err(|e| PluginError::Instantiate { plugin: spec.name.clone(), reason: e.to_string() })?;
+        .map_err(|e| PluginError::new(&spec.name, PluginErrorKind::Instantiate(e.to_string())))?;
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|state| &mut state.memory);
     store.epoch_deadline_trap();
     store.set_epoch_deadline(spec.limits.deadline_ticks());
     let bindings = pre.instantiate(&mut store).map_err(|e| {
         if store.data_mut().memory.take_hit() {
-            PluginError::MemoryCap { plugin: spec.name.clone(), limit: spec.limits.memory, call: "instantiate" }
+            PluginError::new(&spec.name, PluginErrorKind::MemoryCap { limit: spec.limits.memory, call: "instantiate" })
         } else {
-            PluginError::Instantiate { plugin: spec.name.clone(), reason: format!("{e:#}") }
+            PluginError::new(&spec.name, PluginErrorKind::Instantiate(format!("{e:#}")))
         }
     })?;
     Ok((store, bindings))

@@ -12,7 +12,7 @@ mod limits;
 mod spec;
 
 pub use engine::{PluginEngine, file_digest};
-pub use error::PluginError;
+pub use error::{PluginError, PluginErrorKind};
 pub use instance::{FilterInstance, Processed};
 pub use limits::{DirGrant, Grants, Limits};
 pub use spec::FilterSpec;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{FilterInstance, FilterSpec, Grants, Limits, PluginEngine, PluginError, Processed};
+use super::{FilterInstance, FilterSpec, Grants, Limits, PluginEngine, PluginError, PluginErrorKind, Processed};
 use crate::core::clock::Clock;
 use crate::core::record::{Origin, Record};
 use crate::core::tag_match::TagMatch;
@@ -110,7 +110,7 @@ fn the_host_clock_reaches_the_plugin() {
 fn configure_errors_name_the_field() {
     let config = json!({ "time": { "regex": "(?P<time>\\S+" } });
     let err = FilterInstance::new(&engine(), &spec("split", config, Limits::default()), Clock::system()).err().unwrap();
-    let PluginError::Configure { plugin, field, message } = &err else { panic!("{err}") };
+    let PluginError { plugin, kind: PluginErrorKind::Configure { field, message } } = &err else { panic!("{err}") };
     assert_eq!(plugin, "split");
     assert_eq!(field.as_deref(), Some("time.regex"));
     assert!(message.contains("unclosed group"), "{message}");
@@ -122,7 +122,7 @@ fn a_trap_names_the_panic_and_the_recreated_instance_works() {
     let engine = engine();
     let mut instance = misbehave(&engine, "trap", Limits::default());
     let err = instance.process(&batch(&[r#"{"ok":0}"#, r#"{"m":"poison"}"#])).unwrap_err();
-    assert!(matches!(err, PluginError::Trap { call: "process", .. }), "{err}");
+    assert!(matches!(err, PluginError { kind: PluginErrorKind::Trap { call: "process", .. }, .. }), "{err}");
     assert!(err.to_string().contains("poisoned record"), "{err}");
     assert!(err.poisons_instance());
     instance.recreate(&engine).unwrap();
@@ -137,7 +137,7 @@ fn an_endless_loop_is_interrupted_at_the_deadline() {
     let start = Instant::now();
     let err = instance.process(&batch(&[r#"{"m":"poison"}"#])).unwrap_err();
     let took = start.elapsed();
-    assert!(matches!(err, PluginError::Deadline { .. }), "{err}");
+    assert!(matches!(err.kind, PluginErrorKind::Deadline { .. }), "{err}");
     assert!(err.to_string().contains("deadline of 100ms exceeded in process"), "{err}");
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5), "took {took:?}");
     instance.recreate(&engine).unwrap();
@@ -150,7 +150,7 @@ fn a_memory_bomb_hits_the_cap() {
     let limits = Limits { memory: 32 << 20, ..Limits::default() };
     let mut instance = misbehave(&engine, "memory_bomb", limits);
     let err = instance.process(&batch(&[r#"{"m":"poison"}"#])).unwrap_err();
-    assert!(matches!(err, PluginError::MemoryCap { limit, .. } if limit == 32 << 20), "{err}");
+    assert!(matches!(err.kind, PluginErrorKind::MemoryCap { limit, .. } if limit == 32 << 20), "{err}");
     instance.recreate(&engine).unwrap();
     assert_passes_through(&mut instance);
 }
@@ -172,7 +172,7 @@ fn runaway_amplification_is_stopped_by_the_memory_cap() {
     );
     let mut instance = FilterInstance::new(&engine, &s, Clock::system()).unwrap();
     let err = instance.process(&batch(&[r#"{"m":"poison"}"#])).unwrap_err();
-    assert!(matches!(err, PluginError::MemoryCap { .. }), "{err}");
+    assert!(matches!(err.kind, PluginErrorKind::MemoryCap { .. }), "{err}");
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn a_trap_in_restore_is_contained() {
     let engine = engine();
     let mut instance = misbehave(&engine, "trap", Limits::default());
     let err = instance.restore(b"trap").unwrap_err();
-    assert!(matches!(err, PluginError::Trap { call: "restore", .. }), "{err}");
+    assert!(matches!(err, PluginError { kind: PluginErrorKind::Trap { call: "restore", .. }, .. }), "{err}");
     instance.recreate(&engine).unwrap();
     assert_passes_through(&mut instance);
 }
@@ -204,7 +204,7 @@ fn a_plugin_for_another_contract_version_is_refused_naming_both() {
         .err()
         .unwrap();
     let text = err.to_string();
-    assert!(matches!(err, PluginError::Contract { .. }), "{text}");
+    assert!(matches!(err.kind, PluginErrorKind::Contract { .. }), "{text}");
     assert!(text.contains("weir:filter@0.2.0") && text.contains("weir:filter@0.1.0"), "{text}");
 }
 
@@ -216,7 +216,7 @@ fn a_file_that_is_not_a_component_is_refused() {
     let mut s = spec("split", json!({}), Limits::default());
     s.wasm = bogus;
     let err = FilterInstance::new(&engine(), &s, Clock::system()).err().unwrap();
-    assert!(matches!(err, PluginError::Compile { .. }), "{err}");
+    assert!(matches!(err.kind, PluginErrorKind::Compile { .. }), "{err}");
     assert!(err.to_string().contains("bogus.wasm"), "{err}");
 }
 

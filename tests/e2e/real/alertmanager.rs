@@ -215,6 +215,7 @@ fn closed_port() -> u16 {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn alert_fires_and_resolves_in_alertmanager_and_reaches_the_webhook() {
     let hook = webhook();
     let run = unique_run("lifecycle");
@@ -269,6 +270,7 @@ fn alert_fires_and_resolves_in_alertmanager_and_reaches_the_webhook() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn active_alert_is_re_sent_every_interval_to_every_peer_of_an_ha_pair() {
     let (fake, posts) = fake_alertmanager();
     let run = unique_run("resend");
@@ -315,6 +317,7 @@ fn active_alert_is_re_sent_every_interval_to_every_peer_of_an_ha_pair() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn down_alertmanager_dead_letters_after_bounded_retries_without_stalling_the_pipeline() {
     let (fake, posts) = fake_alertmanager();
     let run = unique_run("down");
@@ -370,6 +373,7 @@ fn down_alertmanager_dead_letters_after_bounded_retries_without_stalling_the_pip
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn invalid_label_in_a_record_is_dead_lettered_and_the_rest_is_sent() {
     let run = unique_run("labels");
     let dir = TestDir::new();
@@ -413,6 +417,7 @@ outputs:
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn invalid_static_label_name_fails_validate_naming_the_key() {
     let dir = TestDir::new();
     let file = dir.write(

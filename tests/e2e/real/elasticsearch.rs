@@ -156,6 +156,7 @@ fn statements_config(input: &Path, follow: bool, url: &str, index: &str, extra: 
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn every_statement_is_indexed_once_with_typed_fields_and_its_event_time() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("typed");
@@ -190,6 +191,7 @@ fn every_statement_is_indexed_once_with_typed_fields_and_its_event_time() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn replaying_the_same_input_duplicates_nothing() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("replay");
@@ -215,6 +217,7 @@ impl Drop for Running {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn restarting_elasticsearch_mid_ingest_loses_and_duplicates_nothing() {
     let _exclusive = SERVER.write().unwrap_or_else(|e| e.into_inner());
     let p = prefix("restart");
@@ -301,6 +304,7 @@ impl Drop for Proxy {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn throttled_items_are_retried_until_indexed() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("throttled");
@@ -316,6 +320,7 @@ fn throttled_items_are_retried_until_indexed() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn a_partial_failure_retries_only_the_failed_item() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("partial");
@@ -333,6 +338,7 @@ fn a_partial_failure_retries_only_the_failed_item() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn a_mapping_error_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("mapping");
@@ -367,6 +373,7 @@ fn a_mapping_error_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn whole_request_503s_are_retried() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("unavailable");
@@ -382,6 +389,7 @@ fn whole_request_503s_are_retried() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn bounded_retries_dead_letter_after_max_attempts() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("bounded");
@@ -406,6 +414,7 @@ fn bounded_retries_dead_letter_after_max_attempts() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn window_records_land_in_a_metrics_index_with_percentiles_mapped_as_numbers() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("metrics");
@@ -444,6 +453,7 @@ fn window_records_land_in_a_metrics_index_with_percentiles_mapped_as_numbers() {
 }
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn data_stream_mode_appends_to_a_data_stream() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("stream");
@@ -470,6 +480,7 @@ fn data_stream_mode_appends_to_a_data_stream() {
 /// same request again, as a client retry after a lost answer: the request's
 /// content is its identity, so the retry indexes nothing twice.
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn chunks_posted_over_http_are_indexed_once_even_when_the_client_retries() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     let p = prefix("http");

@@ -31,6 +31,7 @@ const HTTP_CHUNKS: usize = 300;
 const CHUNKS_PER_REQUEST: usize = 30;
 
 #[test]
+#[ignore = "needs the real servers: just test-full"]
 fn the_mobile_monitoring_config_pages_on_a_latency_shift_and_stores_everything() {
     let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
     // The config's own index names (so its metrics template applies): start empty.

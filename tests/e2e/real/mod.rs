@@ -1,7 +1,10 @@
 //! Tests against real servers, started by `tests/servers/*.sh` (as
-//! `just test-full` does). Built only with the `real-servers` feature; with
-//! it on, an unreachable server is a failure, never a skip. Addresses come
-//! from the environment, with the scripts' defaults.
+//! `just test-full` does). Each is `#[ignore]`d, so `cargo test` lists them
+//! as ignored; `just test-full` runs them with `--include-ignored`, and then
+//! an unreachable server is a failure, never a skip. (An `#[ignore]` rather
+//! than a cargo feature: a feature changes the crate's build, and CI would
+//! compile Weir twice.) Addresses come from the environment, with the
+//! scripts' defaults.
 
 mod elasticsearch;
 mod kafka;

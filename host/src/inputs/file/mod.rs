@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::lines::{Decoded, LineDecoder, LineFormat, read_to_end};
+use super::lines::{Decoded, LineDecoder, LineFormat, READ_CHUNK, read_to_end};
 use super::stdin::{default_max_line_bytes, default_message_key};
 use super::{Input, InputContext, InputError};
 use crate::core::units::HumanDuration;
@@ -80,10 +80,11 @@ impl FileInput {
 impl Input for FileInput {
     async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), InputError> {
         let c = &self.config;
+        ctx.listening();
         let io = |what: &str| {
             let input = ctx.name.to_string();
             let what = format!("{what} {}", c.path.display());
-            move |source| InputError::Io { input, what, source }
+            move |source| InputError::io(input, what, source)
         };
         let mut decoder = LineDecoder::new(
             c.format,
@@ -106,14 +107,19 @@ impl FileInput {
         let c = &self.config;
         let poll = c.poll_interval.0;
         let mut first_open = true;
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; READ_CHUNK];
         loop {
             let (mut file, inode) = loop {
                 match File::open(&c.path).await {
-                    Ok(f) => {
-                        let inode = f.metadata().await.map(|m| m.ino()).unwrap_or(0);
-                        break (f, inode);
-                    }
+                    // Rotation is noticed by the inode changing, so one is
+                    // needed: without it every poll would look like a
+                    // rotation and re-read the file.
+                    Ok(f) => match f.metadata().await {
+                        Ok(m) => break (f, m.ino()),
+                        Err(source) => {
+                            tracing::warn!(input = %ctx.name, path = %c.path.display(), error = %source, "cannot stat followed file; retrying");
+                        }
+                    },
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         tracing::debug!(input = %ctx.name, path = %c.path.display(), "waiting for file to appear");
                     }
@@ -128,7 +134,10 @@ impl FileInput {
             };
             let mut position = 0u64;
             if first_open && c.start_at == StartAt::End {
-                position = file.seek(std::io::SeekFrom::End(0)).await.unwrap_or(0);
+                // `start_at: end` must not quietly become the beginning.
+                position = file.seek(std::io::SeekFrom::End(0)).await.map_err(|source| {
+                    InputError::io(&*ctx.name, format!("seeking to the end of {}", c.path.display()), source)
+                })?;
             }
             first_open = false;
             decoder.reset();

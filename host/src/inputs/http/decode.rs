@@ -6,7 +6,7 @@
 //! No I/O and no pipeline types: bytes in, record bodies or a
 //! [`DecodeError`] saying what is wrong and where (line, column, byte
 //! offset) out. The server turns errors into status codes with
-//! [`DecodeError::status`]. Record bodies are slices of the request body
+//! [`DecodeError::class`]. Record bodies are slices of the request body
 //! where possible (no copy), re-serialised only when a pretty-printed JSON
 //! value spans lines (a record body never holds a newline).
 

@@ -34,7 +34,7 @@ pub enum RequestError {
     #[error("reading the request body: {0}")]
     Body(String),
     /// The tag from the path or header is not usable.
-    #[error("invalid tag {0:?}: expected 1 to 256 printable ASCII characters, no spaces, `*`, `?` or `,`")]
+    #[error("invalid tag {0:?}: expected 1 to {max} printable ASCII characters, no spaces, `*`, `?` or `,`", max = super::server::MAX_TAG_BYTES)]
     InvalidTag(String),
     /// The pipeline had no room within `queue_wait`.
     #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]

@@ -172,46 +172,36 @@ impl HttpInputConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpInputError {
     /// Settings that contradict each other.
-    #[error("input {input}: {message}")]
+    #[error("{message}")]
     Setting {
-        /// The input's name.
-        input: String,
         /// What is wrong.
         message: String,
     },
     /// The address could not be bound.
-    #[error("input {input}: binding {address}: {source}")]
+    #[error("binding {address}: {source}")]
     Bind {
-        /// The input's name.
-        input: String,
         /// The configured address.
         address: SocketAddr,
         /// The I/O error.
         source: std::io::Error,
     },
     /// A TLS file could not be read or used.
-    #[error("input {input}: tls: {file}: {reason}")]
+    #[error("tls: {file}: {reason}")]
     Tls {
-        /// The input's name.
-        input: String,
         /// The certificate or key file.
         file: String,
         /// What was wrong with it.
         reason: String,
     },
     /// `tag_header` is not a valid header name.
-    #[error("input {input}: tag_header {header:?} is not a valid header name")]
+    #[error("tag_header {header:?} is not a valid header name")]
     TagHeader {
-        /// The input's name.
-        input: String,
         /// The configured name.
         header: String,
     },
     /// Serving stopped with an I/O error.
-    #[error("input {input}: serving on {address}: {source}")]
+    #[error("serving on {address}: {source}")]
     Serve {
-        /// The input's name.
-        input: String,
         /// The bound address.
         address: SocketAddr,
         /// The I/O error.
@@ -234,30 +224,25 @@ impl HttpInput {
 #[async_trait::async_trait]
 impl Input for HttpInput {
     async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), InputError> {
-        let config = self.config;
         let name = ctx.name.to_string();
+        self.serve(ctx).await.map_err(|e| InputError::new(name, e))
+    }
+}
+
+impl HttpInput {
+    async fn serve(self: Box<Self>, ctx: InputContext) -> Result<(), HttpInputError> {
+        let config = self.config;
         let tls = match &config.tls {
-            Some(tls) => Some(tls::tls_acceptor(&name, tls)?),
+            Some(tls) => Some(tls::tls_acceptor(tls)?),
             None => None,
         };
-        let listener = tokio::net::TcpListener::bind(config.address).await.map_err(|source| HttpInputError::Bind {
-            input: name.clone(),
-            address: config.address,
-            source,
-        })?;
-        let address = listener.local_addr().map_err(|source| HttpInputError::Bind {
-            input: name.clone(),
-            address: config.address,
-            source,
-        })?;
-        tracing::info!(input = %name, %address, tls = tls.is_some(), "http input listening");
+        let bind = |source| HttpInputError::Bind { address: config.address, source };
+        let listener = tokio::net::TcpListener::bind(config.address).await.map_err(bind)?;
+        let address = listener.local_addr().map_err(bind)?;
+        tracing::info!(input = %ctx.name, %address, tls = tls.is_some(), "http input listening");
+        ctx.listening();
         let shutdown = ctx.shutdown.clone();
         let state = server::HttpInputState::new(&config, &address.to_string(), ctx)?;
-        server::serve(listener, tls, state, shutdown).await.map_err(|source| HttpInputError::Serve {
-            input: name,
-            address,
-            source,
-        })?;
-        Ok(())
+        server::serve(listener, tls, state, shutdown).await.map_err(|source| HttpInputError::Serve { address, source })
     }
 }

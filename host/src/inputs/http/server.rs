@@ -69,10 +69,10 @@ impl HttpInputState {
     pub fn new(config: &HttpInputConfig, listener: &str, ctx: InputContext) -> Result<Self, HttpInputError> {
         let tag_header = match config.tag_header.trim() {
             "" => None,
-            name => Some(HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| HttpInputError::TagHeader {
-                input: ctx.name.to_string(),
-                header: config.tag_header.clone(),
-            })?),
+            name => Some(
+                HeaderName::try_from(name.to_ascii_lowercase())
+                    .map_err(|_| HttpInputError::TagHeader { header: config.tag_header.clone() })?,
+            ),
         };
         let boot = u64::try_from(ctx.clock.now() / 1_000_000).unwrap_or(0);
         let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
@@ -82,7 +82,7 @@ impl HttpInputState {
             max_body_bytes: to_usize(config.max_body_bytes.0),
             max_decompressed_bytes: to_usize(config.max_decompressed_bytes.0),
             limits: Limits { max_records: config.max_records, max_line_bytes: to_usize(config.max_line_bytes.0) },
-            auth: required_auth(config, &ctx.name)?,
+            auth: required_auth(config)?,
             ack: config.ack,
             ack_timeout: config.ack_timeout.0,
             queue_wait: config.queue_wait.0,
@@ -98,15 +98,12 @@ impl HttpInputState {
 }
 
 /// What requests must present: `auth_token` or `auth`, not both.
-fn required_auth(config: &HttpInputConfig, input: &str) -> Result<Option<Required>, HttpInputError> {
+fn required_auth(config: &HttpInputConfig) -> Result<Option<Required>, HttpInputError> {
     match (&config.auth_token, &config.auth) {
         (None, None) => Ok(None),
         (Some(token), None) => Ok(Some(Required::Token(token.clone()))),
         (None, Some(auth)) => Ok(Some(Required::Exact(auth.clone()))),
-        (Some(_), Some(_)) => Err(HttpInputError::Setting {
-            input: input.to_string(),
-            message: "set `auth_token` or `auth`, not both".into(),
-        }),
+        (Some(_), Some(_)) => Err(HttpInputError::Setting { message: "set `auth_token` or `auth`, not both".into() }),
     }
 }
 
@@ -376,10 +373,15 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Longest tag a request may set: room for any naming scheme, bounded so
+/// tags stay usable as metric labels and in logs.
+pub(super) const MAX_TAG_BYTES: usize = 256;
+
 /// Tags are matched by `match:` globs, so glob characters, separators and
 /// whitespace are refused.
 pub(super) fn valid_tag(tag: &str) -> bool {
-    (1..=256).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
+    (1..=MAX_TAG_BYTES).contains(&tag.len())
+        && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
 }
 
 /// Serve `state` on `listener` (with TLS when given) until `shutdown`

@@ -684,7 +684,7 @@ async fn serves_https_with_the_configured_certificate() {
         key: Some(dir.path().join("key.pem")),
         ..TlsSettings::default()
     };
-    let acceptor = tls_acceptor("web", &tls).unwrap();
+    let acceptor = tls_acceptor(&tls).unwrap();
 
     let (state, mut rx) = real_state("ack: accepted");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -727,8 +727,8 @@ fn unreadable_tls_files_are_named_in_the_error() {
         key: Some("/nonexistent/key.pem".into()),
         ..TlsSettings::default()
     };
-    let error = tls_acceptor("web", &tls).err().unwrap().to_string();
-    assert!(error.starts_with("input web: tls: /nonexistent/cert.pem: "), "{error}");
+    let error = tls_acceptor(&tls).err().unwrap().to_string();
+    assert!(error.starts_with("tls: /nonexistent/cert.pem: "), "{error}");
 }
 
 // ---- config ----

@@ -25,19 +25,12 @@ const READY_CONNECTIONS: usize = 64;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A TLS acceptor from the configured PEM files.
-pub fn tls_acceptor(input: &str, tls: &TlsSettings) -> Result<TlsAcceptor, HttpInputError> {
+pub fn tls_acceptor(tls: &TlsSettings) -> Result<TlsAcceptor, HttpInputError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let error = |file: &std::path::Path, reason: String| HttpInputError::Tls {
-        input: input.to_string(),
-        file: file.display().to_string(),
-        reason,
-    };
-    let (cert, key) = tls.for_server().map_err(|reason| HttpInputError::Tls {
-        input: input.to_string(),
-        file: "tls".into(),
-        reason,
-    })?;
+    let error =
+        |file: &std::path::Path, reason: String| HttpInputError::Tls { file: file.display().to_string(), reason };
+    let (cert, key) = tls.for_server().map_err(|reason| HttpInputError::Tls { file: "tls".into(), reason })?;
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| error(cert, e.to_string()))?;

@@ -33,7 +33,7 @@ use super::{KafkaInputConfig, MessageMeta, StartPosition};
 use crate::core::ack::{AckToken, Delivery};
 use crate::core::dead_letter::DeadLetter;
 use crate::core::record::{Origin, Record};
-use crate::inputs::{InputContext, InputError};
+use crate::inputs::{InputContext, InputError, InputErrorKind};
 
 /// How long a seek or the final synchronous commit may take before we give
 /// up on it (the data is then replayed: at least once, never lost).
@@ -195,7 +195,7 @@ impl KafkaInput {
         let c = &self.config;
         let fail = |what: String| {
             let input = ctx.name.to_string();
-            move |error: KafkaError| InputError::Kafka { input, what, source: Box::new(error) }
+            move |error: KafkaError| InputError::new(input, InputErrorKind::Kafka { what, source: Box::new(error) })
         };
         let tracker: SharedTracker = Arc::new(Mutex::new(OffsetTracker::new()));
         let context =
@@ -208,6 +208,7 @@ impl KafkaInput {
         let topics = c.topics.names();
         consumer.subscribe(&topics).map_err(fail(format!("subscribing to {}", topics.join(", "))))?;
         tracing::info!(input = %ctx.name, group = c.group_id, topics = ?topics, "kafka input subscribed");
+        ctx.listening();
 
         let committer =
             tokio::spawn(commit_loop(ctx.name.clone(), consumer.clone(), tracker.clone(), c.commit_interval.0));
@@ -314,8 +315,10 @@ impl KafkaInput {
         };
         let timestamp_ms = message.timestamp().to_millis();
         let time = timestamp_ms.and_then(|ms| ms.checked_mul(1_000_000)).unwrap_or_else(|| ctx.clock.now());
+        // A delivered message always has an offset >= 0; `None` rather than
+        // offset 0 if librdkafka ever said otherwise, so no identity is shared.
         let origin =
-            Some(Origin { stream: names.stream.clone(), offset: u64::try_from(offset).unwrap_or(0), lineage: 0 });
+            u64::try_from(offset).ok().map(|offset| Origin { stream: names.stream.clone(), offset, lineage: 0 });
         let meta = MessageMeta { topic, partition, offset, key: message.key(), timestamp_ms };
         match self.config.body(message.payload(), &meta) {
             Ok(body) => batch.push(Record { time, tag: ctx.tag.clone(), body, origin, ack: Some(ack) }),

@@ -44,14 +44,13 @@ impl StdinInput {
 impl Input for StdinInput {
     async fn run(self: Box<Self>, ctx: InputContext) -> Result<(), InputError> {
         let c = self.config;
+        ctx.listening();
         let mut decoder =
             LineDecoder::new(c.format, c.message_key, c.max_line_bytes, "stdin".into(), format!("input {}", ctx.name));
         // A closed pipeline means shutdown; nothing more to read for.
-        let _ = read_to_end(tokio::io::stdin(), &mut decoder, &ctx).await.map_err(|source| InputError::Io {
-            input: ctx.name.to_string(),
-            what: "reading stdin".into(),
-            source,
-        })?;
+        let _ = read_to_end(tokio::io::stdin(), &mut decoder, &ctx)
+            .await
+            .map_err(|source| InputError::io(&*ctx.name, "reading stdin", source))?;
         Ok(())
     }
 }

@@ -81,9 +81,9 @@ impl AlertmanagerClient {
     ///
     /// # Errors
     /// [`AlertmanagerError::Client`] when the TLS settings cannot be used.
-    pub fn new(output: &str, config: &AlertmanagerOutputConfig) -> Result<Self, AlertmanagerError> {
+    pub fn new(config: &AlertmanagerOutputConfig) -> Result<Self, AlertmanagerError> {
         let http = http_client::build(config.timeout.0, config.timeout.0.min(CONNECT_TIMEOUT), config.tls.as_ref())
-            .map_err(|source| AlertmanagerError::Client { output: output.to_string(), source })?;
+            .map_err(|source| AlertmanagerError::Client { source })?;
         Ok(AlertmanagerClient { http, auth: config.auth.clone() })
     }
 

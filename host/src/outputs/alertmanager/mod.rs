@@ -155,11 +155,11 @@ impl AlertmanagerOutputConfig {
 
 /// Build the output and spawn its resend task (needs a tokio runtime).
 pub fn build(name: &str, config: &AlertmanagerOutputConfig) -> Result<AlertmanagerOutput, AlertmanagerError> {
-    let client = AlertmanagerClient::new(name, config)?;
+    let client = AlertmanagerClient::new(config)?;
     let endpoints = config
         .urls
         .iter()
-        .map(|u| Endpoint::new(u).map_err(|message| AlertmanagerError::Url { output: name.to_string(), message }))
+        .map(|u| Endpoint::new(u).map_err(|message| AlertmanagerError::Url { message }))
         .collect::<Result<Vec<_>, _>>()?;
     let labels = [("output", name)];
     let shared = Arc::new(Shared {
@@ -198,18 +198,14 @@ pub fn build(name: &str, config: &AlertmanagerOutputConfig) -> Result<Alertmanag
 #[derive(Debug, thiserror::Error)]
 pub enum AlertmanagerError {
     /// The HTTP client cannot be built (TLS settings).
-    #[error("output {output}: {source}")]
+    #[error("{source}")]
     Client {
-        /// The output's name.
-        output: String,
         /// Why.
         source: ClientError,
     },
     /// A URL is invalid (normally caught at config load).
-    #[error("output {output}: urls: {message}")]
+    #[error("urls: {message}")]
     Url {
-        /// The output's name.
-        output: String,
         /// Why.
         message: String,
     },

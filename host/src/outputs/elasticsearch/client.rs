@@ -28,7 +28,6 @@ const MAX_ERROR_BODY: usize = 512;
 
 /// A connection pool to an Elasticsearch cluster.
 pub struct EsClient {
-    output: String,
     http: reqwest::Client,
     hosts: Vec<Url>,
     next: usize,
@@ -38,20 +37,19 @@ pub struct EsClient {
 }
 
 impl EsClient {
-    /// A client for the output named `output`.
+    /// A client for the output's settings.
     ///
     /// # Errors
     /// [`ElasticsearchError::Client`] when the TLS settings cannot be used.
-    pub fn new(output: &str, config: &ElasticsearchOutputConfig) -> Result<Self, ElasticsearchError> {
+    pub fn new(config: &ElasticsearchOutputConfig) -> Result<Self, ElasticsearchError> {
         // The first spelling, top-level `ca_file`, stands in for `tls.ca_file`.
         let mut tls = config.tls.clone();
         if let Some(ca) = &config.ca_file {
             tls.get_or_insert_with(TlsSettings::default).ca_file.get_or_insert_with(|| ca.clone());
         }
         let http = http_client::build(config.timeout.0, CONNECT_TIMEOUT, tls.as_ref())
-            .map_err(|source| ElasticsearchError::Client { output: output.to_string(), source })?;
+            .map_err(|source| ElasticsearchError::Client { source })?;
         Ok(EsClient {
-            output: output.to_string(),
             http,
             hosts: config.hosts.iter().map(|h| h.0.clone()).collect(),
             next: 0,
@@ -69,8 +67,7 @@ impl EsClient {
             self.compressed.clear();
             let mut encoder = GzEncoder::new(std::mem::take(&mut self.compressed), Compression::fast());
             let written = encoder.write_all(body).and_then(|()| encoder.finish());
-            self.compressed =
-                written.map_err(|source| ElasticsearchError::Compress { output: self.output.clone(), source })?;
+            self.compressed = written.map_err(|source| ElasticsearchError::Compress { source })?;
             Bytes::copy_from_slice(&self.compressed)
         } else {
             Bytes::copy_from_slice(body)
@@ -102,7 +99,6 @@ impl EsClient {
             let host = &self.hosts[self.next % self.hosts.len()];
             self.next = self.next.wrapping_add(1);
             let url = host.join(path).map_err(|e| ElasticsearchError::Setting {
-                output: self.output.clone(),
                 key: "hosts",
                 message: format!("cannot join {host} and {path}: {e}"),
             })?;
@@ -118,7 +114,6 @@ impl EsClient {
                 Err(e) => {
                     let failed_over = e.is_connect();
                     last = Some(ElasticsearchError::Transport {
-                        output: self.output.clone(),
                         what: what.to_string(),
                         url: shown,
                         message: error_chain(&e),
@@ -131,7 +126,6 @@ impl EsClient {
             };
             let status = response.status();
             let answer = response.bytes().await.map_err(|e| ElasticsearchError::Transport {
-                output: self.output.clone(),
                 what: what.to_string(),
                 url: shown.clone(),
                 message: format!("reading the answer: {}", error_chain(&e)),
@@ -144,18 +138,13 @@ impl EsClient {
                 text.push('…');
             }
             return Err(ElasticsearchError::Status {
-                output: self.output.clone(),
                 what: what.to_string(),
                 url: shown,
                 status: status.as_u16(),
                 body: text,
             });
         }
-        Err(last.unwrap_or_else(|| ElasticsearchError::Setting {
-            output: self.output.clone(),
-            key: "hosts",
-            message: "no hosts".into(),
-        }))
+        Err(last.unwrap_or_else(|| ElasticsearchError::Setting { key: "hosts", message: "no hosts".into() }))
     }
 }
 

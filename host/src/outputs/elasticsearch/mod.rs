@@ -181,7 +181,6 @@ impl ElasticsearchOutputConfig {
     pub fn build(&self, name: &str) -> Result<ElasticsearchOutput, ElasticsearchError> {
         if self.mode == EsMode::DataStream && self.action != BulkAction::Create {
             return Err(ElasticsearchError::Setting {
-                output: name.to_string(),
                 key: "action",
                 message: "data streams accept only `create`".into(),
             });
@@ -190,14 +189,12 @@ impl ElasticsearchOutputConfig {
             None => None,
             Some(t) => {
                 let text = std::fs::read(&t.file).map_err(|source| ElasticsearchError::ReadFile {
-                    output: name.to_string(),
                     what: "template file",
                     path: t.file.clone(),
                     source,
                 })?;
                 if let Err(e) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&text) {
                     return Err(ElasticsearchError::InvalidFile {
-                        output: name.to_string(),
                         path: t.file.clone(),
                         message: format!("not a JSON object: {e}"),
                     });
@@ -213,7 +210,7 @@ impl ElasticsearchOutputConfig {
         };
         Ok(ElasticsearchOutput {
             name: name.to_string(),
-            client: EsClient::new(name, self)?,
+            client: EsClient::new(self)?,
             encoder,
             max_bytes: usize::try_from(self.max_bytes.0).unwrap_or(usize::MAX).max(1),
             template,
@@ -222,14 +219,13 @@ impl ElasticsearchOutputConfig {
     }
 }
 
-/// Why the Elasticsearch output cannot start, or why a whole request failed.
+/// Why the Elasticsearch output cannot start, or why a whole request
+/// failed; [`OutputError`] adds which output.
 #[derive(Debug, thiserror::Error)]
 pub enum ElasticsearchError {
     /// A file named in the settings cannot be read.
-    #[error("output {output}: cannot read {what} {}: {source}", path.display())]
+    #[error("cannot read {what} {}: {source}", path.display())]
     ReadFile {
-        /// The output's name.
-        output: String,
         /// Which setting names the file.
         what: &'static str,
         /// The file.
@@ -238,38 +234,30 @@ pub enum ElasticsearchError {
         source: std::io::Error,
     },
     /// A file named in the settings has the wrong contents.
-    #[error("output {output}: {}: {message}", path.display())]
+    #[error("{}: {message}", path.display())]
     InvalidFile {
-        /// The output's name.
-        output: String,
         /// The file.
         path: PathBuf,
         /// What is wrong.
         message: String,
     },
     /// Settings that contradict each other or cannot be used.
-    #[error("output {output}: {key}: {message}")]
+    #[error("{key}: {message}")]
     Setting {
-        /// The output's name.
-        output: String,
         /// The setting.
         key: &'static str,
         /// What is wrong.
         message: String,
     },
     /// The HTTP client could not be set up (e.g. TLS).
-    #[error("output {output}: {source}")]
+    #[error("{source}")]
     Client {
-        /// The output's name.
-        output: String,
         /// Why.
         source: ClientError,
     },
     /// No answer: connection refused, reset or timed out.
-    #[error("output {output}: {what} {url}: {message}")]
+    #[error("{what} {url}: {message}")]
     Transport {
-        /// The output's name.
-        output: String,
         /// The request, e.g. `_bulk`.
         what: String,
         /// The URL, without credentials.
@@ -278,10 +266,8 @@ pub enum ElasticsearchError {
         message: String,
     },
     /// An answer other than 2xx for the whole request.
-    #[error("output {output}: {what} {url}: elasticsearch answered {status}: {body}")]
+    #[error("{what} {url}: elasticsearch answered {status}: {body}")]
     Status {
-        /// The output's name.
-        output: String,
         /// The request, e.g. `_bulk`.
         what: String,
         /// The URL, without credentials.
@@ -292,20 +278,16 @@ pub enum ElasticsearchError {
         body: String,
     },
     /// A 200 answer that is not a `_bulk` response for what was sent.
-    #[error("output {output}: _bulk to index {index}: {message}")]
+    #[error("_bulk to index {index}: {message}")]
     Response {
-        /// The output's name.
-        output: String,
         /// The first document's index.
         index: String,
         /// What is wrong.
         message: String,
     },
     /// Gzip failed (out of memory).
-    #[error("output {output}: cannot gzip a _bulk body: {source}")]
+    #[error("cannot gzip a _bulk body: {source}")]
     Compress {
-        /// The output's name.
-        output: String,
         /// The error.
         source: std::io::Error,
     },
@@ -355,11 +337,7 @@ impl ElasticsearchOutput {
             Err(e) => return Err(e),
         };
         let outcomes = response::classify(&answer, metas, self.encoder.action).map_err(|message| {
-            ElasticsearchError::Response {
-                output: self.name.clone(),
-                index: metas.first().map(|m| m.index.clone()).unwrap_or_default(),
-                message,
-            }
+            ElasticsearchError::Response { index: metas.first().map(|m| m.index.clone()).unwrap_or_default(), message }
         })?;
         for (meta, outcome) in metas.iter().zip(outcomes) {
             match outcome {
@@ -381,7 +359,7 @@ impl ElasticsearchOutput {
 impl Output for ElasticsearchOutput {
     async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, OutputError> {
         if let Some((name, body)) = &self.template {
-            self.client.put_index_template(name, body.clone()).await?;
+            self.client.put_index_template(name, body.clone()).await.map_err(|e| OutputError::new(&self.name, e))?;
             tracing::info!(output = self.name, template = name, "index template installed");
             self.template = None;
         }
@@ -427,7 +405,7 @@ impl Output for ElasticsearchOutput {
             // Nothing was acknowledged: let the pipeline retry the whole
             // batch with the error as the reason.
             if tally.delivered == 0 && report.rejected.is_empty() {
-                return Err(error.into());
+                return Err(OutputError::new(&self.name, error));
             }
             tracing::warn!(output = self.name, %error, retry = report.retry.len(), "part of a batch failed; retrying it");
         }

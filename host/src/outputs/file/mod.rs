@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{LineEncoding, Output, OutputError, WriteReport};
+use super::{LineEncoding, Output, OutputError, OutputErrorKind, WriteReport};
 use crate::core::record::Record;
 
 /// Settings of the `file` output.
@@ -42,15 +42,16 @@ impl FileOutput {
     /// Open (creating) the file for appending.
     pub async fn open(name: &str, config: FileOutputConfig) -> Result<Self, OutputError> {
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await.map_err(|source| OutputError::Io {
-                output: name.to_string(),
-                what: format!("creating {}", dir.display()),
-                source,
+            tokio::fs::create_dir_all(dir).await.map_err(|source| {
+                OutputError::new(name, OutputErrorKind::Io { what: format!("creating {}", dir.display()), source })
             })?;
         }
         let file =
             tokio::fs::OpenOptions::new().create(true).append(true).open(&config.path).await.map_err(|source| {
-                OutputError::Io { output: name.to_string(), what: format!("opening {}", config.path.display()), source }
+                OutputError::new(
+                    name,
+                    OutputErrorKind::Io { what: format!("opening {}", config.path.display()), source },
+                )
             })?;
         Ok(FileOutput { name: name.to_string(), config, file, buf: Vec::new() })
     }
@@ -58,7 +59,7 @@ impl FileOutput {
     fn io(&self, what: &str) -> impl FnOnce(std::io::Error) -> OutputError {
         let output = self.name.clone();
         let what = format!("{what} {}", self.config.path.display());
-        move |source| OutputError::Io { output, what, source }
+        move |source| OutputError::new(output, OutputErrorKind::Io { what, source })
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{Acks, KafkaOutputConfig};
 use crate::core::record::Record;
-use crate::outputs::{Output, OutputError, WriteReport};
+use crate::outputs::{Output, OutputError, OutputErrorKind, WriteReport};
 
 /// How long to wait before offering a message again when librdkafka's local
 /// queue is full: a few linger periods, so deliveries free room meanwhile.
@@ -107,10 +107,14 @@ impl KafkaOutput {
             .set("message.timeout.ms", config.delivery_timeout.0.as_millis().to_string());
         client.set_log_level(RDKafkaLogLevel::Warning);
         let context = OutputClientContext { output: name.into() };
-        let producer = client.create_with_context(context).map_err(|source| OutputError::Kafka {
-            output: name.to_string(),
-            what: format!("creating a producer for brokers {}", config.brokers.joined()),
-            source: Box::new(source),
+        let producer = client.create_with_context(context).map_err(|source| {
+            OutputError::new(
+                name,
+                OutputErrorKind::Kafka {
+                    what: format!("creating a producer for brokers {}", config.brokers.joined()),
+                    source: Box::new(source),
+                },
+            )
         })?;
         Ok(KafkaOutput { name: name.into(), config, producer })
     }
@@ -205,11 +209,10 @@ impl Output for KafkaOutput {
         let flushed = tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT)).await;
         match flushed {
             Ok(Ok(())) | Err(_) => Ok(()),
-            Ok(Err(source)) => Err(OutputError::Kafka {
-                output: self.name.to_string(),
-                what: "flushing".into(),
-                source: Box::new(source),
-            }),
+            Ok(Err(source)) => Err(OutputError::new(
+                &*self.name,
+                OutputErrorKind::Kafka { what: "flushing".into(), source: Box::new(source) },
+            )),
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{LineEncoding, Output, OutputError, WriteReport};
+use super::{LineEncoding, Output, OutputError, OutputErrorKind, WriteReport};
 use crate::core::record::Record;
 
 /// Settings of the `stdout` output.
@@ -36,7 +36,7 @@ impl Output for StdoutOutput {
             self.config.encoding.encode(record, &mut self.buf);
         }
         let mut stdout = tokio::io::stdout();
-        let io = |source| OutputError::Io { output: "stdout".into(), what: "writing".into(), source };
+        let io = |source| OutputError::new("stdout", OutputErrorKind::Io { what: "writing".into(), source });
         stdout.write_all(&self.buf).await.map_err(io)?;
         stdout.flush().await.map_err(io)?;
         Ok(WriteReport::default())
