@@ -3,9 +3,8 @@
 //! first steps of reading the block by hand as a JSON object. Which keys a
 //! filter takes and what makes them valid stay in that filter's `config.rs`.
 //!
-//! `ConfigError` mirrors the WIT `config-error` record field for field; this
-//! crate has no WIT bindings, so each plugin's `lib.rs` converts it with
-//! [`ConfigError::into_wit`].
+//! `ConfigError` mirrors the WIT `config-error` record field for field;
+//! [`crate::export_filter!`] hands it to the host.
 
 use std::fmt;
 
@@ -44,13 +43,6 @@ impl ConfigError {
             Some(path) => format!("{prefix}.{path}"),
         };
         Self { field: Some(field), message: self.message }
-    }
-
-    /// Build the WIT `config-error` from the field and message: `make` is
-    /// `|field, message| ConfigError { field, message }` with the plugin's
-    /// generated type.
-    pub fn into_wit<T>(self, make: impl FnOnce(Option<String>, String) -> T) -> T {
-        make(self.field, self.message)
     }
 }
 
@@ -105,12 +97,6 @@ mod tests {
             ConfigError::at("op", "bad").within("match").within("rules[2]"),
             ConfigError::at("rules[2].match.op", "bad")
         );
-    }
-
-    #[test]
-    fn into_wit_hands_over_field_and_message() {
-        let parts = ConfigError::at("tag", "empty").into_wit(|field, message| (field, message));
-        assert_eq!(parts, (Some("tag".to_owned()), "empty".to_owned()));
     }
 
     #[test]
