@@ -4,15 +4,16 @@
 //! These serde structs only check shape: types, known keys, required keys.
 //! Meaning (patterns compile, groups exist, units are known, labels are
 //! unique) is checked when `rules.rs` compiles them, which is the only
-//! reader of these structs. Errors (the SDK's `ConfigError`) carry the path
-//! of the offending key, as in `rules[0].value.type`, because that is what
-//! the WIT `config-error` reports.
+//! reader of these structs. They are read with the SDK's `config::parse`,
+//! whose errors carry the path of the offending key, as in
+//! `rules[0].value.type`, because that is what the WIT `config-error`
+//! reports.
 
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use weir_plugin_sdk::ConfigError;
+use weir_plugin_sdk::{ConfigError, config};
 
 /// The `config:` block of an `extract` filter.
 ///
@@ -184,21 +185,7 @@ impl<'de> Deserialize<'de> for FieldLabelConfig {
 impl ExtractFilterConfig {
     /// Read the JSON `config:` block. Shape errors name the key's path.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let mut deserializer = serde_json::Deserializer::from_str(json);
-        let config = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return ConfigError::whole(format!("config is not valid json: {inner}"));
-            }
-            // serde_json appends " at line L column C"; the path says where, better.
-            let text = inner.to_string();
-            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
-            let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
-            ConfigError { field: (path != ".").then_some(path), message }
-        })?;
-        deserializer.end().map_err(|e| ConfigError::whole(format!("config is not valid json: {e}")))?;
-        Ok(config)
+        config::parse(json)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Rust kit for Weir filter plugins: the bindings of the WIT world
 //! `filter`, generated once here, a [`Filter`] trait with
-//! [`export_filter!`] for the export glue, config errors that name the
+//! [`export_filter!`] for the export glue, config parsing that names the
 //! offending key, and the helpers every filter needs besides its own logic
 //! (borrowed JSON field access, counters, snapshot envelopes), kept pure so
 //! they test natively.
@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use serde::Deserialize;
-//! use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, ObjectWriter, Rejected};
+//! use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, ObjectWriter, Rejected, config};
 //!
 //! /// Adds `"seen_by": <by>` to every record.
 //! #[derive(Deserialize)]
@@ -21,7 +21,7 @@
 //!
 //! impl Filter for Stamp {
 //!     fn configure(config: &str) -> Result<Self, ConfigError> {
-//!         serde_json::from_str(config).map_err(|e| ConfigError::whole(e.to_string()))
+//!         config::parse(config)
 //!     }
 //!
 //!     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
@@ -54,7 +54,7 @@
 //! | `host`     | the host's log, clock and counters (WIT imports)                  |
 //! | `wit`      | the bindings generated from `wit/filter.wit`; hidden             |
 //! | `state`    | the per-instance state `configure` sets and later calls use       |
-//! | `config`   | `ConfigError` (key path and message), reading the block's object  |
+//! | `config`   | `ConfigError` (key path and message), reading the block           |
 //! | `event`    | an input event's time and body, borrowed for a pure core         |
 //! | `body`     | borrowed field access to a JSON body, splicing fields into it     |
 //! | `json`     | single values as JSON text: RFC 3339 times, numbers, quotes       |

@@ -20,7 +20,7 @@
 use std::hint::black_box;
 
 use serde::Deserialize;
-use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter};
+use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, config};
 
 /// The marker that sets a poisoned event off.
 const POISON: &[u8] = b"poison";
@@ -60,8 +60,7 @@ struct MisbehaveFilter {
 
 impl Filter for MisbehaveFilter {
     fn configure(config: &str) -> Result<Self, ConfigError> {
-        let config = serde_json::from_str(config).map_err(|e| ConfigError::whole(format!("invalid config: {e}")))?;
-        Ok(Self { config, processed: 0 })
+        Ok(Self { config: config::parse(config)?, processed: 0 })
     }
 
     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {

@@ -7,7 +7,7 @@
 //! Not a real filter; never shipped.
 
 use serde::Deserialize;
-use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, ObjectWriter, Rejected};
+use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, ObjectWriter, Rejected, config};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,15 +26,7 @@ struct Tagger {
 
 impl Filter for Tagger {
     fn configure(config: &str) -> Result<Self, ConfigError> {
-        let config = serde_json::from_str(config).map_err(|e| {
-            let text = e.to_string();
-            let field = ["tag", "version", "trap_on_restore"]
-                .into_iter()
-                .find(|f| text.contains(&format!("`{f}`")))
-                .map(String::from);
-            ConfigError { field, message: text }
-        })?;
-        Ok(Self { config, seen: 0 })
+        Ok(Self { config: config::parse(config)?, seen: 0 })
     }
 
     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
