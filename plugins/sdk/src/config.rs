@@ -6,7 +6,8 @@
 //!
 //! Serde's own messages say what was expected (``unknown field `patern`,
 //! expected one of …``, ``missing field `value` ``). For shapes serde has
-//! no word for there are [`NonEmptyString`], [`DottedPath`] and [`List`],
+//! no word for there are [`NonEmptyString`], [`DottedPath`], [`Number`] and
+//! [`List`],
 //! whose messages say what was found (`expected a list, found a string`),
 //! and [`value_with`] for a key read by hand. Checks of meaning (a regex
 //! compiles, one key needs another) are the filter's, after `parse`, with
@@ -188,6 +189,20 @@ impl<'de> Deserialize<'de> for DottedPath {
     }
 }
 
+/// A number: `expected a number, found a string`. Always finite, as JSON
+/// has no infinities or NaN.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Number(pub f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        value_with(deserializer, |value| match value.as_f64() {
+            Some(n) => Ok(Self(n)),
+            None => Err(format!("expected a number, found {}", kind(value))),
+        })
+    }
+}
+
 /// A list of `T`: `expected a list, found a string`; an error in an item is
 /// at its index (`context[2].to`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +294,7 @@ mod tests {
         field: DottedPath,
         tag: Option<NonEmptyString>,
         items: Option<List<Item>>,
+        limit: Option<Number>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -324,8 +340,9 @@ mod tests {
 
     #[test]
     fn a_block_is_read_with_its_shapes() {
-        let c = parse::<Example>(r#"{"field": "a.b", "tag": "t", "items": [{"to": 1}]}"#).unwrap();
+        let c = parse::<Example>(r#"{"field": "a.b", "tag": "t", "items": [{"to": 1}], "limit": -2.5}"#).unwrap();
         assert_eq!((c.field.0.as_str(), c.tag.unwrap().0.as_str(), c.items.unwrap().0[0].to), ("a.b", "t", 1));
+        assert_eq!(c.limit, Some(Number(-2.5)));
         let c = parse::<Example>(r#"{"field": "a", "tag": null}"#).unwrap();
         assert_eq!((c.tag, c.items), (None, None), "null is a key left out");
     }
@@ -335,7 +352,7 @@ mod tests {
         assert_eq!(error(r#"{"field": "a", "items": [{"to": 1}, {"to": "x"}]}"#).field.as_deref(), Some("items[1].to"));
         let e = error(r#"{"field": "a", "feild": 1}"#);
         assert_eq!(e.field.as_deref(), Some("feild"));
-        assert_eq!(e.message, "unknown field `feild`, expected one of `field`, `tag`, `items`");
+        assert_eq!(e.message, "unknown field `feild`, expected one of `field`, `tag`, `items`, `limit`");
         assert_eq!(error(r#"{"field": "a", "items": [{"too": 1}]}"#).field.as_deref(), Some("items[0].too"));
         assert_eq!(error(r#"{"tag": "t"}"#), ConfigError::whole("missing field `field`"));
         let e = parse::<Mode>(r#"{"mode": 3}"#).unwrap_err();
