@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A config the filter refuses: which key, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,27 +135,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Block<T> {
         }
 
         deserializer.deserialize_any(BlockVisitor(PhantomData)).map(Block)
-    }
-}
-
-/// Read the `config:` block, given as JSON text, as an object; anything else
-/// is an error about the whole block.
-pub fn object(text: &str) -> Result<Map<String, Value>, ConfigError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| ConfigError::whole(format!("config is not valid JSON: {e}")))?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(ConfigError::whole("config must be an object")),
-    }
-}
-
-/// Refuse a key of `map` that is not in `known`, so a typo cannot silently
-/// fall back to a default. The error is at the key itself; read a nested
-/// object's keys [`within`](ConfigError::within) its path.
-pub fn reject_unknown_keys(map: &Map<String, Value>, known: &[&str]) -> Result<(), ConfigError> {
-    match map.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => Err(ConfigError::at(key.as_str(), format!("unknown key (expected one of: {})", known.join(", ")))),
-        None => Ok(()),
     }
 }
 
@@ -399,25 +378,5 @@ mod tests {
         let read = |value: Value| value_with(&value, even).map_err(|e| e.to_string());
         assert_eq!(read(json!(3)), Err("expected an even number, got 3".into()));
         assert_eq!(read(json!(4)), Ok(4));
-    }
-
-    #[test]
-    fn only_a_json_object_is_a_config_block() {
-        assert_eq!(object(r#"{"a": 1}"#).unwrap().len(), 1);
-        let e = object("[1]").unwrap_err();
-        assert_eq!(e, ConfigError::whole("config must be an object"));
-        let e = object("nope").unwrap_err();
-        assert_eq!(e.field, None);
-        assert!(e.message.starts_with("config is not valid JSON: "), "{e}");
-    }
-
-    #[test]
-    fn an_unknown_key_is_named_with_the_known_ones() {
-        let map = object(r#"{"rules": [], "tags": "x"}"#).unwrap();
-        assert_eq!(reject_unknown_keys(&map, &["rules", "tags"]), Ok(()));
-        assert_eq!(
-            reject_unknown_keys(&map, &["rules", "tag"]),
-            Err(ConfigError::at("tags", "unknown key (expected one of: rules, tag)"))
-        );
     }
 }
