@@ -86,3 +86,9 @@ pub use serde_json::value::RawValue;
 pub use snapshot::SnapshotEnvelope;
 pub use state::InstanceState;
 pub use wit::weir::filter::types::{BatchResult, Emitted, Event, Rejected, Timestamp};
+
+/// The Rust example in `wit/README.md`, compiled as a doctest so it cannot
+/// drift from the SDK.
+#[doc = include_str!("../../../wit/README.md")]
+#[cfg(doctest)]
+pub struct ReadmeExample;
