@@ -17,6 +17,9 @@
 //! | `body.rs`     | field lookups, metric body and raw-record enrichment shapes |
 //! | `filter.rs`   | one `process` call as a pure function, counter names        |
 
+// The SDK holds the bindings' unsafe code; a plugin needs none.
+#![forbid(unsafe_code)]
+
 pub mod body;
 pub mod config;
 pub mod duration;

@@ -18,6 +18,9 @@
 //! `chunks` (seen, rejected or not), `rejected_chunks`, and `time_missing`
 //! (statements that took the arrival time).
 
+// The SDK holds the bindings' unsafe code; a plugin needs none.
+#![forbid(unsafe_code)]
+
 pub mod chunk;
 pub mod config;
 pub mod time;

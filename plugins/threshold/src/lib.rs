@@ -21,6 +21,9 @@
 //! The WIT bindings and export glue, RFC 3339, number and quote formatting,
 //! config errors and the counter hand-over are `weir-plugin-sdk`'s.
 
+// The SDK holds the bindings' unsafe code; a plugin needs none.
+#![forbid(unsafe_code)]
+
 pub mod alert;
 pub mod config;
 pub mod engine;

@@ -17,6 +17,8 @@
 //! `restore` takes it back, and panics when the state is exactly `trap` (for
 //! the host's reload tests).
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use serde::Deserialize;

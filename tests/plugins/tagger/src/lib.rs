@@ -6,6 +6,8 @@
 //! trap, to test that a failed handover keeps the old version running.
 //! Not a real filter; never shipped.
 
+#![forbid(unsafe_code)]
+
 use serde::Deserialize;
 use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, ObjectWriter, Rejected, config};
 
