@@ -9,11 +9,10 @@
 //! `rules[0].value.type`, because that is what the WIT `config-error`
 //! reports.
 
-use std::fmt;
-
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use weir_plugin_sdk::{ConfigError, config};
+use serde::de::{self, Deserializer, MapAccess};
+use weir_plugin_sdk::ConfigError;
+use weir_plugin_sdk::config::{self, StringOrObject};
 
 /// The `config:` block of an `extract` filter.
 ///
@@ -141,44 +140,36 @@ pub struct FieldLabelConfig {
     pub to: String,
 }
 
-impl<'de> Deserialize<'de> for FieldLabelConfig {
-    // By hand rather than an untagged enum, whose only error is "data did not
-    // match any variant".
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldLabelVisitor;
+impl<'de> StringOrObject<'de> for FieldLabelConfig {
+    const EXPECTING: &'static str = r#"a field path or {"from": path, "to": label}"#;
 
-        impl<'de> Visitor<'de> for FieldLabelVisitor {
-            type Value = FieldLabelConfig;
+    fn from_str<E: de::Error>(path: &str) -> Result<Self, E> {
+        Ok(FieldLabelConfig { from: path.to_owned(), to: path.to_owned() })
+    }
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#"a field path or {"from": path, "to": label}"#)
+    fn from_object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut from: Option<String> = None;
+        let mut to: Option<String> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match key.as_str() {
+                "from" => &mut from,
+                "to" => &mut to,
+                other => return Err(de::Error::unknown_field(other, &["from", "to"])),
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
             }
-
-            fn visit_str<E: de::Error>(self, path: &str) -> Result<Self::Value, E> {
-                Ok(FieldLabelConfig { from: path.to_owned(), to: path.to_owned() })
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut from: Option<String> = None;
-                let mut to: Option<String> = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    let slot = match key.as_str() {
-                        "from" => &mut from,
-                        "to" => &mut to,
-                        other => return Err(de::Error::unknown_field(other, &["from", "to"])),
-                    };
-                    if slot.is_some() {
-                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
-                    }
-                    *slot = Some(map.next_value()?);
-                }
-                let from = from.ok_or_else(|| de::Error::missing_field("from"))?;
-                let to = to.unwrap_or_else(|| from.clone());
-                Ok(FieldLabelConfig { from, to })
-            }
+            *slot = Some(map.next_value()?);
         }
+        let from = from.ok_or_else(|| de::Error::missing_field("from"))?;
+        let to = to.unwrap_or_else(|| from.clone());
+        Ok(FieldLabelConfig { from, to })
+    }
+}
 
-        deserializer.deserialize_any(FieldLabelVisitor)
+impl<'de> Deserialize<'de> for FieldLabelConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        config::string_or_object(deserializer)
     }
 }
 

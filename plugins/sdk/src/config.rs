@@ -9,7 +9,8 @@
 //! no word for there are [`NonEmptyString`], [`DottedPath`], [`Number`] and
 //! [`List`],
 //! whose messages say what was found (`expected a list, found a string`),
-//! and [`value_with`] for a key read by hand. Checks of meaning (a regex
+//! [`StringOrObject`] for a key written either way, and [`value_with`] for
+//! a key read by hand. Checks of meaning (a regex
 //! compiles, one key needs another) are the filter's, after `parse`, with
 //! [`ConfigError::at`] the key's path. As serde reads an `Option`, a key
 //! whose value is `null` is a key left out.
@@ -237,6 +238,47 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 
         deserializer.deserialize_any(ListVisitor(PhantomData)).map(Self)
     }
+}
+
+/// A value written either as a string or as an object, such as a field
+/// `"device.os"` or `{"from": "device.os", "to": "os"}`; its `Deserialize`
+/// impl calls [`string_or_object`]. By hand rather than an untagged enum,
+/// whose only error is "data did not match any variant".
+pub trait StringOrObject<'de>: Sized {
+    /// What the value should be, for the error about any other JSON value:
+    /// `invalid type: integer `3`, expected {EXPECTING}`.
+    const EXPECTING: &'static str;
+
+    /// The value from its string form.
+    fn from_str<E: de::Error>(text: &str) -> Result<Self, E>;
+
+    /// The value from its object form. Reading `map` through
+    /// `de::value::MapAccessDeserializer` into a derived struct puts an
+    /// error in a key at that key's path.
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+/// Read a [`StringOrObject`].
+pub fn string_or_object<'de, D: Deserializer<'de>, T: StringOrObject<'de>>(deserializer: D) -> Result<T, D::Error> {
+    struct StringOrObjectVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: StringOrObject<'de>> Visitor<'de> for StringOrObjectVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(T::EXPECTING)
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            T::from_str(text)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::from_object(map)
+        }
+    }
+
+    deserializer.deserialize_any(StringOrObjectVisitor(PhantomData))
 }
 
 /// What kind of JSON value `value` is, for a message: `a number`, `null`.

@@ -7,13 +7,11 @@
 //! Read with the SDK's `config::parse`, so every error names its key
 //! (`context[2].to`, `time.regex`).
 
-use std::fmt;
-
 use regex::Regex;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess};
 use weir_plugin_sdk::ConfigError;
-use weir_plugin_sdk::config::{self, DottedPath, List, NonEmptyString};
+use weir_plugin_sdk::config::{self, DottedPath, List, NonEmptyString, StringOrObject};
 
 use crate::time::TimeFormat;
 
@@ -148,33 +146,25 @@ struct ContextObject {
     to: Option<NonEmptyString>,
 }
 
+impl<'de> StringOrObject<'de> for ContextField {
+    const EXPECTING: &'static str = "a dotted path or {from, to}";
+
+    fn from_str<E: de::Error>(path: &str) -> Result<Self, E> {
+        let DottedPath(from) = DottedPath::deserialize(de::value::StrDeserializer::new(path))?;
+        Ok(ContextField { to: last_segment(&from), from })
+    }
+
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let ContextObject { from: DottedPath(from), to } =
+            ContextObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let to = to.map_or_else(|| last_segment(&from), |NonEmptyString(to)| to);
+        Ok(ContextField { from, to })
+    }
+}
+
 impl<'de> Deserialize<'de> for ContextField {
-    // By hand rather than an untagged enum, whose only error is "data did not
-    // match any variant".
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ContextVisitor;
-
-        impl<'de> Visitor<'de> for ContextVisitor {
-            type Value = ContextField;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a dotted path or {from, to}")
-            }
-
-            fn visit_str<E: de::Error>(self, path: &str) -> Result<ContextField, E> {
-                let DottedPath(from) = DottedPath::deserialize(de::value::StrDeserializer::new(path))?;
-                Ok(ContextField { to: last_segment(&from), from })
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ContextField, A::Error> {
-                let ContextObject { from: DottedPath(from), to } =
-                    ContextObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let to = to.map_or_else(|| last_segment(&from), |NonEmptyString(to)| to);
-                Ok(ContextField { from, to })
-            }
-        }
-
-        deserializer.deserialize_any(ContextVisitor)
+        config::string_or_object(deserializer)
     }
 }
 
