@@ -49,7 +49,7 @@ impl Filter for Percentiles {
     }
 
     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
-        let inputs: Vec<InputEvent<'_>> = events.iter().map(|e| InputEvent::new(e.time, &e.body)).collect();
+        let inputs: Vec<InputEvent<'_>> = events.iter().map(InputEvent::from).collect();
         let outcome = Percentiles::process(self, &inputs, host::now());
         let rejected = outcome.rejected.iter().map(|r| Rejected { index: r.index, reason: r.reason.clone() }).collect();
         let emitted = report(self, outcome).into_iter().map(|event| Emitted { parent: None, event }).collect();

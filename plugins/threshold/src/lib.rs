@@ -43,7 +43,7 @@ impl Filter for Threshold {
     }
 
     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
-        let inputs: Vec<InputEvent<'_>> = events.iter().map(|e| InputEvent::new(e.time, &e.body)).collect();
+        let inputs: Vec<InputEvent<'_>> = events.iter().map(InputEvent::from).collect();
         let outcome = Threshold::process(self, &inputs);
         counters::flush(outcome.counters.by_name(), host::counter_add);
         for message in &outcome.logs {
