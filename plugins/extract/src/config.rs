@@ -4,15 +4,15 @@
 //! These serde structs only check shape: types, known keys, required keys.
 //! Meaning (patterns compile, groups exist, units are known, labels are
 //! unique) is checked when `rules.rs` compiles them, which is the only
-//! reader of these structs. Errors (the SDK's `ConfigError`) carry the path
-//! of the offending key, as in `rules[0].value.type`, because that is what
-//! the WIT `config-error` reports.
-
-use std::fmt;
+//! reader of these structs. They are read with the SDK's `config::parse`,
+//! whose errors carry the path of the offending key, as in
+//! `rules[0].value.type`, because that is what the WIT `config-error`
+//! reports.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess};
 use weir_plugin_sdk::ConfigError;
+use weir_plugin_sdk::config::{self, StringOrObject};
 
 /// The `config:` block of an `extract` filter.
 ///
@@ -140,65 +140,43 @@ pub struct FieldLabelConfig {
     pub to: String,
 }
 
-impl<'de> Deserialize<'de> for FieldLabelConfig {
-    // By hand rather than an untagged enum, whose only error is "data did not
-    // match any variant".
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldLabelVisitor;
+impl<'de> StringOrObject<'de> for FieldLabelConfig {
+    const EXPECTING: &'static str = r#"a field path or {"from": path, "to": label}"#;
 
-        impl<'de> Visitor<'de> for FieldLabelVisitor {
-            type Value = FieldLabelConfig;
+    fn from_str<E: de::Error>(path: &str) -> Result<Self, E> {
+        Ok(FieldLabelConfig { from: path.to_owned(), to: path.to_owned() })
+    }
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#"a field path or {"from": path, "to": label}"#)
+    fn from_object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut from: Option<String> = None;
+        let mut to: Option<String> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match key.as_str() {
+                "from" => &mut from,
+                "to" => &mut to,
+                other => return Err(de::Error::unknown_field(other, &["from", "to"])),
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
             }
-
-            fn visit_str<E: de::Error>(self, path: &str) -> Result<Self::Value, E> {
-                Ok(FieldLabelConfig { from: path.to_owned(), to: path.to_owned() })
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut from: Option<String> = None;
-                let mut to: Option<String> = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    let slot = match key.as_str() {
-                        "from" => &mut from,
-                        "to" => &mut to,
-                        other => return Err(de::Error::unknown_field(other, &["from", "to"])),
-                    };
-                    if slot.is_some() {
-                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
-                    }
-                    *slot = Some(map.next_value()?);
-                }
-                let from = from.ok_or_else(|| de::Error::missing_field("from"))?;
-                let to = to.unwrap_or_else(|| from.clone());
-                Ok(FieldLabelConfig { from, to })
-            }
+            *slot = Some(map.next_value()?);
         }
+        let from = from.ok_or_else(|| de::Error::missing_field("from"))?;
+        let to = to.unwrap_or_else(|| from.clone());
+        Ok(FieldLabelConfig { from, to })
+    }
+}
 
-        deserializer.deserialize_any(FieldLabelVisitor)
+impl<'de> Deserialize<'de> for FieldLabelConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        config::string_or_object(deserializer)
     }
 }
 
 impl ExtractFilterConfig {
     /// Read the JSON `config:` block. Shape errors name the key's path.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let mut deserializer = serde_json::Deserializer::from_str(json);
-        let config = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return ConfigError::whole(format!("config is not valid json: {inner}"));
-            }
-            // serde_json appends " at line L column C"; the path says where, better.
-            let text = inner.to_string();
-            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
-            let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
-            ConfigError { field: (path != ".").then_some(path), message }
-        })?;
-        deserializer.end().map_err(|e| ConfigError::whole(format!("config is not valid json: {e}")))?;
-        Ok(config)
+        config::parse(json)
     }
 }
 

@@ -5,8 +5,8 @@
 //! what was extracted, and each match also yields a metric record
 //! `{"metric":…,"value":…,"labels":{…}}` under its own tag for `percentiles`.
 //!
-//! This file is only the WIT glue: it holds the configured filter and turns
-//! per-call counts into host counters. Where things live:
+//! This file only hands the pure core its events and the host its per-call
+//! counters. Where things live:
 //!
 //! | file          | owns                                                        |
 //! |---------------|-------------------------------------------------------------|
@@ -17,6 +17,9 @@
 //! | `body.rs`     | field lookups, metric body and raw-record enrichment shapes |
 //! | `filter.rs`   | one `process` call as a pure function, counter names        |
 
+// The SDK holds the bindings' unsafe code; a plugin needs none.
+#![forbid(unsafe_code)]
+
 pub mod body;
 pub mod config;
 pub mod duration;
@@ -24,34 +27,20 @@ pub mod filter;
 pub mod rules;
 pub mod value;
 
-use weir_plugin_sdk::{InstanceState, counters};
+use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, counters, host};
 
 use crate::filter::ExtractFilter;
 
-wit_bindgen::generate!({ path: "../../wit", world: "filter" });
-
-use exports::weir::filter::plugin::Guest;
-use weir::filter::host;
-use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Timestamp};
-
-/// The filter as configured, set by `configure`.
-static FILTER: InstanceState<ExtractFilter> = InstanceState::new();
-
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct ExtractComponent;
-
-impl Guest for ExtractComponent {
-    fn configure(config: String) -> Result<(), ConfigError> {
-        let filter = ExtractFilter::configure(&config)
-            .map_err(|e| e.into_wit(|field, message| ConfigError { field, message }))?;
-        FILTER.set(filter);
-        Ok(())
+/// Stateless between calls: the rules come from `configure`, so `tick`,
+/// `snapshot` and `restore` are the trait's defaults.
+impl Filter for ExtractFilter {
+    fn configure(config: &str) -> Result<Self, ConfigError> {
+        ExtractFilter::configure(config)
     }
 
-    fn process(events: Vec<Event>) -> Result<BatchResult, String> {
+    fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
         let events = events.into_iter().map(|e| filter::Event { time: e.time, tag: e.tag, body: e.body }).collect();
-        let (emitted, counts) =
-            FILTER.with(|filter| filter.process(events)).ok_or("extract: process called before configure")?;
+        let (emitted, counts) = ExtractFilter::process(self, events);
         counters::flush(counts.by_name(), host::counter_add);
         let emitted = emitted
             .into_iter()
@@ -62,12 +51,6 @@ impl Guest for ExtractComponent {
             .collect();
         Ok(BatchResult { emitted, rejected: Vec::new() })
     }
-
-    // Stateless between calls: the rules come from `configure`.
-    weir_plugin_sdk::stateless!();
 }
 
-// Only in the component: natively the export names (`weir:filter/filter@0.1.0#…`)
-// are not valid linker symbols, and native builds exist only for unit tests.
-#[cfg(target_arch = "wasm32")]
-export!(ExtractComponent);
+weir_plugin_sdk::export_filter!(ExtractFilter);

@@ -1,36 +1,17 @@
-//! The filter's `config:` block: parsing, defaults and validation into
-//! [`PercentilesConfig`]. It owns every rule about which settings are valid,
-//! and nothing about windows at run time.
+//! The filter's `config:` block: its serde shape (`PercentilesBlock`), the
+//! defaults and checks of what it means, and the validated
+//! [`PercentilesConfig`]. It owns every rule about which settings are
+//! valid, and nothing about windows at run time.
 //!
-//! Parsing is by hand over a JSON object rather than serde derive so every
-//! error names its key (`quantiles[2]`, `step`), as the WIT `config-error`
-//! asks.
+//! Read with the SDK's `config::parse`, so every error names its key
+//! (`quantiles[2]`, `step`), as the WIT `config-error` asks.
 
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer};
 use weir_plugin_sdk::ConfigError;
-use weir_plugin_sdk::config::{self, reject_unknown_keys};
+use weir_plugin_sdk::config::{self, List, NonEmptyString, Number};
 
 use crate::duration;
 use crate::quantile::{self, Quantile};
-
-/// Every key the block may hold; anything else is a config error, so a typo
-/// (`allowed_latness`) cannot silently fall back to a default.
-const KEYS: [&str; 13] = [
-    "window",
-    "step",
-    "allowed_lateness",
-    "idle_timeout",
-    "quantiles",
-    "significant_digits",
-    "lowest",
-    "highest",
-    "scale",
-    "max_series",
-    "late",
-    "tag",
-    // Reserved so configs can carry a comment.
-    "description",
-];
 
 /// Default significant digits: HdrHistogram's own recommendation, a relative
 /// error of at most 0.1% for about 8 KiB per histogram.
@@ -53,8 +34,88 @@ const MAX_SCALED: f64 = 9_007_199_254_740_992.0;
 /// memory grows with window/step; 60 allows a 1h window with a 1m step.
 pub const MAX_PANES_PER_WINDOW: i64 = 60;
 
+/// The `config:` block of a `percentiles` filter as written. Only `window`
+/// is required. Unknown keys are refused, so a typo (`allowed_latness`)
+/// cannot silently fall back to a default.
+///
+/// ```json
+/// {"window": "15m", "step": "5m", "quantiles": ["p50", "p99.9"], "tag": "metrics.window"}
+/// ```
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PercentilesBlock {
+    /// Window size, such as `"15m"`. Required.
+    window: Option<Duration>,
+    /// Hop between window starts, dividing `window` into at most
+    /// [`MAX_PANES_PER_WINDOW`] panes. Default: `window` (tumbling windows).
+    step: Option<Duration>,
+    /// How far the watermark trails the largest event time seen. Default `0s`.
+    allowed_lateness: Option<Duration>,
+    /// Host-clock time without events after which a series' windows are
+    /// closed. Default: twice `window`.
+    idle_timeout: Option<Duration>,
+    /// Quantiles to emit, percentiles (`"p99.9"`) or fractions (`0.999`).
+    /// Default: p50, p75, p90, p95, p99.
+    quantiles: Option<List<Quantile>>,
+    /// HdrHistogram significant digits, 1 to 5. Default 3.
+    #[serde(default, deserialize_with = "significant_digits")]
+    significant_digits: Option<u8>,
+    /// Smallest accepted value, in the metric's own unit. Default 0.
+    lowest: Option<Number>,
+    /// Largest accepted value, in the metric's own unit. Default 1e12.
+    highest: Option<Number>,
+    /// Values are recorded as `round(value * scale)`; raise it to keep
+    /// fractions of small values. Default 1.
+    scale: Option<Number>,
+    /// Most series with open windows at once. Default 10 000.
+    #[serde(default, deserialize_with = "max_series")]
+    max_series: Option<usize>,
+    /// What to do with an event whose windows have all closed:
+    /// `dead_letter` (default) or `drop`.
+    late: Option<LatePolicy>,
+    /// Tag of emitted window records. Default `metrics.window`.
+    tag: Option<NonEmptyString>,
+    /// Free text for people reading the config, checked only to be a string.
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+/// A duration as written in the config, in ns.
+struct Duration(i64);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        config::value_with(deserializer, |value| {
+            let text =
+                value.as_str().ok_or_else(|| format!("expected a duration string such as \"15m\", got {value}"))?;
+            duration::parse(text).map(Duration)
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        config::value_with(deserializer, Quantile::parse)
+    }
+}
+
+fn significant_digits<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u8>, D::Error> {
+    config::value_with(deserializer, |value| match value.as_u64() {
+        Some(digits @ 1..=5) => Ok(Some(digits as u8)),
+        _ => Err(format!("expected an integer from 1 to 5, got {value}")),
+    })
+}
+
+fn max_series<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    config::value_with(deserializer, |value| match value.as_u64().and_then(|n| usize::try_from(n).ok()) {
+        Some(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(format!("expected a positive integer, got {value}")),
+    })
+}
+
 /// What to do with an event whose windows have all closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LatePolicy {
     /// Reject it, so the host dead-letters it with the reason.
     DeadLetter,
@@ -96,20 +157,13 @@ pub struct PercentilesConfig {
 impl PercentilesConfig {
     /// Parse and validate the `config:` block, given as JSON text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::from_map(&config::object(text)?)
-    }
-
-    fn from_map(map: &Map<String, Value>) -> Result<Self, ConfigError> {
-        reject_unknown_keys(map, &KEYS)?;
-
-        let window = match map.get("window") {
-            Some(v) => positive_duration(v, "window")?,
-            None => {
-                return Err(ConfigError::at("window", "missing (the window size, e.g. \"15m\")"));
-            }
+        let block: PercentilesBlock = config::parse(text)?;
+        let window = match block.window {
+            Some(Duration(window)) => positive(window, "window")?,
+            None => return Err(ConfigError::at("window", "missing (the window size, e.g. \"15m\")")),
         };
-        let step = match map.get("step") {
-            Some(v) => positive_duration(v, "step")?,
+        let step = match block.step {
+            Some(Duration(step)) => positive(step, "step")?,
             None => window,
         };
         if step > window || window % step != 0 {
@@ -129,58 +183,42 @@ impl PercentilesConfig {
                 ),
             ));
         }
-        let allowed_lateness = match map.get("allowed_lateness") {
-            Some(v) => duration_value(v, "allowed_lateness")?,
-            None => 0,
-        };
-        let idle_timeout = match map.get("idle_timeout") {
-            Some(v) => positive_duration(v, "idle_timeout")?,
+        let allowed_lateness = block.allowed_lateness.map_or(0, |Duration(d)| d);
+        let idle_timeout = match block.idle_timeout {
+            Some(Duration(timeout)) => positive(timeout, "idle_timeout")?,
             None => window.saturating_mul(2),
         };
 
-        let quantiles = match map.get("quantiles") {
+        let quantiles = match block.quantiles {
             None => quantile::defaults(),
-            Some(Value::Array(items)) if !items.is_empty() => {
-                let mut out: Vec<Quantile> = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let field = format!("quantiles[{i}]");
-                    let q = Quantile::parse(item).map_err(|m| ConfigError::at(&field, m))?;
-                    if out.iter().any(|seen| seen.name == q.name) {
-                        return Err(ConfigError::at(field, format!("duplicate quantile {}", q.name)));
-                    }
-                    out.push(q);
-                }
-                out
-            }
-            Some(_) => {
+            Some(List(items)) if items.is_empty() => {
                 return Err(ConfigError::at(
                     "quantiles",
                     "expected a non-empty list such as [\"p50\", \"p95\", \"p99.9\"]",
                 ));
             }
+            Some(List(items)) => {
+                for (i, q) in items.iter().enumerate() {
+                    if items[..i].iter().any(|seen| seen.name == q.name) {
+                        return Err(ConfigError::at(
+                            format!("quantiles[{i}]"),
+                            format!("duplicate quantile {}", q.name),
+                        ));
+                    }
+                }
+                items
+            }
         };
 
-        let significant_digits = match map.get("significant_digits") {
-            None => DEFAULT_DIGITS,
-            Some(v) => match v.as_u64() {
-                Some(d @ 1..=5) => d as u8,
-                _ => {
-                    return Err(ConfigError::at(
-                        "significant_digits",
-                        format!("expected an integer from 1 to 5, got {v}"),
-                    ));
-                }
-            },
-        };
-        let lowest = number(map, "lowest")?.unwrap_or(0.0);
+        let lowest = block.lowest.map_or(0.0, |Number(n)| n);
         if lowest < 0.0 {
             return Err(ConfigError::at("lowest", format!("must be at least 0, got {lowest}")));
         }
-        let highest = number(map, "highest")?.unwrap_or(DEFAULT_HIGHEST);
+        let highest = block.highest.map_or(DEFAULT_HIGHEST, |Number(n)| n);
         if highest <= lowest {
             return Err(ConfigError::at("highest", format!("must be above lowest ({lowest}), got {highest}")));
         }
-        let scale = number(map, "scale")?.unwrap_or(1.0);
+        let scale = block.scale.map_or(1.0, |Number(n)| n);
         if scale <= 0.0 {
             return Err(ConfigError::at("scale", format!("must be above 0, got {scale}")));
         }
@@ -190,35 +228,6 @@ impl PercentilesConfig {
                 format!("highest * scale = {} exceeds 2^53, the largest value recorded exactly", highest * scale),
             ));
         }
-        let max_series = match map.get("max_series") {
-            None => DEFAULT_MAX_SERIES,
-            Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
-                Some(n) if n >= 1 => n,
-                _ => {
-                    return Err(ConfigError::at("max_series", format!("expected a positive integer, got {v}")));
-                }
-            },
-        };
-        let late = match map.get("late").map(|v| v.as_str()) {
-            None | Some(Some("dead_letter")) => LatePolicy::DeadLetter,
-            Some(Some("drop")) => LatePolicy::Drop,
-            Some(_) => {
-                return Err(ConfigError::at(
-                    "late",
-                    format!("expected \"dead_letter\" or \"drop\", got {}", map["late"]),
-                ));
-            }
-        };
-        let tag = match map.get("tag") {
-            None => "metrics.window".to_string(),
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(v) => {
-                return Err(ConfigError::at("tag", format!("expected a non-empty string, got {v}")));
-            }
-        };
-        if let Some(v) = map.get("description").filter(|v| !v.is_string()) {
-            return Err(ConfigError::at("description", format!("expected a string, got {v}")));
-        }
 
         Ok(Self {
             window,
@@ -226,41 +235,22 @@ impl PercentilesConfig {
             allowed_lateness,
             idle_timeout,
             quantiles,
-            significant_digits,
+            significant_digits: block.significant_digits.unwrap_or(DEFAULT_DIGITS),
             lowest,
             highest,
             scale,
-            max_series,
-            late,
-            tag,
+            max_series: block.max_series.unwrap_or(DEFAULT_MAX_SERIES),
+            late: block.late.unwrap_or(LatePolicy::DeadLetter),
+            tag: block.tag.map_or_else(|| "metrics.window".to_string(), |NonEmptyString(tag)| tag),
         })
     }
 }
 
-fn duration_value(value: &Value, field: &str) -> Result<i64, ConfigError> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| ConfigError::at(field, format!("expected a duration string such as \"15m\", got {value}")))?;
-    duration::parse(text).map_err(|m| ConfigError::at(field, m))
-}
-
-fn positive_duration(value: &Value, field: &str) -> Result<i64, ConfigError> {
-    let nanos = duration_value(value, field)?;
+fn positive(nanos: i64, field: &str) -> Result<i64, ConfigError> {
     if nanos <= 0 {
         return Err(ConfigError::at(field, "must be longer than 0s"));
     }
     Ok(nanos)
-}
-
-fn number(map: &Map<String, Value>, field: &str) -> Result<Option<f64>, ConfigError> {
-    match map.get(field) {
-        None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|n| n.is_finite())
-            .map(Some)
-            .ok_or_else(|| ConfigError::at(field, format!("expected a number, got {v}"))),
-    }
 }
 
 #[cfg(test)]

@@ -20,10 +20,13 @@
 //! | `engine`   | series, watermark, closing windows, counters (pure)         |
 //! | `output`   | the window record body                                      |
 //! | `snapshot` | the snapshot's state (the envelope is the SDK's)            |
-//! | this file  | WIT glue only: host calls, one state per instance           |
+//! | this file  | the `Filter` impl: host calls around the pure engine        |
 //!
-//! RFC 3339, number and quote formatting, config errors, the counter
-//! hand-over and the instance state are `weir-plugin-sdk`'s.
+//! The WIT bindings and export glue, RFC 3339, number and quote formatting,
+//! config errors and the counter hand-over are `weir-plugin-sdk`'s.
+
+// The SDK holds the bindings' unsafe code; a plugin needs none.
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod duration;
@@ -36,67 +39,39 @@ pub mod snapshot;
 pub mod window;
 
 use engine::{LogLevel, Outcome, Percentiles};
-use exports::weir::filter::plugin::Guest;
-use weir::filter::host::{self, Level};
-use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Rejected};
-use weir_plugin_sdk::{InputEvent, InstanceState, counters};
+use weir_plugin_sdk::host::{self, Level};
+use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, InputEvent, Rejected, Timestamp, counters};
 
-wit_bindgen::generate!({ path: "../../wit", world: "filter" });
-
-/// The instance's config and open windows, set by `configure`.
-static STATE: InstanceState<Percentiles> = InstanceState::new();
-
-/// Why a call other than `configure` failed: the host called out of order.
-const NOT_CONFIGURED: &str = "percentiles: configure was not called or failed";
-
-/// The `percentiles` filter. Only the wasm build exports it: on a native
-/// target the export symbols (`weir:filter/plugin@0.1.0#process`) are not
-/// valid linker names, and native builds exist only for unit tests.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct PercentilesFilter;
-
-impl Guest for PercentilesFilter {
-    fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed = config::PercentilesConfig::parse(&config)
-            .map_err(|e| e.into_wit(|field, message| ConfigError { field, message }))?;
-        STATE.set(Percentiles::new(parsed));
-        Ok(())
+/// One instance's config and open windows.
+impl Filter for Percentiles {
+    fn configure(config: &str) -> Result<Self, ConfigError> {
+        Ok(Percentiles::new(config::PercentilesConfig::parse(config)?))
     }
 
-    fn process(events: Vec<Event>) -> Result<BatchResult, String> {
-        let now = host::now();
-        let batch = STATE.with(|state| {
-            let inputs: Vec<InputEvent<'_>> = events.iter().map(|e| InputEvent::new(e.time, &e.body)).collect();
-            let outcome = state.process(&inputs, now);
-            let rejected =
-                outcome.rejected.iter().map(|r| Rejected { index: r.index, reason: r.reason.clone() }).collect();
-            let emitted = report(state, outcome).into_iter().map(|event| Emitted { parent: None, event }).collect();
-            BatchResult { emitted, rejected }
-        });
-        batch.ok_or_else(|| NOT_CONFIGURED.to_string())
+    fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
+        let inputs: Vec<InputEvent<'_>> = events.iter().map(InputEvent::from).collect();
+        let outcome = Percentiles::process(self, &inputs, host::now());
+        let rejected = outcome.rejected.iter().map(|r| Rejected { index: r.index, reason: r.reason.clone() }).collect();
+        let emitted = report(self, outcome).into_iter().map(|event| Emitted { parent: None, event }).collect();
+        Ok(BatchResult { emitted, rejected })
     }
 
-    fn tick(now: i64) -> Vec<Event> {
-        STATE
-            .with(|state| {
-                let outcome = state.tick(now);
-                report(state, outcome)
-            })
-            .unwrap_or_default()
+    fn tick(&mut self, now: Timestamp) -> Vec<Event> {
+        let outcome = Percentiles::tick(self, now);
+        report(self, outcome)
     }
 
-    fn snapshot() -> Vec<u8> {
-        STATE.with(|state| state.snapshot()).unwrap_or_default()
+    fn snapshot(&self) -> Vec<u8> {
+        Percentiles::snapshot(self)
     }
 
-    fn restore(bytes: Vec<u8>) -> Result<(), String> {
-        STATE.with(|state| state.restore(&bytes)).unwrap_or_else(|| Err(NOT_CONFIGURED.to_string()))
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        Percentiles::restore(self, state)
     }
 }
 
 /// Hand counters and log lines to the host (once per call) and turn window
 /// records into events.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn report(state: &Percentiles, outcome: Outcome) -> Vec<Event> {
     counters::flush(outcome.counters.by_name(), host::counter_add);
     for (level, message) in &outcome.logs {
@@ -114,5 +89,4 @@ fn report(state: &Percentiles, outcome: Outcome) -> Vec<Event> {
         .collect()
 }
 
-#[cfg(target_arch = "wasm32")]
-export!(PercentilesFilter);
+weir_plugin_sdk::export_filter!(Percentiles);

@@ -2,8 +2,8 @@
 //! never per record (house rule 11), and never for a counter that did not
 //! move. Each filter keeps its own typed counts, one field per counter, which
 //! its pure core fills and its tests read; this module owns only the
-//! hand-over. The host call itself (`host::counter_add`) is passed in, so
-//! this crate needs no WIT bindings.
+//! hand-over. The host call itself ([`crate::host::counter_add`]) is passed
+//! in, so the hand-over tests natively.
 
 /// Hand every counter that moved to `add` as `(name, delta)`, in the order
 /// given. Zero deltas are skipped: they change no total, and each would cost

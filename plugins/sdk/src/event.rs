@@ -1,7 +1,9 @@
 //! An input event as a filter's pure core sees it: its time and its body,
-//! borrowed from the WIT event, so the core needs no bindings and copies no
-//! body. Filters that route by or rewrite the tag (`split`, `extract`) keep
-//! their own view with it.
+//! borrowed from the WIT [`Event`], so the core copies no body and its
+//! tests need not build a WIT event. Filters that route by or rewrite the
+//! tag (`split`, `extract`) keep their own view with it.
+
+use crate::Event;
 
 /// One input record, borrowed from the WIT event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,9 +14,8 @@ pub struct InputEvent<'a> {
     pub body: &'a [u8],
 }
 
-impl<'a> InputEvent<'a> {
-    /// Borrow an event's time and body.
-    pub fn new(time: i64, body: &'a [u8]) -> Self {
-        Self { time, body }
+impl<'a> From<&'a Event> for InputEvent<'a> {
+    fn from(event: &'a Event) -> Self {
+        Self { time: event.time, body: &event.body }
     }
 }

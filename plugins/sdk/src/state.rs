@@ -1,9 +1,8 @@
-//! The state of one component instance: set by `configure`, used by every
-//! later call, and, for a filter that keeps nothing between calls, the
-//! `tick`, `snapshot` and `restore` that say so ([`crate::stateless!`]). A
-//! component instance is single-threaded; the mutex is there only because a
-//! `static` must be `Sync`. What the state is (a config, a running engine)
-//! is each filter's.
+//! The state of one component instance: the [`Filter`](crate::Filter) value
+//! `configure` builds, used by every later call. [`crate::export_filter!`]
+//! keeps it in a `static`. A component instance is single-threaded; the
+//! mutex is there only because a `static` must be `Sync`. What the state is
+//! (a config, a running engine) is each filter's.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -38,30 +37,6 @@ impl<T> Default for InstanceState<T> {
     }
 }
 
-/// The `tick`, `snapshot` and `restore` of a filter whose instance keeps
-/// nothing between calls but its config: no timers, an empty snapshot, and
-/// nothing to take back on restore (a reload reconfigures it anyway).
-///
-/// Write it inside the plugin's `impl Guest for …`. It expands there, so it
-/// names that plugin's own generated `Event` and `Timestamp`: this crate
-/// still has no bindings.
-#[macro_export]
-macro_rules! stateless {
-    () => {
-        fn tick(_now: Timestamp) -> Vec<Event> {
-            Vec::new()
-        }
-
-        fn snapshot() -> Vec<u8> {
-            Vec::new()
-        }
-
-        fn restore(_state: Vec<u8>) -> Result<(), String> {
-            Ok(())
-        }
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,30 +47,6 @@ mod tests {
         assert_eq!(STATE.with(|n| *n), None);
         STATE.set(1);
         assert_eq!(STATE.with(|n| *n), Some(1));
-    }
-
-    /// The shape of a plugin's generated `Guest` trait, as far as
-    /// `stateless!` fills it in.
-    mod bindings {
-        pub type Timestamp = i64;
-        pub struct Event;
-        pub trait Guest {
-            fn tick(now: Timestamp) -> Vec<Event>;
-            fn snapshot() -> Vec<u8>;
-            fn restore(state: Vec<u8>) -> Result<(), String>;
-        }
-    }
-
-    #[test]
-    fn a_stateless_filter_has_no_timers_and_an_empty_snapshot() {
-        use bindings::{Event, Guest, Timestamp};
-        struct Filter;
-        impl Guest for Filter {
-            crate::stateless!();
-        }
-        assert!(Filter::tick(1_700_000_000_000_000_000).is_empty());
-        assert!(Filter::snapshot().is_empty());
-        assert_eq!(Filter::restore(b"anything".to_vec()), Ok(()));
     }
 
     #[test]

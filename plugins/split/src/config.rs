@@ -1,16 +1,98 @@
-//! The filter's `config:` block: reading it from JSON, checking it, and the
-//! validated [`SplitFilterConfig`] the rest of the crate uses. It compiles the
-//! time regex and strftime format once, here, so a bad one fails `configure`
-//! rather than every chunk. It does not split anything.
+//! The filter's `config:` block: its serde shape (`SplitFilterBlock`),
+//! the checks of what it means, and the validated [`SplitFilterConfig`] the
+//! rest of the crate uses. It compiles the time regex and strftime format
+//! once, here, so a bad one fails `configure` rather than every chunk. It
+//! does not split anything.
 //!
-//! Parsing is by hand from a `serde_json::Value` rather than serde derive so
-//! every error can name the exact key (`context[2].to`, `time.regex`).
+//! Read with the SDK's `config::parse`, so every error names its key
+//! (`context[2].to`, `time.regex`).
 
 use regex::Regex;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess};
 use weir_plugin_sdk::ConfigError;
+use weir_plugin_sdk::config::{self, DottedPath, List, NonEmptyString, StringOrObject};
 
 use crate::time::TimeFormat;
+
+/// The `config:` block of a `split` filter as written. Every key is
+/// optional; `{}` splits the statements of `logs`, each taking its chunk's
+/// time.
+///
+/// ```json
+/// {"field": "logs", "context": ["app", {"from": "device.os", "to": "os"}],
+///  "time": {"regex": "^(?P<time>\\S+)"}, "on_missing_time": "arrival"}
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitFilterBlock {
+    /// Dotted path of the chunk field holding the statements, a list of
+    /// strings or objects. Default `logs`.
+    field: Option<DottedPath>,
+    /// Key a string statement's text goes under. Default `message`.
+    message_key: Option<NonEmptyString>,
+    /// Chunk fields copied onto every statement, each a dotted path (copied
+    /// under its last segment) or `{"from": path, "to": key}`. Default: none.
+    context: Option<List<ContextField>>,
+    /// How to find each statement's time. Default: every statement takes
+    /// its chunk's time.
+    time: Option<TimeBlock>,
+    /// What to do with a statement whose time is missing or unreadable:
+    /// `arrival` (default) or `dead_letter`.
+    on_missing_time: Option<OnMissingTime>,
+    /// Key of the `true` flag added in `arrival` mode. Default `time_missing`.
+    time_missing_key: Option<NonEmptyString>,
+    /// Tag of emitted records. Default: the chunk's tag.
+    tag: Option<NonEmptyString>,
+}
+
+/// The `time` object as written: `field` for object statements, `regex` or
+/// `delimiter` (with `position`) for string statements, and `format`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a time object")]
+struct TimeBlock {
+    /// Dotted path of the time in an object statement.
+    field: Option<DottedPath>,
+    /// A regex with a named group `time`, searched in a string statement.
+    regex: Option<TimeRegex>,
+    /// What splits a string statement into pieces, one of which is the time.
+    delimiter: Option<NonEmptyString>,
+    /// Which piece is the time, from 0. Default 0; only with `delimiter`.
+    #[serde(default, deserialize_with = "position")]
+    position: Option<usize>,
+    /// `rfc3339` (default), `unix`, `unix_ms` or a strftime format.
+    format: Option<TimeFormat>,
+}
+
+/// A piece's position: a whole number from 0.
+fn position<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    config::value_with(deserializer, |v| match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+        Some(n) => Ok(Some(n)),
+        None => Err(format!("expected a whole number from 0, found {v}")),
+    })
+}
+
+/// A time regex: compiles, and has a named group `time`.
+#[derive(Debug)]
+struct TimeRegex(Regex);
+
+impl<'de> Deserialize<'de> for TimeRegex {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let NonEmptyString(source) = NonEmptyString::deserialize(deserializer)?;
+        let regex = Regex::new(&source).map_err(de::Error::custom)?;
+        if !regex.capture_names().any(|name| name == Some("time")) {
+            return Err(de::Error::custom("the regex has no named group \"time\""));
+        }
+        Ok(Self(regex))
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeFormat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let NonEmptyString(format) = NonEmptyString::deserialize(deserializer)?;
+        TimeFormat::from_config(&format).map_err(de::Error::custom)
+    }
+}
 
 /// The validated config.
 #[derive(Debug, Clone)]
@@ -19,7 +101,7 @@ pub struct SplitFilterConfig {
     pub field: String,
     /// Key a string statement's text goes under (default `message`).
     pub message_key: String,
-    /// Chunk fields copied onto every statement record.
+    /// Chunk fields copied onto every statement.
     pub context: Vec<ContextField>,
     /// How to find each statement's time; `None` gives every statement the
     /// chunk's time.
@@ -46,13 +128,44 @@ impl Default for SplitFilterConfig {
     }
 }
 
-/// A chunk field copied onto each statement.
+/// A chunk field copied onto each statement: `"device.os"` (under its last
+/// segment, `os`) or `{"from": "device.os", "to": "os"}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContextField {
     /// Dotted path in the chunk.
     pub from: String,
     /// Key in the statement record.
     pub to: String,
+}
+
+/// The object form of a context field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextObject {
+    from: DottedPath,
+    to: Option<NonEmptyString>,
+}
+
+impl<'de> StringOrObject<'de> for ContextField {
+    const EXPECTING: &'static str = "a dotted path or {from, to}";
+
+    fn from_str<E: de::Error>(path: &str) -> Result<Self, E> {
+        let DottedPath(from) = DottedPath::deserialize(de::value::StrDeserializer::new(path))?;
+        Ok(ContextField { to: last_segment(&from), from })
+    }
+
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let ContextObject { from: DottedPath(from), to } =
+            ContextObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let to = to.map_or_else(|| last_segment(&from), |NonEmptyString(to)| to);
+        Ok(ContextField { from, to })
+    }
+}
+
+impl<'de> Deserialize<'de> for ContextField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        config::string_or_object(deserializer)
+    }
 }
 
 /// Where a statement's time comes from, and how it is written.
@@ -83,7 +196,8 @@ pub enum TextTime {
 }
 
 /// What to do with a statement whose time is missing or unreadable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OnMissingTime {
     /// Use the host clock and flag the record.
     Arrival,
@@ -92,78 +206,40 @@ pub enum OnMissingTime {
     DeadLetter,
 }
 
-const TOP_KEYS: &[&str] = &["field", "message_key", "context", "time", "on_missing_time", "time_missing_key", "tag"];
-const TIME_KEYS: &[&str] = &["field", "regex", "delimiter", "position", "format"];
-const CONTEXT_KEYS: &[&str] = &["from", "to"];
-
 impl SplitFilterConfig {
     /// Read the config from the JSON the host passes to `configure`. `null`
     /// and `{}` give the defaults.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| ConfigError::whole(format!("config is not valid JSON: {e}")))?;
-        let object = match value {
-            Value::Null => return Ok(Self::default()),
-            Value::Object(object) => object,
-            other => {
-                return Err(ConfigError::whole(format!("config must be an object, found {}", kind(&other))));
-            }
+        let block: SplitFilterBlock = config::parse(json)?;
+        let defaults = Self::default();
+        let mut config = Self {
+            field: block.field.map_or(defaults.field, |DottedPath(p)| p),
+            message_key: block.message_key.map_or(defaults.message_key, |NonEmptyString(k)| k),
+            context: Vec::new(),
+            time: block.time.map(time).transpose()?,
+            on_missing_time: block.on_missing_time.unwrap_or(defaults.on_missing_time),
+            time_missing_key: block.time_missing_key.map_or(defaults.time_missing_key, |NonEmptyString(k)| k),
+            tag: block.tag.map(|NonEmptyString(t)| t),
         };
-        reject_unknown(&object, TOP_KEYS, "")?;
-
-        let mut config = Self::default();
-        if let Some(v) = object.get("field") {
-            config.field = path(v, "field")?;
-        }
-        if let Some(v) = object.get("message_key") {
-            config.message_key = non_empty_str(v, "message_key")?;
-        }
-        if let Some(v) = object.get("time_missing_key") {
-            config.time_missing_key = non_empty_str(v, "time_missing_key")?;
-        }
-        if let Some(v) = object.get("tag") {
-            config.tag = Some(non_empty_str(v, "tag")?);
-        }
-        if let Some(v) = object.get("on_missing_time") {
-            config.on_missing_time = match non_empty_str(v, "on_missing_time")?.as_str() {
-                "arrival" => OnMissingTime::Arrival,
-                "dead_letter" => OnMissingTime::DeadLetter,
-                other => {
-                    return Err(ConfigError::at(
-                        "on_missing_time",
-                        format!("expected \"arrival\" or \"dead_letter\", found {other:?}"),
-                    ));
-                }
+        for (i, field) in block.context.map(|List(c)| c).unwrap_or_default().into_iter().enumerate() {
+            // Two fields with one key would make duplicate JSON keys, which
+            // Elasticsearch refuses; so would a clash with the keys split adds.
+            let clash = if config.context.iter().any(|c| c.to == field.to) {
+                Some("another context field")
+            } else if field.to == config.message_key {
+                Some("message_key")
+            } else if field.to == config.time_missing_key {
+                Some("time_missing_key")
+            } else {
+                None
             };
-        }
-        if let Some(v) = object.get("time") {
-            config.time = Some(time(v)?);
-        }
-        if let Some(v) = object.get("context") {
-            let Value::Array(items) = v else {
-                return Err(ConfigError::at("context", format!("expected a list, found {}", kind(v))));
-            };
-            for (i, item) in items.iter().enumerate() {
-                let field = context_field(item, &format!("context[{i}]"))?;
-                // Two fields with one key would make duplicate JSON keys, which
-                // Elasticsearch refuses; so would a clash with the keys split adds.
-                let clash = if config.context.iter().any(|c| c.to == field.to) {
-                    Some("another context field")
-                } else if field.to == config.message_key {
-                    Some("message_key")
-                } else if field.to == config.time_missing_key {
-                    Some("time_missing_key")
-                } else {
-                    None
-                };
-                if let Some(other) = clash {
-                    return Err(ConfigError::at(
-                        format!("context[{i}]"),
-                        format!("key {:?} is already used by {other}", field.to),
-                    ));
-                }
-                config.context.push(field);
+            if let Some(other) = clash {
+                return Err(ConfigError::at(
+                    format!("context[{i}]"),
+                    format!("key {:?} is already used by {other}", field.to),
+                ));
             }
+            config.context.push(field);
         }
         if config.message_key == config.time_missing_key {
             return Err(ConfigError::at(
@@ -175,34 +251,9 @@ impl SplitFilterConfig {
     }
 }
 
-fn time(v: &Value) -> Result<TimeConfig, ConfigError> {
-    let Value::Object(object) = v else {
-        return Err(ConfigError::at("time", format!("expected an object, found {}", kind(v))));
-    };
-    reject_unknown(object, TIME_KEYS, "time.")?;
-    let field = object.get("field").map(|v| path(v, "time.field")).transpose()?;
-    let regex = match object.get("regex") {
-        Some(v) => {
-            let source = non_empty_str(v, "time.regex")?;
-            let regex = Regex::new(&source).map_err(|e| ConfigError::at("time.regex", e.to_string()))?;
-            if !regex.capture_names().any(|name| name == Some("time")) {
-                return Err(ConfigError::at("time.regex", "the regex has no named group \"time\""));
-            }
-            Some(regex)
-        }
-        None => None,
-    };
-    let delimiter = object.get("delimiter").map(|v| non_empty_str(v, "time.delimiter")).transpose()?;
-    let position = match object.get("position") {
-        Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
-            Some(n) => Some(n),
-            None => {
-                return Err(ConfigError::at("time.position", format!("expected a whole number from 0, found {v}")));
-            }
-        },
-        None => None,
-    };
-    let text = match (regex, delimiter, position) {
+/// Check which of `time`'s keys go together.
+fn time(block: TimeBlock) -> Result<TimeConfig, ConfigError> {
+    let text = match (block.regex, block.delimiter, block.position) {
         (Some(_), Some(_), _) => {
             return Err(ConfigError::at("time", "set regex or delimiter, not both"));
         }
@@ -212,84 +263,21 @@ fn time(v: &Value) -> Result<TimeConfig, ConfigError> {
         (None, None, Some(_)) => {
             return Err(ConfigError::at("time.position", "position needs a delimiter"));
         }
-        (Some(regex), None, None) => Some(TextTime::Regex(regex)),
-        (None, Some(delimiter), position) => Some(TextTime::Token { delimiter, position: position.unwrap_or(0) }),
+        (Some(TimeRegex(regex)), None, None) => Some(TextTime::Regex(regex)),
+        (None, Some(NonEmptyString(delimiter)), position) => {
+            Some(TextTime::Token { delimiter, position: position.unwrap_or(0) })
+        }
         (None, None, None) => None,
     };
+    let field = block.field.map(|DottedPath(p)| p);
     if field.is_none() && text.is_none() {
         return Err(ConfigError::at("time", "set field (object statements), regex or delimiter (string statements)"));
     }
-    let format = match object.get("format") {
-        Some(v) => TimeFormat::from_config(&non_empty_str(v, "time.format")?)
-            .map_err(|message| ConfigError::at("time.format", message))?,
-        None => TimeFormat::Rfc3339,
-    };
-    Ok(TimeConfig { field, text, format })
-}
-
-fn context_field(v: &Value, at: &str) -> Result<ContextField, ConfigError> {
-    match v {
-        Value::String(_) => {
-            let from = path(v, at)?;
-            let to = last_segment(&from);
-            Ok(ContextField { from, to })
-        }
-        Value::Object(object) => {
-            reject_unknown(object, CONTEXT_KEYS, &format!("{at}."))?;
-            let from = match object.get("from") {
-                Some(v) => path(v, &format!("{at}.from"))?,
-                None => return Err(ConfigError::at(at, "missing key \"from\"")),
-            };
-            let to = match object.get("to") {
-                Some(v) => non_empty_str(v, &format!("{at}.to"))?,
-                None => last_segment(&from),
-            };
-            Ok(ContextField { from, to })
-        }
-        other => Err(ConfigError::at(at, format!("expected a dotted path or {{from, to}}, found {}", kind(other)))),
-    }
+    Ok(TimeConfig { field, text, format: block.format.unwrap_or(TimeFormat::Rfc3339) })
 }
 
 fn last_segment(path: &str) -> String {
     path.rsplit('.').next().unwrap_or(path).to_owned()
-}
-
-fn reject_unknown(object: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<(), ConfigError> {
-    match object.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => Err(ConfigError::at(
-            format!("{prefix}{key}"),
-            format!("unknown key, expected one of: {}", known.join(", ")),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn non_empty_str(v: &Value, at: &str) -> Result<String, ConfigError> {
-    match v {
-        Value::String(s) if !s.is_empty() => Ok(s.clone()),
-        Value::String(_) => Err(ConfigError::at(at, "must not be empty")),
-        other => Err(ConfigError::at(at, format!("expected a string, found {}", kind(other)))),
-    }
-}
-
-/// A dotted path: a non-empty string with no empty segment.
-fn path(v: &Value, at: &str) -> Result<String, ConfigError> {
-    let s = non_empty_str(v, at)?;
-    if s.split('.').any(str::is_empty) {
-        return Err(ConfigError::at(at, format!("{s:?} has an empty segment")));
-    }
-    Ok(s)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
@@ -346,7 +334,7 @@ mod tests {
         assert_eq!(err(r#"{"feild":"x"}"#).field.as_deref(), Some("feild"));
         assert_eq!(err(r#"{"time":{"field":"t","fmt":"unix"}}"#).field.as_deref(), Some("time.fmt"));
         assert_eq!(err(r#"{"context":[{"from":"a","as":"b"}]}"#).field.as_deref(), Some("context[0].as"));
-        assert!(err(r#"{"feild":"x"}"#).message.starts_with("unknown key, expected one of: field,"));
+        assert!(err(r#"{"feild":"x"}"#).message.starts_with("unknown field `feild`, expected one of `field`,"));
     }
 
     #[test]

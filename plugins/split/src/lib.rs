@@ -1,8 +1,8 @@
 //! `split`: turns one chunk record (a mobile app's batch of log statements)
 //! into one record per statement. Configured as `type: split`; the schema is
 //! in `config.rs`, splitting in `chunk.rs`, time parsing in `time.rs`. This
-//! file is only the WIT glue: it reads the host clock and adds the counters,
-//! which the pure modules never touch so they test natively.
+//! file only hands the pure core the host clock and hands the host its
+//! counters and log lines, so the pure modules test natively.
 //!
 //! Every emitted record names its chunk as `parent`, so the chunk is
 //! acknowledged once all its statements are delivered. A chunk with no
@@ -18,46 +18,40 @@
 //! `chunks` (seen, rejected or not), `rejected_chunks`, and `time_missing`
 //! (statements that took the arrival time).
 
+// The SDK holds the bindings' unsafe code; a plugin needs none.
+#![forbid(unsafe_code)]
+
 pub mod chunk;
 pub mod config;
 pub mod time;
 
-use weir_plugin_sdk::{InstanceState, counters};
+use weir_plugin_sdk::host::{self, Level};
+use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, Rejected, counters};
 
 use crate::chunk::{Chunk, split_batch};
 use crate::config::SplitFilterConfig;
 
-wit_bindgen::generate!({ path: "../../wit", world: "filter" });
+/// The `split` filter: its config is all it keeps. Stateless between calls,
+/// as each chunk is split on its own, so `tick`, `snapshot` and `restore`
+/// are the trait's defaults.
+pub struct SplitFilter {
+    config: SplitFilterConfig,
+}
 
-use exports::weir::filter::plugin::Guest;
-use weir::filter::host;
-use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Rejected, Timestamp};
-
-/// The config of this instance, set by `configure`.
-static CONFIG: InstanceState<SplitFilterConfig> = InstanceState::new();
-
-/// The `split` filter. Only the wasm build exports it (see `export!` below).
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct SplitFilter;
-
-impl Guest for SplitFilter {
-    fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed = SplitFilterConfig::from_json(&config)
-            .map_err(|e| e.into_wit(|field, message| ConfigError { field, message }))?;
-        CONFIG.set(parsed);
-        Ok(())
+impl Filter for SplitFilter {
+    fn configure(config: &str) -> Result<Self, ConfigError> {
+        Ok(Self { config: SplitFilterConfig::from_json(config)? })
     }
 
-    fn process(events: Vec<Event>) -> Result<BatchResult, String> {
+    fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
         let chunks = events.iter().map(|e| Chunk { time: e.time, tag: &e.tag, body: &e.body });
         // One clock read per batch: statements of a batch arrived together.
-        let outcome =
-            CONFIG.with(|config| split_batch(config, chunks, host::now())).ok_or("process called before configure")?;
+        let outcome = split_batch(&self.config, chunks, host::now());
 
         counters::flush(outcome.counts.by_name(), host::counter_add);
         if let Some(problem) = outcome.first_time_problem {
             host::log(
-                host::Level::Debug,
+                Level::Debug,
                 &format!("{} statements took the arrival time; first: {problem}", outcome.counts.time_missing),
             );
         }
@@ -71,13 +65,6 @@ impl Guest for SplitFilter {
             rejected: outcome.rejected.into_iter().map(|(index, reason)| Rejected { index, reason }).collect(),
         })
     }
-
-    // Stateless: each chunk is split on its own.
-    weir_plugin_sdk::stateless!();
 }
 
-// Native builds (for `cargo test`) skip the export: the export symbols are
-// named like `weir:filter/plugin@0.1.0#process`, which a native cdylib's
-// linker version script cannot express.
-#[cfg(target_arch = "wasm32")]
-export!(SplitFilter);
+weir_plugin_sdk::export_filter!(SplitFilter);

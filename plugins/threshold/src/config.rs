@@ -1,25 +1,18 @@
-//! The filter's `config:` block: rules, their validation, and errors by
-//! field path (`rules[0].op`). It owns what a valid rule is; evaluating
-//! rules is `engine`'s.
+//! The filter's `config:` block: its serde shape (`ThresholdBlock`,
+//! `RuleBlock`), what makes a rule valid, and errors by field path
+//! (`rules[0].op`). It owns what a valid rule is; evaluating rules is
+//! `engine`'s.
 //!
-//! Parsed by hand over a JSON object rather than serde derive so every error
-//! names its exact key, as the WIT `config-error` asks.
+//! Read with the SDK's `config::parse`, so every error names its exact key,
+//! as the WIT `config-error` asks.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer};
 use weir_plugin_sdk::ConfigError;
-use weir_plugin_sdk::config::{self, reject_unknown_keys};
+use weir_plugin_sdk::config::{self, List, NonEmptyString, Number};
 
 use crate::template::Template;
-
-/// Keys of the block. Unknown keys are errors, so a typo cannot silently
-/// fall back to a default.
-const KEYS: [&str; 4] = ["rules", "tag", "generator_url", "description"];
-
-/// Keys of one rule.
-const RULE_KEYS: [&str; 11] =
-    ["name", "metric", "match", "stat", "op", "value", "for", "absent_for", "labels", "annotations", "description"];
 
 /// Window lengths without a window of its series after which a firing alert
 /// resolves, unless a rule says otherwise.
@@ -30,6 +23,114 @@ const PLAIN_STATS: [&str; 4] = ["count", "min", "max", "mean"];
 
 /// Labels the plugin sets itself on every alert.
 const RESERVED_LABELS: [&str; 2] = ["alertname", "metric"];
+
+/// The `config:` block of a `threshold` filter as written. Unknown keys are
+/// errors, here and in a rule, so a typo cannot silently fall back to a
+/// default.
+///
+/// ```json
+/// {"rules": [{"name": "PaymentLatencyHigh", "metric": "latency_ms", "match": {"op": "pay"},
+///             "stat": "p95", "op": ">", "value": 800, "for": 2, "labels": {"severity": "page"},
+///             "annotations": {"summary": "p95 {{metric}} is {{value}}"}}]}
+/// ```
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdBlock {
+    /// The rules, in order. Required, at least one.
+    rules: Option<List<RuleBlock>>,
+    /// Tag of alert records. Default `alerts`.
+    tag: Option<NonEmptyString>,
+    /// Template of the alerts' `generatorURL`, with the variables of
+    /// annotations. Default: alerts have none.
+    generator_url: Option<Template>,
+    /// Free text for people reading the config, checked only to be a string.
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+/// One rule as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a rule object")]
+struct RuleBlock {
+    /// Becomes the `alertname` label; unique among rules. Required.
+    name: Option<NonEmptyString>,
+    /// Metric of the window records the rule applies to. Required.
+    metric: Option<NonEmptyString>,
+    /// Labels a series must have, with these values, for the rule to apply.
+    /// Default: none, every series of the metric.
+    #[serde(rename = "match")]
+    matchers: Option<BTreeMap<String, String>>,
+    /// Field of the window record compared: `count`, `min`, `max`, `mean` or
+    /// a quantile (`p95`, `p99_9`; `p99.9` is accepted). Required.
+    stat: Option<Stat>,
+    /// `>`, `>=`, `<`, `<=`, `==` or `!=`. Required.
+    op: Option<Op>,
+    /// The threshold. Required.
+    value: Option<Number>,
+    /// Consecutive windows the condition must hold before the alert fires.
+    /// Default 1.
+    #[serde(rename = "for", default, deserialize_with = "for_windows")]
+    for_windows: Option<u32>,
+    /// Window lengths a firing series may go without a window record before
+    /// its alert resolves; 0 never. Default 3.
+    #[serde(default, deserialize_with = "absent_for")]
+    absent_for: Option<u32>,
+    /// Labels added to the alert; not `alertname` or `metric`, which the
+    /// plugin sets. Default: none.
+    labels: Option<BTreeMap<String, String>>,
+    /// Annotation templates (`{{value}}`, `{{labels.op}}`, …), by name.
+    /// Default: none.
+    annotations: Option<BTreeMap<String, Template>>,
+    /// Free text for people reading the config, checked only to be a string.
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+/// A stat name, normalised to the window record's field name.
+struct Stat(String);
+
+impl<'de> Deserialize<'de> for Stat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let NonEmptyString(text) = NonEmptyString::deserialize(deserializer)?;
+        normalise_stat(&text).map(Stat).ok_or_else(|| {
+            de::Error::custom(format_args!(
+                "unknown stat {text:?} (use count, min, max, mean or a quantile such as p95 or p99_9)"
+            ))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let NonEmptyString(text) = NonEmptyString::deserialize(deserializer)?;
+        Op::parse(&text)
+            .ok_or_else(|| de::Error::custom(format_args!("unknown operator {text:?} (use >, >=, <, <=, == or !=)")))
+    }
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Template::compile(&String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+/// A count of windows: a whole number that fits in `u32`, at least `min`.
+fn windows<'de, D: Deserializer<'de>>(deserializer: D, min: u32, expected: &str) -> Result<Option<u32>, D::Error> {
+    config::value_with(deserializer, |value| {
+        match value.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|&n| n >= min) {
+            Some(n) => Ok(Some(n)),
+            None => Err(format!("expected {expected}, got {value}")),
+        }
+    })
+}
+
+fn for_windows<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    windows(deserializer, 1, "a positive integer (consecutive windows)")
+}
+
+fn absent_for<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    windows(deserializer, 0, "a whole number of windows (0: a silent series never resolves)")
+}
 
 /// A comparison between the observed value and the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,14 +229,16 @@ pub struct ThresholdConfig {
 impl ThresholdConfig {
     /// Parse and validate the `config:` block, given as JSON text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let map = config::object(text)?;
-        reject_unknown_keys(&map, &KEYS)?;
-        let rules = match map.get("rules") {
+        let block: ThresholdBlock = config::parse(text)?;
+        let rules = match block.rules {
             None => return Err(ConfigError::at("rules", "missing (a list of rules)")),
-            Some(Value::Array(items)) if !items.is_empty() => {
+            Some(List(items)) if items.is_empty() => {
+                return Err(ConfigError::at("rules", "expected a non-empty list of rules, got []"));
+            }
+            Some(List(items)) => {
                 let mut rules: Vec<Rule> = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let rule = parse_rule(item).map_err(|e| e.within(&format!("rules[{i}]")))?;
+                for (i, item) in items.into_iter().enumerate() {
+                    let rule = check_rule(item).map_err(|e| e.within(&format!("rules[{i}]")))?;
                     if rules.iter().any(|r| r.name == rule.name) {
                         return Err(ConfigError::at(
                             format!("rules[{i}].name"),
@@ -146,100 +249,40 @@ impl ThresholdConfig {
                 }
                 rules
             }
-            Some(v) => {
-                return Err(ConfigError::at("rules", format!("expected a non-empty list of rules, got {v}")));
-            }
         };
-        let tag = match map.get("tag") {
-            None => "alerts".to_string(),
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(v) => {
-                return Err(ConfigError::at("tag", format!("expected a non-empty string, got {v}")));
-            }
-        };
-        let generator_url = match map.get("generator_url") {
-            None => None,
-            Some(Value::String(s)) => Some(Template::compile(s).map_err(|m| ConfigError::at("generator_url", m))?),
-            Some(v) => {
-                return Err(ConfigError::at("generator_url", format!("expected a string, got {v}")));
-            }
-        };
-        string_or_absent(&map, "description")?;
-        Ok(Self { rules, tag, generator_url })
+        let tag = block.tag.map_or_else(|| "alerts".to_string(), |NonEmptyString(tag)| tag);
+        Ok(Self { rules, tag, generator_url: block.generator_url })
     }
 }
 
-/// Read one rule; error paths are relative to the rule (`op`, not
+/// Check one rule; error paths are relative to the rule (`op`, not
 /// `rules[0].op`), for the caller to put [`within`](ConfigError::within) it.
-fn parse_rule(value: &Value) -> Result<Rule, ConfigError> {
-    let Value::Object(map) = value else {
-        return Err(ConfigError::whole(format!("expected a rule object, got {value}")));
-    };
-    reject_unknown_keys(map, &RULE_KEYS)?;
-    let name = required_string(map, "name")?;
-    let metric = required_string(map, "metric")?;
-    let matchers = string_map(map, "match")?;
-
-    let stat_text = required_string(map, "stat")?;
-    let stat = normalise_stat(&stat_text).ok_or_else(|| {
-        ConfigError::at(
-            "stat",
-            format!("unknown stat {stat_text:?} (use count, min, max, mean or a quantile such as p95 or p99_9)"),
-        )
-    })?;
-    let op_text = required_string(map, "op")?;
-    let op = Op::parse(&op_text)
-        .ok_or_else(|| ConfigError::at("op", format!("unknown operator {op_text:?} (use >, >=, <, <=, == or !=)")))?;
-    let value = match map.get("value") {
-        Some(v) => v
-            .as_f64()
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| ConfigError::at("value", format!("expected a number, got {v}")))?,
-        None => return Err(ConfigError::at("value", "missing (the threshold)")),
-    };
-    let for_windows = match map.get("for") {
-        None => 1,
-        Some(v) => match windows(v) {
-            Some(n) if n >= 1 => n,
-            _ => {
-                return Err(ConfigError::at(
-                    "for",
-                    format!("expected a positive integer (consecutive windows), got {v}"),
-                ));
-            }
-        },
-    };
-    let absent_for = match map.get("absent_for") {
-        None => DEFAULT_ABSENT_FOR,
-        Some(v) => windows(v).ok_or_else(|| {
-            ConfigError::at(
-                "absent_for",
-                format!("expected a whole number of windows (0: a silent series never resolves), got {v}"),
-            )
-        })?,
-    };
-    let labels = string_map(map, "labels")?;
+fn check_rule(block: RuleBlock) -> Result<Rule, ConfigError> {
+    let missing = |key: &str| ConfigError::at(key, "missing");
+    let NonEmptyString(name) = block.name.ok_or_else(|| missing("name"))?;
+    let NonEmptyString(metric) = block.metric.ok_or_else(|| missing("metric"))?;
+    let Stat(stat) = block.stat.ok_or_else(|| missing("stat"))?;
+    let op = block.op.ok_or_else(|| missing("op"))?;
+    let Number(value) = block.value.ok_or_else(|| ConfigError::at("value", "missing (the threshold)"))?;
+    let labels = block.labels.unwrap_or_default();
     if let Some(reserved) = RESERVED_LABELS.iter().find(|l| labels.contains_key(**l)) {
         return Err(ConfigError::at(
             format!("labels.{reserved}"),
             "is set by the plugin (alertname is the rule name, metric the window's metric)",
         ));
     }
-    let annotations = string_map(map, "annotations")?
-        .into_iter()
-        .map(|(key, text)| {
-            Template::compile(&text)
-                .map(|t| (key.clone(), t))
-                .map_err(|m| ConfigError::at(format!("annotations.{key}"), m))
-        })
-        .collect::<Result<_, _>>()?;
-    string_or_absent(map, "description")?;
-    Ok(Rule { name, metric, matchers, stat, op, value, for_windows, absent_for, labels, annotations })
-}
-
-/// A count of windows: a whole number that fits in `u32`.
-fn windows(value: &Value) -> Option<u32> {
-    value.as_u64().and_then(|n| u32::try_from(n).ok())
+    Ok(Rule {
+        name,
+        metric,
+        matchers: block.matchers.unwrap_or_default(),
+        stat,
+        op,
+        value,
+        for_windows: block.for_windows.unwrap_or(1),
+        absent_for: block.absent_for.unwrap_or(DEFAULT_ABSENT_FOR),
+        labels,
+        annotations: block.annotations.unwrap_or_default(),
+    })
 }
 
 /// `count`, `min`, `max`, `mean`, or a quantile name; `p99.9` becomes `p99_9`,
@@ -255,35 +298,6 @@ fn normalise_stat(text: &str) -> Option<String> {
         return None;
     }
     Some(if fraction.is_empty() { format!("p{whole}") } else { format!("p{whole}_{fraction}") })
-}
-
-fn required_string(map: &Map<String, Value>, key: &str) -> Result<String, ConfigError> {
-    match map.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(v) => Err(ConfigError::at(key, format!("expected a non-empty string, got {v}"))),
-        None => Err(ConfigError::at(key, "missing")),
-    }
-}
-
-fn string_or_absent(map: &Map<String, Value>, key: &str) -> Result<(), ConfigError> {
-    match map.get(key) {
-        None | Some(Value::String(_)) => Ok(()),
-        Some(v) => Err(ConfigError::at(key, format!("expected a string, got {v}"))),
-    }
-}
-
-fn string_map(map: &Map<String, Value>, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    match map.get(key) {
-        None => Ok(BTreeMap::new()),
-        Some(Value::Object(entries)) => entries
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(ConfigError::at(format!("{key}.{k}"), format!("expected a string, got {other}"))),
-            })
-            .collect(),
-        Some(v) => Err(ConfigError::at(key, format!("expected an object of strings, got {v}"))),
-    }
 }
 
 #[cfg(test)]

@@ -17,15 +17,12 @@
 //! `restore` takes it back, and panics when the state is exactly `trap` (for
 //! the host's reload tests).
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
-use std::sync::Mutex;
 
 use serde::Deserialize;
-
-wit_bindgen::generate!({ path: "../../../wit", world: "filter" });
-
-use exports::weir::filter::plugin::Guest;
-use weir::filter::types::{BatchResult, ConfigError, Emitted, Event, Timestamp};
+use weir_plugin_sdk::{BatchResult, ConfigError, Emitted, Event, Filter, config};
 
 /// The marker that sets a poisoned event off.
 const POISON: &[u8] = b"poison";
@@ -57,35 +54,19 @@ fn default_factor() -> u32 {
     DEFAULT_FACTOR
 }
 
-struct State {
-    config: Option<MisbehaveFilterConfig>,
+/// The filter: its config and how many events it has processed.
+struct MisbehaveFilter {
+    config: MisbehaveFilterConfig,
     processed: u64,
 }
 
-/// A component instance is single-threaded; the mutex only satisfies `static`.
-static STATE: Mutex<State> = Mutex::new(State { config: None, processed: 0 });
-
-fn state() -> std::sync::MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The filter. Only the wasm build exports it (see `export!` below).
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct MisbehaveFilter;
-
-impl Guest for MisbehaveFilter {
-    fn configure(config: String) -> Result<(), ConfigError> {
-        let parsed: MisbehaveFilterConfig = serde_json::from_str(&config)
-            .map_err(|e| ConfigError { field: None, message: format!("invalid config: {e}") })?;
-        state().config = Some(parsed);
-        Ok(())
+impl Filter for MisbehaveFilter {
+    fn configure(config: &str) -> Result<Self, ConfigError> {
+        Ok(Self { config: config::parse(config)?, processed: 0 })
     }
 
-    fn process(events: Vec<Event>) -> Result<BatchResult, String> {
-        let (mode, factor) = match &state().config {
-            Some(c) => (c.mode, c.factor),
-            None => return Err("process called before configure".into()),
-        };
+    fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
+        let MisbehaveFilterConfig { mode, factor } = self.config;
         let count = events.len() as u64;
         let mut emitted = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
@@ -106,32 +87,29 @@ impl Guest for MisbehaveFilter {
                 Mode::Probe => emitted.push(Emitted { parent, event: Event { body: probe(), ..event } }),
             }
         }
-        state().processed += count;
+        self.processed += count;
         Ok(BatchResult { emitted, rejected: Vec::new() })
     }
 
-    fn tick(_now: Timestamp) -> Vec<Event> {
-        Vec::new()
+    fn snapshot(&self) -> Vec<u8> {
+        self.processed.to_string().into_bytes()
     }
 
-    fn snapshot() -> Vec<u8> {
-        state().processed.to_string().into_bytes()
-    }
-
-    fn restore(state_bytes: Vec<u8>) -> Result<(), String> {
-        if state_bytes == b"trap" {
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        if state == b"trap" {
             panic!("restore asked to trap");
         }
-        if state_bytes.is_empty() {
+        if state.is_empty() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&state_bytes);
-        let processed =
+        let text = String::from_utf8_lossy(state);
+        self.processed =
             text.parse().map_err(|_| format!("state {text:?} is not a decimal count of processed events"))?;
-        state().processed = processed;
         Ok(())
     }
 }
+
+weir_plugin_sdk::export_filter!(MisbehaveFilter);
 
 /// What the sandbox shows: an environment variable, a folder, the clock.
 fn probe() -> Vec<u8> {
@@ -171,9 +149,3 @@ fn eat_memory() -> ! {
         black_box(&mut hoard);
     }
 }
-
-// A native build (`cargo test --workspace`) skips the export: its symbols are
-// named like `weir:filter/plugin@0.1.0#process`, which a native cdylib's
-// linker version script cannot express.
-#[cfg(target_arch = "wasm32")]
-export!(MisbehaveFilter);
