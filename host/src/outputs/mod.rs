@@ -73,10 +73,8 @@ impl OutputConfig {
             OutputConfig::Stdout(c) => Box::new(stdout::StdoutOutput::new(c.clone())),
             OutputConfig::File(c) => Box::new(file::FileOutput::open(name, c.clone()).await?),
             OutputConfig::Blackhole(_) => Box::new(blackhole::BlackholeOutput),
-            OutputConfig::Elasticsearch(c) => Box::new(c.build(name).map_err(|e| OutputError::new(name, e))?),
-            OutputConfig::Alertmanager(c) => {
-                Box::new(alertmanager::build(name, c).map_err(|e| OutputError::new(name, e))?)
-            }
+            OutputConfig::Elasticsearch(c) => Box::new(c.build(name)?),
+            OutputConfig::Alertmanager(c) => Box::new(alertmanager::build(name, c)?),
             OutputConfig::Kafka(c) => Box::new(kafka::KafkaOutput::new(name, c.clone())?),
         })
     }

@@ -154,7 +154,11 @@ impl AlertmanagerOutputConfig {
 }
 
 /// Build the output and spawn its resend task (needs a tokio runtime).
-pub fn build(name: &str, config: &AlertmanagerOutputConfig) -> Result<AlertmanagerOutput, AlertmanagerError> {
+pub fn build(name: &str, config: &AlertmanagerOutputConfig) -> Result<AlertmanagerOutput, OutputError> {
+    build_named(name, config).map_err(|e| OutputError::new(name, e))
+}
+
+fn build_named(name: &str, config: &AlertmanagerOutputConfig) -> Result<AlertmanagerOutput, AlertmanagerError> {
     let client = AlertmanagerClient::new(config)?;
     let endpoints = config
         .urls

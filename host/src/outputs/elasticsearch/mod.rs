@@ -178,7 +178,11 @@ impl ElasticsearchOutputConfig {
     /// Build the output: check the settings, read the CA and template
     /// files. Nothing is sent until the first write, so Weir starts while
     /// Elasticsearch is down and catches up when it is back.
-    pub fn build(&self, name: &str) -> Result<ElasticsearchOutput, ElasticsearchError> {
+    pub fn build(&self, name: &str) -> Result<ElasticsearchOutput, OutputError> {
+        self.build_named(name).map_err(|e| OutputError::new(name, e))
+    }
+
+    fn build_named(&self, name: &str) -> Result<ElasticsearchOutput, ElasticsearchError> {
         if self.mode == EsMode::DataStream && self.action != BulkAction::Create {
             return Err(ElasticsearchError::Setting {
                 key: "action",
