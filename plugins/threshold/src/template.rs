@@ -1,9 +1,14 @@
 //! A tiny template engine for alert annotations and the generator URL:
-//! literal text with `{{variable}}` holes, where a variable is a name or a
-//! dotted path (`labels.op`). Unknown variables are refused when the
-//! template is compiled (at `configure`), so a typo never reaches on-call as
-//! an empty summary. It owns the syntax and the variable names; the values
-//! come from the caller's [`Context`].
+//! literal text with holes, where a variable is a name or a dotted path
+//! (`labels.op`). A hole is written `{{variable}}`, as in Prometheus
+//! alerting rules, or `{variable}`, as in the host's templates (the
+//! `alertmanager` output's `generator_url` is `…?os={labels.os}`), so the
+//! two `generator_url` settings of one pipeline read alike. In the
+//! double-brace form an unknown variable is refused when the template is
+//! compiled (at `configure`), so a typo never reaches on-call as an empty
+//! summary; a single brace around anything that is not a variable is plain
+//! text, so annotations may still contain braces. It owns the syntax and
+//! the variable names; the values come from the caller's [`Context`].
 
 use std::collections::BTreeMap;
 
@@ -72,22 +77,38 @@ impl Template {
     /// Compile `text`; the error says what is wrong and at which byte.
     pub fn compile(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
+        let mut literal = String::new();
         let mut rest = text;
         let mut offset = 0;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                parts.push(Part::Text(rest[..open].to_string()));
+        while let Some(open) = rest.find('{') {
+            literal.push_str(&rest[..open]);
+            let after = &rest[open..];
+            let (var, consumed) = if let Some(inner) = after.strip_prefix("{{") {
+                let close = inner.find("}}").ok_or_else(|| format!("unclosed {{{{ at byte {}", offset + open))?;
+                let var = variable(inner[..close].trim()).map_err(|why| format!("{why} at byte {}", offset + open))?;
+                (Some(var), 2 + close + 2)
+            } else {
+                // `{name}`: a variable only when `name` is one; else plain text.
+                match after[1..].find('}').and_then(|close| Some((variable(&after[1..1 + close]).ok()?, close))) {
+                    Some((var, close)) => (Some(var), 1 + close + 1),
+                    None => (None, 1),
+                }
+            };
+            match var {
+                Some(var) => {
+                    if !literal.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Var(var));
+                }
+                None => literal.push('{'),
             }
-            let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| format!("unclosed {{{{ at byte {}", offset + open))?;
-            let name = after[..close].trim();
-            parts.push(Part::Var(variable(name).map_err(|why| format!("{why} at byte {}", offset + open))?));
-            let consumed = open + 2 + close + 2;
-            rest = &rest[consumed..];
-            offset += consumed;
+            rest = &after[consumed..];
+            offset += open + consumed;
         }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
         }
         Ok(Self { parts })
     }
@@ -179,6 +200,17 @@ mod tests {
         assert_eq!(Template::compile("[{{labels.os}}]").unwrap().render(&context(&labels)), "[]");
         assert_eq!(Template::compile("no holes } { }}").unwrap().render(&context(&labels)), "no holes } { }}");
         assert_eq!(Template::compile("").unwrap().render(&context(&labels)), "");
+    }
+
+    #[test]
+    fn single_braces_hold_variables_as_in_host_templates_and_are_text_otherwise() {
+        let labels = [("os".to_string(), "ios 17".to_string())].into();
+        let url = Template::compile("https://g/d?os={labels.os}&from={window_start}").unwrap();
+        assert_eq!(url.render(&context(&labels)), "https://g/d?os=ios 17&from=2026-11-22T10:15:00Z");
+        let same = Template::compile("https://g/d?os={{labels.os}}&from={{window_start}}").unwrap();
+        assert_eq!(same, url, "both spellings compile to the same template");
+        let text = Template::compile(r#"{"json": {value}} {valu} { metric }"#).unwrap();
+        assert_eq!(text.render(&context(&labels)), r#"{"json": 912.5} {valu} { metric }"#);
     }
 
     #[test]
