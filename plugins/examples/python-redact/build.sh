@@ -7,5 +7,4 @@ root="$here/../../.."
 out="$(realpath -m "${1:-$root/target/plugins/python-redact.wasm}")"
 componentize_py="$("$root/tools/toolchains.sh" path componentize-py)"
 mkdir -p "$(dirname "$out")"
-# Bytecode caches would land in the source folder; the build needs none.
-cd "$here" && PYTHONDONTWRITEBYTECODE=1 "$componentize_py" -d "$root/wit" -w filter componentize app -p . -o "$out"
+cd "$here" && "$componentize_py" -d "$root/wit" -w filter componentize app -p . -o "$out"
