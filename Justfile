@@ -6,8 +6,8 @@ plugin_dir := target_dir / "plugins"
 weir := target_dir / "release" / "weir"
 
 export WEIR_PLUGIN_DIR := plugin_dir
-# `-p NAME` of every bundled plugin crate (plugins/*), for native test and lint runs.
-plugin_packages := `for m in plugins/*/Cargo.toml; do printf -- '-p %s ' "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$m" | head -1)"; done`
+# `-p NAME` of every bundled plugin crate (plugins/*, plugins/examples/*), for native test and lint runs.
+plugin_packages := `for m in plugins/*/Cargo.toml plugins/examples/*/Cargo.toml; do printf -- '-p %s ' "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$m" | head -1)"; done`
 
 # Show the recipes.
 default:
@@ -17,8 +17,8 @@ default:
 setup:
     @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-# Build every plugin (plugins/* and tests/plugins/*) to target/plugins/NAME.wasm.
-plugins: setup
+# Build every plugin (plugins/* and tests/plugins/*) to target/plugins/NAME.wasm, then the examples.
+plugins: setup && examples
     #!/usr/bin/env bash
     set -euo pipefail
     packages=()
@@ -37,6 +37,38 @@ plugins: setup
     done
     ls -la "{{plugin_dir}}"
 
+# Installs their pinned toolchains on first use (tools/toolchains.sh, outside the clone);
+# skips one whose sources, wit/ and tools/ are all older than its .wasm.
+# Build the examples in every plugin language (plugins/examples/*) and tests/plugins/*/build.sh to target/plugins/NAME.wasm.
+examples:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for build in plugins/examples/*/build.sh tests/plugins/*/build.sh; do
+        dir="$(dirname "$build")"
+        out="{{plugin_dir}}/$(basename "$dir").wasm"
+        if [ -f "$out" ] && [ -z "$(find "$dir" wit tools -newer "$out" -not -path '*/node_modules/*' -print -quit)" ]; then
+            continue
+        fi
+        echo "building $out"
+        bash "$build" "$out"
+    done
+
+# The examples' own tests natively, then each example and the non-Rust test plugin on the real weir (plugins/examples/check.sh).
+test-examples: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    data=plugins/examples/testdata
+    (cd plugins/examples/python-redact && python3 -m unittest -q)
+    (cd plugins/examples/js-redact && node --test)
+    (cd plugins/examples/go-redact && go test ./redact/)
+    mkdir -p "{{target_dir}}/examples"
+    cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "{{target_dir}}/examples/c-redact-test" \
+        plugins/examples/c-redact/redact.c plugins/examples/c-redact/test.c
+    "{{target_dir}}/examples/c-redact-test" < "$data/input.ndjson" | cmp - "$data/expected-default.ndjson"
+    "{{target_dir}}/examples/c-redact-test" "$(cat "$data/custom.json")" < "$data/input.ndjson" | cmp - "$data/expected-custom.ndjson"
+    echo "c-redact: native output matches"
+    WEIR="{{weir}}" bash plugins/examples/check.sh
+
 # Build the host and the plugins.
 build: plugins
     cargo build --release -p weir
@@ -53,6 +85,7 @@ run config: build
 test: build
     cargo test --release -p weir
     just test-plugins
+    just test-examples
 
 # The plugins' own unit tests, natively. Run per package set: testing the
 # whole workspace at once would unify features across host and plugins and
@@ -80,6 +113,7 @@ test-full: build
     just servers
     cargo test --release -p weir --features real-servers
     just test-plugins
+    just test-examples
 
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build
