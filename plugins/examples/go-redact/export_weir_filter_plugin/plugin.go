@@ -6,6 +6,7 @@
 package export_weir_filter_plugin
 
 import (
+	"wit_component/gcsafe"
 	"wit_component/redact"
 	"wit_component/weir_filter_host"
 	"wit_component/weir_filter_types"
@@ -52,6 +53,8 @@ func Process(events []weir_filter_types.Event) witTypes.Result[weir_filter_types
 	// Once per call, never per record.
 	weir_filter_host.CounterAdd("emails", emails)
 	weir_filter_host.CounterAdd("cards", cards)
+	// Collect here, where imports are allowed, never in cabi_realloc.
+	gcsafe.Collect()
 	return witTypes.Ok[weir_filter_types.BatchResult, string](result)
 }
 

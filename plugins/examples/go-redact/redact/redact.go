@@ -49,9 +49,12 @@ type Config struct {
 	Field string
 	Mask  string
 	// Email is nil when `emails` is false.
-	Email      *regexp.Regexp
-	Cards      bool
-	TotalField string // "" when not set
+	Email *regexp.Regexp
+	// EmailNeedsAt: the pattern matches nothing without an `@` (the default
+	// does), so text without one skips the regex.
+	EmailNeedsAt bool
+	Cards        bool
+	TotalField   string // "" when not set
 }
 
 var knownKeys = map[string]bool{
@@ -136,7 +139,9 @@ func ParseConfig(text string) (*Config, *ConfigError) {
 			return nil, keyError("total_field", "must differ from field")
 		}
 	}
-	return &Config{Field: field, Mask: mask, Email: email, Cards: cards, TotalField: totalField}, nil
+	return &Config{
+		Field: field, Mask: mask, Email: email, EmailNeedsAt: pattern == DefaultEmailPattern, Cards: cards, TotalField: totalField,
+	}, nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -215,7 +220,7 @@ func maskCards(text, mask string) (string, uint64) {
 // RedactText returns text with e-mails, then cards, masked, and how many of each.
 func RedactText(text string, c *Config) (string, uint64, uint64) {
 	var emails, cards uint64
-	if c.Email != nil {
+	if c.Email != nil && (!c.EmailNeedsAt || strings.IndexByte(text, '@') >= 0) {
 		var out strings.Builder
 		last := 0
 		for _, m := range c.Email.FindAllStringIndex(text, -1) {
