@@ -333,6 +333,7 @@ bool redact_parse_config(const uint8_t *json, size_t len, redact_config *config,
         goto out;
     }
     if (!config->emails) regfree(&config->email);
+    config->email_needs_at = strcmp(pattern, DEFAULT_EMAIL_PATTERN) == 0;
     size_t start = scan.start[5];
     if (start != BAD && !(scan.end[5] - start == 4 && memcmp(json + start, "null", 4) == 0)) {
         const char *problem = NULL;
@@ -506,7 +507,7 @@ redact_outcome redact_body(redactor *r, const uint8_t *body, size_t len, redact_
     }
     size_t text_len = text.len;
     push_byte(&text, 0);
-    if (config->emails) {
+    if (config->emails && (!config->email_needs_at || memchr(text.ptr, '@', text_len))) {
         *emails = mask_emails(text.ptr, text_len, config, &masked);
         redact_buf swap = text;
         text = masked;

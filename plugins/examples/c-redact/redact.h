@@ -30,6 +30,9 @@ typedef struct {
     size_t mask_len;
     bool emails;
     regex_t email;  // compiled only when `emails` is true
+    // The pattern matches nothing without an `@` (the default does), so
+    // text without one skips the regex.
+    bool email_needs_at;
     bool cards;
     char *total_field;  // NULL when not set
 } redact_config;

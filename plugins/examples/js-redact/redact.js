@@ -81,7 +81,8 @@ export function parseConfig(text) {
     }
     if (totalField === field) throw new ConfigError('total_field', 'must differ from field');
   }
-  return { field, mask, email: emails ? email : null, cards, totalField };
+  // The default pattern matches nothing without an `@`: text without one skips the regex.
+  return { field, mask, email: emails ? email : null, emailNeedsAt: pattern === DEFAULT_EMAIL_PATTERN, cards, totalField };
 }
 
 /** Whether a string of ASCII digits passes the Luhn check. */
@@ -130,7 +131,7 @@ export function maskCards(text, mask) {
 /** [text, e-mails masked, cards masked]. */
 export function redactText(text, config) {
   let emails = 0;
-  if (config.email !== null) {
+  if (config.email !== null && (!config.emailNeedsAt || text.includes('@'))) {
     let out = '';
     let last = 0;
     for (const m of text.matchAll(config.email)) {

@@ -44,11 +44,14 @@ class NotAnObject(Exception):
 class Config:
     """The validated `config:` block."""
 
-    def __init__(self, field, mask, email, cards, total_field):
+    def __init__(self, field, mask, email, email_needs_at, cards, total_field):
         self.field = field
         self.mask = mask
         # The compiled e-mail pattern, or None when `emails` is false.
         self.email = email
+        # Whether the pattern matches nothing without an `@` (the default
+        # does): then text without one skips the regex.
+        self.email_needs_at = email_needs_at
         self.cards = cards
         self.total_field = total_field
 
@@ -101,7 +104,7 @@ def parse_config(text):
             raise ConfigError("total_field", "must not contain quotes, backslashes or control characters")
         if total_field == field:
             raise ConfigError("total_field", "must differ from field")
-    return Config(field, mask, email if emails else None, cards, total_field)
+    return Config(field, mask, email if emails else None, pattern == DEFAULT_EMAIL_PATTERN, cards, total_field)
 
 
 def luhn(digits):
@@ -149,7 +152,7 @@ def mask_cards(text, mask):
 def redact_text(text, config):
     """(text, e-mails masked, cards masked)."""
     emails = 0
-    if config.email is not None:
+    if config.email is not None and (not config.email_needs_at or "@" in text):
         out = []
         last = 0
         for m in config.email.finditer(text):

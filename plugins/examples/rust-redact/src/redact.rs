@@ -40,6 +40,9 @@ pub struct RedactFilterConfig {
     pub mask: String,
     /// `None` when `emails` is false.
     pub email: Option<Regex>,
+    /// The pattern matches nothing without an `@` (the default does), so
+    /// text without one skips the regex.
+    pub email_needs_at: bool,
     pub cards: bool,
     pub total_field: Option<String>,
 }
@@ -85,7 +88,8 @@ pub fn parse_config(text: &str) -> Result<RedactFilterConfig, ConfigError> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(key_error("total_field", "expected a string or null")),
     };
-    Ok(RedactFilterConfig { field, mask, email: emails.then_some(email), cards, total_field })
+    let email_needs_at = pattern == DEFAULT_EMAIL_PATTERN;
+    Ok(RedactFilterConfig { field, mask, email: emails.then_some(email), email_needs_at, cards, total_field })
 }
 
 /// Whether a sequence of ASCII digits passes the Luhn check.
@@ -166,7 +170,7 @@ fn mask_cards(text: &str, mask: &str) -> (String, u64) {
 pub fn redact_text(text: &str, config: &RedactFilterConfig) -> (String, u64, u64) {
     let mut text = text.to_owned();
     let mut emails = 0;
-    if let Some(email) = &config.email {
+    if let Some(email) = config.email.as_ref().filter(|_| !config.email_needs_at || text.contains('@')) {
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for m in email.find_iter(&text).filter(|m| !m.is_empty()) {
