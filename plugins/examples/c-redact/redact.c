@@ -477,6 +477,28 @@ static uint64_t mask_emails(const uint8_t *text, size_t n, const redact_config *
     return count;
 }
 
+// Whether s[0..n) holds 13 digits in one run, where a card could be.
+static bool has_card_run(const uint8_t *s, size_t n) {
+    size_t digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_digit(s[i])) {
+            if (++digits >= CARD_MIN_DIGITS) return true;
+        } else if (!((s[i] == ' ' || s[i] == '-') && i > 0 && is_digit(s[i - 1]) && i + 1 < n && is_digit(s[i + 1]))) {
+            digits = 0;
+        }
+    }
+    return false;
+}
+
+// False when nothing in the body can be masked, judged on its raw bytes:
+// most records have no `@`, no long digit run and no escape (through which
+// either could hide).
+static bool might_mask(const redact_config *config, const uint8_t *body, size_t len) {
+    if (memchr(body, '\\', len)) return true;
+    if (config->emails && (!config->email_needs_at || memchr(body, '@', len))) return true;
+    return config->cards && has_card_run(body, len);
+}
+
 typedef struct {
     const redact_config *config;
     size_t start, end;
@@ -496,6 +518,7 @@ redact_outcome redact_body(redactor *r, const uint8_t *body, size_t len, redact_
                            uint64_t *cards) {
     const redact_config *config = &r->config;
     *emails = *cards = 0;
+    if (!might_mask(config, body, len)) return REDACT_UNCHANGED;
     find_field find = {.config = config};
     if (each_member(body, len, visit_field, &find) < 0) return REDACT_NOT_AN_OBJECT;
     if (!find.found || body[find.start] != '"') return REDACT_UNCHANGED;

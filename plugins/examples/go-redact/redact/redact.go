@@ -443,6 +443,36 @@ func findMember(body []byte, name string) (start, end int, found bool, err error
 	}
 }
 
+// hasCardRun reports whether s holds 13 digits in one run, where a card could be.
+func hasCardRun(s []byte) bool {
+	digits := 0
+	for i, c := range s {
+		switch {
+		case isDigit(c):
+			if digits++; digits >= cardMinDigits {
+				return true
+			}
+		case (c == ' ' || c == '-') && i > 0 && isDigit(s[i-1]) && i+1 < len(s) && isDigit(s[i+1]):
+		default:
+			digits = 0
+		}
+	}
+	return false
+}
+
+// mightMask is false when nothing in body can be masked, judged on its raw
+// bytes: most records have no `@`, no long digit run and no escape (through
+// which either could hide).
+func (c *Config) mightMask(body []byte) bool {
+	if bytes.IndexByte(body, '\\') >= 0 {
+		return true
+	}
+	if c.Email != nil && (!c.EmailNeedsAt || bytes.IndexByte(body, '@') >= 0) {
+		return true
+	}
+	return c.Cards && hasCardRun(body)
+}
+
 // Redactor is one filter instance: its config and the running total of masks.
 type Redactor struct {
 	Config *Config
@@ -452,6 +482,9 @@ type Redactor struct {
 // Redact returns the new body (nil when unchanged) and how many e-mails and
 // cards it masked, or ErrNotAnObject.
 func (r *Redactor) Redact(body []byte) ([]byte, uint64, uint64, error) {
+	if !r.Config.mightMask(body) {
+		return nil, 0, 0, nil
+	}
 	start, end, found, err := findMember(body, r.Config.Field)
 	if err != nil {
 		return nil, 0, 0, err

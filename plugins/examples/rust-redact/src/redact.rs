@@ -354,6 +354,26 @@ fn find_member(body: &[u8], name: &str) -> Result<Option<(usize, usize)>, NotAnO
     }
 }
 
+/// Whether `s` holds 13 digits in one run, where a card could be.
+fn has_card_run(s: &[u8]) -> bool {
+    let mut digits = 0;
+    for (i, &c) in s.iter().enumerate() {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits >= *CARD_DIGITS.start() {
+                return true;
+            }
+        } else if !(matches!(c, b' ' | b'-')
+            && i > 0
+            && s[i - 1].is_ascii_digit()
+            && s.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            digits = 0;
+        }
+    }
+    false
+}
+
 /// A redacted body and how many e-mails and cards it masked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redacted {
@@ -374,8 +394,21 @@ impl Redactor {
         Redactor { config, total: 0 }
     }
 
+    /// False when nothing in `body` can be masked, judged on its raw bytes:
+    /// most records have no `@`, no long digit run and no escape (through
+    /// which either could hide).
+    fn might_mask(&self, body: &[u8]) -> bool {
+        let config = &self.config;
+        body.contains(&b'\\')
+            || (config.email.is_some() && (!config.email_needs_at || body.contains(&b'@')))
+            || (config.cards && has_card_run(body))
+    }
+
     /// The redacted body, or `None` when nothing was masked.
     pub fn redact(&mut self, body: &[u8]) -> Result<Option<Redacted>, NotAnObject> {
+        if !self.might_mask(body) {
+            return Ok(None);
+        }
         let Some((start, end)) = find_member(body, &self.config.field)? else {
             return Ok(None);
         };
