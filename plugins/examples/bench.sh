@@ -3,9 +3,9 @@
 #   - statements/s on one core in-process: `weir bench`, batches of 1,000,
 #     over bench_input.py's 20,000 statements (10% with an e-mail, 5% a card);
 #   - instantiate time: how much longer `weir run` takes to become ready with
-#     21 instances of the filter chained than with 1, per extra instance,
+#     41 instances of the filter chained than with 1, per extra instance,
 #     compiled components taken from a warm cache (so: load from the cache,
-#     instantiate, configure);
+#     instantiate, configure); the median of 3 tries;
 #   - memory per instance: the same two pipelines' anonymous resident memory
 #     (RssAnon: linear memories and stores, not the mapped compiled code)
 #     after the input has passed through, per extra instance;
@@ -19,7 +19,7 @@ plugins="${WEIR_PLUGIN_DIR:-$root/target/plugins}"
 work="$(mktemp -d)"
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-extra=20
+extra=40
 
 examples=("$@")
 if [ ${#examples[@]} -eq 0 ]; then
@@ -64,14 +64,15 @@ for example in "${examples[@]}"; do
     rate="$("$weir" --log-level warn bench --plugin "$wasm" --input "$work/input.ndjson" --batch 1000 \
         --duration "${DURATION:-5s}" | sed -n 's/.*: \([0-9]*\) records in\/s.*/\1/p')"
     pipeline "$example" 1 > /dev/null # warms the compile cache
-    read -r t1 m1 < <(pipeline "$example" 1)
-    read -r tn mn < <(pipeline "$example" $((extra + 1)))
-    python3 - "$example" "$rate" "$t1" "$tn" "$m1" "$mn" "$extra" "$(stat -c %s "$wasm")" <<'PY'
-import sys
-name, rate, t1, tn, m1, mn, extra, size = sys.argv[1:]
+    runs=()
+    for _ in 1 2 3; do runs+=("$(pipeline "$example" 1)" "$(pipeline "$example" $((extra + 1)))"); done
+    python3 - "$example" "$rate" "$extra" "$(stat -c %s "$wasm")" "${runs[@]}" <<'PY'
+import statistics, sys
+name, rate, extra, size, *runs = sys.argv[1:]
 extra = int(extra)
-inst = (float(tn) - float(t1)) / extra
-mem = (int(mn) - int(m1)) / extra / 1024
+pairs = [(runs[i].split(), runs[i + 1].split()) for i in range(0, len(runs), 2)]
+inst = statistics.median((float(n[0]) - float(one[0])) / extra for one, n in pairs)
+mem = statistics.median((int(n[1]) - int(one[1])) / extra / 1024 for one, n in pairs)
 print(f"| {name} | {int(rate) / 1000:,.0f} k | {inst:.1f} ms | {mem:.1f} MiB | {int(size) / 1e6:.2f} MB |")
 PY
 done
