@@ -133,6 +133,10 @@ bench: build
     {{weir}} bench --plugin "{{plugin_dir}}/split.wasm" --input "$data/chunks.ndjson" --batch 20 \
         --config '{"field":"logs","context":["app","app_version",{"from":"device.os","to":"os"}],"time":{"regex":"^(?P<time>\\S+)"}}'
 
+# The example filters' figures in BENCHMARKS.md: statements/s, instantiate time, memory per instance, size.
+bench-examples: build
+    WEIR="{{weir}}" bash plugins/examples/bench.sh
+
 # Lints: formatting and clippy.
 lint:
     cargo fmt --all --check
