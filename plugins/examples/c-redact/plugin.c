@@ -41,6 +41,8 @@ bool exports_weir_filter_plugin_process(exports_weir_filter_plugin_list_event_t 
     }
     size_t n = events->len;
     weir_filter_types_emitted_t *emitted = malloc(n * sizeof *emitted + 1);
+    // Address 0 is writable in WebAssembly: a failed allocation must stop here.
+    if (!emitted) abort();
     weir_filter_types_rejected_t *rejected = NULL;
     size_t emitted_len = 0, rejected_len = 0;
     uint64_t emails = 0, cards = 0;
