@@ -9,10 +9,10 @@ export WEIR_PLUGIN_DIR := plugin_dir
 # Plugin crates follow a naming rule, so no recipe reads Cargo.toml: the
 # crate of plugins/NAME is weir-plugin-NAME, that of tests/plugins/NAME is
 # weir-test-plugin-NAME (CONTRIBUTING.md).
-bundled := `ls -d plugins/*/ | xargs -n1 basename | grep -vxE 'sdk|examples' | tr '\n' ' '`
-test_plugins := `ls -d tests/plugins/*/ | xargs -n1 basename | tr '\n' ' '`
-# `-p` flags of the bundled plugins and the SDK, for native test and lint runs.
-plugin_packages := `for n in $(ls -d plugins/*/ | xargs -n1 basename | grep -vx examples); do printf -- '-p weir-plugin-%s ' "$n"; done`
+bundled := `ls plugins/*/Cargo.toml | xargs -n1 dirname | xargs -n1 basename | grep -vx sdk | tr '\n' ' '`
+test_plugins := `ls tests/plugins/*/Cargo.toml | xargs -n1 dirname | xargs -n1 basename | tr '\n' ' '`
+# `-p` flags of the bundled plugins, the SDK and the Rust example, for native test and lint runs.
+plugin_packages := `for n in $(ls plugins/*/Cargo.toml | xargs -n1 dirname | xargs -n1 basename); do printf -- '-p weir-plugin-%s ' "$n"; done` + "-p weir-example-rust-redact"
 
 # Show the recipes.
 default:
@@ -22,8 +22,11 @@ default:
 setup:
     @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-# Build every plugin (plugins/* and tests/plugins/*) to target/plugins/NAME.wasm.
-plugins: setup
+# Build every plugin: the bundled ones, then the examples in other languages.
+plugins: bundled-plugins examples
+
+# Build the Rust plugins (plugins/* and tests/plugins/*) to target/plugins/NAME.wasm.
+bundled-plugins: setup
     #!/usr/bin/env bash
     set -euo pipefail
     packages=()
@@ -37,12 +40,50 @@ plugins: setup
     for name in {{test_plugins}}; do cp "$out/weir_test_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
     ls -la "{{plugin_dir}}"
 
-# Build the host and the plugins.
-build: plugins
+# Toolchains install on first use (tools/toolchains.sh, outside the clone);
+# an example whose sources, wit/ and tools/ are all older than its .wasm is skipped.
+
+# Build the examples in every plugin language (plugins/examples/*) and tests/plugins/*/build.sh to target/plugins/NAME.wasm.
+examples:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for build in plugins/examples/*/build.sh tests/plugins/*/build.sh; do
+        dir="$(dirname "$build")"
+        out="{{plugin_dir}}/$(basename "$dir").wasm"
+        if [ -f "$out" ] && [ -z "$(find "$dir" wit tools -newer "$out" -not -path '*/node_modules/*' -print -quit)" ]; then
+            continue
+        fi
+        echo "building $out"
+        bash "$build" "$out"
+    done
+
+# The examples' own tests natively, then each example and the non-Rust test plugin on the real weir (plugins/examples/check.sh).
+test-examples: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    data=plugins/examples/testdata
+    (cd plugins/examples/python-redact && python3 -m unittest -q)
+    (cd plugins/examples/js-redact && node --test)
+    (cd plugins/examples/go-redact && go test ./redact/)
+    mkdir -p "{{target_dir}}/examples"
+    cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "{{target_dir}}/examples/c-redact-test" \
+        plugins/examples/c-redact/redact.c plugins/examples/c-redact/test.c
+    "{{target_dir}}/examples/c-redact-test" < "$data/input.ndjson" | cmp - "$data/expected-default.ndjson"
+    "{{target_dir}}/examples/c-redact-test" "$(cat "$data/custom.json")" < "$data/input.ndjson" | cmp - "$data/expected-custom.ndjson"
+    echo "c-redact: native output matches"
+    WEIR="{{weir}}" bash plugins/examples/check.sh
+
+# Build the host.
+host:
     cargo build --release -p weir
 
+# Build the host and the plugins.
+build: plugins host
+
+# Only the bundled plugins: a newcomer's first command installs no other language's toolchain.
+
 # Run the quickstart pipeline: sample mobile chunks -> split -> stdout. No servers needed.
-quickstart: build
+quickstart: bundled-plugins host
     {{weir}} run -c configs/quickstart.yaml
 
 # Run a pipeline config.
@@ -63,6 +104,7 @@ test-fast: plugins
 test: build
     cargo test --release -p weir
     just test-plugins
+    just test-examples
 
 # Per package set, not --workspace: that would unify features across host
 # and plugins and rebuild wasmtime a second time.
@@ -92,6 +134,7 @@ test-full: lint build
     # The real-server tests are #[ignore]d in plain `cargo test`.
     cargo test --release -p weir -- --include-ignored
     just test-plugins
+    just test-examples
 
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build
@@ -103,6 +146,10 @@ bench: build
     echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d)"
     {{weir}} bench --plugin "{{plugin_dir}}/split.wasm" --input "$data/chunks.ndjson" --batch 20 \
         --config '{"field":"logs","context":["app","app_version",{"from":"device.os","to":"os"}],"time":{"regex":"^(?P<time>\\S+)"}}'
+
+# The example filters' figures in BENCHMARKS.md: statements/s, instantiate time, memory per instance, size.
+bench-examples: build
+    WEIR="{{weir}}" bash plugins/examples/bench.sh
 
 # Lints: formatting, the layer rule, clippy and rustdoc, all as errors.
 lint:
