@@ -12,6 +12,7 @@
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
+//! - `shutdown`: a bounded drain with an output down keeps filter state
 //! - `real`: against real Kafka, Elasticsearch and Alertmanager (`#[ignore]`d
 //!   unless run with `--include-ignored`, as `just test-full` does)
 
@@ -26,3 +27,4 @@ mod plugin_limits;
 mod quickstart;
 mod real;
 mod reload;
+mod shutdown;

@@ -54,3 +54,20 @@ fn a_looping_filter_is_cut_off_at_its_deadline() {
 fn a_memory_hungry_filter_is_capped() {
     contained("memory_bomb", "{ memory: 32MiB }", "plugin misbehave: memory cap of 33554432 bytes exceeded in process");
 }
+
+#[test]
+fn a_plugin_writing_to_stderr_while_configured_starts_and_runs() {
+    // WASI output from `configure` at start-up once panicked the runtime.
+    let dir = TestDir::new();
+    dir.write("in.ndjson", "{\"n\":1}\n");
+    let out = dir.run_config(
+        "
+inputs: [{ type: file, path: in.ndjson, tag: t }]
+filters:
+  - { type: misbehave, match: t, config: { mode: trap, noisy: true } }
+outputs:
+  - { type: file, path: out.ndjson, match: t }
+",
+    );
+    assert_eq!(read_ndjson(&dir.path("out.ndjson")).len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+}

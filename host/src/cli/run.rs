@@ -14,7 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::config;
 use crate::core::clock::Clock;
 use crate::core::metrics::registry;
-use crate::pipeline::{Pipeline, Reloader};
+use crate::pipeline::{Pipeline, Reloader, Stop};
 use crate::plugin::PluginEngine;
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +40,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
         let admin_address = config.admin;
         let plugin_files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
-        let pipeline = Pipeline::build(config, engine, Clock::system())?;
+        // Off the runtime's threads: a plugin that writes to stderr while it
+        // is configured makes WASI block on the runtime, which panics there.
+        let pipeline = tokio::task::spawn_blocking(move || Pipeline::build(config, engine, Clock::system()))
+            .await
+            .context("building the pipeline")??;
         let trigger = ReloadTrigger {
             config: args.config.clone(),
             reloader: pipeline.reloader(),
@@ -48,7 +52,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
 
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let hurry = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone(), hurry.clone()));
         tokio::spawn(trigger.clone().on_sighup());
         tokio::spawn(trigger.clone().watch_plugins());
         if args.watch {
@@ -71,10 +76,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             });
         }
         tracing::info!(config = %args.config.display(), "pipeline starting");
-        pipeline.run(shutdown.clone(), state.ready.clone()).await?;
+        let stop = Stop { shutdown: shutdown.clone(), hurry };
+        let drained = pipeline.run(stop, state.ready.clone()).await?;
         shutdown.cancel();
-        tracing::info!("pipeline stopped");
-        Ok(ExitCode::SUCCESS)
+        tracing::info!(abandoned = drained.abandoned, "pipeline stopped");
+        // Exit 1 says the drain was incomplete: records were given up.
+        Ok(if drained.abandoned == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }
 
@@ -175,16 +182,21 @@ fn stamp_of(path: &Path) -> Option<(std::time::SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// First SIGINT/SIGTERM: drain and stop. Second: exit at once.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// First SIGINT/SIGTERM: drain and stop, within `shutdown_timeout`.
+/// Second: cut the drain short, still saving filter state. Third: exit at
+/// once.
+async fn stop_on_signal(shutdown: CancellationToken, hurry: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::warn!("cannot listen for signals; stop weir with SIGKILL");
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!("stopping: draining queued records (signal again to exit at once)");
+    tracing::info!("stopping: draining queued records (signal again to stop sooner, saving filter state)");
     shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal: giving up what is still queued, saving filter state (a third exits at once)");
+    hurry.cancel();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
     std::process::exit(130);

@@ -56,6 +56,12 @@ pub struct PipelineSettings {
     pub queue_capacity: usize,
     /// How often time-driven filters are ticked.
     pub tick_interval: Duration,
+    /// The longest a drain after SIGTERM may take: filters finish what is
+    /// queued and their state is saved within the first part of it, then
+    /// outputs get the rest; what is still undelivered then is given up and
+    /// counted, and `weir run` exits 1. Read at start; a reload changes it
+    /// for the next start.
+    pub shutdown_timeout: Duration,
 }
 
 /// One input.

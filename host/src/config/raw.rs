@@ -32,6 +32,7 @@ pub struct RawPipeline {
     pub batch_max_records: Option<usize>,
     pub queue_capacity: Option<usize>,
     pub tick_interval: Option<String>,
+    pub shutdown_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

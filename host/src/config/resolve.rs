@@ -24,6 +24,9 @@ const DEFAULT_BATCH_MAX_RECORDS: usize = 1000;
 const DEFAULT_QUEUE_CAPACITY: usize = 8;
 /// Time-driven filters (windows, alerts) need second resolution at most.
 const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// Under Kubernetes' default grace period (30 s) before SIGKILL, with room
+/// for the process to exit after giving up.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 const DEFAULT_DEAD_LETTER_TAG: &str = "weir.dead_letter";
 const DEFAULT_OUTPUT_MAX_RECORDS: usize = 1000;
 const DEFAULT_OUTPUT_MAX_WAIT: Duration = Duration::from_millis(200);
@@ -127,6 +130,11 @@ impl Resolver {
                 "pipeline.tick_interval",
                 raw.pipeline.tick_interval.as_deref(),
                 DEFAULT_TICK_INTERVAL,
+            )?,
+            shutdown_timeout: self.duration(
+                "pipeline.shutdown_timeout",
+                raw.pipeline.shutdown_timeout.as_deref(),
+                DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
         };
         let admin = match &raw.admin {

@@ -150,7 +150,8 @@ impl Chain {
     /// Receive batches until every input has stopped, ticking filters every
     /// `tick_interval` with the time from `now`, and applying reloads from
     /// `control` between batches. Returns when the input queue is closed
-    /// and drained.
+    /// and drained, or when the drain aborts: then what is still queued is
+    /// abandoned (see [`Drain`](super::drain::Drain)).
     pub fn run(
         &mut self,
         runtime: &tokio::runtime::Handle,
@@ -163,7 +164,9 @@ impl Chain {
             Batch(Option<Batch>),
             Command(Option<ChainCommand>),
             Tick,
+            Abort,
         }
+        let drain = self.router.drain().clone();
         let mut control_open = true;
         let mut next_tick = Instant::now() + tick_interval;
         loop {
@@ -172,6 +175,7 @@ impl Chain {
                 tokio::select! {
                     // Reloads first: a swap waits for at most one batch.
                     biased;
+                    () = drain.abort.cancelled() => Next::Abort,
                     command = control.recv(), if control_open => Next::Command(command),
                     batch = input.recv() => Next::Batch(batch),
                     () = tokio::time::sleep(wait) => Next::Tick,
@@ -205,6 +209,15 @@ impl Chain {
                 }
                 Next::Command(None) => control_open = false,
                 Next::Tick => {}
+                Next::Abort => {
+                    // Refuse new batches, and fail the acks of those queued:
+                    // dropped unread, they would report "delivered".
+                    input.close();
+                    while let Ok(batch) = input.try_recv() {
+                        drain.abandon(batch, "input queue", "shutdown_timeout ran out before the filters reached them");
+                    }
+                    return;
+                }
             }
             if Instant::now() >= next_tick {
                 self.tick(now());

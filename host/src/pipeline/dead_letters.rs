@@ -63,6 +63,26 @@ impl DeadLetterRoute {
         }
     }
 
+    /// Hand `letters` to the dead-letter outputs that have room now, without
+    /// waiting (the drain is giving up); returns, as records carrying the
+    /// original acknowledgements, those none took. Dead letters themselves
+    /// are never re-routed.
+    pub fn try_send(&self, letters: Vec<DeadLetter>) -> Vec<Record> {
+        let targets: Vec<_> =
+            self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
+        let mut unsent = Vec::new();
+        for letter in letters {
+            let rerouted = letter.tag == self.tag;
+            let record = letter.into_record(&self.tag);
+            // Every dead-letter output gets its copy, as in `send`.
+            let taken = !rerouted && targets.iter().filter(|t| t.try_send(vec![record.clone()]).is_ok()).count() > 0;
+            if !taken {
+                unsent.push(record);
+            }
+        }
+        unsent
+    }
+
     /// Route what an output's destination refused. Dead letters refused by
     /// a dead-letter output are not re-routed (that could loop); they are
     /// logged instead.

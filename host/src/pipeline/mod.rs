@@ -14,6 +14,7 @@
 
 mod chain;
 mod dead_letters;
+mod drain;
 mod error;
 mod output_task;
 pub mod reload;
@@ -38,6 +39,7 @@ use crate::inputs::InputContext;
 use crate::plugin::{FilterInstance, PluginEngine, file_digest};
 use chain::{Chain, ChainCommand, Stage};
 use dead_letters::DeadLetterRoute;
+use drain::Drain;
 use reload::{ReloadError, ReloadPlan};
 use router::Router;
 
@@ -92,21 +94,29 @@ impl Pipeline {
         self.reloader.clone()
     }
 
-    /// Run until every input ends or `shutdown` fires; see the module docs.
-    /// `ready` turns true once every output has started and every input
-    /// listens, and false again when the pipeline starts to drain (what
-    /// `/ready` serves).
-    pub async fn run(self, shutdown: CancellationToken, ready: Arc<AtomicBool>) -> Result<(), PipelineError> {
+    /// Run until every input ends or `stop.shutdown` fires; see the module
+    /// docs. After `shutdown` the drain is bounded by `shutdown_timeout`,
+    /// and `stop.hurry` (a second signal) cuts it short; either way filter
+    /// state is saved. `ready` turns true once every output has started and
+    /// every input listens, and false again when the pipeline starts to
+    /// drain (what `/ready` serves).
+    ///
+    /// # Errors
+    /// [`PipelineError`] when an output, input or the chain cannot start, or
+    /// the chain thread panics.
+    pub async fn run(self, stop: Stop, ready: Arc<AtomicBool>) -> Result<Drained, PipelineError> {
         let Pipeline { config, engine, clock, stages, mut reloads, reloader } = self;
+        let Stop { shutdown, hurry } = stop;
         drop(reloader);
+        let drain = Drain::default();
         let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone());
         let mut outputs = Outputs::default();
         for spec in &config.outputs {
-            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters).await?;
+            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters, &drain).await?;
         }
         let routes = routes(&outputs.senders, &config.outputs);
         dead_letters.set_outputs(&routes);
-        let router = Router::new(routes, config.dead_letter_tag.clone());
+        let router = Router::new(routes, config.dead_letter_tag.clone(), drain.clone());
         let mut chain = Chain::new(stages, router, engine.clone(), config.pipeline.batch_max_records);
 
         let (input_tx, mut input_rx) = mpsc::channel(config.pipeline.queue_capacity);
@@ -133,12 +143,24 @@ impl Pipeline {
             inputs: Inputs::default(),
             outputs,
             dead_letters,
+            drain: drain.clone(),
             control,
             input_tx,
             shutdown,
             digests: HashMap::new(),
         };
         running.digests = running.config.filters.iter().map(|f| (f.name.clone(), file_digest(&f.wasm))).collect();
+        // The signal starts the clock of `shutdown_timeout` at once: inputs
+        // themselves wait on acknowledgements (an HTTP request in
+        // `delivered` mode) while they stop.
+        let clock_starter = tokio::spawn({
+            let (shutdown, drain) = (running.shutdown.clone(), drain.clone());
+            let timeout = running.config.pipeline.shutdown_timeout;
+            async move {
+                shutdown.cancelled().await;
+                drain.start(timeout, hurry);
+            }
+        });
         let mut listening = Vec::new();
         for spec in running.config.inputs.clone() {
             listening.push(running.start_input(&spec)?);
@@ -165,11 +187,36 @@ impl Pipeline {
             .await
             .map_err(|_| PipelineError::ChainPanicked)?
             .map_err(|_| PipelineError::ChainPanicked)?;
+        // State first: a hard kill while outputs drain then loses no window.
         state::save(&config, &mut chain);
         drop(chain);
         outputs.finish().await;
-        Ok(())
+        clock_starter.abort();
+        let abandoned = drain.abandoned();
+        if abandoned > 0 {
+            tracing::error!(
+                records = abandoned,
+                "drain incomplete: records were abandoned at shutdown_timeout (see the errors above)"
+            );
+        }
+        Ok(Drained { abandoned })
     }
+}
+
+/// How a running pipeline is told to stop.
+pub struct Stop {
+    /// Stop the inputs and drain (the first SIGTERM or SIGINT).
+    pub shutdown: CancellationToken,
+    /// Cut the drain short, still saving filter state (a second signal).
+    pub hurry: CancellationToken,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Records given up at `shutdown_timeout` (their inputs were told); 0
+    /// means everything accepted was delivered or dead-lettered.
+    pub abandoned: u64,
 }
 
 /// Set `ready` once every input of `listening` listens (outputs have
@@ -202,11 +249,18 @@ impl Outputs {
         spec: &OutputSpec,
         capacity: usize,
         dead_letters: &DeadLetterRoute,
+        drain: &Drain,
     ) -> Result<(), crate::outputs::OutputError> {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
-        let task =
-            tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, spec.retry, dead_letters.clone()));
+        let driver = output_task::OutputDriver {
+            name: spec.name.clone(),
+            batch: spec.batch,
+            retry: spec.retry,
+            dead_letters: dead_letters.clone(),
+            drain: drain.clone(),
+        };
+        let task = tokio::spawn(output_task::run(driver, output, rx));
         self.tasks.push((spec.name.clone(), task, spec.matches.matches(dead_letters.tag())));
         self.senders.insert(spec.name.clone(), tx);
         Ok(())
@@ -278,6 +332,7 @@ struct Running {
     inputs: Inputs,
     outputs: Outputs,
     dead_letters: DeadLetterRoute,
+    drain: Drain,
     control: mpsc::UnboundedSender<ChainCommand>,
     input_tx: mpsc::Sender<Batch>,
     shutdown: CancellationToken,

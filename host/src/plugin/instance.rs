@@ -273,22 +273,42 @@ fn instantiate(
     Ok((store, bindings))
 }
 
-/// The message of a Rust guest's panic, from its stderr.
+/// Longest guest message kept in a trap's reason.
+const MAX_GUEST_MESSAGE: usize = 300;
+
+/// What the guest said as it failed, from the stderr of the call: a Rust
+/// panic (`panicked at …` and its message), a Go panic (`panic: …`), or
+/// else the last line written (a Python exception, a JavaScript error).
 fn panic_message(stderr: &str) -> Option<String> {
-    let line = stderr.lines().rev().find(|l| l.contains("panicked at"))?;
-    let start = stderr.rfind(line)?;
-    let text: Vec<&str> = stderr[start..].lines().take_while(|l| !l.starts_with("note:")).collect();
-    Some(text.join(" ").trim().to_string())
+    let text = if let Some(line) = stderr.lines().rev().find(|l| l.contains("panicked at")) {
+        let start = stderr.rfind(line)?;
+        let text: Vec<&str> = stderr[start..].lines().take_while(|l| !l.starts_with("note:")).collect();
+        text.join(" ")
+    } else if let Some(line) = stderr.lines().find(|l| l.starts_with("panic: ")) {
+        line.to_string()
+    } else {
+        stderr.lines().rev().find(|l| !l.trim().is_empty())?.to_string()
+    };
+    let text = text.trim();
+    Some(match text.char_indices().nth(MAX_GUEST_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::panic_message;
+    use super::{MAX_GUEST_MESSAGE, panic_message};
 
     #[test]
     fn finds_the_panic_message_in_stderr() {
         let stderr = "noise\nthread '<unnamed>' panicked at src/lib.rs:10:5:\npoisoned record\nnote: run with `RUST_BACKTRACE=1`";
         assert_eq!(panic_message(stderr).unwrap(), "thread '<unnamed>' panicked at src/lib.rs:10:5: poisoned record");
-        assert_eq!(panic_message("fine"), None);
+        let go = "panic: poisoned record\n\ngoroutine 1 [running]:\nmain.process(...)\n";
+        assert_eq!(panic_message(go).unwrap(), "panic: poisoned record");
+        let python = "Traceback (most recent call last):\n  File \"app.py\", line 3\nValueError: poisoned record\n";
+        assert_eq!(panic_message(python).unwrap(), "ValueError: poisoned record");
+        assert_eq!(panic_message(""), None);
+        assert_eq!(panic_message(&"x".repeat(1000)).unwrap().chars().count(), MAX_GUEST_MESSAGE + 1);
     }
 }

@@ -2,7 +2,9 @@
 //! plugin is contained: its trap, endless loop or memory growth becomes a dead
 //! letter, and other records keep flowing. Not a real filter; never shipped.
 //!
-//! Config: `{"mode": "trap" | "loop" | "memory_bomb" | "amplify", "factor": N}`.
+//! Config: `{"mode": "trap" | "loop" | "memory_bomb" | "amplify", "factor": N,
+//! "noisy": bool}`; `noisy` writes a line to stderr in `configure`, as
+//! plugins that log on start-up do.
 //! Every event passes through unchanged, with its parent, except an event
 //! whose body contains the bytes `poison` (so `{"m":"poison"}` matches):
 //! - `trap`: panics with "poisoned record";
@@ -48,6 +50,8 @@ struct MisbehaveFilterConfig {
     mode: Mode,
     #[serde(default = "default_factor")]
     factor: u32,
+    #[serde(default)]
+    noisy: bool,
 }
 
 fn default_factor() -> u32 {
@@ -62,11 +66,15 @@ struct MisbehaveFilter {
 
 impl Filter for MisbehaveFilter {
     fn configure(config: &str) -> Result<Self, ConfigError> {
-        Ok(Self { config: config::parse(config)?, processed: 0 })
+        let config: MisbehaveFilterConfig = config::parse(config)?;
+        if config.noisy {
+            eprintln!("misbehave: configured in {:?} mode", config.mode);
+        }
+        Ok(Self { config, processed: 0 })
     }
 
     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
-        let MisbehaveFilterConfig { mode, factor } = self.config;
+        let MisbehaveFilterConfig { mode, factor, .. } = self.config;
         let count = events.len() as u64;
         let mut emitted = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
