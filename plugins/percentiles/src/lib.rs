@@ -1,5 +1,5 @@
 //! `percentiles`: per-series quantiles of metric records over event-time
-//! windows, with HdrHistogram.
+//! windows, with log-linear histograms (HdrHistogram's layout over `f64`).
 //!
 //! Input: records as `extract` emits them, body
 //! `{"metric": "<name>", "value": <number>, "labels": {"k": "v"}}`, event
@@ -16,6 +16,7 @@
 //! | `quantile` | `p99.9` parsing, names (`p99_9`), exact nearest rank        |
 //! | `metric`   | reading an input record, series keys, rejection reasons     |
 //! | `window`   | window and pane arithmetic, lateness (pure)                 |
+//! | `histogram`| buckets of the same relative width at any magnitude         |
 //! | `pane`     | recording values, exact stats, reading quantiles            |
 //! | `engine`   | series, watermark, closing windows, counters (pure)         |
 //! | `output`   | the window record body                                      |
@@ -31,6 +32,7 @@
 pub mod config;
 pub mod duration;
 pub mod engine;
+pub mod histogram;
 pub mod metric;
 pub mod output;
 pub mod pane;
