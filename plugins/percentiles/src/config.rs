@@ -8,9 +8,9 @@
 
 use serde::de::{Deserialize, Deserializer};
 use weir_plugin_sdk::ConfigError;
-use weir_plugin_sdk::config::{self, List, NonEmptyString, Number};
+use weir_plugin_sdk::config::{self, Duration, List, NonEmptyString, Number};
+use weir_plugin_sdk::duration;
 
-use crate::duration;
 use crate::quantile::{self, Quantile};
 
 /// Default significant digits: HdrHistogram's own recommendation, a relative
@@ -84,19 +84,6 @@ struct PercentilesBlock {
     /// Free text for people reading the config, checked only to be a string.
     #[allow(dead_code)]
     description: Option<String>,
-}
-
-/// A duration as written in the config, in ns.
-struct Duration(i64);
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        config::value_with(deserializer, |value| {
-            let text =
-                value.as_str().ok_or_else(|| format!("expected a duration string such as \"15m\", got {value}"))?;
-            duration::parse(text).map(Duration)
-        })
-    }
 }
 
 impl<'de> Deserialize<'de> for Quantile {

@@ -33,11 +33,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weir_plugin_sdk::InputEvent;
 use weir_plugin_sdk::json::{self, rfc3339};
+use weir_plugin_sdk::{InputEvent, duration};
 
 use crate::config::{LatePolicy, PercentilesConfig};
-use crate::duration;
 use crate::histogram::{Precision, Sample};
 use crate::metric::{self, SeriesKey};
 use crate::pane::{Pane, WindowStats};

@@ -12,7 +12,6 @@
 //! | module     | owns                                                        |
 //! |------------|-------------------------------------------------------------|
 //! | `config`   | the `config:` block, defaults, validation errors by field   |
-//! | `duration` | `"15m"`-style durations                                     |
 //! | `quantile` | `p99.9` parsing, names (`p99_9`), exact nearest rank        |
 //! | `metric`   | reading an input record, series keys, rejection reasons     |
 //! | `window`   | window and pane arithmetic, lateness (pure)                 |
@@ -24,13 +23,12 @@
 //! | this file  | the `Filter` impl: host calls around the pure engine        |
 //!
 //! The WIT bindings and export glue, RFC 3339, number and quote formatting,
-//! config errors and the counter hand-over are `weir-plugin-sdk`'s.
+//! config errors, durations and the counter hand-over are `weir-plugin-sdk`'s.
 
 // The SDK holds the bindings' unsafe code; a plugin needs none.
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod duration;
 pub mod engine;
 pub mod histogram;
 pub mod metric;

@@ -18,10 +18,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::serialization::Deserializer;
 use serde::{Deserialize, Serialize};
-use weir_plugin_sdk::SnapshotEnvelope;
 use weir_plugin_sdk::json::rfc3339;
+use weir_plugin_sdk::{SnapshotEnvelope, duration};
 
-use crate::duration;
 use crate::engine::{Percentiles, Series};
 use crate::histogram::{Histogram, Precision, Sample};
 use crate::metric::SeriesKey;
