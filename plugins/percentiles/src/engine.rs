@@ -26,8 +26,9 @@
 //!   event some of whose windows have closed is recorded for the open ones
 //!   and counted as `partially_late`.
 //! - `tick` closes every window of a series that has had no event for
-//!   `idle_timeout` of host-clock time, early; that series' later events for
-//!   those windows are then late.
+//!   `idle_timeout` of host-clock time, early, up to the windows ending by
+//!   the host clock (later ones, of events within `max_future`, wait for
+//!   it); that series' later events for those windows are then late.
 //! - Series with no open pane are forgotten, so `max_series` caps the series
 //!   with open windows, not every series ever seen.
 
@@ -331,7 +332,9 @@ impl Percentiles {
     }
 
     /// Close the windows of every series idle for `idle_timeout` at host
-    /// time `now`.
+    /// time `now`, up to those ending by `now`: a window a fast clock opened
+    /// ahead of the host clock waits for the clock, so flushing it early
+    /// cannot close its series' windows ahead of time.
     pub fn tick(&mut self, now: i64) -> Outcome {
         let mut out = Outcome::default();
         let mut emitted = Vec::new();
@@ -346,9 +349,12 @@ impl Percentiles {
                 continue;
             }
             let already = closed.max(series.flushed_through);
-            let target = windows.last_end_of_pane(last_pane);
+            let target = windows.last_end_of_pane(last_pane).min(windows.closed_boundary(now));
+            if already.is_some_and(|a| target <= a) {
+                continue;
+            }
             emit(config, windows, key, series, already, target, &mut emitted);
-            series.panes.clear();
+            series.panes.retain(|&start, _| windows.last_end_of_pane(start) > target);
             series.flushed_through = Some(target.max(already.unwrap_or(i64::MIN)));
             out.counters.idle_closed += 1;
         }

@@ -428,6 +428,26 @@ fn an_event_a_little_ahead_is_kept_but_moves_the_watermark_no_further_than_the_c
     assert_eq!(out.counters.future, 1);
 }
 
+#[test]
+fn an_idle_flush_leaves_a_window_ahead_of_the_clock_open_until_the_clock_reaches_it() {
+    let now = T0 + 10 * SECOND;
+    let mut engine = Percentiles::new(config(json!({"window": "1m", "idle_timeout": "2m"})));
+    let b = body("m", 1.0, &[]);
+    // One event now and one from a clock four minutes fast, then silence.
+    engine.process(&[InputEvent { time: T0, body: &b }, InputEvent { time: now + 4 * MINUTE, body: &b }], now);
+    let out = engine.tick(now + 2 * MINUTE);
+    let starts: Vec<i64> = out.windows.iter().map(|w| w.start).collect();
+    assert_eq!(starts, [T0], "only the window the clock has passed");
+    // Another device's event for the minute after is not late.
+    let out = engine.process(&[InputEvent { time: T0 + 2 * MINUTE + SECOND, body: &b }], now + 2 * MINUTE + 5 * SECOND);
+    assert_eq!((out.counters.late, out.counters.accepted), (0, 1));
+    // Once the clock is past the fast event's window, it is flushed too.
+    let out = engine.tick(now + 6 * MINUTE);
+    let starts: Vec<i64> = out.windows.iter().map(|w| w.start).collect();
+    assert_eq!(starts, [T0 + 2 * MINUTE, T0 + 4 * MINUTE]);
+    assert!(engine.series.values().all(|s| s.panes.is_empty()));
+}
+
 // ---------------------------------------------------------------------------
 // Window boundaries.
 
