@@ -9,7 +9,11 @@
 //!   outputs, dead letters, routing, shutdown
 //! - `http_input`: the `http` input: curl and the Elasticsearch Python
 //!   client against the real binary, delivered acks, 429 under backpressure
-//! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
+//! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle;
+//!   precision at any magnitude; a fast clock cannot close others' windows
+//! - `statements`: `split` keeps each statement's own time: year-less and
+//!   date-less formats completed, formats naming no instant refused, stack
+//!   traces kept with their statement
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
 //! - `shutdown`: a bounded drain with an output down keeps filter state
@@ -28,3 +32,4 @@ mod quickstart;
 mod real;
 mod reload;
 mod shutdown;
+mod statements;
