@@ -5,6 +5,7 @@
 //! batches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -79,19 +80,70 @@ impl Stage {
             .add(1);
     }
 
-    /// After a call error: recreate a poisoned instance.
-    fn recover(&mut self, engine: &PluginEngine, error: &PluginError) {
+    /// Process `chunk`, appending what comes out to `out`. When a call
+    /// traps, loops or bursts its memory on the chunk, the chunk is split in
+    /// halves and each half tried again on a fresh instance, down to the
+    /// single record that does it: that record alone is dead-lettered with
+    /// the plugin's message and the rest of the chunk goes on. A record
+    /// that poisons every instance is thus dead-lettered once per delivery
+    /// (after a replay, once more), never retried forever. A chunk the
+    /// plugin refuses as a whole (`err` from `process`) is its decision and
+    /// is dead-lettered whole.
+    fn process_isolating(&mut self, engine: &PluginEngine, chunk: Batch, dead_letter_tag: &Arc<str>, out: &mut Batch) {
+        match self.instance.process(&chunk) {
+            Ok(Processed { emitted, rejected }) => {
+                self.records_out.add(emitted.len() as u64);
+                out.extend(emitted);
+                if !rejected.is_empty() {
+                    self.dead_letters.add(rejected.len() as u64);
+                    let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
+                    for (index, reason) in rejected {
+                        if let Some(record) = chunk[index].take() {
+                            out.push(
+                                DeadLetter::of(record, self.stage_name.clone(), reason).into_record(dead_letter_tag),
+                            );
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                let usable = self.recover(engine, &error);
+                if usable && error.poisons_instance() && chunk.len() > 1 {
+                    tracing::debug!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; splitting the batch to find the record at fault");
+                    let mut first = chunk;
+                    let second = first.split_off(first.len() / 2);
+                    self.process_isolating(engine, first, dead_letter_tag, out);
+                    self.process_isolating(engine, second, dead_letter_tag, out);
+                    return;
+                }
+                tracing::warn!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; records sent to dead letter");
+                self.dead_letters.add(chunk.len() as u64);
+                let reason = error.to_string();
+                out.extend(
+                    chunk.into_iter().map(|r| {
+                        DeadLetter::of(r, self.stage_name.clone(), reason.clone()).into_record(dead_letter_tag)
+                    }),
+                );
+            }
+        }
+    }
+
+    /// After a call error: recreate a poisoned instance. False when the
+    /// instance is unusable (recreating it failed).
+    fn recover(&mut self, engine: &PluginEngine, error: &PluginError) -> bool {
         self.count_error(error);
         if !error.poisons_instance() {
-            return;
+            return true;
         }
         self.restarts.add(1);
         match self.instance.recreate(engine) {
             Ok(()) => {
-                tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset")
+                tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset");
+                true
             }
             Err(e) => {
-                tracing::error!(filter = %self.instance.name(), error = %e, "cannot recreate filter instance; its batches will be dead-lettered")
+                tracing::error!(filter = %self.instance.name(), error = %e, "cannot recreate filter instance; its batches will be dead-lettered");
+                false
             }
         }
     }
@@ -309,33 +361,7 @@ impl Chain {
         while selected.peek().is_some() {
             let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
             stage.records_in.add(chunk.len() as u64);
-            match stage.instance.process(&chunk) {
-                Ok(Processed { emitted, rejected }) => {
-                    stage.records_out.add(emitted.len() as u64);
-                    out.extend(emitted);
-                    if !rejected.is_empty() {
-                        stage.dead_letters.add(rejected.len() as u64);
-                        let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
-                        for (index, reason) in rejected {
-                            if let Some(record) = chunk[index].take() {
-                                out.push(
-                                    DeadLetter::of(record, stage.stage_name.clone(), reason)
-                                        .into_record(&dead_letter_tag),
-                                );
-                            }
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(filter = %stage.instance.name(), records = chunk.len(), %error, "filter call failed; batch sent to dead letter");
-                    stage.dead_letters.add(chunk.len() as u64);
-                    let reason = error.to_string();
-                    out.extend(chunk.into_iter().map(|r| {
-                        DeadLetter::of(r, stage.stage_name.clone(), reason.clone()).into_record(&dead_letter_tag)
-                    }));
-                    stage.recover(&self.engine, &error);
-                }
-            }
+            stage.process_isolating(&self.engine, chunk, &dead_letter_tag, &mut out);
         }
         out
     }

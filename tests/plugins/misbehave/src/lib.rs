@@ -3,8 +3,9 @@
 //! letter, and other records keep flowing. Not a real filter; never shipped.
 //!
 //! Config: `{"mode": "trap" | "loop" | "memory_bomb" | "amplify", "factor": N,
-//! "noisy": bool}`; `noisy` writes a line to stderr in `configure`, as
-//! plugins that log on start-up do.
+//! "noisy": bool, "tick": "trap" | "loop"}`; `noisy` writes a line to stderr
+//! in `configure`, as plugins that log on start-up do; `tick` makes every
+//! `tick` call trap or spin, to test that ticks are contained too.
 //! Every event passes through unchanged, with its parent, except an event
 //! whose body contains the bytes `poison` (so `{"m":"poison"}` matches):
 //! - `trap`: panics with "poisoned record";
@@ -52,6 +53,16 @@ struct MisbehaveFilterConfig {
     factor: u32,
     #[serde(default)]
     noisy: bool,
+    #[serde(default)]
+    tick: Option<TickFault>,
+}
+
+/// How `tick` misbehaves.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TickFault {
+    Trap,
+    Loop,
 }
 
 fn default_factor() -> u32 {
@@ -97,6 +108,14 @@ impl Filter for MisbehaveFilter {
         }
         self.processed += count;
         Ok(BatchResult { emitted, rejected: Vec::new() })
+    }
+
+    fn tick(&mut self, _now: weir_plugin_sdk::Timestamp) -> Vec<Event> {
+        match self.config.tick {
+            Some(TickFault::Trap) => panic!("tick trapped on purpose"),
+            Some(TickFault::Loop) => spin_forever(),
+            None => Vec::new(),
+        }
     }
 
     fn snapshot(&self) -> Vec<u8> {
