@@ -8,7 +8,7 @@
 //! | floor | module | owns |
 //! |---|---|---|
 //! | 5 | [`cli`] | the command line: `run`, `validate`, `bench`, `generate`; reload triggers |
-//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state |
+//! | 4 | [`pipeline`] | the orchestrator: the filter chain on worker threads, routing, output drivers, dead-letter routing, reload, saved state |
 //! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation |
 //! | 2 | [`inputs`] | `stdin`, `file`, `http`, `kafka`, one folder each |
 //! | 2 | [`outputs`] | `stdout`, `file`, `blackhole`, `elasticsearch`, `alertmanager`, `kafka`, one folder each |
@@ -38,6 +38,7 @@
 //!     wasm: "target/plugins/split.wasm".into(),
 //!     matches: TagMatch::new(vec!["*".into()])?,
 //!     config: serde_json::json!({ "field": "logs" }),
+//!     partition_by: None,
 //!     limits: Limits { deadline: Duration::from_secs(1), ..Limits::default() },
 //!     grants: Grants::default(),
 //! };

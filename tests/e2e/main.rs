@@ -17,6 +17,9 @@
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
 //! - `shutdown`: a bounded drain with an output down keeps filter state
+//! - `workers`: the chain on 1, 2 and 8 workers equals one worker and the
+//!   oracle; stateful filters are partitioned only by their key, in order;
+//!   state per partition across restarts and reloads
 //! - `real`: against real Kafka, Elasticsearch and Alertmanager (`#[ignore]`d
 //!   unless run with `--include-ignored`, as `just test-full` does)
 
@@ -33,3 +36,4 @@ mod real;
 mod reload;
 mod shutdown;
 mod statements;
+mod workers;

@@ -41,6 +41,11 @@ pub struct Statement {
 /// payment latency on iOS shifted above the threshold in minutes 3 to 5;
 /// some statements 10 s out of order (within lateness) and a few 5 min late.
 pub fn traffic() -> (Vec<Vec<Statement>>, usize) {
+    traffic_of(&["pay", "search", "login"])
+}
+
+/// [`traffic`] with each statement's transaction drawn from `txns`.
+pub fn traffic_of(txns: &[&'static str]) -> (Vec<Vec<Statement>>, usize) {
     let start = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
     let mut rng = Rng(0x5eed);
     let mut chunks = Vec::new();
@@ -50,7 +55,7 @@ pub fn traffic() -> (Vec<Vec<Statement>>, usize) {
         let chunk = (0..10)
             .map(|i| {
                 let mut time = start + Duration::seconds(second) + Duration::milliseconds(i * 100);
-                let txn = ["pay", "search", "login"][rng.below(3) as usize];
+                let txn = txns[rng.below(txns.len() as u64) as usize];
                 let slow = txn == "pay" && os == "ios" && (180..360).contains(&second);
                 let ms = if slow { 700 + rng.below(800) } else { 50 + rng.below(400) };
                 match rng.below(100) {

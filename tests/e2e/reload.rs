@@ -28,25 +28,25 @@ outputs:
     )
 }
 
-struct Running {
+pub struct Running {
     child: Child,
     admin: u16,
 }
 
 impl Running {
-    fn start(dir: &TestDir, config: &str, admin: u16) -> Running {
+    pub fn start(dir: &TestDir, config: &str, admin: u16) -> Running {
         let file = dir.write("weir.yaml", config);
         let child = weir().args(["run", "-c"]).arg(&file).stdin(Stdio::null()).spawn().unwrap();
         assert!(wait_for(Duration::from_secs(20), || http("GET", admin, "/ready").is_some_and(|(s, _)| s == 200)));
         Running { child, admin }
     }
 
-    fn reload(&self) -> (u16, Value) {
+    pub fn reload(&self) -> (u16, Value) {
         let (status, body) = http("POST", self.admin, "/-/reload").expect("the admin API answers");
         (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
     }
 
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         sigterm(self.child.id());
         assert!(self.child.wait().unwrap().success(), "weir exits cleanly");
     }

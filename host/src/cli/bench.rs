@@ -51,6 +51,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         wasm: args.plugin.clone(),
         matches: TagMatch::new(vec!["*".into()]).map_err(anyhow::Error::msg)?,
         config: serde_json::from_str(&args.config).context("--config is not JSON")?,
+        partition_by: None,
         limits: Limits { deadline: Duration::from_secs(60), ..Limits::default() },
         grants: Grants::default(),
     };

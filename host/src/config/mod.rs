@@ -62,6 +62,11 @@ pub struct PipelineSettings {
     /// counted, and `weir run` exits 1. Read at start; a reload changes it
     /// for the next start.
     pub shutdown_timeout: Duration,
+    /// Threads running the filter chain (`pipeline.workers`; default: the
+    /// number of cores, or `$WEIR_WORKERS`). Stateless filters run one
+    /// instance per worker; a stateful one runs one instance per partition
+    /// (`partition_by`). Only a restart changes it.
+    pub workers: usize,
 }
 
 /// One input.

@@ -33,6 +33,7 @@ pub struct RawPipeline {
     pub queue_capacity: Option<usize>,
     pub tick_interval: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +66,7 @@ pub struct RawFilter {
     pub matches: RawMatch,
     pub path: Option<String>,
     pub config: Option<Value>,
+    pub partition_by: Option<Vec<String>>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]

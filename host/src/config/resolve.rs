@@ -13,6 +13,7 @@ use super::raw::{RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch,
 use super::spans::Spans;
 use super::{BatchSettings, Config, ConfigError, InputSpec, OutputSpec, PipelineSettings, RetrySettings};
 use crate::core::tag_match::TagMatch;
+use crate::core::template::FieldPath;
 use crate::core::units::{ByteSize, HumanDuration};
 use crate::plugin::{DirGrant, FilterSpec, Grants, Limits};
 use crate::{inputs, outputs};
@@ -136,6 +137,7 @@ impl Resolver {
                 raw.pipeline.shutdown_timeout.as_deref(),
                 DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
+            workers: positive(self, "pipeline.workers", raw.pipeline.workers, self.default_workers(env)?)?,
         };
         let admin = match &raw.admin {
             None => None,
@@ -195,6 +197,21 @@ impl Resolver {
             filters,
             outputs,
         })
+    }
+
+    /// `$WEIR_WORKERS` when set (so a test suite can run every config with
+    /// one worker), else the number of cores the process may use.
+    fn default_workers(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+        match env("WEIR_WORKERS") {
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(self.error(
+                    "pipeline.workers",
+                    format!("environment variable WEIR_WORKERS={text:?} is not a positive number of workers"),
+                )),
+            },
+            None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+        }
     }
 
     fn duration(&self, key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
@@ -346,11 +363,24 @@ impl Resolver {
                 .map_err(|e| self.error(&format!("{key}.config"), format!("cannot be expressed as JSON: {e}")))?,
             Some(_) => return Err(self.error(&format!("{key}.config"), "expected a mapping")),
         };
+        let partition_by = match raw.partition_by {
+            None => None,
+            Some(paths) => Some(
+                paths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, path)| {
+                        FieldPath::parse(path).map_err(|m| self.error(&format!("{key}.partition_by[{i}]"), m))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
         Ok(FilterSpec {
             name,
             wasm,
             matches,
             config,
+            partition_by,
             limits: self.limits(&format!("{key}.limits"), &raw.limits)?,
             grants: self.grants(raw.grants, env),
         })

@@ -56,6 +56,9 @@ fn a_minimal_config_gets_defaults() {
     assert_eq!(config.outputs[0].batch.max_records, 1000);
     assert_eq!(config.outputs[0].retry.max_attempts, None, "outputs retry forever by default");
     assert_eq!(config.pipeline.batch_max_records, 1000);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(config.pipeline.workers, cores, "one worker per core by default");
+    assert_eq!(config.filters[0].partition_by, None);
     assert_eq!(&*config.dead_letter_tag, "weir.dead_letter");
     assert!(matches!(config.outputs[0].config, OutputConfig::Stdout(_)));
 }
@@ -64,7 +67,7 @@ fn a_minimal_config_gets_defaults() {
 fn a_full_config_resolves_every_setting() {
     let (dir, file) = workspace();
     let text = "\
-pipeline: { batch_max_records: 50, queue_capacity: 2, tick_interval: 250ms }
+pipeline: { batch_max_records: 50, queue_capacity: 2, tick_interval: 250ms, workers: 3 }
 dead_letter: { tag: dlq }
 admin: { address: 127.0.0.1:9600 }
 state_dir: state
@@ -77,6 +80,7 @@ filters:
     match: [app.*, other]
     limits: { deadline: 50ms, memory: 16MiB }
     grants: { env: [HOME_DIR], wall_clock: true }
+    partition_by: [metric, device.os]
     config: { field: logs, context: [app] }
 outputs:
   - { type: file, path: out/o.ndjson, match: '*', batch: { max_records: 10, max_wait: 1s }, retry: { max_attempts: 5 }, encoding: envelope }
@@ -85,6 +89,7 @@ outputs:
     let config = parse(&file, text, env).unwrap();
     assert_eq!(config.pipeline.batch_max_records, 50);
     assert_eq!(config.pipeline.tick_interval, Duration::from_millis(250));
+    assert_eq!(config.pipeline.workers, 3);
     assert_eq!(&*config.dead_letter_tag, "dlq");
     assert_eq!(config.admin.unwrap().to_string(), "127.0.0.1:9600");
     assert_eq!(config.state_dir.unwrap(), dir.path().join("state"));
@@ -96,6 +101,8 @@ outputs:
     assert_eq!(filter.limits.memory, 16 << 20);
     assert_eq!(filter.grants.env, [("HOME_DIR".to_string(), "/home/x".to_string())]);
     assert!(filter.grants.wall_clock && !filter.grants.network);
+    let paths: Vec<&str> = filter.partition_by.iter().flatten().map(|p| p.as_str()).collect();
+    assert_eq!(paths, ["metric", "device.os"]);
     assert_eq!(filter.config, serde_json::json!({ "field": "logs", "context": ["app"] }));
     assert_eq!(config.outputs[0].batch.max_wait, Duration::from_secs(1));
     assert_eq!(config.outputs[0].retry.max_attempts, Some(5));
@@ -258,4 +265,27 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
     }
     out
+}
+
+#[test]
+fn weir_workers_sets_the_default_worker_count_and_the_config_wins() {
+    let (_dir, file) = workspace();
+    let env = |name: &str| (name == "WEIR_WORKERS").then(|| "1".to_string());
+    assert_eq!(parse(&file, MINIMAL, env).unwrap().pipeline.workers, 1);
+    let text = format!("pipeline: {{ workers: 5 }}\n{MINIMAL}");
+    assert_eq!(parse(&file, &text, env).unwrap().pipeline.workers, 5);
+    let bad = |name: &str| (name == "WEIR_WORKERS").then(|| "many".to_string());
+    let ConfigError::Invalid { key, message, .. } = parse(&file, MINIMAL, bad).unwrap_err() else { panic!() };
+    assert_eq!(key, "pipeline.workers");
+    assert_eq!(message, "environment variable WEIR_WORKERS=\"many\" is not a positive number of workers");
+    assert_eq!(error(&format!("pipeline: {{ workers: 0 }}\n{MINIMAL}")).2, "must be at least 1");
+}
+
+#[test]
+fn a_bad_partition_by_path_is_named_with_its_position() {
+    let text = MINIMAL.replace("    match: file\n", "    match: file\n    partition_by: [metric, \"a..b\"]\n");
+    let (key, position, message) = error(&text);
+    assert_eq!(key, "filters[0].partition_by[1]");
+    assert_eq!(position, Some((7, 28)));
+    assert_eq!(message, "invalid field path \"a..b\"; expected e.g. app or device.os");
 }

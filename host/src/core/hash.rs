@@ -10,6 +10,18 @@ pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(FNV_OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME))
 }
 
+/// MurmurHash3's 64-bit finaliser: every bit of `hash` moves every bit of
+/// the result. FNV-1a's high bits barely depend on its input's last bytes,
+/// so keys differing only there (`t1`, `t2`) need this before being spread
+/// over buckets by their high bits.
+pub fn mix(mut hash: u64) -> u64 {
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

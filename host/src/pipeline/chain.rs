@@ -1,24 +1,26 @@
-//! The filter chain. One thread owns every filter instance (WASM stores
-//! are single-threaded) and moves batches through the filters in config
-//! order, each filter taking the records its `match` selects, then hands
-//! the result to the [`Router`]. Reloads swap filters here, between
-//! batches.
+//! The filter chain: the filters in config order, each as its instances
+//! ([`Filter`]: one per worker or one per partition, see
+//! [`Placement`]), and what one instance does with the records its `match`
+//! selects ([`Stage`]). The worker threads that move batches through them
+//! are [`super::workers`]'; reloads swap filters here ([`Chain::apply`]),
+//! while no batch is between filters.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::partition::Placement;
 use super::reload::ReloadError;
-use super::router::Router;
+use crate::core::clock::Clock;
 use crate::core::dead_letter::DeadLetter;
 use crate::core::metrics::{Counter, registry};
 use crate::core::record::{Batch, Record, Timestamp};
 use crate::core::tag_match::TagMatch;
-use crate::plugin::{FilterInstance, PluginEngine, PluginError, Processed};
+use crate::plugin::{FilterInstance, FilterSpec, PluginEngine, PluginError, Processed};
 
-/// One filter in the chain.
+/// One instance of a filter, with the filter's counters.
 pub struct Stage {
     instance: FilterInstance,
     matches: TagMatch,
@@ -63,6 +65,51 @@ impl Stage {
     /// The instance, e.g. for snapshots.
     pub fn instance_mut(&mut self) -> &mut FilterInstance {
         &mut self.instance
+    }
+
+    /// The filter's `match`.
+    pub fn matches(&self) -> &TagMatch {
+        &self.matches
+    }
+
+    /// Run the records this filter selects (by tag; never dead letters)
+    /// through it in calls of at most `batch_max_records`; the others pass
+    /// first, in their order, then what the filter emitted and rejected.
+    pub fn run(
+        &mut self,
+        engine: &PluginEngine,
+        records: Batch,
+        dead_letter_tag: &Arc<str>,
+        batch_max_records: usize,
+    ) -> Batch {
+        let (selected, mut out): (Batch, Batch) =
+            records.into_iter().partition(|r| r.tag != *dead_letter_tag && self.matches.matches(&r.tag));
+        if selected.is_empty() {
+            return out;
+        }
+        let mut selected = selected.into_iter().peekable();
+        while selected.peek().is_some() {
+            let chunk: Batch = selected.by_ref().take(batch_max_records).collect();
+            self.records_in.add(chunk.len() as u64);
+            self.process_isolating(engine, chunk, dead_letter_tag, &mut out);
+        }
+        out
+    }
+
+    /// Tick the instance with host time `now`; what it emits, or nothing
+    /// when the call failed (the instance is then recreated if poisoned).
+    pub fn tick(&mut self, engine: &PluginEngine, now: Timestamp) -> Batch {
+        match self.instance.tick(now) {
+            Ok(records) => {
+                self.records_out.add(records.len() as u64);
+                records
+            }
+            Err(error) => {
+                tracing::warn!(filter = %self.instance.name(), %error, "tick failed");
+                self.recover(engine, &error);
+                Vec::new()
+            }
+        }
     }
 
     fn count_error(&mut self, error: &PluginError) {
@@ -149,7 +196,71 @@ impl Stage {
     }
 }
 
-/// A reload for the chain thread to apply between batches.
+/// A filter of the chain: how its instances share records, and the
+/// instances, indexed by worker ([`Placement::Parallel`]) or by partition.
+pub struct Filter {
+    /// How records are shared among the instances.
+    pub placement: Placement,
+    /// The instances, at least one.
+    pub instances: Vec<Stage>,
+}
+
+impl Filter {
+    /// Load and configure `spec`'s instances for a pipeline of `workers`:
+    /// the first decides the placement (an empty `snapshot` right after
+    /// `configure` means stateless, see [`Placement`]), the others are
+    /// replicas of it.
+    ///
+    /// # Errors
+    /// Those of [`FilterInstance::new`] and of the first `snapshot`.
+    pub fn build(
+        engine: &PluginEngine,
+        spec: &FilterSpec,
+        clock: Clock,
+        workers: usize,
+    ) -> Result<Filter, PluginError> {
+        let mut first = FilterInstance::new(engine, spec, clock)?;
+        let stateless = first.snapshot()?.is_empty();
+        let placement = Placement::decide(spec.partition_by.as_deref(), stateless, workers);
+        if spec.partition_by.is_none() && !stateless && workers > 1 {
+            tracing::info!(
+                filter = %spec.name,
+                "filter keeps state (its snapshot is not empty) and has no partition_by: it runs as one instance, on one worker"
+            );
+        }
+        let count = placement.instances(workers);
+        let mut instances = Vec::with_capacity(count);
+        for _ in 1..count {
+            instances.push(Stage::new(first.replicate(engine)?));
+        }
+        instances.insert(0, Stage::new(first));
+        Ok(Filter { placement, instances })
+    }
+
+    /// The filter's name.
+    pub fn name(&self) -> &str {
+        self.instances[0].name()
+    }
+
+    /// Take over `old`'s state instance by instance (partition by partition).
+    /// When the placements differ, state can move only if there is none.
+    fn take_over(&mut self, old: &mut Filter) -> Result<(), ReloadError> {
+        if self.placement != old.placement || self.instances.len() != old.instances.len() {
+            for stage in &mut old.instances {
+                if !stage.instance.snapshot()?.is_empty() {
+                    return Err(ReloadError::Repartition { filter: self.name().to_string() });
+                }
+            }
+            return Ok(());
+        }
+        for (new, old) in self.instances.iter_mut().zip(&mut old.instances) {
+            new.instance.take_over(&mut old.instance)?;
+        }
+        Ok(())
+    }
+}
+
+/// A reload for the chain to apply between batches.
 pub enum ChainCommand {
     /// Replace the filter list and the routes.
     Apply {
@@ -170,199 +281,69 @@ pub enum ChainCommand {
 pub enum FilterSlot {
     /// Keep the running filter of this name as it is.
     Keep(String),
-    /// A new, configured instance; `hand_over` takes the state of the
-    /// running filter of the same name.
+    /// New, configured instances; `hand_over` takes the state of the
+    /// running filter of the same name, instance by instance.
     Replace {
-        /// The new instance (boxed: a store is large, and slots move).
-        instance: Box<FilterInstance>,
-        /// Whether to restore the old instance's snapshot into it.
+        /// The new filter (boxed: stores are large, and slots move).
+        filter: Box<Filter>,
+        /// Whether to restore the old instances' snapshots into it.
         hand_over: bool,
     },
 }
 
-/// The filters and the router: everything the chain thread owns.
+/// Every filter, in order.
 pub struct Chain {
-    stages: Vec<Stage>,
-    router: Router,
-    engine: PluginEngine,
-    batch_max_records: usize,
+    filters: Vec<Filter>,
 }
 
 impl Chain {
-    /// A chain of `stages` feeding `router`.
-    pub fn new(stages: Vec<Stage>, router: Router, engine: PluginEngine, batch_max_records: usize) -> Self {
-        Chain { stages, router, engine, batch_max_records }
+    /// A chain of `filters`, in order.
+    pub fn new(filters: Vec<Filter>) -> Self {
+        Chain { filters }
     }
 
-    /// The stages, e.g. for snapshots at shutdown.
-    pub fn stages_mut(&mut self) -> &mut [Stage] {
-        &mut self.stages
+    /// The filters.
+    pub fn filters(&self) -> &[Filter] {
+        &self.filters
     }
 
-    /// Receive batches until every input has stopped, ticking filters every
-    /// `tick_interval` with the time from `now`, and applying reloads from
-    /// `control` between batches. Returns when the input queue is closed
-    /// and drained, or when the drain aborts: then what is still queued is
-    /// abandoned (see [`Drain`](super::drain::Drain)).
-    pub fn run(
-        &mut self,
-        runtime: &tokio::runtime::Handle,
-        input: &mut mpsc::Receiver<Batch>,
-        control: &mut mpsc::UnboundedReceiver<ChainCommand>,
-        mut tick_interval: Duration,
-        now: impl Fn() -> Timestamp,
-    ) {
-        enum Next {
-            Batch(Option<Batch>),
-            Command(Option<ChainCommand>),
-            Tick,
-            Abort,
-        }
-        let drain = self.router.drain().clone();
-        let mut control_open = true;
-        let mut next_tick = Instant::now() + tick_interval;
-        loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            let next = runtime.block_on(async {
-                tokio::select! {
-                    // Reloads first: a swap waits for at most one batch.
-                    biased;
-                    () = drain.abort.cancelled() => Next::Abort,
-                    command = control.recv(), if control_open => Next::Command(command),
-                    batch = input.recv() => Next::Batch(batch),
-                    () = tokio::time::sleep(wait) => Next::Tick,
-                }
-            });
-            match next {
-                Next::Batch(Some(mut batch)) => {
-                    // Coalesce what is already waiting, up to one full batch.
-                    while batch.len() < self.batch_max_records {
-                        match input.try_recv() {
-                            Ok(more) => batch.extend(more),
-                            Err(_) => break,
-                        }
-                    }
-                    self.process(batch);
-                }
-                Next::Batch(None) => return,
-                Next::Command(Some(ChainCommand::Apply {
-                    filters,
-                    routes,
-                    batch_max_records,
-                    tick_interval: tick,
-                    reply,
-                })) => {
-                    let result = self.apply(filters, routes);
-                    if result.is_ok() {
-                        self.batch_max_records = batch_max_records;
-                        tick_interval = tick;
-                    }
-                    let _ = reply.send(result);
-                }
-                Next::Command(None) => control_open = false,
-                Next::Tick => {}
-                Next::Abort => {
-                    // Refuse new batches, and fail the acks of those queued:
-                    // dropped unread, they would report "delivered".
-                    input.close();
-                    while let Ok(batch) = input.try_recv() {
-                        drain.abandon(batch, "input queue", "shutdown_timeout ran out before the filters reached them");
-                    }
-                    return;
-                }
-            }
-            if Instant::now() >= next_tick {
-                self.tick(now());
-                next_tick = Instant::now() + tick_interval;
-            }
-        }
+    /// The filters, e.g. for snapshots at shutdown.
+    pub fn filters_mut(&mut self) -> &mut [Filter] {
+        &mut self.filters
     }
 
-    /// Swap in a new filter list and routes, at a batch boundary. Every
-    /// replaced filter first hands its state to its successor; if any
-    /// handover fails nothing changes and the error is returned.
-    fn apply(
-        &mut self,
-        mut filters: Vec<FilterSlot>,
-        routes: Vec<(TagMatch, mpsc::Sender<Batch>)>,
-    ) -> Result<(), ReloadError> {
-        let started = Instant::now();
+    /// Take the filters, to spread them over workers.
+    pub fn into_filters(self) -> Vec<Filter> {
+        self.filters
+    }
+
+    /// Swap in a new filter list. Every replaced filter first hands its
+    /// state to its successor; if any handover fails nothing changes and the
+    /// error is returned.
+    pub fn apply(&mut self, mut filters: Vec<FilterSlot>) -> Result<(), ReloadError> {
         for slot in &mut filters {
             match slot {
                 FilterSlot::Keep(name) => {
-                    if !self.stages.iter().any(|s| s.name() == name) {
+                    if !self.filters.iter().any(|f| f.name() == name) {
                         return Err(ReloadError::NotRunning { filter: name.clone() });
                     }
                 }
-                FilterSlot::Replace { instance, hand_over } => {
-                    let old = self.stages.iter_mut().find(|s| s.name() == &**instance.name());
+                FilterSlot::Replace { filter, hand_over } => {
+                    let old = self.filters.iter_mut().find(|f| f.name() == filter.name());
                     if let (true, Some(old)) = (*hand_over, old) {
-                        instance.take_over(&mut old.instance)?;
+                        filter.take_over(old)?;
                     }
                 }
             }
         }
-        let mut old: HashMap<String, Stage> = self.stages.drain(..).map(|s| (s.name().to_string(), s)).collect();
-        self.stages = filters
+        let mut old: HashMap<String, Filter> = self.filters.drain(..).map(|f| (f.name().to_string(), f)).collect();
+        self.filters = filters
             .into_iter()
             .map(|slot| match slot {
                 FilterSlot::Keep(name) => old.remove(&name).expect("checked above that every kept filter runs"),
-                FilterSlot::Replace { instance, .. } => Stage::new(*instance),
+                FilterSlot::Replace { filter, .. } => *filter,
             })
             .collect();
-        self.router.set_routes(routes);
-        tracing::info!(filters = self.stages.len(), took = ?started.elapsed(), "reload applied at a batch boundary");
         Ok(())
-    }
-
-    /// Run a batch through every stage and route the result.
-    pub fn process(&mut self, batch: Batch) {
-        let out = self.run_stages(0, batch);
-        self.router.route_blocking(out);
-    }
-
-    /// Tick every filter; what a filter emits passes through the filters after it.
-    pub fn tick(&mut self, now: Timestamp) {
-        for i in 0..self.stages.len() {
-            let stage = &mut self.stages[i];
-            let records = match stage.instance.tick(now) {
-                Ok(records) => records,
-                Err(error) => {
-                    tracing::warn!(filter = %stage.instance.name(), %error, "tick failed");
-                    stage.recover(&self.engine, &error);
-                    continue;
-                }
-            };
-            if records.is_empty() {
-                continue;
-            }
-            stage.records_out.add(records.len() as u64);
-            let out = self.run_stages(i + 1, records);
-            self.router.route_blocking(out);
-        }
-    }
-
-    fn run_stages(&mut self, from: usize, mut records: Batch) -> Batch {
-        for i in from..self.stages.len() {
-            records = self.run_stage(i, records);
-        }
-        records
-    }
-
-    fn run_stage(&mut self, i: usize, records: Batch) -> Batch {
-        let dead_letter_tag = self.router.dead_letter_tag().clone();
-        let stage = &mut self.stages[i];
-        let (selected, mut out): (Batch, Batch) =
-            records.into_iter().partition(|r| r.tag != dead_letter_tag && stage.matches.matches(&r.tag));
-        if selected.is_empty() {
-            return out;
-        }
-        let mut selected = selected.into_iter().peekable();
-        while selected.peek().is_some() {
-            let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
-            stage.records_in.add(chunk.len() as u64);
-            stage.process_isolating(&self.engine, chunk, &dead_letter_tag, &mut out);
-        }
-        out
     }
 }

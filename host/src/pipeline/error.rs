@@ -34,10 +34,26 @@ pub enum PipelineError {
         /// The plugin's refusal.
         source: PluginError,
     },
-    /// The chain thread could not be started.
-    #[error("cannot start the filter chain thread: {0}")]
+    /// Saved state of a partitioned filter has another layout than the
+    /// configured one.
+    #[error(
+        "{}: filter {filter} saved its state as {saved} but is configured as {configured}; state cannot move between partitions: start with the pipeline.workers and partition_by it was saved with, or delete the filter's state files to start it empty",
+        file.display()
+    )]
+    StateLayout {
+        /// The layout file, or the one-instance state file.
+        file: PathBuf,
+        /// The filter's name.
+        filter: String,
+        /// The saved layout.
+        saved: String,
+        /// The configured layout.
+        configured: String,
+    },
+    /// A chain thread (dispatcher or worker) could not be started.
+    #[error("cannot start a filter chain thread: {0}")]
     Thread(std::io::Error),
-    /// The chain thread panicked: a bug in Weir.
-    #[error("the filter chain thread panicked; this is a bug in weir")]
+    /// A chain thread panicked: a bug in Weir.
+    #[error("a filter chain thread panicked; this is a bug in weir")]
     ChainPanicked,
 }

@@ -3,7 +3,8 @@
 //!
 //! [`Pipeline::build`] instantiates and configures every filter (so a bad
 //! plugin or plugin config stops start-up with a clear error);
-//! [`Pipeline::run`] starts outputs, the chain thread and inputs, and
+//! [`Pipeline::run`] starts outputs, the chain's threads ([`workers`]) and
+//! inputs, and
 //! returns when every input has ended (a file read once, stdin at EOF) or
 //! `shutdown` fires, after draining what was queued. When the inputs ended
 //! by themselves, filters get a last `tick` at the end of time so windows
@@ -17,9 +18,12 @@ mod dead_letters;
 mod drain;
 mod error;
 mod output_task;
+mod partition;
 pub mod reload;
 mod router;
+mod sequence;
 mod state;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,8 +40,8 @@ use crate::core::clock::Clock;
 use crate::core::record::{Batch, Timestamp};
 use crate::core::tag_match::TagMatch;
 use crate::inputs::InputContext;
-use crate::plugin::{FilterInstance, PluginEngine, file_digest};
-use chain::{Chain, ChainCommand, Stage};
+use crate::plugin::{PluginEngine, file_digest};
+use chain::{Chain, ChainCommand, Filter};
 use dead_letters::DeadLetterRoute;
 use drain::Drain;
 use reload::{ReloadError, ReloadPlan};
@@ -52,7 +56,7 @@ pub struct Pipeline {
     config: Config,
     engine: PluginEngine,
     clock: Clock,
-    stages: Vec<Stage>,
+    filters: Vec<Filter>,
     reloads: mpsc::Receiver<ReloadRequest>,
     reloader: Reloader,
 }
@@ -78,15 +82,15 @@ impl Reloader {
 impl Pipeline {
     /// Load and configure every filter, restoring saved state if any.
     pub fn build(config: Config, engine: PluginEngine, clock: Clock) -> Result<Pipeline, PipelineError> {
-        let mut stages = Vec::with_capacity(config.filters.len());
+        let mut filters = Vec::with_capacity(config.filters.len());
         for spec in &config.filters {
-            let mut instance = FilterInstance::new(&engine, spec, clock.clone())?;
-            state::restore(&config, &mut instance)?;
-            stages.push(Stage::new(instance));
+            let mut filter = Filter::build(&engine, spec, clock.clone(), config.pipeline.workers)?;
+            state::restore(&config, &mut filter)?;
+            filters.push(filter);
         }
         // Reloads are rare and applied one at a time.
         let (tx, reloads) = mpsc::channel(4);
-        Ok(Pipeline { config, engine, clock, stages, reloads, reloader: Reloader(tx) })
+        Ok(Pipeline { config, engine, clock, filters, reloads, reloader: Reloader(tx) })
     }
 
     /// A handle to reload this pipeline once it runs.
@@ -103,9 +107,9 @@ impl Pipeline {
     ///
     /// # Errors
     /// [`PipelineError`] when an output, input or the chain cannot start, or
-    /// the chain thread panics.
+    /// a chain thread panics.
     pub async fn run(self, stop: Stop, ready: Arc<AtomicBool>) -> Result<Drained, PipelineError> {
-        let Pipeline { config, engine, clock, stages, mut reloads, reloader } = self;
+        let Pipeline { config, engine, clock, filters, mut reloads, reloader } = self;
         let Stop { shutdown, hurry } = stop;
         drop(reloader);
         let drain = Drain::default();
@@ -117,24 +121,17 @@ impl Pipeline {
         let routes = routes(&outputs.senders, &config.outputs);
         dead_letters.set_outputs(&routes);
         let router = Router::new(routes, config.dead_letter_tag.clone(), drain.clone());
-        let mut chain = Chain::new(stages, router, engine.clone(), config.pipeline.batch_max_records);
 
-        let (input_tx, mut input_rx) = mpsc::channel(config.pipeline.queue_capacity);
-        let (control, mut control_rx) = mpsc::unbounded_channel();
-        let runtime = tokio::runtime::Handle::current();
-        let tick_interval = config.pipeline.tick_interval;
-        let chain_shutdown = shutdown.clone();
-        let chain_clock = clock.clone();
-        let chain_thread = std::thread::Builder::new()
-            .name("weir-chain".into())
-            .spawn(move || {
-                chain.run(&runtime, &mut input_rx, &mut control_rx, tick_interval, || chain_clock.now());
-                if !chain_shutdown.is_cancelled() {
-                    chain.tick(END_OF_TIME);
-                }
-                chain
-            })
-            .map_err(PipelineError::Thread)?;
+        let (input_tx, input_rx) = mpsc::channel(config.pipeline.queue_capacity);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let settings = workers::Settings {
+            workers: config.pipeline.workers,
+            batch_max_records: config.pipeline.batch_max_records,
+            tick_interval: config.pipeline.tick_interval,
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let chain_thread = workers::start(Chain::new(filters), router, engine.clone(), settings, input_rx, control_rx)?;
 
         let mut running = Running {
             config,
@@ -186,7 +183,7 @@ impl Pipeline {
         let mut chain = tokio::task::spawn_blocking(move || chain_thread.join())
             .await
             .map_err(|_| PipelineError::ChainPanicked)?
-            .map_err(|_| PipelineError::ChainPanicked)?;
+            .map_err(|_| PipelineError::ChainPanicked)??;
         // State first: a hard kill while outputs drain then loses no window.
         state::save(&config, &mut chain);
         drop(chain);

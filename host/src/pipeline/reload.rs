@@ -5,11 +5,12 @@
 //! which plugin files changed on disk) and says which inputs, filters and
 //! outputs are added, removed, modified or unchanged, or refuses the reload
 //! when a setting that cannot change live did. The running pipeline then
-//! applies the plan (below): new filter instances are compiled and
-//! configured off the hot path, new outputs started beside the old ones,
-//! then the chain swaps filters and routes at a batch boundary with state
-//! handed over ([`super::chain`]); unchanged components keep running
-//! untouched. What triggers a reload (a signal, a watched file, `POST
+//! applies the plan (below): new filter instances (one per worker or per
+//! partition) are compiled and configured off the hot path, new outputs
+//! started beside the old ones, then the chain swaps filters and routes
+//! once no batch is between filters ([`super::workers`]), with state handed
+//! over instance by instance ([`super::chain`]); unchanged components keep
+//! running untouched. What triggers a reload (a signal, a watched file, `POST
 //! /-/reload`) is the command line's business (`cli/run.rs`).
 
 use std::collections::{HashMap, HashSet};
@@ -17,10 +18,10 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::chain::{ChainCommand, FilterSlot};
+use super::chain::{ChainCommand, Filter, FilterSlot};
 use super::{Outputs, Running};
 use crate::config::Config;
-use crate::plugin::{FilterInstance, file_digest};
+use crate::plugin::file_digest;
 
 /// What a reload does to one kind of component, by name.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -112,6 +113,15 @@ pub enum ReloadError {
     /// The pipeline is stopping.
     #[error("the pipeline is stopping")]
     Stopping,
+    /// A stateful filter would be partitioned differently, and state cannot
+    /// move between partitions.
+    #[error(
+        "filter {filter}: its partitioning changed (partition_by, or one instance against one per partition) and its state cannot move between partitions; give it a new name to start it with empty state (nothing was reloaded)"
+    )]
+    Repartition {
+        /// The filter's name.
+        filter: String,
+    },
     /// A filter the plan keeps was not running on the chain: a bug in the
     /// plan, caught before anything changed.
     #[error("filter {filter} is not running, so it cannot be kept; this is a bug in weir")]
@@ -127,6 +137,9 @@ pub fn plan(old: &Config, new: &Config, changed_plugins: &HashSet<String>) -> Re
     let restart = |setting| Err(ReloadError::NeedsRestart { setting });
     if old.pipeline.queue_capacity != new.pipeline.queue_capacity {
         return restart("pipeline.queue_capacity");
+    }
+    if old.pipeline.workers != new.pipeline.workers {
+        return restart("pipeline.workers");
     }
     if old.dead_letter_tag != new.dead_letter_tag {
         return restart("dead_letter.tag");
@@ -175,14 +188,16 @@ impl Running {
             return Ok(plan);
         }
 
-        // Compile and configure new filter instances off the hot path.
+        // Compile and configure new filter instances off the hot path, as
+        // many of each as it runs with (one per worker or per partition).
         let engine = self.engine.clone();
         let clock = self.clock.clone();
+        let workers = new.pipeline.workers;
         let build: Vec<_> = new.filters.iter().filter(|f| plan.filters.builds(&f.name)).cloned().collect();
-        let mut built: HashMap<String, FilterInstance> = tokio::task::spawn_blocking(move || {
+        let mut built: HashMap<String, Filter> = tokio::task::spawn_blocking(move || {
             build
                 .iter()
-                .map(|spec| FilterInstance::new(&engine, spec, clock.clone()).map(|i| (spec.name.clone(), i)))
+                .map(|spec| Filter::build(&engine, spec, clock.clone(), workers).map(|f| (spec.name.clone(), f)))
                 .collect::<Result<HashMap<_, _>, _>>()
         })
         .await
@@ -191,10 +206,9 @@ impl Running {
             .filters
             .iter()
             .map(|f| match built.remove(&f.name) {
-                Some(instance) => FilterSlot::Replace {
-                    instance: Box::new(instance),
-                    hand_over: plan.filters.modified.contains(&f.name),
-                },
+                Some(filter) => {
+                    FilterSlot::Replace { filter: Box::new(filter), hand_over: plan.filters.modified.contains(&f.name) }
+                }
                 None => FilterSlot::Keep(f.name.clone()),
             })
             .collect();

@@ -22,7 +22,7 @@ pub struct Router {
     dead_letter_tag: Arc<str>,
     unrouted: Counter,
     drain: Drain,
-    /// For waiting on a full queue from the chain's own thread.
+    /// For waiting on a full queue from a chain worker's thread.
     runtime: tokio::runtime::Handle,
 }
 
@@ -69,7 +69,7 @@ impl Router {
     /// until the drain aborts; then what is left is abandoned. Records no
     /// output matches become dead letters; dead letters no output matches
     /// are logged, as there is nowhere else to keep them. Call it outside
-    /// the runtime (the chain's thread).
+    /// the runtime (a chain worker's thread).
     pub fn route_blocking(&self, records: Batch) {
         let mut per_output: Vec<Batch> = vec![Vec::new(); self.outputs.len()];
         let mut unrouted = Vec::new();

@@ -211,6 +211,27 @@ impl FilterInstance {
         t
     }
 
+    /// Another instance of the same component and config, configured, with
+    /// none of this one's state: a replica for another worker or partition.
+    ///
+    /// # Errors
+    /// As [`FilterInstance::new`], without the loading.
+    pub fn replicate(&self, engine: &PluginEngine) -> Result<Self, PluginError> {
+        let (store, bindings) = instantiate(engine, &self.pre, &self.spec, &self.name, &self.clock)?;
+        let mut replica = FilterInstance {
+            name: self.name.clone(),
+            spec: self.spec.clone(),
+            clock: self.clock.clone(),
+            pre: self.pre.clone(),
+            config_json: self.config_json.clone(),
+            store,
+            bindings,
+            tags: HashMap::new(),
+        };
+        replica.configure()?;
+        Ok(replica)
+    }
+
     /// Replace a poisoned instance with a fresh, configured one. State is
     /// lost: a trapped instance cannot be asked for a snapshot.
     pub fn recreate(&mut self, engine: &PluginEngine) -> Result<(), PluginError> {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::limits::{Grants, Limits};
 use crate::core::tag_match::TagMatch;
+use crate::core::template::FieldPath;
 
 /// One filter plugin in the chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +18,11 @@ pub struct FilterSpec {
     pub matches: TagMatch,
     /// Its `config:` block, handed to the plugin's `configure` as JSON.
     pub config: serde_json::Value,
+    /// `partition_by`: the body fields whose values pick the instance a
+    /// record goes to, so every record of one key meets the same state.
+    /// `None`: the pipeline decides (see `pipeline::chain::Placement`); an
+    /// empty list: one instance takes every record.
+    pub partition_by: Option<Vec<FieldPath>>,
     /// Deadline and memory cap.
     pub limits: Limits,
     /// What it may reach beyond the contract.

@@ -27,6 +27,7 @@ fn spec(name: &str, config: serde_json::Value, limits: Limits) -> FilterSpec {
         wasm: plugin(name),
         matches: TagMatch::new(vec!["*".into()]).unwrap(),
         config,
+        partition_by: None,
         limits,
         grants: Grants::default(),
     }

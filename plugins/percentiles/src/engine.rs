@@ -31,6 +31,10 @@
 //!   it); that series' later events for those windows are then late.
 //! - Series with no open pane are forgotten, so `max_series` caps the series
 //!   with open windows, not every series ever seen.
+//! - All of this is per instance. Partitioned by series on several workers
+//!   (`partition_by`), an instance's watermark is that of its own series,
+//!   at most the single instance's; the README's "Workers" says what that
+//!   changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
