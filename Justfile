@@ -103,8 +103,15 @@ test-fast: plugins
 # Unit and end-to-end tests that need no servers (release build, as CI).
 test: build
     cargo test --release -p weir
+    just test-one-worker
     just test-plugins
     just test-examples
+
+# The end-to-end tests again with the chain on one worker ($WEIR_WORKERS
+# changes the default of pipeline.workers, one per core): every config must
+# give the same results on one thread as on all cores.
+test-one-worker:
+    WEIR_WORKERS=1 cargo test --release -p weir --test e2e
 
 # Per package set, not --workspace: that would unify features across host
 # and plugins and rebuild wasmtime a second time.
@@ -133,6 +140,7 @@ test-full: lint build
     just servers
     # The real-server tests are #[ignore]d in plain `cargo test`.
     cargo test --release -p weir -- --include-ignored
+    just test-one-worker
     just test-plugins
     just test-examples
 

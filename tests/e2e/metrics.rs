@@ -139,6 +139,29 @@ pub fn check_window(w: &Value, start: i64, values: &[u64]) {
     }
 }
 
+/// `windows` hold every window of the oracle over `chunks`, exactly once,
+/// with its exact statistics (`what` names the run in failures).
+pub fn assert_oracle(windows: &[Value], chunks: &[Vec<Statement>], what: &str) {
+    let (expected, _) = oracle(chunks);
+    let mut got: BTreeMap<(String, String, String), &Value> = BTreeMap::new();
+    for w in windows.iter().filter(|w| w["metric"] == "response_time_ms") {
+        let key = (
+            w["window_start"].as_str().unwrap().to_string(),
+            w["labels"]["txn"].as_str().unwrap().to_string(),
+            w["labels"]["os"].as_str().unwrap().to_string(),
+        );
+        assert!(got.insert(key.clone(), w).is_none(), "{what}: window {key:?} emitted twice");
+        assert_eq!(w["labels"].as_object().unwrap().len(), 2, "{what}: labels are exactly txn and os: {w}");
+    }
+    assert_eq!(got.len(), expected.len(), "{what}: one window record per series and window");
+    for ((start, txn, os), values) in &expected {
+        let w = got
+            .get(&(iso(*start), txn.clone(), os.clone()))
+            .unwrap_or_else(|| panic!("{what}: no window {} {txn} {os}", iso(*start)));
+        check_window(w, *start, values);
+    }
+}
+
 /// Dead letters counted by the stage that made them (`filter split`, ...).
 pub fn dead_letter_stages(dead: &[Value]) -> BTreeMap<String, usize> {
     dead.iter().fold(BTreeMap::new(), |mut stages, letter| {
@@ -205,27 +228,7 @@ fn windows_and_alerts_match_the_oracle() {
 
     let (expected, late) = oracle(&chunks);
     assert!(late >= 3 && expected.len() >= 50, "a meaningful oracle: {late} late, {} windows", expected.len());
-    let windows: Vec<Value> = read_ndjson(&dir.path("out/windows.ndjson"))
-        .into_iter()
-        .filter(|w| w["metric"] == "response_time_ms")
-        .collect();
-    let mut got: BTreeMap<(String, String, String), &Value> = BTreeMap::new();
-    for w in &windows {
-        let key = (
-            w["window_start"].as_str().unwrap().to_string(),
-            w["labels"]["txn"].as_str().unwrap().to_string(),
-            w["labels"]["os"].as_str().unwrap().to_string(),
-        );
-        assert!(got.insert(key.clone(), w).is_none(), "window {key:?} emitted twice");
-        assert_eq!(w["labels"].as_object().unwrap().len(), 2, "labels are exactly txn and os: {w}");
-    }
-    assert_eq!(got.len(), expected.len(), "one window record per series and window");
-    for ((start, txn, os), values) in &expected {
-        let w = got
-            .get(&(iso(*start), txn.clone(), os.clone()))
-            .unwrap_or_else(|| panic!("no window {} {txn} {os}", iso(*start)));
-        check_window(w, *start, values);
-    }
+    assert_oracle(&read_ndjson(&dir.path("out/windows.ndjson")), &chunks, "one run");
 
     // Dead letters: exactly the two malformed chunks and the late events.
     let dead = read_ndjson(&dir.path("out/dead-letter.ndjson"));

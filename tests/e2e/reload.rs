@@ -204,6 +204,17 @@ fn a_replaced_plugin_file_is_reloaded_and_a_broken_one_refused() {
 /// or counted twice.
 #[test]
 fn windows_spanning_reloads_of_extract_and_percentiles_equal_the_oracle() {
+    windows_spanning_reloads("");
+}
+
+/// The same on eight workers: every reload waits until no batch is between
+/// filters, and each of the eight partitions hands its series over.
+#[test]
+fn windows_spanning_reloads_on_eight_workers_equal_the_oracle() {
+    windows_spanning_reloads("pipeline: { workers: 8, batch_max_records: 20 }\n");
+}
+
+fn windows_spanning_reloads(pipeline: &str) {
     let (chunks, _) = traffic();
     let dir = TestDir::new();
     let admin = free_port();
@@ -215,7 +226,7 @@ fn windows_spanning_reloads_of_extract_and_percentiles_equal_the_oracle() {
         )
         .replace("${OUT_DIR:-out}", "out")
         .replace("${WEIR_PLUGIN_DIR:-../target/plugins}", &plugin_dir().display().to_string());
-    let config = format!("admin: {{ address: 127.0.0.1:{admin} }}\n{base}");
+    let config = format!("{pipeline}admin: {{ address: 127.0.0.1:{admin} }}\n{base}");
     assert!(config.contains("follow: true"), "the shipped config changed shape; update this test");
     dir.write("in.ndjson", "");
     let weir = Running::start(&dir, &config, admin);

@@ -11,12 +11,17 @@ use crate::util::{TestDir, free_port, http, sigterm, wait_for, weir};
 
 /// HTTP (accepted) -> split -> extract -> percentiles, raw statements to an
 /// Elasticsearch where nothing listens, windows to a file; state in
-/// `state_dir`.
-fn config(dir: &TestDir, http_port: u16, shutdown_timeout: &str) -> String {
+/// `state_dir`. With `partitions`, the chain runs on that many workers and
+/// percentiles is partitioned by series.
+fn config(dir: &TestDir, http_port: u16, shutdown_timeout: &str, partitions: Option<usize>) -> String {
     let dead = free_port();
+    let (workers, partition_by) = match partitions {
+        Some(n) => (format!(", workers: {n}"), "partition_by: [metric, labels], "),
+        None => (String::new(), ""),
+    };
     format!(
         r#"state_dir: {state}
-pipeline: {{ batch_max_records: 10, queue_capacity: 1, shutdown_timeout: {shutdown_timeout} }}
+pipeline: {{ batch_max_records: 10, queue_capacity: 1, shutdown_timeout: {shutdown_timeout}{workers} }}
 inputs:
   - {{ type: http, tag: chunks, address: 127.0.0.1:{http_port}, ack: accepted, queue_wait: 200ms }}
 filters:
@@ -27,7 +32,7 @@ filters:
       metric_tag: metrics
       rules:
         - {{ metric: rt, pattern: 'txn=(?P<txn>\w+) ms=(?P<ms>\d+)', value: {{ group: ms, type: integer }}, labels: {{ groups: [txn] }} }}
-  - {{ type: percentiles, match: metrics, config: {{ window: 15m, allowed_lateness: 1m, tag: windows }} }}
+  - {{ type: percentiles, match: metrics, {partition_by}config: {{ window: 15m, allowed_lateness: 1m, tag: windows }} }}
 outputs:
   - {{ type: elasticsearch, name: raw, match: statements, hosts: ["http://127.0.0.1:{dead}"], index: raw, batch: {{ max_records: 10, max_wait: 10ms }} }}
   - {{ type: blackhole, name: samples, match: metrics }}
@@ -39,13 +44,14 @@ outputs:
 }
 
 /// Start weir and fill it until the HTTP input answers 429 (backpressure).
-fn start_full(dir: &TestDir, shutdown_timeout: &str) -> Child {
+fn start_full(dir: &TestDir, shutdown_timeout: &str, partitions: Option<usize>) -> Child {
     let port = free_port();
-    let file = dir.write("weir.yaml", &config(dir, port, shutdown_timeout));
+    let file = dir.write("weir.yaml", &config(dir, port, shutdown_timeout, partitions));
     let child = weir().args(["run", "-c"]).arg(&file).stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     assert!(wait_for(Duration::from_secs(20), || http("GET", port, "/health").is_some_and(|(s, _)| s == 200)));
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
-    let logs: Vec<String> = (0..10).map(|j| format!("{now} txn=pay ms={}", 300 + j)).collect();
+    // Ten series, so several partitions hold state.
+    let logs: Vec<String> = (0..10).map(|j| format!("{now} txn=t{j} ms={}", 300 + j)).collect();
     let chunk = serde_json::to_vec(&serde_json::json!({ "app": "shop", "logs": logs })).unwrap();
     let url = format!("http://127.0.0.1:{port}/ingest");
     let full = (0..500).any(|_| post(&url, &["Content-Type: application/json"], &chunk).0 == 429);
@@ -61,7 +67,7 @@ fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
 #[test]
 fn sigterm_with_an_output_down_ends_within_the_timeout_and_keeps_filter_state() {
     let dir = TestDir::new();
-    let child = start_full(&dir, "3s");
+    let child = start_full(&dir, "3s", None);
     let started = Instant::now();
     sigterm(child.id());
     let (status, stderr) = stderr_of(child);
@@ -76,7 +82,7 @@ fn sigterm_with_an_output_down_ends_within_the_timeout_and_keeps_filter_state() 
 #[test]
 fn a_second_signal_cuts_the_drain_short_and_still_saves_filter_state() {
     let dir = TestDir::new();
-    let child = start_full(&dir, "60s");
+    let child = start_full(&dir, "60s", None);
     let started = Instant::now();
     sigterm(child.id());
     std::thread::sleep(Duration::from_millis(500));
@@ -86,4 +92,28 @@ fn a_second_signal_cuts_the_drain_short_and_still_saves_filter_state() {
     assert!(took < Duration::from_secs(10), "a second signal should end the drain at once, took {took:?}");
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(dir.path("state/percentiles.state").is_file(), "percentiles state was saved:\n{stderr}");
+}
+
+#[test]
+fn on_eight_workers_the_drain_ends_within_the_timeout_and_saves_every_partition() {
+    let dir = TestDir::new();
+    let child = start_full(&dir, "3s", Some(8));
+    let started = Instant::now();
+    sigterm(child.id());
+    let (status, stderr) = stderr_of(child);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "the drain took {took:?} with shutdown_timeout 3s");
+    assert_eq!(status.code(), Some(1), "the exit status says the drain was incomplete:\n{stderr}");
+    assert!(stderr.contains("records abandoned at shutdown"), "abandoned records are reported:\n{stderr}");
+    for partition in 0..8 {
+        let file = dir.path("state").join(format!("percentiles.{partition}.state"));
+        assert!(file.is_file(), "{} was saved:\n{stderr}", file.display());
+    }
+    let held = (0..8)
+        .filter(|p| {
+            let state = std::fs::read(dir.path("state").join(format!("percentiles.{p}.state"))).unwrap();
+            String::from_utf8_lossy(&state).contains("\"rt\"")
+        })
+        .count();
+    assert!(held >= 2, "the ten series' state is spread over partitions: {held} hold series");
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::metrics::{
-    LATENESS_SECS, Statement, WINDOW_SECS, alert_transitions, check_window, chunk_line, iso, oracle, traffic_of,
+    LATENESS_SECS, Statement, WINDOW_SECS, alert_transitions, assert_oracle, chunk_line, oracle, traffic_of,
 };
 use crate::reload::Running;
 use crate::util::{TestDir, free_port, http, read_ndjson, repo, sigterm, wait_for, weir};
@@ -78,27 +78,6 @@ fn run(dir: &TestDir, name: &str, config: &str, input: &Path) -> Outputs {
         .unwrap();
     assert!(result.status.success(), "{name}: {}", String::from_utf8_lossy(&result.stderr));
     Outputs::read(&out)
-}
-
-/// Every window of the oracle, exactly once, with its exact statistics.
-fn assert_oracle(windows: &[Value], chunks: &[Vec<Statement>], what: &str) {
-    let (expected, _) = oracle(chunks);
-    let mut got: BTreeMap<(String, String, String), &Value> = BTreeMap::new();
-    for w in windows.iter().filter(|w| w["metric"] == "response_time_ms") {
-        let key = (
-            w["window_start"].as_str().unwrap().to_string(),
-            w["labels"]["txn"].as_str().unwrap().to_string(),
-            w["labels"]["os"].as_str().unwrap().to_string(),
-        );
-        assert!(got.insert(key.clone(), w).is_none(), "{what}: window {key:?} emitted twice");
-    }
-    assert_eq!(got.len(), expected.len(), "{what}: one window record per series and window");
-    for ((start, txn, os), values) in &expected {
-        let w = got
-            .get(&(iso(*start), txn.clone(), os.clone()))
-            .unwrap_or_else(|| panic!("{what}: no window {} {txn} {os}", iso(*start)));
-        check_window(w, *start, values);
-    }
 }
 
 /// Replays the watermark in arrival order, as `oracle` does, and counts
