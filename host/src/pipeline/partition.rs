@@ -19,13 +19,14 @@
 //! will add partitions chosen by the input (a Kafka partition) beside the
 //! hashed ones, with the same numbering.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::core::hash::{fnv1a, mix};
-use crate::core::template::{FieldPath, write_value};
+use crate::core::hash::{Fnv1a, mix};
+use crate::core::template::FieldPath;
 
 /// How a filter's instances share its records.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,25 +60,31 @@ impl Placement {
 }
 
 /// Sends a record to one of `partitions` by the values at `paths` in its
-/// body. A missing path counts as a value of its own, so records lacking a
-/// field still go to one partition together.
+/// body. A missing path counts as a value of its own (as does `null`), so
+/// records lacking a field still go to one partition together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Partitioner {
     paths: Vec<FieldPath>,
     partitions: usize,
-    /// Top-level keys the paths can start at (`device` and `device.os` for
-    /// `device.os`), the only body fields worth reading.
-    keys: Vec<String>,
+    /// Where each path's value may be: path `i` nested (`device` then `os`)
+    /// in slot `2i`, flattened (one key `device.os`) in slot `2i + 1`.
+    wants: Vec<(usize, Vec<String>)>,
 }
+
+/// The hash of a missing or `null` value.
+const MISSING: u64 = 0;
 
 impl Partitioner {
     /// Partition by `paths` into `partitions` (at least 1).
     pub fn new(paths: Vec<FieldPath>, partitions: usize) -> Self {
-        let mut keys: Vec<String> = paths.iter().map(|p| p.keys()[0].clone()).collect();
-        keys.extend(paths.iter().filter(|p| p.keys().len() > 1).map(|p| p.as_str().to_string()));
-        keys.sort();
-        keys.dedup();
-        Partitioner { paths, partitions: partitions.max(1), keys }
+        let mut wants = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            wants.push((2 * i, path.keys().to_vec()));
+            if path.keys().len() > 1 {
+                wants.push((2 * i + 1, vec![path.as_str().to_string()]));
+            }
+        }
+        Partitioner { paths, partitions: partitions.max(1), wants }
     }
 
     /// One partition: every record to the same instance.
@@ -96,90 +103,176 @@ impl Partitioner {
     }
 
     /// The partition of a record with `body`, in `0..partitions`: the same
-    /// for equal keys, in every run and on every platform. Values compare
-    /// as `core::template` renders them (objects with sorted keys), so
-    /// `{"labels": {"a": 1, "b": 2}}` and `{"labels": {"b": 2, "a": 1}}` meet.
+    /// for equal keys, in every run and on every platform. A value is
+    /// hashed as parsed, objects with their keys sorted, so
+    /// `{"labels": {"a": 1, "b": 2}}` and `{"labels": {"b": 2, "a": 1}}`
+    /// meet; a nested path (`device.os`) is looked up nested first, then as
+    /// one flattened key. The body is read once, building nothing but the
+    /// hashes (this runs for every record entering a partitioned filter).
     pub fn partition(&self, body: &[u8]) -> usize {
         if self.partitions == 1 {
             return 0;
         }
-        let fields = Value::Object(top_level_fields(body, &self.keys));
-        let mut key = String::new();
-        for path in &self.paths {
-            // A separator no rendered value ends with keeps ("ab", "c") and
-            // ("a", "bc") apart; NUL stands for a missing value.
-            if !path.lookup(&fields).is_some_and(|v| write_value(v, &mut key)) {
-                key.push('\0');
-            }
-            key.push('\u{1f}');
+        let mut found = vec![None; 2 * self.paths.len()];
+        let wants = self.wants.iter().map(|(slot, keys)| (*slot, keys.as_slice())).collect();
+        let node = Node::new(wants, false, &mut found);
+        if node.deserialize(&mut serde_json::Deserializer::from_slice(body)).is_err() {
+            // Not a JSON object: no value at any path.
+            found.fill(None);
         }
-        let hash = mix(fnv1a(key.bytes()));
+        let mut key = Fnv1a::default();
+        for pair in found.chunks(2) {
+            key.write_u64(pair[0].or(pair[1]).unwrap_or(MISSING));
+        }
+        let hash = mix(key.finish());
         // The high bits of the product: Lemire's "fast range", no division.
         ((u128::from(hash) * self.partitions as u128) >> 64) as usize
     }
 }
 
-/// The top-level fields of JSON object `body` named in `keys`, without
-/// building the others; empty when `body` is not a JSON object.
-fn top_level_fields(body: &[u8], keys: &[String]) -> Map<String, Value> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    Fields(keys).deserialize(&mut deserializer).unwrap_or_default()
+/// Reads one JSON value: its canonical hash when `hash` (else 0), and into
+/// `found` the hashes of the values the `wants` (a slot, and the keys left
+/// to follow from here) reach.
+struct Node<'p, 'f> {
+    wants: Vec<(usize, &'p [String])>,
+    hash: bool,
+    found: &'f mut [Option<u64>],
 }
 
-struct Fields<'a>(&'a [String]);
-
-impl<'de> DeserializeSeed<'de> for Fields<'_> {
-    type Value = Map<String, Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Fields<'_> {
-    type Value = Map<String, Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+impl<'p, 'f> Node<'p, 'f> {
+    /// A value inside one being hashed when `inside_hashed`; hashed itself
+    /// also when a want ends here.
+    fn new(wants: Vec<(usize, &'p [String])>, inside_hashed: bool, found: &'f mut [Option<u64>]) -> Self {
+        let hash = inside_hashed || wants.iter().any(|(_, keys)| keys.is_empty());
+        Node { wants, hash, found }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Map::new();
-        while let Some(wanted) = map.next_key_seed(Key(self.0))? {
-            match wanted {
-                Some(i) => {
-                    fields.insert(self.0[i].clone(), map.next_value()?);
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    /// `hash` of the value just read: noted in the slots that want it here.
+    fn done(self, hash: u64) -> u64 {
+        for (slot, keys) in self.wants {
+            if keys.is_empty() {
+                self.found[slot] = Some(hash);
             }
         }
-        Ok(fields)
+        hash
+    }
+
+    fn leaf(self, tag: u8, bytes: &[u8]) -> u64 {
+        let mut hasher = Fnv1a::default();
+        hasher.write(&[tag]);
+        hasher.write(bytes);
+        self.done(hasher.finish())
+    }
+
+    /// Whether the value must be read at all (else it is skipped).
+    fn needed(&self) -> bool {
+        self.hash || !self.wants.is_empty()
     }
 }
 
-/// A key of the body: the index of the wanted key it equals, if any, read
-/// without allocating.
-struct Key<'a>(&'a [String]);
+impl<'de> DeserializeSeed<'de> for Node<'_, '_> {
+    type Value = u64;
 
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        if self.needed() {
+            deserializer.deserialize_any(self)
+        } else {
+            IgnoredAny::deserialize(deserializer).map(|_| 0)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_, '_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<u64, E> {
+        Ok(self.done(MISSING))
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<u64, E> {
+        Ok(self.leaf(b'b', &[u8::from(value)]))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<u64, E> {
+        Ok(self.leaf(b'u', &value.to_le_bytes()))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<u64, E> {
+        Ok(self.leaf(b'i', &value.to_le_bytes()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<u64, E> {
+        Ok(self.leaf(b'f', &value.to_bits().to_le_bytes()))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<u64, E> {
+        Ok(self.leaf(b's', value.as_bytes()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let mut hasher = Fnv1a::default();
+        hasher.write(b"[");
+        while let Some(item) = seq.next_element_seed(Node::new(Vec::new(), self.hash, &mut []))? {
+            hasher.write_u64(item);
+        }
+        Ok(self.done(hasher.finish()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let mut entries: Vec<(Cow<'de, str>, u64)> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let wants: Vec<(usize, &[String])> = self
+                .wants
+                .iter()
+                .filter(|(_, keys)| keys.first().is_some_and(|k| *k == key))
+                .map(|(slot, keys)| (*slot, &keys[1..]))
+                .collect();
+            let hash = map.next_value_seed(Node::new(wants, self.hash, &mut *self.found))?;
+            if self.hash {
+                entries.push((key, hash));
+            }
+        }
+        entries.sort_unstable();
+        let mut hasher = Fnv1a::default();
+        hasher.write(b"{");
+        for (key, hash) in &entries {
+            hasher.write(key.as_bytes());
+            // No key holds 0xff (not UTF-8), so ("ab", h) and ("a", ..) stay apart.
+            hasher.write(&[0xff]);
+            hasher.write_u64(*hash);
+        }
+        Ok(self.done(hasher.finish()))
+    }
+}
+
+/// An object key, borrowed from the body unless it has escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl Visitor<'_> for Key<'_> {
-    type Value = Option<usize>;
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string key")
     }
 
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|k| k == key))
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_string()))
     }
 }
 
@@ -203,6 +296,16 @@ mod tests {
         assert_eq!(a, b, "label order and other fields do not matter");
         let other = p.partition(br#"{"metric":"rt","value":1,"labels":{"os":"android","txn":"pay"}}"#);
         assert!(other < 8 && a < 8);
+    }
+
+    #[test]
+    fn values_meet_as_parsed_not_as_written() {
+        let p = by(&["labels"], 1 << 20);
+        let plain = p.partition(br#"{"labels":{"a":"x","n":{"p":1,"q":[1,"y"]}}}"#);
+        let written_otherwise = br#"{ "labels" : { "n" : {"q":[1,"\u0079"],"p":1}, "\u0061": "\u0078" } }"#;
+        assert_eq!(plain, p.partition(written_otherwise), "escapes, spaces and key order at any depth");
+        assert_ne!(plain, p.partition(br#"{"labels":{"a":"x","n":{"p":1,"q":["y",1]}}}"#), "array order counts");
+        assert_ne!(plain, p.partition(br#"{"labels":{"a":"x","n":{"p":2,"q":[1,"y"]}}}"#));
     }
 
     #[test]
