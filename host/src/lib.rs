@@ -8,7 +8,7 @@
 //! | floor | module | owns |
 //! |---|---|---|
 //! | 5 | [`cli`] | the command line: `run`, `validate`, `bench`, `generate`; reload triggers |
-//! | 4 | [`pipeline`] | the orchestrator: the filter chain on worker threads, routing, output drivers, dead-letter routing, reload, saved state |
+//! | 4 | [`pipeline`] | the orchestrator: the filter chain on `pipeline.workers` threads (stateless filters one instance per worker, stateful ones one per partition of `partition_by`), routing, output drivers, dead-letter routing, reload, saved state |
 //! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation |
 //! | 2 | [`inputs`] | `stdin`, `file`, `http`, `kafka`, one folder each |
 //! | 2 | [`outputs`] | `stdout`, `file`, `blackhole`, `elasticsearch`, `alertmanager`, `kafka`, one folder each |
@@ -20,7 +20,10 @@
 //!
 //! The host knows nothing about any particular filter: filters are reached
 //! only through the `weir:filter` WIT world (`wit/filter.wit`), whose types
-//! never leave [`plugin`].
+//! never leave [`plugin`]. Even whether a filter keeps state it learns only
+//! from the filter's config (`partition_by`) and from the filter itself (an
+//! empty `snapshot` right after `configure` means stateless), never from
+//! its name: see `pipeline/partition.rs`.
 //!
 //! A filter in a few lines: load a component, configure it, run a batch.
 //!

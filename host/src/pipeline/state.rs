@@ -41,7 +41,10 @@ impl Layout {
     }
 
     fn describe(&self) -> String {
-        format!("{} partitions by {:?}", self.partitions, self.partition_by)
+        match self.partitions {
+            1 => "one instance".to_string(),
+            n => format!("{n} partitions by {:?}", self.partition_by),
+        }
     }
 }
 
