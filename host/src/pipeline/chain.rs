@@ -5,10 +5,12 @@
 //! batches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::console::taps::Taps;
 use super::reload::ReloadError;
 use super::router::Router;
 use crate::core::dead_letter::DeadLetter;
@@ -134,12 +136,19 @@ pub struct Chain {
     router: Router,
     engine: PluginEngine,
     batch_max_records: usize,
+    taps: Option<Arc<Taps>>,
 }
 
 impl Chain {
     /// A chain of `stages` feeding `router`.
     pub fn new(stages: Vec<Stage>, router: Router, engine: PluginEngine, batch_max_records: usize) -> Self {
-        Chain { stages, router, engine, batch_max_records }
+        Chain { stages, router, engine, batch_max_records, taps: None }
+    }
+
+    /// Show the console what each filter takes and emits (once per call).
+    pub fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Self {
+        self.taps = taps;
+        self
     }
 
     /// The stages, e.g. for snapshots at shutdown.
@@ -297,7 +306,10 @@ impl Chain {
             let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
             stage.records_in.add(chunk.len() as u64);
             match stage.instance.process(&chunk) {
-                Ok(Processed { emitted, rejected }) => {
+                Ok(Processed { emitted, parents, rejected }) => {
+                    if let Some(taps) = &self.taps {
+                        taps.filter_batch(stage.instance.name(), &chunk, &emitted, &parents);
+                    }
                     stage.records_out.add(emitted.len() as u64);
                     out.extend(emitted);
                     if !rejected.is_empty() {

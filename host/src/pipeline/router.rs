@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::console::taps::Taps;
 use super::dead_letters::log_lost_dead_letter;
 use crate::core::dead_letter::DeadLetter;
 use crate::core::metrics::{Counter, registry};
@@ -18,6 +19,7 @@ pub struct Router {
     outputs: Vec<RouteTarget>,
     dead_letter_tag: Arc<str>,
     unrouted: Counter,
+    taps: Option<Arc<Taps>>,
 }
 
 #[derive(Clone)]
@@ -37,7 +39,14 @@ impl Router {
                 "Records no output matched, sent to dead letter.",
                 &[],
             ),
+            taps: None,
         }
+    }
+
+    /// Show the console the dead letters that pass.
+    pub fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Self {
+        self.taps = taps;
+        self
     }
 
     /// Replace the outputs (a reload). Queues no longer listed close once
@@ -55,6 +64,10 @@ impl Router {
     /// Records no output matches become dead letters; dead letters no
     /// output matches are logged, as there is nowhere else to keep them.
     pub fn route_blocking(&self, records: Batch) {
+        if let Some(taps) = &self.taps {
+            taps.dead_letters(records.iter().filter(|r| r.tag == self.dead_letter_tag));
+            taps.routed(&records, &self.dead_letter_tag);
+        }
         let mut per_output: Vec<Batch> = vec![Vec::new(); self.outputs.len()];
         let mut unrouted = Vec::new();
         for record in records {
