@@ -280,6 +280,9 @@ impl Chain {
             if records.is_empty() {
                 continue;
             }
+            if let Some(taps) = &self.taps {
+                taps.summaries(records.iter());
+            }
             stage.records_out.add(records.len() as u64);
             let out = self.run_stages(i + 1, records);
             self.router.route_blocking(out);

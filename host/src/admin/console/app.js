@@ -10,7 +10,7 @@ const VIEWS = { playground, windows, pipeline };
 
 /** What every view shares. */
 const ctx = {
-  /** `records`, `dead_letter`, `stats`, `lagged` and `reloaded` events. */
+  /** `records`, `dead_letter`, `stats`, `lagged`, `reloaded` and `theme` events. */
   bus: new EventTarget(),
   description: null,
   /** The pipeline's description (`GET /api/v1/pipeline`), fetched once per reload. */
@@ -56,6 +56,7 @@ function theme() {
     const dark = document.documentElement.dataset.theme !== 'dark';
     localStorage.setItem('weir.theme', dark ? 'dark' : 'light');
     apply(dark);
+    ctx.bus.dispatchEvent(new CustomEvent('theme'));
   });
 }
 

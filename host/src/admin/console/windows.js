@@ -52,15 +52,27 @@ export function init(ctx) {
     thresholds = p.filters.flatMap((f) => (Array.isArray(f.config?.rules) ? f.config.rules : []))
       .filter((r) => r && r.name && r.stat && r.op && typeof r.value === 'number');
   });
-  describe().then(() => api(`/records?tags=${encodeURIComponent(tags(description).join(',') || '-')}`)).then((answer) => {
+  const load = () => api(`/records?tags=${encodeURIComponent(tags(description).join(',') || '-')}`).then((answer) => {
     for (const record of answer.records) ingest(record.body);
     schedule();
-  }).catch((e) => ctx.fail(e));
+  });
+  describe().then(load).catch((e) => ctx.fail(e));
+  // Events were missed: read what is kept again (ingesting twice is harmless).
+  ctx.bus.addEventListener('lagged', () => load().catch(() => {}));
   ctx.bus.addEventListener('records', (event) => {
     for (const record of event.detail) ingest(record.body);
     schedule();
   });
   ctx.bus.addEventListener('reloaded', () => describe().catch(() => {}));
+  // Charts take their colours when drawn: redraw them in the new theme.
+  ctx.bus.addEventListener('theme', () => {
+    for (const chart of charts.values()) {
+      chart.plot.destroy();
+      chart.el.remove();
+    }
+    charts.clear();
+    render();
+  });
   $('win-metric').addEventListener('change', () => { renderLabelFilters(); render(); });
   window.addEventListener('resize', () => {
     for (const chart of charts.values()) chart.plot.setSize(size(chart.el));

@@ -13,11 +13,15 @@
 //! Bounded: [`PER_SERIES`] per series and bucket, [`MAX_SERIES_PER_BUCKET`]
 //! series per bucket (as `percentiles` caps its own), [`MAX_BUCKETS`]
 //! buckets and [`MAX_BYTES`] of bodies, the oldest buckets going first.
-//! Parsing the emitted record's key fields is the one per-record cost of
-//! the console, paid only at that one filter.
+//! Reading the emitted record's key fields is the one per-record cost of
+//! the console, paid only at that one filter: the top level is split
+//! without decoding values, and the canonical series key is looked up by
+//! the key fields' raw text, so a series is decoded once, not per record.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::taps::keep;
@@ -48,7 +52,9 @@ pub struct SampleStore {
     key: Vec<String>,
     matches: TagMatch,
     bucket: i64,
-    buckets: BTreeMap<Timestamp, HashMap<String, Reservoir>>,
+    buckets: BTreeMap<Timestamp, HashMap<Arc<str>, Reservoir>>,
+    /// Canonical series keys by the raw text of the key fields, as written.
+    series: HashMap<Vec<u8>, Arc<str>>,
     bytes: usize,
     rng: fastrand::Rng,
 }
@@ -61,6 +67,7 @@ impl SampleStore {
             matches: spec.matches.clone(),
             bucket: i64::try_from(spec.bucket.as_nanos()).unwrap_or(i64::MAX).max(1),
             buckets: BTreeMap::new(),
+            series: HashMap::new(),
             bytes: 0,
             // Fixed seed: which records are kept is repeatable for the same input.
             rng: fastrand::Rng::with_seed(0x5eed),
@@ -76,15 +83,40 @@ impl SampleStore {
         out
     }
 
+    /// The canonical series key of a body, through the cache of raw key
+    /// texts; `None` for a body that is not a JSON object.
+    fn series_of(&mut self, body: &[u8], raw: &mut Vec<u8>) -> Option<Arc<str>> {
+        let Ok(fields) = serde_json::from_slice::<HashMap<&str, &RawValue>>(body) else {
+            // Escaped keys cannot be borrowed: decode the whole object.
+            let object = serde_json::from_slice::<serde_json::Map<String, Value>>(body).ok()?;
+            return Some(self.series(&object).into());
+        };
+        raw.clear();
+        for key in &self.key {
+            raw.extend_from_slice(fields.get(key.as_str()).map_or("null", |v| v.get()).as_bytes());
+            raw.push(0);
+        }
+        if let Some(series) = self.series.get(raw.as_slice()) {
+            return Some(series.clone());
+        }
+        let object = serde_json::from_slice::<serde_json::Map<String, Value>>(body).ok()?;
+        let series: Arc<str> = self.series(&object).into();
+        if self.series.len() >= MAX_SERIES_PER_BUCKET {
+            self.series.clear();
+        }
+        self.series.insert(raw.clone(), series.clone());
+        Some(series)
+    }
+
     /// Sample the parents of the matching records of `emitted`.
     pub fn add(&mut self, batch: &[Record], emitted: &[Record], parents: &[Option<usize>]) {
+        let mut raw = Vec::new();
         for (record, parent) in emitted.iter().zip(parents) {
             let Some(parent) = parent.and_then(|p| batch.get(p)) else { continue };
             if !self.matches.matches(&record.tag) {
                 continue;
             }
-            let Ok(body) = serde_json::from_slice::<serde_json::Map<String, Value>>(&record.body) else { continue };
-            let series = self.series(&body);
+            let Some(series) = self.series_of(&record.body, &mut raw) else { continue };
             let start = record.time.div_euclid(self.bucket).saturating_mul(self.bucket);
             if self.buckets.len() >= MAX_BUCKETS && self.buckets.first_key_value().is_some_and(|(&s, _)| start < s) {
                 continue;
@@ -129,7 +161,7 @@ impl SampleStore {
     pub fn query(&self, key: &str, from: Timestamp, to: Timestamp, limit: usize) -> Result<Value, String> {
         let key: serde_json::Map<String, Value> =
             serde_json::from_str(key).map_err(|e| format!("key: expected a JSON object of the series' fields: {e}"))?;
-        let series = self.series(&key);
+        let series: Arc<str> = self.series(&key).into();
         let first = from.div_euclid(self.bucket).saturating_mul(self.bucket);
         let mut seen = 0;
         let mut samples: Vec<&Sample> = Vec::new();
@@ -187,6 +219,20 @@ mod tests {
         let outside = store.query(r#"{"metric":"rt","labels":{"os":"ios","txn":"pay"}}"#, 2 * MINUTE, 3 * MINUTE, 10);
         assert_eq!(outside.unwrap()["seen"], 0);
         assert!(store.query("[1]", 0, 1, 1).unwrap_err().starts_with("key: expected a JSON object"));
+    }
+
+    #[test]
+    fn a_series_is_the_same_however_its_body_is_written() {
+        let mut store = store();
+        let mut raw = Vec::new();
+        let plain = store.series_of(br#"{"metric":"m","value":1,"labels":{"a":"1","b":"2"}}"#, &mut raw).unwrap();
+        let spaced =
+            store.series_of(br#"{"labels": {"b": "2", "a": "1"}, "metric": "m", "value": 2}"#, &mut raw).unwrap();
+        let escaped = store.series_of(br#"{"metric":"m","labels":{"a":"1","b":"2"}}"#, &mut raw).unwrap();
+        assert_eq!(plain, spaced);
+        assert_eq!(plain, escaped);
+        assert_eq!(&*plain, r#"["m",{"a":"1","b":"2"}]"#);
+        assert!(store.series_of(b"[1]", &mut raw).is_none());
     }
 
     #[test]

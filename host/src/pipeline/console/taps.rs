@@ -10,19 +10,22 @@
 //! - **per filter**, a spread of up to [`INPUTS_PER_BATCH`] records of each
 //!   batch that reached it, the last [`INPUT_RING`]: the playground's
 //!   "take the last N that reached this filter";
-//! - **per tag**, of what leaves the chain for the outputs, every record of
-//!   a tag with at most [`TAG_PER_BATCH`] in a batch, else a spread of that
-//!   many, the last [`TAG_RING`] or [`TAG_RING_BYTES`] per tag, for
-//!   [`MAX_TAGS`] tags: so the few records of low-volume tags (windows,
-//!   alerts) are all there for the charts, also pushed to the stream, while
-//!   high-volume tags (statements) are sampled;
+//! - **per tag**, of what leaves the chain for the outputs, the last
+//!   [`TAG_RING`] or [`TAG_RING_BYTES`] per tag, for [`MAX_TAGS`] tags, also
+//!   pushed to the stream: every record of a *summary tag*, else a spread
+//!   of [`SPREAD_PER_BATCH`] per batch. A summary tag is one a filter has
+//!   emitted records with no parent under (aggregates: windows), or with a
+//!   parent of a summary tag (what is derived from aggregates: alerts).
+//!   So the charts see every window and alert even when a burst closes
+//!   hundreds at once, while busy tags (statements, metric samples) cost a
+//!   few copies per batch;
 //! - the last [`DEAD_LETTER_RING`] dead letters.
 //!
 //! Bodies are copied (not shared) when kept, so a kept record never holds
 //! a larger buffer alive; one over [`MAX_KEPT_BODY`] is skipped.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -37,9 +40,8 @@ use crate::core::record::Record;
 pub const INPUTS_PER_BATCH: usize = 16;
 /// Inputs kept per filter.
 pub const INPUT_RING: usize = 256;
-/// Records of one tag kept from one batch: every window of a few hundred
-/// series closing at once, a spread of a batch of statements.
-pub const TAG_PER_BATCH: usize = 256;
+/// Records of a busy tag kept from one batch, as for a filter's inputs.
+pub const SPREAD_PER_BATCH: usize = INPUTS_PER_BATCH;
 /// Records kept per tag: 25 minutes of the scenario's 40 series of
 /// one-minute windows.
 pub const TAG_RING: usize = 1024;
@@ -102,6 +104,19 @@ pub fn keep(record: &Record) -> Option<Sample> {
     })
 }
 
+/// The indices of `records` by tag, in order of first appearance. A batch
+/// has a few tags, and tags are shared `Arc`s, so a list beats a map.
+fn by_tag(records: &[Record]) -> Vec<(&Arc<str>, Vec<usize>)> {
+    let mut by_tag: Vec<(&Arc<str>, Vec<usize>)> = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        match by_tag.iter_mut().find(|(tag, _)| Arc::ptr_eq(tag, &record.tag) || **tag == record.tag) {
+            Some((_, indices)) => indices.push(i),
+            None => by_tag.push((&record.tag, vec![i])),
+        }
+    }
+    by_tag
+}
+
 /// Up to `n` indices spread evenly over `0..len`, always with the last.
 fn spread(len: usize, n: usize) -> impl Iterator<Item = usize> {
     let step = len.div_ceil(n.max(1)).max(1);
@@ -118,6 +133,8 @@ fn input_ring() -> Ring {
 pub struct Taps {
     filters: Mutex<HashMap<Arc<str>, Ring>>,
     tags: Mutex<HashMap<Arc<str>, Ring>>,
+    /// Summary tags: those of aggregates and of what derives from them.
+    summary_tags: RwLock<HashSet<Arc<str>>>,
     dead_letters: Mutex<Ring>,
     samples: Option<(SampleSpec, Mutex<SampleStore>)>,
     events: broadcast::Sender<StreamEvent>,
@@ -133,6 +150,7 @@ impl Taps {
         Taps {
             filters: Mutex::default(),
             tags: Mutex::default(),
+            summary_tags: RwLock::default(),
             dead_letters: Mutex::new(Ring::new(DEAD_LETTER_RING, DEAD_LETTER_RING * MAX_KEPT_BODY)),
             samples,
             events: broadcast::channel(STREAM_BUFFER).0,
@@ -141,7 +159,13 @@ impl Taps {
 
     /// After filter `filter` processed `batch` into `emitted` (with each
     /// one's parent index in `parents`).
-    pub fn filter_batch(&self, filter: &Arc<str>, batch: &[Record], emitted: &[Record], parents: &[Option<usize>]) {
+    pub fn filter_batch<'a>(
+        &self,
+        filter: &Arc<str>,
+        batch: &[Record],
+        emitted: &'a [Record],
+        parents: &[Option<usize>],
+    ) {
         let kept: Vec<Sample> = spread(batch.len(), INPUTS_PER_BATCH).filter_map(|i| keep(&batch[i])).collect();
         {
             let mut filters = self.filters.lock().unwrap_or_else(|p| p.into_inner());
@@ -155,22 +179,59 @@ impl Taps {
         {
             store.lock().unwrap_or_else(|p| p.into_inner()).add(batch, emitted, parents);
         }
+        // Only a batch with summaries among its inputs can derive one.
+        let summaries_in: Vec<&Arc<str>> = {
+            let known = self.summary_tags.read().unwrap_or_else(|p| p.into_inner());
+            by_tag(batch).into_iter().map(|(tag, _)| tag).filter(|tag| known.contains(*tag)).collect()
+        };
+        let derived = |parent: usize| batch.get(parent).is_some_and(|r| summaries_in.contains(&&r.tag));
+        let summary = |(record, parent): (&'a Record, &Option<usize>)| match parent {
+            None => Some(record),
+            Some(p) if !summaries_in.is_empty() && derived(*p) => Some(record),
+            Some(_) => None,
+        };
+        self.summaries(emitted.iter().zip(parents).filter_map(summary));
+    }
+
+    /// Records that are summaries (aggregates a filter emitted, from
+    /// `process` or `tick`, or records derived from summaries): their tags
+    /// are summary tags from now on.
+    pub fn summaries<'a>(&self, records: impl Iterator<Item = &'a Record>) {
+        let mut new: Vec<&Arc<str>> = Vec::new();
+        {
+            let known = self.summary_tags.read().unwrap_or_else(|p| p.into_inner());
+            for record in records {
+                if !known.contains(&record.tag) && !new.contains(&&record.tag) {
+                    new.push(&record.tag);
+                }
+            }
+        }
+        if !new.is_empty() {
+            let mut known = self.summary_tags.write().unwrap_or_else(|p| p.into_inner());
+            for tag in new {
+                if known.len() < MAX_TAGS {
+                    known.insert(tag.clone());
+                }
+            }
+        }
     }
 
     /// A batch on its way to the outputs (dead letters aside).
     pub fn routed(&self, records: &[Record], dead_letter_tag: &Arc<str>) {
-        // Indices by tag; a batch has a few tags, so a list beats a map.
-        let mut by_tag: Vec<(&Arc<str>, Vec<usize>)> = Vec::new();
-        for (i, record) in records.iter().enumerate() {
-            match by_tag.iter_mut().find(|(tag, _)| Arc::ptr_eq(tag, &record.tag) || **tag == record.tag) {
-                Some((_, indices)) => indices.push(i),
-                None => by_tag.push((&record.tag, vec![i])),
-            }
-        }
         let mut kept: Vec<Sample> = Vec::new();
-        for (tag, indices) in by_tag {
-            if tag != dead_letter_tag {
-                kept.extend(spread(indices.len(), TAG_PER_BATCH).filter_map(|i| keep(&records[indices[i]])));
+        {
+            let summary = self.summary_tags.read().unwrap_or_else(|p| p.into_inner());
+            for (tag, indices) in by_tag(records) {
+                if tag == dead_letter_tag {
+                    continue;
+                }
+                if summary.contains(tag) {
+                    // Whole, up to what its ring can hold.
+                    let skip = indices.len().saturating_sub(TAG_RING);
+                    kept.extend(indices[skip..].iter().filter_map(|&i| keep(&records[i])));
+                } else {
+                    kept.extend(spread(indices.len(), SPREAD_PER_BATCH).filter_map(|i| keep(&records[indices[i]])));
+                }
             }
         }
         if kept.is_empty() {
@@ -291,19 +352,29 @@ mod tests {
     }
 
     #[test]
-    fn routed_records_of_rare_tags_are_all_kept_and_streamed_and_busy_tags_sampled() {
+    fn summaries_are_kept_whole_and_streamed_and_busy_tags_sampled() {
         let taps = Taps::new(None);
         let mut events = taps.subscribe();
         let tagged = |time, tag: &str| Record { tag: tag.into(), ..record(time, "{}") };
-        let mut batch: Vec<Record> = (0..1000).map(|i| tagged(i, "statements")).collect();
-        batch.extend((0..3).map(|i| tagged(i, "windows")));
+        // A filter emits a window with no parent: `windows` is a summary tag;
+        // another derives an alert from a window: so is `alerts`; and a
+        // metric record from a statement: `metrics` is not.
+        let window = tagged(0, "windows");
+        taps.filter_batch(&"percentiles".into(), &[], std::slice::from_ref(&window), &[None]);
+        taps.filter_batch(&"threshold".into(), &[window], &[tagged(0, "alerts")], &[Some(0)]);
+        taps.filter_batch(&"extract".into(), &[tagged(0, "statements")], &[tagged(0, "metrics")], &[Some(0)]);
+        let mut batch: Vec<Record> = (0..1000).map(|i| tagged(i, "metrics")).collect();
+        batch.extend((0..300).map(|i| tagged(i, "alerts")));
+        batch.extend((0..600).map(|i| tagged(i, "windows")));
         batch.push(tagged(7, "dlq"));
         taps.routed(&batch, &"dlq".into());
-        assert_eq!(taps.records(&["windows"], 100).len(), 3);
-        assert_eq!(taps.records(&["statements"], 10_000).len(), TAG_PER_BATCH);
+        assert_eq!(taps.records(&["alerts"], 1000).len(), 300, "derived from summaries: kept whole");
+        assert_eq!(taps.records(&["windows"], 1000).len(), 600, "aggregates: kept whole");
+        let metrics = taps.records(&["metrics"], 10_000).len();
+        assert!(metrics <= SPREAD_PER_BATCH && metrics > SPREAD_PER_BATCH / 2, "a busy tag is sampled: {metrics}");
         assert!(taps.records(&["dlq"], 10).is_empty(), "dead letters have their own ring");
-        assert_eq!(taps.tags(), [("statements".to_string(), TAG_PER_BATCH), ("windows".to_string(), 3)]);
-        assert!(matches!(events.try_recv().unwrap(), StreamEvent::Records(r) if r.len() == TAG_PER_BATCH + 3));
+        assert_eq!(taps.tags().len(), 3);
+        assert!(matches!(events.try_recv().unwrap(), StreamEvent::Records(r) if r.len() == metrics + 900));
     }
 
     #[test]
