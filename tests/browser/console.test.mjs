@@ -150,7 +150,7 @@ test('the playground runs pasted statements through the real extract, shows grou
   await page.click('#pg-export');
   const yaml = await page.locator('#pg-yaml').textContent();
   assert.match(yaml, /- type: extract\n {4}match: mobile\.statements\n {4}config:/);
-  assert.ok(yaml.includes("pattern: 'txn=(?P<txn>\\w+) status=(?P<status>\\w+) resp_ms=(?P<ms>\\d+)'"), yaml);
+  assert.ok(yaml.includes("- metric: response_time_ms\n          pattern: 'txn=(?P<txn>\\w+) status=(?P<status>\\w+) resp_ms=(?P<ms>\\d+)'"), yaml);
   assert.ok(yaml.includes('type: float'), yaml);
   await shot('playground');
 

@@ -353,13 +353,21 @@ function renderResults(input, answer) {
   }));
 }
 
+/** `object` with the keys of `order` first, in that order (the config reads that way). */
+function ordered(object, order) {
+  const first = order.filter((k) => k in object).map((k) => [k, object[k]]);
+  return Object.fromEntries([...first, ...Object.entries(object).filter(([k]) => !order.includes(k))]);
+}
+
 function filterEntry() {
   const filter = filters.find((f) => f.name === $('pg-filter').value);
   const type = filter?.plugin?.split('/').pop().replace(/\.wasm$/, '') || 'extract';
   const entry = { type };
   if (filter && filter.name !== type) entry.name = filter.name;
   entry.match = filter?.match?.length === 1 ? filter.match[0] : filter?.match || '*';
-  entry.config = config(false);
+  const block = config(false);
+  block.rules = block.rules.map((r) => ordered(r, ['metric', 'pattern', 'source', 'value', 'labels']));
+  entry.config = ordered(block, ['source', 'metric_tag', 'enrich_field', 'mode', 'rules']);
   return entry;
 }
 
