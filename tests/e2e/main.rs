@@ -3,6 +3,7 @@
 //!
 //! Table of contents:
 //! - `admin`: `/ready` follows the pipeline
+//! - `console`: the console's JSON API on `configs/quickstart-console.yaml`
 //! - `cli`: `--version`, `--help`, `validate` and error exit codes
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
@@ -24,6 +25,7 @@ mod util;
 
 mod admin;
 mod cli;
+mod console;
 mod http_input;
 mod local_io;
 mod metrics;

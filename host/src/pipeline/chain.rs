@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::console::taps::Taps;
 use super::reload::ReloadError;
 use super::router::Router;
 use crate::core::dead_letter::DeadLetter;
@@ -89,9 +90,19 @@ impl Stage {
     /// (after a replay, once more), never retried forever. A chunk the
     /// plugin refuses as a whole (`err` from `process`) is its decision and
     /// is dead-lettered whole.
-    fn process_isolating(&mut self, engine: &PluginEngine, chunk: Batch, dead_letter_tag: &Arc<str>, out: &mut Batch) {
+    fn process_isolating(
+        &mut self,
+        engine: &PluginEngine,
+        chunk: Batch,
+        dead_letter_tag: &Arc<str>,
+        taps: Option<&Taps>,
+        out: &mut Batch,
+    ) {
         match self.instance.process(&chunk) {
-            Ok(Processed { emitted, rejected }) => {
+            Ok(Processed { emitted, parents, rejected }) => {
+                if let Some(taps) = taps {
+                    taps.filter_batch(self.instance.name(), &chunk, &emitted, &parents);
+                }
                 self.records_out.add(emitted.len() as u64);
                 out.extend(emitted);
                 if !rejected.is_empty() {
@@ -112,8 +123,8 @@ impl Stage {
                     tracing::debug!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; splitting the batch to find the record at fault");
                     let mut first = chunk;
                     let second = first.split_off(first.len() / 2);
-                    self.process_isolating(engine, first, dead_letter_tag, out);
-                    self.process_isolating(engine, second, dead_letter_tag, out);
+                    self.process_isolating(engine, first, dead_letter_tag, taps, out);
+                    self.process_isolating(engine, second, dead_letter_tag, taps, out);
                     return;
                 }
                 tracing::warn!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; records sent to dead letter");
@@ -186,12 +197,19 @@ pub struct Chain {
     router: Router,
     engine: PluginEngine,
     batch_max_records: usize,
+    taps: Option<Arc<Taps>>,
 }
 
 impl Chain {
     /// A chain of `stages` feeding `router`.
     pub fn new(stages: Vec<Stage>, router: Router, engine: PluginEngine, batch_max_records: usize) -> Self {
-        Chain { stages, router, engine, batch_max_records }
+        Chain { stages, router, engine, batch_max_records, taps: None }
+    }
+
+    /// Show the console what each filter takes and emits (once per call).
+    pub fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Self {
+        self.taps = taps;
+        self
     }
 
     /// The stages, e.g. for snapshots at shutdown.
@@ -336,6 +354,9 @@ impl Chain {
             if records.is_empty() {
                 continue;
             }
+            if let Some(taps) = &self.taps {
+                taps.summaries(records.iter());
+            }
             stage.records_out.add(records.len() as u64);
             let out = self.run_stages(i + 1, records);
             self.router.route_blocking(out);
@@ -361,7 +382,7 @@ impl Chain {
         while selected.peek().is_some() {
             let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
             stage.records_in.add(chunk.len() as u64);
-            stage.process_isolating(&self.engine, chunk, &dead_letter_tag, &mut out);
+            stage.process_isolating(&self.engine, chunk, &dead_letter_tag, self.taps.as_deref(), &mut out);
         }
         out
     }
