@@ -55,6 +55,17 @@ pub fn rfc3339(time: Timestamp) -> String {
     rfc3339_utc(chrono::DateTime::from_timestamp_nanos(time))
 }
 
+/// Parse RFC 3339 text (`2026-11-22T10:00:00Z`, any offset) into a
+/// timestamp.
+///
+/// # Errors
+/// A message saying why, when the text is not RFC 3339 or lies outside the
+/// nanosecond range (years 1677 to 2262).
+pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+    let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| format!("{text:?} is not RFC 3339: {e}"))?;
+    time.timestamp_nanos_opt().ok_or_else(|| format!("{text:?} is outside the years 1677 to 2262"))
+}
+
 /// [`rfc3339`] of a chrono time, for times beyond the nanosecond range.
 pub fn rfc3339_utc(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
@@ -77,5 +88,13 @@ mod tests {
     fn formats_rfc3339_in_utc() {
         assert_eq!(rfc3339(1_700_000_000_123_000_000), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn parses_rfc3339_with_any_offset() {
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Ok(1_700_000_000_123_000_000));
+        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Ok(1_700_000_000_123_000_000));
+        assert!(parse_rfc3339("2023-11-14").unwrap_err().contains("is not RFC 3339"));
+        assert!(parse_rfc3339("2300-01-01T00:00:00Z").unwrap_err().contains("outside"));
     }
 }
