@@ -1,0 +1,373 @@
+//! The test files of `weir test`: YAML naming a pipeline config or one
+//! filter, the records to feed it, and what should come out. Loading
+//! resolves everything a run needs (plugin files, filter specs, times,
+//! bodies), so a broken test file fails here with file, line, column and
+//! key, as a broken config does. Running and comparing are `weir test`'s.
+//!
+//! ```yaml
+//! tests:
+//!   - name: a debug record is dropped, the others marked
+//!     filter: { type: myfilter, config: { drop_level: debug } }
+//!     inputs:
+//!       - { tag: app, time: 2026-11-22T10:00:00Z, body: { level: info } }
+//!       - { body: { level: debug } }
+//!       - { tick: 2026-11-22T10:01:00Z }
+//!     expect:
+//!       records:
+//!         - { tag: app, body: { level: info, seen_by: myfilter } }
+//! ```
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+use super::raw::RawFilter;
+use super::resolve::Resolver;
+use super::{Config, ConfigError};
+use crate::core::clock::parse_rfc3339;
+use crate::core::record::{Record, Timestamp};
+
+/// The tag of a lone filter test's inputs that name none.
+const DEFAULT_FILTER_TEST_TAG: &str = "test";
+
+/// A loaded test file.
+#[derive(Debug)]
+pub struct TestSuite {
+    /// The file.
+    pub file: PathBuf,
+    /// Its tests, in file order.
+    pub tests: Vec<TestCase>,
+}
+
+/// One test: a chain of filters, what goes in, what should come out.
+#[derive(Debug)]
+pub struct TestCase {
+    /// What it checks, as a sentence.
+    pub name: String,
+    /// Where it starts in the file (1-based line and column).
+    pub position: Option<(usize, usize)>,
+    /// The pipeline whose filters run: the config named by `config:`, or
+    /// one holding just the `filter:` (no inputs, no outputs).
+    pub pipeline: Config,
+    /// The host clock when the test starts, and the time of inputs that
+    /// give none.
+    pub now: Timestamp,
+    /// Records and ticks, in order.
+    pub steps: Vec<TestStep>,
+    /// Whether a last `tick` at the end of time follows the inputs, as when
+    /// a pipeline's inputs end (`end_of_time:`, default true).
+    pub end_of_time: bool,
+    /// What should come out.
+    pub expect: Expectation,
+}
+
+/// One entry of `inputs:`.
+#[derive(Debug)]
+pub enum TestStep {
+    /// A record to feed the chain. Consecutive records go in one batch.
+    Record(Record),
+    /// Set the clock to this time and tick every filter.
+    Tick(Timestamp),
+}
+
+/// The `expect:` block. A list left out expects nothing of its kind.
+#[derive(Debug, Default)]
+pub struct Expectation {
+    /// How bodies and reasons are compared (`match:`).
+    pub matching: Matching,
+    /// The records the chain emits (in a config test: those some output
+    /// takes), in order.
+    pub records: Vec<ExpectedRecord>,
+    /// The inputs a filter refused, singly or with their whole batch.
+    pub rejected: Vec<ExpectedDeadLetter>,
+    /// Every other dead letter: records no output takes (config tests).
+    pub dead_letters: Vec<ExpectedDeadLetter>,
+    /// The filter refuses its config with an error saying this; nothing runs.
+    pub config_error: Option<String>,
+}
+
+/// How expected bodies and reasons are compared.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Matching {
+    /// A body equals the expected one; a reason is the expected text.
+    #[default]
+    Exact,
+    /// A body has at least the expected keys, with equal values (objects
+    /// compared the same way, recursively); a reason contains the expected
+    /// text.
+    Partial,
+}
+
+/// An expected record. Fields left out are not checked.
+#[derive(Debug, Default)]
+pub struct ExpectedRecord {
+    /// Where it is in the file.
+    pub position: Option<(usize, usize)>,
+    /// The tag.
+    pub tag: Option<String>,
+    /// The event time.
+    pub time: Option<Timestamp>,
+    /// The body.
+    pub body: Option<ExpectedBody>,
+}
+
+/// An expected body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExpectedBody {
+    /// A YAML mapping: compared as JSON.
+    Json(serde_json::Value),
+    /// A YAML string: compared with the body's bytes as text.
+    Text(String),
+}
+
+/// An expected dead letter: the original record, where and why it failed.
+#[derive(Debug, Default)]
+pub struct ExpectedDeadLetter {
+    /// The filter that refused it (`filter:` in `rejected`) or the stage
+    /// that dead-lettered it (`stage:` in `dead_letters`, e.g. `routing`).
+    pub by: Option<String>,
+    /// The reason.
+    pub reason: Option<String>,
+    /// The original record.
+    pub record: ExpectedRecord,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    plugin_dir: Option<String>,
+    cache_dir: Option<String>,
+    tests: Vec<RawTest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    name: String,
+    config: Option<String>,
+    filter: Option<Mapping>,
+    now: Option<Value>,
+    #[serde(default)]
+    inputs: Vec<RawInput>,
+    end_of_time: Option<bool>,
+    expect: RawExpect,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    tag: Option<String>,
+    time: Option<Value>,
+    body: Option<Value>,
+    tick: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    #[serde(rename = "match", default)]
+    matching: Matching,
+    #[serde(default)]
+    records: Vec<RawRecord>,
+    #[serde(default)]
+    rejected: Vec<RawRejected>,
+    #[serde(default)]
+    dead_letters: Vec<RawDeadLetter>,
+    config_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    tag: Option<String>,
+    time: Option<Value>,
+    body: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRejected {
+    filter: Option<String>,
+    reason: Option<String>,
+    tag: Option<String>,
+    time: Option<Value>,
+    body: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadLetter {
+    stage: Option<String>,
+    reason: Option<String>,
+    tag: Option<String>,
+    time: Option<Value>,
+    body: Option<Value>,
+}
+
+/// Resolve test-file `text`, read from `path`. A test's `config:` is loaded
+/// with `load`, relative to the test file.
+pub(super) fn resolve(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    load: &dyn Fn(&Path) -> Result<Config, ConfigError>,
+) -> Result<TestSuite, ConfigError> {
+    let r = Resolver::new(path, text)?;
+    if text.trim().is_empty() {
+        return Err(r.error("", "the test file is empty; expected `tests:`"));
+    }
+    let raw: RawSuite = r.deserialize(text)?;
+    if raw.tests.is_empty() {
+        return Err(r.error("tests", "no tests; expected at least one"));
+    }
+    let plugin_dir = r.plugin_dir(raw.plugin_dir.as_deref(), env);
+    let cache_dir = r.cache_dir(raw.cache_dir.as_deref(), env);
+    let mut names = HashSet::new();
+    let mut tests = Vec::with_capacity(raw.tests.len());
+    for (i, test) in raw.tests.into_iter().enumerate() {
+        let key = format!("tests[{i}]");
+        if !names.insert(test.name.clone()) {
+            return Err(r.error(&key, format!("duplicate test name {:?}", test.name)));
+        }
+        let (pipeline, default_tag) = match (test.config, test.filter) {
+            (Some(config), None) => {
+                let pipeline = load(&r.path(&config))?;
+                let tag = pipeline.inputs.first().map_or_else(|| DEFAULT_FILTER_TEST_TAG.into(), |i| i.tag.clone());
+                (pipeline, tag)
+            }
+            (None, Some(mut filter)) => {
+                // A lone filter takes every record unless the test says otherwise.
+                if !filter.contains_key("match") {
+                    filter.insert("match".into(), "*".into());
+                }
+                let key = format!("{key}.filter");
+                let raw: RawFilter = r.value(&key, Value::Mapping(filter))?;
+                let spec = r.filter(&key, raw, &plugin_dir, env, &mut HashSet::new())?;
+                (r.filters_only(vec![spec], cache_dir.clone()), DEFAULT_FILTER_TEST_TAG.into())
+            }
+            _ => return Err(r.error(&key, "expected either `config:` (a pipeline config file) or `filter:`")),
+        };
+        let now = match test.now {
+            Some(value) => time(&r, &format!("{key}.now"), value)?,
+            None => 0,
+        };
+        let steps = test
+            .inputs
+            .into_iter()
+            .enumerate()
+            .map(|(j, input)| step(&r, &format!("{key}.inputs[{j}]"), input, now, &default_tag))
+            .collect::<Result<_, _>>()?;
+        let expect = expectation(&r, &format!("{key}.expect"), test.expect)?;
+        if expect.config_error.is_some()
+            && !(expect.records.is_empty() && expect.rejected.is_empty() && expect.dead_letters.is_empty())
+        {
+            return Err(r.error(
+                &format!("{key}.expect.config_error"),
+                "a refused config runs nothing; expect no records, rejections or dead letters with it",
+            ));
+        }
+        tests.push(TestCase {
+            name: test.name,
+            position: r.position(&key),
+            pipeline,
+            now,
+            steps,
+            end_of_time: test.end_of_time.unwrap_or(true),
+            expect,
+        });
+    }
+    Ok(TestSuite { file: path.to_path_buf(), tests })
+}
+
+fn step(r: &Resolver, key: &str, input: RawInput, now: Timestamp, tag: &Arc<str>) -> Result<TestStep, ConfigError> {
+    match (input.tick, input.body) {
+        (Some(tick), None) => {
+            if input.tag.is_some() || input.time.is_some() {
+                return Err(r.error(key, "a `tick:` takes no `tag:` or `time:`; it ticks every filter at that time"));
+            }
+            Ok(TestStep::Tick(time(r, &format!("{key}.tick"), tick)?))
+        }
+        (None, Some(body)) => {
+            let body = match body_of(r, &format!("{key}.body"), body)? {
+                ExpectedBody::Json(json) => serde_json::to_vec(&json).expect("a JSON value always serialises"),
+                ExpectedBody::Text(text) => text.into_bytes(),
+            };
+            Ok(TestStep::Record(Record {
+                time: input.time.map(|t| time(r, &format!("{key}.time"), t)).transpose()?.unwrap_or(now),
+                tag: input.tag.map_or_else(|| tag.clone(), Into::into),
+                body: body.into(),
+                origin: None,
+                ack: None,
+            }))
+        }
+        _ => Err(r.error(key, "expected either `body:` (a record) or `tick:` (a time)")),
+    }
+}
+
+fn expectation(r: &Resolver, key: &str, raw: RawExpect) -> Result<Expectation, ConfigError> {
+    let records = raw
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| record(r, &format!("{key}.records[{i}]"), e.tag, e.time, e.body))
+        .collect::<Result<_, _>>()?;
+    let rejected = raw
+        .rejected
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let record = record(r, &format!("{key}.rejected[{i}]"), e.tag, e.time, e.body)?;
+            Ok(ExpectedDeadLetter { by: e.filter, reason: e.reason, record })
+        })
+        .collect::<Result<_, ConfigError>>()?;
+    let dead_letters = raw
+        .dead_letters
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let record = record(r, &format!("{key}.dead_letters[{i}]"), e.tag, e.time, e.body)?;
+            Ok(ExpectedDeadLetter { by: e.stage, reason: e.reason, record })
+        })
+        .collect::<Result<_, ConfigError>>()?;
+    Ok(Expectation { matching: raw.matching, records, rejected, dead_letters, config_error: raw.config_error })
+}
+
+fn record(
+    r: &Resolver,
+    key: &str,
+    tag: Option<String>,
+    time_value: Option<Value>,
+    body: Option<Value>,
+) -> Result<ExpectedRecord, ConfigError> {
+    Ok(ExpectedRecord {
+        position: r.position(key),
+        tag,
+        time: time_value.map(|t| time(r, &format!("{key}.time"), t)).transpose()?,
+        body: body.map(|b| body_of(r, &format!("{key}.body"), b)).transpose()?,
+    })
+}
+
+/// A time: RFC 3339 text or integer nanoseconds since the Unix epoch.
+fn time(r: &Resolver, key: &str, value: Value) -> Result<Timestamp, ConfigError> {
+    match value {
+        Value::String(text) => parse_rfc3339(&text).map_err(|m| r.error(key, m)),
+        Value::Number(n) if n.as_i64().is_some() => Ok(n.as_i64().expect("checked just above")),
+        _ => Err(r.error(key, "expected an RFC 3339 time (2026-11-22T10:00:00Z) or integer nanoseconds")),
+    }
+}
+
+/// A body: a mapping (JSON) or a string (its bytes as they are, so a test
+/// can feed what is not JSON).
+fn body_of(r: &Resolver, key: &str, value: Value) -> Result<ExpectedBody, ConfigError> {
+    match value {
+        Value::String(text) => Ok(ExpectedBody::Text(text)),
+        value @ Value::Mapping(_) => serde_json::to_value(&value)
+            .map(ExpectedBody::Json)
+            .map_err(|e| r.error(key, format!("cannot be expressed as JSON: {e}"))),
+        _ => Err(r.error(key, "expected a mapping (a JSON object) or a string (the body's text as it is)")),
+    }
+}
