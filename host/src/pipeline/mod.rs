@@ -14,6 +14,7 @@
 
 mod chain;
 mod dead_letters;
+mod dry_run;
 mod error;
 mod output_task;
 pub mod reload;
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+pub use dry_run::{DryRun, DryRunOutput};
 pub use error::PipelineError;
 
 use crate::config::{Config, InputSpec, OutputSpec};
