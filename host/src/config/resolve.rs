@@ -102,6 +102,14 @@ impl Resolver {
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        // serde_norway starts a nested error with its own path, which `key` already says.
+        if let Some((head, rest)) = message.split_once(": ")
+            && (inner_path == head
+                || inner_path.starts_with(&format!("{head}."))
+                || inner_path.starts_with(&format!("{head}[")))
+        {
+            message = rest.to_string();
+        }
         // serde reports an unknown field at its parent; name the field itself.
         if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next())
             && !key.ends_with(field)

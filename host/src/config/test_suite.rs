@@ -33,6 +33,11 @@ use crate::core::record::{Record, Timestamp};
 /// The tag of a lone filter test's inputs that name none.
 const DEFAULT_FILTER_TEST_TAG: &str = "test";
 
+/// The host clock of a test that sets no `now:`: 2000-01-01T00:00:00Z. A
+/// fixed time keeps tests repeatable; not zero, as Go's runtime refuses to
+/// start with its clock at zero.
+const DEFAULT_NOW: Timestamp = 946_684_800_000_000_000;
+
 /// A loaded test file.
 #[derive(Debug)]
 pub struct TestSuite {
@@ -52,8 +57,8 @@ pub struct TestCase {
     /// The pipeline whose filters run: the config named by `config:`, or
     /// one holding just the `filter:` (no inputs, no outputs).
     pub pipeline: Config,
-    /// The host clock when the test starts, and the time of inputs that
-    /// give none.
+    /// The host clock when the test starts (`now:`, default
+    /// 2000-01-01T00:00:00Z); a record that gives no time takes the clock's.
     pub now: Timestamp,
     /// Records and ticks, in order.
     pub steps: Vec<TestStep>,
@@ -253,14 +258,18 @@ pub(super) fn resolve(
         };
         let now = match test.now {
             Some(value) => time(&r, &format!("{key}.now"), value)?,
-            None => 0,
+            None => DEFAULT_NOW,
         };
-        let steps = test
-            .inputs
-            .into_iter()
-            .enumerate()
-            .map(|(j, input)| step(&r, &format!("{key}.inputs[{j}]"), input, now, &default_tag))
-            .collect::<Result<_, _>>()?;
+        // A record that gives no time takes the clock's, which ticks move.
+        let mut clock = now;
+        let mut steps = Vec::with_capacity(test.inputs.len());
+        for (j, input) in test.inputs.into_iter().enumerate() {
+            let step = step(&r, &format!("{key}.inputs[{j}]"), input, clock, &default_tag)?;
+            if let TestStep::Tick(at) = step {
+                clock = at;
+            }
+            steps.push(step);
+        }
         let expect = expectation(&r, &format!("{key}.expect"), test.expect)?;
         if expect.config_error.is_some()
             && !(expect.records.is_empty() && expect.rejected.is_empty() && expect.dead_letters.is_empty())
@@ -283,7 +292,7 @@ pub(super) fn resolve(
     Ok(TestSuite { file: path.to_path_buf(), tests })
 }
 
-fn step(r: &Resolver, key: &str, input: RawInput, now: Timestamp, tag: &Arc<str>) -> Result<TestStep, ConfigError> {
+fn step(r: &Resolver, key: &str, input: RawInput, clock: Timestamp, tag: &Arc<str>) -> Result<TestStep, ConfigError> {
     match (input.tick, input.body) {
         (Some(tick), None) => {
             if input.tag.is_some() || input.time.is_some() {
@@ -297,7 +306,7 @@ fn step(r: &Resolver, key: &str, input: RawInput, now: Timestamp, tag: &Arc<str>
                 ExpectedBody::Text(text) => text.into_bytes(),
             };
             Ok(TestStep::Record(Record {
-                time: input.time.map(|t| time(r, &format!("{key}.time"), t)).transpose()?.unwrap_or(now),
+                time: input.time.map(|t| time(r, &format!("{key}.time"), t)).transpose()?.unwrap_or(clock),
                 tag: input.tag.map_or_else(|| tag.clone(), Into::into),
                 body: body.into(),
                 origin: None,
@@ -369,5 +378,120 @@ fn body_of(r: &Resolver, key: &str, value: Value) -> Result<ExpectedBody, Config
             .map(ExpectedBody::Json)
             .map_err(|e| r.error(key, format!("cannot be expressed as JSON: {e}"))),
         _ => Err(r.error(key, "expected a mapping (a JSON object) or a string (the body's text as it is)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse_tests;
+
+    /// A folder with `plugins/split.wasm` (resolution only checks that it
+    /// exists) and a pipeline config beside the test file.
+    fn workspace() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        std::fs::write(dir.path().join("plugins/split.wasm"), b"").unwrap();
+        let config = "inputs: [{ type: stdin, tag: app.chunks }]\nfilters: [{ type: split, match: app.chunks }]\noutputs: [{ type: stdout, match: '*' }]\n";
+        std::fs::write(dir.path().join("weir.yaml"), config).unwrap();
+        dir
+    }
+
+    fn load(dir: &Path, text: &str) -> Result<TestSuite, ConfigError> {
+        parse_tests(&dir.join("tests.yaml"), text, |_| None)
+    }
+
+    fn error(text: &str) -> (String, Option<(usize, usize)>, String) {
+        let dir = workspace();
+        match load(dir.path(), text).unwrap_err() {
+            ConfigError::Invalid { key, position, message, .. } => (key, position, message),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_filter_test_runs_one_filter_that_takes_every_tag() {
+        let dir = workspace();
+        let text = "tests:\n  - name: t\n    filter: { type: split, config: { field: logs } }\n    now: 2026-11-22T10:00:00Z\n    inputs:\n      - body: { logs: [] }\n      - { tick: 5 }\n      - { tag: x, time: 7, body: 'raw' }\n      - body: {}\n    expect: {}\n";
+        let suite = load(dir.path(), text).unwrap();
+        let test = &suite.tests[0];
+        assert_eq!(test.position, Some((2, 5)));
+        assert_eq!(test.pipeline.filters.len(), 1);
+        assert_eq!(test.pipeline.filters[0].wasm, dir.path().join("plugins/split.wasm"));
+        assert!(test.pipeline.filters[0].matches.matches("anything"));
+        assert_eq!(test.pipeline.filters[0].config, serde_json::json!({ "field": "logs" }));
+        assert!(test.pipeline.outputs.is_empty() && test.end_of_time);
+        let TestStep::Record(first) = &test.steps[0] else { panic!() };
+        assert_eq!(
+            (&*first.tag, first.time, &first.body[..]),
+            ("test", 1_795_341_600_000_000_000, &b"{\"logs\":[]}"[..])
+        );
+        assert!(matches!(test.steps[1], TestStep::Tick(5)));
+        let TestStep::Record(raw) = &test.steps[2] else { panic!() };
+        assert_eq!((&*raw.tag, raw.time, &raw.body[..]), ("x", 7, &b"raw"[..]), "a string body is sent as it is");
+        let TestStep::Record(after) = &test.steps[3] else { panic!() };
+        assert_eq!(after.time, 5, "a record with no time takes the clock's, which the tick moved");
+    }
+
+    #[test]
+    fn the_default_clock_is_the_documented_time() {
+        assert_eq!(parse_rfc3339("2000-01-01T00:00:00Z"), Ok(DEFAULT_NOW));
+    }
+
+    #[test]
+    fn a_config_test_loads_the_config_beside_the_file_and_takes_its_input_tag() {
+        let dir = workspace();
+        let text = "tests:\n  - name: t\n    config: weir.yaml\n    inputs: [{ body: {} }]\n    end_of_time: false\n    expect: { match: partial, records: [{ tag: a, time: 1, body: {} }], dead_letters: [{ stage: routing }] }\n";
+        let suite = load(dir.path(), text).unwrap();
+        let test = &suite.tests[0];
+        assert_eq!(test.pipeline.outputs.len(), 1);
+        let TestStep::Record(record) = &test.steps[0] else { panic!() };
+        assert_eq!(&*record.tag, "app.chunks");
+        assert!(!test.end_of_time);
+        assert_eq!(test.expect.matching, Matching::Partial);
+        assert_eq!(test.expect.records[0].time, Some(1));
+        assert_eq!(test.expect.records[0].position, Some((6, 41)));
+        assert_eq!(test.expect.dead_letters[0].by.as_deref(), Some("routing"));
+    }
+
+    #[test]
+    fn a_test_names_either_a_config_or_a_filter() {
+        let (key, position, message) = error("tests:\n  - name: t\n    expect: {}\n");
+        assert_eq!((key.as_str(), position), ("tests[0]", Some((2, 5))));
+        assert!(message.contains("either `config:`"), "{message}");
+    }
+
+    #[test]
+    fn an_input_is_a_record_or_a_tick_not_both() {
+        let (key, _, message) = error(
+            "tests:\n  - name: t\n    filter: { type: split }\n    inputs: [{ tick: 1, body: {} }]\n    expect: {}\n",
+        );
+        assert_eq!(key, "tests[0].inputs[0]");
+        assert!(message.contains("either `body:`"), "{message}");
+    }
+
+    #[test]
+    fn test_names_are_unique_and_a_file_has_tests() {
+        let text = "tests:\n  - { name: t, filter: { type: split }, expect: {} }\n  - { name: t, filter: { type: split }, expect: {} }\n";
+        let (key, _, message) = error(text);
+        assert_eq!(key, "tests[1]");
+        assert_eq!(message, "duplicate test name \"t\"");
+        assert_eq!(error("tests: []\n").2, "no tests; expected at least one");
+    }
+
+    #[test]
+    fn a_config_error_expectation_stands_alone() {
+        let text = "tests:\n  - name: t\n    filter: { type: split }\n    expect: { config_error: x, records: [{}] }\n";
+        assert_eq!(error(text).0, "tests[0].expect.config_error");
+    }
+
+    #[test]
+    fn a_body_is_a_mapping_or_a_string() {
+        let (key, _, message) =
+            error("tests:\n  - name: t\n    filter: { type: split }\n    inputs: [{ body: [1] }]\n    expect: {}\n");
+        assert_eq!(key, "tests[0].inputs[0].body");
+        assert!(message.starts_with("expected a mapping"), "{message}");
     }
 }
