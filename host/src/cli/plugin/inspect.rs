@@ -44,7 +44,11 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         capabilities.insert(import.capability);
     }
     println!("capabilities it imports, and what Weir gives it:");
-    for capability in capabilities.iter().filter(|c| **c != Capability::WeirHost) {
+    capabilities.remove(&Capability::WeirHost);
+    if capabilities.is_empty() {
+        println!("  none: it imports the weir host API alone");
+    }
+    for capability in &capabilities {
         println!("  {:<12} {}", capability.name(), capability.in_weir());
     }
     match inspection.link_error {
