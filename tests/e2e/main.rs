@@ -4,6 +4,8 @@
 //! Table of contents:
 //! - `admin`: `/ready` follows the pipeline
 //! - `cli`: `--version`, `--help`, `validate` and error exit codes
+//! - `authoring`: `weir test` (every shipped test file, diffs, exit codes),
+//!   `weir plugin new` and `weir plugin inspect`
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
@@ -18,6 +20,7 @@
 mod util;
 
 mod admin;
+mod authoring;
 mod cli;
 mod http_input;
 mod local_io;
