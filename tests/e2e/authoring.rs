@@ -150,7 +150,7 @@ fn a_broken_test_file_exits_2_with_its_position() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).starts_with(&format!(
-            "error: {}:5:9: tests[0].inputs[0].time: \"yesterday\" is not RFC 3339",
+            "error: {}:5:11: tests[0].inputs[0].time: \"yesterday\" is not RFC 3339",
             file.display()
         )),
         "{}",

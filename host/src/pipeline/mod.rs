@@ -11,6 +11,7 @@
 //! `state_dir` is set) and restored at the next start.
 //!
 //! While it runs, a [`Reloader`] applies a new config: see [`reload`].
+//! [`DryRun`] runs a config's filters and routing alone, for `weir test`.
 
 mod chain;
 mod dead_letters;
