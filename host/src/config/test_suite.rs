@@ -324,25 +324,31 @@ fn expectation(r: &Resolver, key: &str, raw: RawExpect) -> Result<Expectation, C
         .enumerate()
         .map(|(i, e)| record(r, &format!("{key}.records[{i}]"), e.tag, e.time, e.body))
         .collect::<Result<_, _>>()?;
-    let rejected = raw
-        .rejected
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let record = record(r, &format!("{key}.rejected[{i}]"), e.tag, e.time, e.body)?;
-            Ok(ExpectedDeadLetter { by: e.filter, reason: e.reason, record })
-        })
-        .collect::<Result<_, ConfigError>>()?;
-    let dead_letters = raw
-        .dead_letters
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let record = record(r, &format!("{key}.dead_letters[{i}]"), e.tag, e.time, e.body)?;
-            Ok(ExpectedDeadLetter { by: e.stage, reason: e.reason, record })
-        })
-        .collect::<Result<_, ConfigError>>()?;
+    let rejected = dead_letters(
+        r,
+        &format!("{key}.rejected"),
+        raw.rejected.into_iter().map(|e| (e.filter, e.reason, e.tag, e.time, e.body)),
+    )?;
+    let dead_letters = dead_letters(
+        r,
+        &format!("{key}.dead_letters"),
+        raw.dead_letters.into_iter().map(|e| (e.stage, e.reason, e.tag, e.time, e.body)),
+    )?;
     Ok(Expectation { matching: raw.matching, records, rejected, dead_letters, config_error: raw.config_error })
+}
+
+/// A `rejected` or `dead_letters` list at `key`: (who, reason, tag, time, body) each.
+fn dead_letters(
+    r: &Resolver,
+    key: &str,
+    items: impl Iterator<Item = (Option<String>, Option<String>, Option<String>, Option<Value>, Option<Value>)>,
+) -> Result<Vec<ExpectedDeadLetter>, ConfigError> {
+    items
+        .enumerate()
+        .map(|(i, (by, reason, tag, time, body))| {
+            Ok(ExpectedDeadLetter { by, reason, record: record(r, &format!("{key}[{i}]"), tag, time, body)? })
+        })
+        .collect()
 }
 
 fn record(
