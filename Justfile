@@ -86,6 +86,27 @@ build: plugins host
 quickstart: bundled-plugins host
     {{weir}} run -c configs/quickstart.yaml
 
+# The console quickstart: Weir with the console on http://127.0.0.1:9600/,
+# fed generated app traffic (an iOS payment incident that pages, then
+# resolves) a chunk at a time. Ctrl-C stops both.
+console: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out="{{target_dir}}/console"
+    mkdir -p "$out"
+    {{weir}} generate --chunks 400 --statements 20 --slow pay@ios=4m..9m > "$out/chunks.ndjson"
+    OUT_DIR="$out" {{weir}} run -c configs/quickstart-console.yaml &
+    weir_pid=$!
+    trap 'kill $weir_pid 2>/dev/null; wait $weir_pid' EXIT
+    until curl -sf http://127.0.0.1:9600/ready >/dev/null; do sleep 0.2; done
+    echo "console: http://127.0.0.1:9600/   (feeding $(wc -l < "$out/chunks.ndjson") chunks, one every 0.25 s)"
+    while read -r chunk; do
+        curl -sf -H 'content-type: application/x-ndjson' --data-binary "$chunk" http://127.0.0.1:9880/ingest >/dev/null
+        sleep 0.25
+    done < "$out/chunks.ndjson"
+    echo "console: all chunks sent; Ctrl-C stops Weir"
+    wait $weir_pid
+
 # Run a pipeline config.
 run config: build
     {{weir}} run -c {{config}}
@@ -106,6 +127,7 @@ test: build
     just test-one-worker
     just test-plugins
     just test-examples
+    just test-templates
 
 # The end-to-end tests again with the chain on one worker ($WEIR_WORKERS
 # changes the default of pipeline.workers, one per core): every config must
@@ -119,6 +141,38 @@ test-one-worker:
 # The plugins' own unit tests, natively.
 test-plugins:
     cargo test --release {{plugin_packages}}
+
+# The console's tests in headless Chromium (installs Debian's chromium and
+# playwright-core on first use; see tests/browser/).
+test-browser: build
+    WEIR_BIN={{weir}} bash tests/browser/run.sh
+# Rust needs only cargo; the other languages take their pinned toolchains
+# from tools/toolchains.sh, which installs them on first use (unless the
+# tools' variables, WASM_TOOLS and the rest, are set already).
+# `weir plugin new` in every template language (or those named): write, build, pass its own tests.yaml.
+test-templates *languages: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    work="{{target_dir}}/templates"
+    languages="{{languages}}"
+    [ -n "$languages" ] || languages="$(ls host/templates)"
+    for lang in $languages; do
+        if [ "$lang" != rust ] && [ -z "${WASM_TOOLS:-}" ]; then
+            toolchains=tools/toolchains.sh
+            [ -x "$toolchains" ] || { echo "test-templates: the $lang template needs $toolchains to build" >&2; exit 1; }
+            export WIT_BINDGEN="$($toolchains path wit-bindgen)" WASM_TOOLS="$($toolchains path wasm-tools)"
+            export WASI_ADAPTER="$($toolchains path adapter)" CLANG="$($toolchains path clang)"
+            export GO_PKG="$($toolchains path go-pkg)" GOTOOLCHAIN="$($toolchains path go)"
+            export COMPONENTIZE_PY="$($toolchains path componentize-py)" COMPONENTIZE_JS="$($toolchains path componentize-js)"
+        fi
+        dir="$work/$lang/hello-$lang"
+        rm -rf "$dir"
+        {{weir}} plugin new --lang "$lang" "hello-$lang" --dir "$dir" > /dev/null
+        # A cargo target folder of its own: the generated crate resolves its
+        # own dependency versions, which must not churn the workspace's.
+        CARGO_TARGET_DIR="$work/cargo" "$dir/build.sh"
+        {{weir}} test "$dir/tests.yaml"
+    done
 
 # Start the real Kafka, Elasticsearch and Alertmanager (idempotent; installs on first use).
 servers:
@@ -143,6 +197,8 @@ test-full: lint build
     just test-one-worker
     just test-plugins
     just test-examples
+    just test-browser
+    just test-templates
 
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build

@@ -3,7 +3,10 @@
 //!
 //! Table of contents:
 //! - `admin`: `/ready` follows the pipeline
+//! - `console`: the console's JSON API on `configs/quickstart-console.yaml`
 //! - `cli`: `--version`, `--help`, `validate` and error exit codes
+//! - `authoring`: `weir test` (every shipped test file, diffs, exit codes),
+//!   `weir plugin new` and `weir plugin inspect`
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
@@ -26,7 +29,9 @@
 mod util;
 
 mod admin;
+mod authoring;
 mod cli;
+mod console;
 mod http_input;
 mod local_io;
 mod metrics;

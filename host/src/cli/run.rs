@@ -38,7 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let config = config::load(&args.config)?;
         let engine = PluginEngine::new(Some(config.cache_dir.clone()))
             .map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
-        let admin_address = config.admin;
+        let admin = config.admin.clone();
         let plugin_files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
         // Off the runtime's threads: a plugin that writes to stderr while it
         // is configured makes WASI block on the runtime, which panics there.
@@ -61,13 +61,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let reload_trigger = trigger.clone();
         let state = AdminState {
-            reload: Some(Arc::new(move || {
+            reload: Some(Arc::new(move |overrides| {
                 let trigger = reload_trigger.clone();
-                Box::pin(async move { trigger.reload("admin API").await })
+                Box::pin(async move { trigger.reload_with("admin API", overrides).await })
             })),
+            console: pipeline.console(),
+            token: admin.as_ref().and_then(|a| a.token.clone()),
             ..AdminState::default()
         };
-        if let Some(address) = admin_address {
+        if let Some(address) = admin.map(|a| a.address) {
             let listener = admin::serve(address, state.clone(), shutdown.clone());
             tokio::spawn(async move {
                 if let Err(error) = listener.await {
@@ -97,18 +99,30 @@ struct ReloadTrigger {
 impl ReloadTrigger {
     /// Reload, logging and counting the outcome (`weir_reloads_total`).
     async fn reload(&self, cause: &str) -> Result<serde_json::Value, String> {
+        self.reload_with(cause, serde_json::Map::new()).await
+    }
+
+    /// Reload with the config blocks of the filters named in `overrides`
+    /// replaced (the console's "apply"). The file is not written: the next
+    /// reload from it goes back to what it says.
+    async fn reload_with(
+        &self,
+        cause: &str,
+        overrides: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
         tracing::info!(cause, config = %self.config.display(), "reloading");
-        let outcome = match config::load(&self.config) {
-            Err(error) => Err(error.to_string()),
-            Ok(config) => {
-                let files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
-                let plan = self.reloader.reload(config).await.map_err(|e| e.to_string());
-                if plan.is_ok() {
-                    *self.plugin_files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+        let outcome =
+            match config::load(&self.config).map_err(|e| e.to_string()).and_then(|c| replace_blocks(c, overrides)) {
+                Err(error) => Err(error),
+                Ok(config) => {
+                    let files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
+                    let plan = self.reloader.reload(config).await.map_err(|e| e.to_string());
+                    if plan.is_ok() {
+                        *self.plugin_files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+                    }
+                    plan.map(|plan| serde_json::to_value(plan).unwrap_or_default())
                 }
-                plan.map(|plan| serde_json::to_value(plan).unwrap_or_default())
-            }
-        };
+            };
         let result = match &outcome {
             Ok(changes) => {
                 tracing::info!(cause, %changes, "reloaded");
@@ -147,6 +161,19 @@ impl ReloadTrigger {
         )
         .await;
     }
+}
+
+/// `config` with the `config:` blocks of the filters named in `overrides`
+/// replaced.
+fn replace_blocks(
+    mut config: config::Config,
+    overrides: serde_json::Map<String, serde_json::Value>,
+) -> Result<config::Config, String> {
+    for (name, block) in overrides {
+        let filter = config.filters.iter_mut().find(|f| f.name == name);
+        filter.ok_or_else(|| format!("no filter named {name:?} in {}", "the config"))?.config = block;
+    }
+    Ok(config)
 }
 
 /// Poll the files `paths()` names; when their metadata changed and then

@@ -12,6 +12,7 @@ mod interpolate;
 mod raw;
 mod resolve;
 mod spans;
+mod test_suite;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
+pub use test_suite::{ExpectedBody, ExpectedDeadLetter, ExpectedRecord, Matching, TestCase, TestStep, TestSuite};
 
+use crate::core::secret::Secret;
 use crate::core::tag_match::TagMatch;
 use crate::inputs::InputConfig;
 use crate::outputs::OutputConfig;
@@ -37,8 +40,8 @@ pub struct Config {
     pub pipeline: PipelineSettings,
     /// The tag dead-lettered records carry.
     pub dead_letter_tag: Arc<str>,
-    /// Where the admin API listens, if anywhere.
-    pub admin: Option<SocketAddr>,
+    /// The admin API and console, if served.
+    pub admin: Option<AdminSpec>,
     /// Inputs, in file order.
     pub inputs: Vec<InputSpec>,
     /// Filters, in the order records pass through them.
@@ -67,6 +70,37 @@ pub struct PipelineSettings {
     /// instance per worker; a stateful one runs one instance per partition
     /// (`partition_by`). Only a restart changes it.
     pub workers: usize,
+}
+
+/// The admin API and console (`admin:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminSpec {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// When set, `/metrics`, `/-/reload` and `/api/v1/*` need `Authorization:
+    /// Bearer <token>`; `/health`, `/ready` and the console's own files never do.
+    pub token: Option<Secret>,
+    /// Sample input records kept per series and time bucket, for the
+    /// console's window samples; none kept when `None`.
+    pub samples: Option<SampleSpec>,
+}
+
+/// Which records the console's window samples keep (`admin.samples`): for
+/// every record the filter `filter` emits with a parent and a tag `matches`
+/// selects, the parent (the record that reached the filter) is kept in a
+/// reservoir per series (the values of the emitted record's `key` fields)
+/// and `bucket` of event time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleSpec {
+    /// Name of the filter whose emitted records name a series.
+    pub filter: String,
+    /// Which of its emitted records count (default every tag).
+    pub matches: TagMatch,
+    /// Top-level fields of an emitted record that name its series.
+    pub key: Vec<String>,
+    /// Width of a time bucket of event time (default 1m); align it with the
+    /// windows the console shows.
+    pub bucket: Duration,
 }
 
 /// One input.
@@ -115,14 +149,36 @@ pub struct RetrySettings {
 /// Load and validate the config at `path`, interpolating variables from the
 /// process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    parse(path, &text, |name| std::env::var(name).ok())
+    parse(path, &read(path)?, |name| std::env::var(name).ok())
 }
 
 /// Validate config `text` as if read from `path`.
 pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = interpolate::interpolate(text, &env).map_err(|missing| ConfigError::Invalid {
+    let text = interpolated(path, text, &env)?;
+    resolve::resolve(path, &text, &env)
+}
+
+/// Load the `weir test` file at `path` and every config its tests name,
+/// interpolating variables from the process environment.
+pub fn load_tests(path: &Path) -> Result<TestSuite, ConfigError> {
+    parse_tests(path, &read(path)?, |name| std::env::var(name).ok())
+}
+
+/// Validate test-file `text` as if read from `path`; the configs its tests
+/// name are read from disk.
+pub fn parse_tests(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<TestSuite, ConfigError> {
+    let text = interpolated(path, text, &env)?;
+    let load = |config: &Path| parse(config, &read(config)?, &env);
+    test_suite::resolve(path, &text, &env, &load)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+/// `text` with its `${VAR}`s replaced.
+fn interpolated(path: &Path, text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    interpolate::interpolate(text, env).map_err(|missing| ConfigError::Invalid {
         file: path.to_path_buf(),
         position: Some((missing.line, missing.column)),
         key: String::new(),
@@ -130,8 +186,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             "environment variable {name} is not set; set it or give a default: ${{{name}:-default}}",
             name = missing.name
         ),
-    })?;
-    resolve::resolve(path, &text, &env)
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
+use crate::core::secret::{Secret, present};
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,19 @@ pub struct RawDeadLetter {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub address: String,
+    #[serde(default, deserialize_with = "present")]
+    pub token: Option<Secret>,
+    pub samples: Option<RawSamples>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSamples {
+    pub filter: String,
+    #[serde(rename = "match")]
+    pub matches: Option<RawMatch>,
+    pub key: Vec<String>,
+    pub bucket: Option<String>,
 }
 
 /// A tag glob or a list of them.

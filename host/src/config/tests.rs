@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ConfigError, parse};
+use super::{ConfigError, parse, parse_tests};
 use crate::inputs::InputConfig;
 use crate::outputs::OutputConfig;
 
@@ -91,7 +91,7 @@ outputs:
     assert_eq!(config.pipeline.tick_interval, Duration::from_millis(250));
     assert_eq!(config.pipeline.workers, 3);
     assert_eq!(&*config.dead_letter_tag, "dlq");
-    assert_eq!(config.admin.unwrap().to_string(), "127.0.0.1:9600");
+    assert_eq!(config.admin.unwrap().address.to_string(), "127.0.0.1:9600");
     assert_eq!(config.state_dir.unwrap(), dir.path().join("state"));
     assert_eq!(&*config.inputs[0].tag, "app.raw");
     let filter = &config.filters[0];
@@ -126,6 +126,14 @@ fn an_unknown_top_level_key_is_refused_with_its_position() {
     assert_eq!(key, "ouptuts");
     assert_eq!(position, Some((2, 1)));
     assert!(message.starts_with("unknown field `ouptuts`, expected one of"), "{message}");
+}
+
+#[test]
+fn an_unknown_key_in_a_section_is_named_once() {
+    let (key, position, message) = error(&format!("pipeline: {{ batch_max_recordz: 3 }}\n{MINIMAL}"));
+    assert_eq!(key, "pipeline.batch_max_recordz");
+    assert_eq!(position, Some((1, 13)));
+    assert!(message.starts_with("unknown field `batch_max_recordz`, expected one of"), "{message}");
 }
 
 #[test]
@@ -238,7 +246,8 @@ fn the_display_names_file_line_column_and_key() {
     assert!(text.starts_with(&format!("{}:2:1: ouptuts: unknown field", file.display())), "{text}");
 }
 
-/// Every shipped config must load (with the bundled plugins built).
+/// Every shipped config and `weir test` file must load (with the bundled
+/// plugins built).
 #[test]
 fn every_shipped_config_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -249,7 +258,12 @@ fn every_shipped_config_loads() {
         if entry.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&entry).unwrap();
             let env = |name: &str| (name == "WEIR_PLUGIN_DIR").then(|| plugins.clone());
-            if let Err(e) = parse(&entry, &text, env) {
+            let loaded = if entry.to_string_lossy().ends_with("tests.yaml") {
+                parse_tests(&entry, &text, env).map(drop)
+            } else {
+                parse(&entry, &text, env).map(drop)
+            };
+            if let Err(e) = loaded {
                 panic!("{e}");
             }
             seen += 1;
@@ -288,4 +302,41 @@ fn a_bad_partition_by_path_is_named_with_its_position() {
     assert_eq!(key, "filters[0].partition_by[1]");
     assert_eq!(position, Some((7, 28)));
     assert_eq!(message, "invalid field path \"a..b\"; expected e.g. app or device.os");
+}
+
+#[test]
+fn the_admin_section_takes_a_token_and_window_samples() {
+    let (_dir, file) = workspace();
+    let text = "\
+admin:
+  address: 127.0.0.1:9600
+  token: ${TOKEN}
+  samples: { filter: split, match: metrics, key: [metric, labels], bucket: 15m }
+inputs: [{ type: stdin }]
+filters: [{ type: split, match: '*' }]
+outputs: [{ type: stdout, match: '*' }]
+";
+    let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
+    let admin = parse(&file, text, env).unwrap().admin.unwrap();
+    assert_eq!(admin.token.unwrap().expose(), "s3cret");
+    let samples = admin.samples.unwrap();
+    assert_eq!((samples.filter.as_str(), samples.key.len()), ("split", 2));
+    assert!(samples.matches.matches("metrics") && !samples.matches.matches("logs"));
+    assert_eq!(samples.bucket, Duration::from_secs(900));
+}
+
+#[test]
+fn window_samples_name_a_configured_filter_and_a_key() {
+    let base =
+        "inputs: [{ type: stdin }]\nfilters: [{ type: split, match: '*' }]\noutputs: [{ type: stdout, match: '*' }]\n";
+    let (key, _, message) =
+        error(&format!("admin: {{ address: 127.0.0.1:1, samples: {{ filter: extract, key: [m] }} }}\n{base}"));
+    assert_eq!(key, "admin.samples.filter");
+    assert_eq!(message, "no filter named \"extract\"; the filters are: split");
+    let (key, _, _) =
+        error(&format!("admin: {{ address: 127.0.0.1:1, samples: {{ filter: split, key: [] }} }}\n{base}"));
+    assert_eq!(key, "admin.samples.key");
+    let (key, _, message) = error(&format!("admin: {{ address: 127.0.0.1:1, token: '' }}\n{base}"));
+    assert_eq!(key, "admin.token");
+    assert!(message.contains("must not be empty"), "{message}");
 }

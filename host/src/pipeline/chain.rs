@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::console::taps::Taps;
 use super::partition::Placement;
 use super::reload::ReloadError;
 use crate::core::clock::Clock;
@@ -19,6 +20,11 @@ use crate::core::metrics::{Counter, registry};
 use crate::core::record::{Batch, Record, Timestamp};
 use crate::core::tag_match::TagMatch;
 use crate::plugin::{FilterInstance, FilterSpec, PluginEngine, PluginError, Processed};
+
+/// The `stage` of the dead letters of the filter named `name`.
+pub fn filter_stage(name: &str) -> String {
+    format!("filter {name}")
+}
 
 /// One instance of a filter, with the filter's counters.
 pub struct Stage {
@@ -39,7 +45,7 @@ impl Stage {
         let labels = [("filter", name.as_str())];
         Stage {
             matches: instance.spec().matches.clone(),
-            stage_name: format!("filter {name}"),
+            stage_name: filter_stage(&name),
             records_in: registry().counter("weir_filter_records_in_total", "Records given to a filter.", &labels),
             records_out: registry().counter("weir_filter_records_out_total", "Records a filter emitted.", &labels),
             dead_letters: registry().counter(
@@ -75,12 +81,14 @@ impl Stage {
     /// Run the records this filter selects (by tag; never dead letters)
     /// through it in calls of at most `batch_max_records`; the others pass
     /// first, in their order, then what the filter emitted and rejected.
+    /// `taps`, when given, see each call (the console).
     pub fn run(
         &mut self,
         engine: &PluginEngine,
         records: Batch,
         dead_letter_tag: &Arc<str>,
         batch_max_records: usize,
+        taps: Option<&Taps>,
     ) -> Batch {
         let (selected, mut out): (Batch, Batch) =
             records.into_iter().partition(|r| r.tag != *dead_letter_tag && self.matches.matches(&r.tag));
@@ -91,16 +99,20 @@ impl Stage {
         while selected.peek().is_some() {
             let chunk: Batch = selected.by_ref().take(batch_max_records).collect();
             self.records_in.add(chunk.len() as u64);
-            self.process_isolating(engine, chunk, dead_letter_tag, &mut out);
+            self.process_isolating(engine, chunk, dead_letter_tag, taps, &mut out);
         }
         out
     }
 
     /// Tick the instance with host time `now`; what it emits, or nothing
     /// when the call failed (the instance is then recreated if poisoned).
-    pub fn tick(&mut self, engine: &PluginEngine, now: Timestamp) -> Batch {
+    /// `taps`, when given, see what it emits (the console's summaries).
+    pub fn tick(&mut self, engine: &PluginEngine, now: Timestamp, taps: Option<&Taps>) -> Batch {
         match self.instance.tick(now) {
             Ok(records) => {
+                if let (Some(taps), false) = (taps, records.is_empty()) {
+                    taps.summaries(records.iter());
+                }
                 self.records_out.add(records.len() as u64);
                 records
             }
@@ -136,9 +148,19 @@ impl Stage {
     /// (after a replay, once more), never retried forever. A chunk the
     /// plugin refuses as a whole (`err` from `process`) is its decision and
     /// is dead-lettered whole.
-    fn process_isolating(&mut self, engine: &PluginEngine, chunk: Batch, dead_letter_tag: &Arc<str>, out: &mut Batch) {
+    fn process_isolating(
+        &mut self,
+        engine: &PluginEngine,
+        chunk: Batch,
+        dead_letter_tag: &Arc<str>,
+        taps: Option<&Taps>,
+        out: &mut Batch,
+    ) {
         match self.instance.process(&chunk) {
-            Ok(Processed { emitted, rejected }) => {
+            Ok(Processed { emitted, parents, rejected }) => {
+                if let Some(taps) = taps {
+                    taps.filter_batch(self.instance.name(), &chunk, &emitted, &parents);
+                }
                 self.records_out.add(emitted.len() as u64);
                 out.extend(emitted);
                 if !rejected.is_empty() {
@@ -159,8 +181,8 @@ impl Stage {
                     tracing::debug!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; splitting the batch to find the record at fault");
                     let mut first = chunk;
                     let second = first.split_off(first.len() / 2);
-                    self.process_isolating(engine, first, dead_letter_tag, out);
-                    self.process_isolating(engine, second, dead_letter_tag, out);
+                    self.process_isolating(engine, first, dead_letter_tag, taps, out);
+                    self.process_isolating(engine, second, dead_letter_tag, taps, out);
                     return;
                 }
                 tracing::warn!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; records sent to dead letter");

@@ -12,10 +12,13 @@
 //! `state_dir` is set) and restored at the next start.
 //!
 //! While it runs, a [`Reloader`] applies a new config: see [`reload`].
+//! [`DryRun`] runs a config's filters and routing alone, for `weir test`.
 
 mod chain;
+pub mod console;
 mod dead_letters;
 mod drain;
+mod dry_run;
 mod error;
 mod output_task;
 mod partition;
@@ -33,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+pub use dry_run::{DryRun, DryRunOutput};
 pub use error::PipelineError;
 
 use crate::config::{Config, InputSpec, OutputSpec};
@@ -42,6 +46,8 @@ use crate::core::tag_match::TagMatch;
 use crate::inputs::InputContext;
 use crate::plugin::{PluginEngine, file_digest};
 use chain::{Chain, ChainCommand, Filter};
+use console::PipelineConsole;
+use console::taps::Taps;
 use dead_letters::DeadLetterRoute;
 use drain::Drain;
 use reload::{ReloadError, ReloadPlan};
@@ -59,6 +65,7 @@ pub struct Pipeline {
     filters: Vec<Filter>,
     reloads: mpsc::Receiver<ReloadRequest>,
     reloader: Reloader,
+    console: Option<Arc<PipelineConsole>>,
 }
 
 struct ReloadRequest {
@@ -90,12 +97,22 @@ impl Pipeline {
         }
         // Reloads are rare and applied one at a time.
         let (tx, reloads) = mpsc::channel(4);
-        Ok(Pipeline { config, engine, clock, filters, reloads, reloader: Reloader(tx) })
+        // The taps cost a lock per batch; only an admin server reads them.
+        let console = config.admin.as_ref().map(|admin| {
+            let taps = Arc::new(Taps::new(admin.samples.clone()));
+            Arc::new(PipelineConsole::new(&config, engine.clone(), clock.clone(), taps))
+        });
+        Ok(Pipeline { config, engine, clock, filters, reloads, reloader: Reloader(tx), console })
     }
 
     /// A handle to reload this pipeline once it runs.
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
+    }
+
+    /// What the admin server's console reads, when `admin:` is set.
+    pub fn console(&self) -> Option<Arc<dyn crate::admin::Console>> {
+        self.console.clone().map(|c| c as Arc<dyn crate::admin::Console>)
     }
 
     /// Run until every input ends or `stop.shutdown` fires; see the module
@@ -109,18 +126,19 @@ impl Pipeline {
     /// [`PipelineError`] when an output, input or the chain cannot start, or
     /// a chain thread panics.
     pub async fn run(self, stop: Stop, ready: Arc<AtomicBool>) -> Result<Drained, PipelineError> {
-        let Pipeline { config, engine, clock, filters, mut reloads, reloader } = self;
+        let Pipeline { config, engine, clock, filters, mut reloads, reloader, console } = self;
         let Stop { shutdown, hurry } = stop;
         drop(reloader);
         let drain = Drain::default();
-        let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone());
+        let taps = console.as_ref().map(|c| c.taps());
+        let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone()).with_taps(taps.clone());
         let mut outputs = Outputs::default();
         for spec in &config.outputs {
             outputs.start(spec, config.pipeline.queue_capacity, &dead_letters, &drain).await?;
         }
         let routes = routes(&outputs.senders, &config.outputs);
         dead_letters.set_outputs(&routes);
-        let router = Router::new(routes, config.dead_letter_tag.clone(), drain.clone());
+        let router = Router::new(routes, config.dead_letter_tag.clone(), drain.clone()).with_taps(taps.clone());
 
         let (input_tx, input_rx) = mpsc::channel(config.pipeline.queue_capacity);
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -130,6 +148,7 @@ impl Pipeline {
             tick_interval: config.pipeline.tick_interval,
             clock: clock.clone(),
             shutdown: shutdown.clone(),
+            taps,
         };
         let chain_thread = workers::start(Chain::new(filters), router, engine.clone(), settings, input_rx, control_rx)?;
 
@@ -145,6 +164,7 @@ impl Pipeline {
             input_tx,
             shutdown,
             digests: HashMap::new(),
+            console,
         };
         running.digests = running.config.filters.iter().map(|f| (f.name.clone(), file_digest(&f.wasm))).collect();
         // The signal starts the clock of `shutdown_timeout` at once: inputs
@@ -158,6 +178,7 @@ impl Pipeline {
                 drain.start(timeout, hurry);
             }
         });
+        running.show_console();
         let mut listening = Vec::new();
         for spec in running.config.inputs.clone() {
             listening.push(running.start_input(&spec)?);
@@ -171,7 +192,11 @@ impl Pipeline {
                     None => break,
                 },
                 Some(request) = reloads.recv() => {
-                    let _ = request.reply.send(running.reload(request.config).await);
+                    let outcome = running.reload(request.config).await;
+                    if outcome.is_ok() {
+                        running.show_console();
+                    }
+                    let _ = request.reply.send(outcome);
                 }
             }
         }
@@ -335,9 +360,17 @@ struct Running {
     shutdown: CancellationToken,
     /// Plugin file digests of the running filters, to notice replaced files.
     digests: HashMap<String, Option<String>>,
+    console: Option<Arc<PipelineConsole>>,
 }
 
 impl Running {
+    /// Show the console what runs now.
+    fn show_console(&self) {
+        if let Some(console) = &self.console {
+            console.set_running(&self.config, &self.digests, &self.input_tx, &self.outputs.senders);
+        }
+    }
+
     /// Start an input; the receiver hears once it listens.
     fn start_input(&mut self, spec: &InputSpec) -> Result<oneshot::Receiver<()>, crate::inputs::InputError> {
         let input = spec.config.build()?;

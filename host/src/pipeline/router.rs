@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::console::taps::Taps;
 use super::dead_letters::log_lost_dead_letter;
 use super::drain::Drain;
 use crate::core::dead_letter::DeadLetter;
@@ -24,6 +25,7 @@ pub struct Router {
     drain: Drain,
     /// For waiting on a full queue from a chain worker's thread.
     runtime: tokio::runtime::Handle,
+    taps: Option<Arc<Taps>>,
 }
 
 #[derive(Clone)]
@@ -46,7 +48,14 @@ impl Router {
                 "Records no output matched, sent to dead letter.",
                 &[],
             ),
+            taps: None,
         }
+    }
+
+    /// Show the console the dead letters that pass.
+    pub fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Self {
+        self.taps = taps;
+        self
     }
 
     /// Replace the outputs (a reload). Queues no longer listed close once
@@ -71,6 +80,10 @@ impl Router {
     /// are logged, as there is nowhere else to keep them. Call it outside
     /// the runtime (a chain worker's thread).
     pub fn route_blocking(&self, records: Batch) {
+        if let Some(taps) = &self.taps {
+            taps.dead_letters(records.iter().filter(|r| r.tag == self.dead_letter_tag));
+            taps.routed(&records, &self.dead_letter_tag);
+        }
         let mut per_output: Vec<Batch> = vec![Vec::new(); self.outputs.len()];
         let mut unrouted = Vec::new();
         for record in records {

@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::END_OF_TIME;
 use super::chain::{Chain, ChainCommand, Filter, FilterSlot, Stage};
+use super::console::taps::Taps;
 use super::drain::Drain;
 use super::error::PipelineError;
 use super::partition::{Partitioner, Placement};
@@ -80,6 +81,8 @@ pub struct Settings {
     /// Fired when the pipeline was told to stop: then no last tick at
     /// [`END_OF_TIME`], the filters' state is saved instead.
     pub shutdown: CancellationToken,
+    /// What the console sees of each filter call, when it runs.
+    pub taps: Option<Arc<Taps>>,
 }
 
 /// Start the dispatcher and the workers on `chain`, routing through
@@ -97,7 +100,7 @@ pub fn start(
     input: mpsc::Receiver<Batch>,
     control: mpsc::UnboundedReceiver<ChainCommand>,
 ) -> Result<std::thread::JoinHandle<Result<Chain, PipelineError>>, PipelineError> {
-    let Settings { workers, batch_max_records, tick_interval, clock, shutdown } = settings;
+    let Settings { workers, batch_max_records, tick_interval, clock, shutdown, taps } = settings;
     let runtime = tokio::runtime::Handle::current();
     let drain = router.drain().clone();
     // A worker that panics stops the others too, or they would wait for
@@ -123,6 +126,7 @@ pub fn start(
             drain: drain.clone(),
             halt: halt.clone(),
             runtime: runtime.clone(),
+            taps: taps.clone(),
             warned: HashSet::new(),
         };
         worker.install(layout.clone(), slots, 0);
@@ -400,6 +404,7 @@ struct Worker {
     drain: Drain,
     halt: CancellationToken,
     runtime: tokio::runtime::Handle,
+    taps: Option<Arc<Taps>>,
     /// Stateless filters found keeping state, reported once.
     warned: HashSet<String>,
 }
@@ -511,7 +516,7 @@ impl Worker {
                     .get_mut(&partition.expect("partitioned filters open a segment"))
                     .expect("a partition runs on its owner"),
             };
-            let mut emitted = stage.tick(&self.engine, now);
+            let mut emitted = stage.tick(&self.engine, now, self.taps.as_deref());
             for j in i + 1..filters.end {
                 emitted = self.run_filter(&layout, j, partition, emitted);
             }
@@ -530,7 +535,7 @@ impl Worker {
                 .get_mut(&partition.expect("partitioned filters open a segment"))
                 .expect("a partition runs on its owner"),
         };
-        stage.run(&self.engine, records, &layout.dead_letter_tag, layout.batch_max_records)
+        stage.run(&self.engine, records, &layout.dead_letter_tag, layout.batch_max_records, self.taps.as_deref())
     }
 
     /// A filter taken as stateless (an empty snapshot after `configure`)

@@ -40,6 +40,9 @@ pub struct Processed {
     /// The records the filter emitted, in its order, each carrying its
     /// parent's acknowledgement and a child of its parent's origin.
     pub emitted: Batch,
+    /// For each of `emitted`, the index into the batch of its parent;
+    /// `None` for an aggregate.
+    pub parents: Vec<Option<usize>>,
     /// Indices into the batch of the records the filter refused, with its
     /// reason; the caller dead-letters them.
     pub rejected: Vec<(usize, String)>,
@@ -129,7 +132,9 @@ impl FilterInstance {
         }
         let mut children = vec![0u32; n];
         let mut emitted = Vec::with_capacity(result.emitted.len());
+        let mut parents = Vec::with_capacity(result.emitted.len());
         for e in result.emitted {
+            parents.push(e.parent.map(|p| p as usize));
             let (origin, ack) = match e.parent {
                 Some(p) => {
                     let parent = &records[p as usize];
@@ -150,7 +155,7 @@ impl FilterInstance {
             });
         }
         let rejected = result.rejected.into_iter().map(|r| (r.index as usize, r.reason)).collect();
-        Ok(Processed { emitted, rejected })
+        Ok(Processed { emitted, parents, rejected })
     }
 
     /// Call `tick` with the host clock's `now`; the records it emits have
@@ -288,7 +293,14 @@ fn instantiate(
         if store.data_mut().memory.take_hit() {
             PluginError::new(&spec.name, PluginErrorKind::MemoryCap { limit: spec.limits.memory, call: "instantiate" })
         } else {
-            PluginError::new(&spec.name, PluginErrorKind::Instantiate(format!("{e:#}")))
+            // A runtime that fails while starting (Go's `throw`, a Rust
+            // panic) says why on stderr; the trap alone does not.
+            let stderr = store.data().stderr.take();
+            let reason = match stderr.trim() {
+                "" => format!("{e:#}"),
+                said => format!("{e:#}; the plugin's stderr: {said}"),
+            };
+            PluginError::new(&spec.name, PluginErrorKind::Instantiate(reason))
         }
     })?;
     Ok((store, bindings))
