@@ -64,19 +64,27 @@ fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
     (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-#[test]
-fn sigterm_with_an_output_down_ends_within_the_timeout_and_keeps_filter_state() {
-    let dir = TestDir::new();
-    let child = start_full(&dir, "3s", None);
+/// Fill weir (on `partitions` workers, if given) with `shutdown_timeout:
+/// 3s`, SIGTERM it, and check that the drain ends in time, incomplete, and
+/// says what it abandoned where; its stderr.
+fn drain_with_an_output_down(dir: &TestDir, partitions: Option<usize>) -> String {
+    let child = start_full(dir, "3s", partitions);
     let started = Instant::now();
     sigterm(child.id());
     let (status, stderr) = stderr_of(child);
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "the drain took {took:?} with shutdown_timeout 3s");
     assert_eq!(status.code(), Some(1), "the exit status says the drain was incomplete:\n{stderr}");
-    assert!(dir.path("state/percentiles.state").is_file(), "percentiles state was saved:\n{stderr}");
     assert!(stderr.contains("records abandoned at shutdown"), "abandoned records are reported:\n{stderr}");
     assert!(stderr.contains("\"output raw\""), "the output that held them is named:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn sigterm_with_an_output_down_ends_within_the_timeout_and_keeps_filter_state() {
+    let dir = TestDir::new();
+    let stderr = drain_with_an_output_down(&dir, None);
+    assert!(dir.path("state/percentiles.state").is_file(), "percentiles state was saved:\n{stderr}");
 }
 
 #[test]
@@ -97,14 +105,7 @@ fn a_second_signal_cuts_the_drain_short_and_still_saves_filter_state() {
 #[test]
 fn on_eight_workers_the_drain_ends_within_the_timeout_and_saves_every_partition() {
     let dir = TestDir::new();
-    let child = start_full(&dir, "3s", Some(8));
-    let started = Instant::now();
-    sigterm(child.id());
-    let (status, stderr) = stderr_of(child);
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(8), "the drain took {took:?} with shutdown_timeout 3s");
-    assert_eq!(status.code(), Some(1), "the exit status says the drain was incomplete:\n{stderr}");
-    assert!(stderr.contains("records abandoned at shutdown"), "abandoned records are reported:\n{stderr}");
+    let stderr = drain_with_an_output_down(&dir, Some(8));
     for partition in 0..8 {
         let file = dir.path("state").join(format!("percentiles.{partition}.state"));
         assert!(file.is_file(), "{} was saved:\n{stderr}", file.display());
