@@ -211,6 +211,23 @@ bench: build
     {{weir}} bench --plugin "{{plugin_dir}}/split.wasm" --input "$data/chunks.ndjson" --batch 20 \
         --config '{"field":"logs","context":["app","app_version",{"from":"device.os","to":"os"}],"time":{"regex":"^(?P<time>\\S+)"}}'
 
+# The chain on 1 and 2 workers (BENCHMARKS.md): file -> split -> extract -> percentiles -> blackhole, 1 M statements, interleaved A/B, 3 rounds.
+bench-workers: bundled-plugins host
+    #!/usr/bin/env bash
+    set -euo pipefail
+    data="{{target_dir}}/bench"
+    mkdir -p "$data"
+    [ -s "$data/chunks-20k.ndjson" ] || {{weir}} generate --chunks 20000 --statements 50 > "$data/chunks-20k.ndjson"
+    echo "machine: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    for round in 1 2 3; do
+        for workers in 1 2; do
+            BENCH_WORKERS=$workers BENCH_INPUT="$data/chunks-20k.ndjson" \
+                /usr/bin/time -f "round $round, $workers worker(s): %e s wall, %U s user, %S s sys, %M KiB" \
+                {{weir}} --log-level warn run -c configs/bench/split-extract-percentiles.yaml
+        done
+    done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
 # The example filters' figures in BENCHMARKS.md: statements/s, instantiate time, memory per instance, size.
 bench-examples: build
     WEIR="{{weir}}" bash plugins/examples/bench.sh
