@@ -14,21 +14,26 @@ use serde_json::{Value, json};
 use crate::util::{TestDir, read_ndjson, repo, wait_for, weir};
 
 /// A running `weir` with an http input.
-struct Running {
+pub struct Running {
     child: Child,
     /// `http://127.0.0.1:PORT`
-    url: String,
+    pub url: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Running {
     fn start(dir: &TestDir, config: &str) -> Running {
+        Running::start_with_env(dir, config, &[("WEIR_TEST_HTTP_TOKEN", "s3cret")])
+    }
+
+    /// Start `weir run` on `config` with extra environment variables.
+    pub fn start_with_env(dir: &TestDir, config: &str, env: &[(&str, &str)]) -> Running {
         let file = dir.write("weir.yaml", config);
         let mut child = weir()
             .args(["--log-format", "json", "run", "-c"])
             .arg(&file)
             .env("RUST_LOG", "warn,weir::inputs::http=info")
-            .env("WEIR_TEST_HTTP_TOKEN", "s3cret")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -60,7 +65,7 @@ impl Running {
     }
 
     /// SIGTERM, then expect a clean exit.
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();

@@ -4,6 +4,8 @@
 //! Table of contents:
 //! - `admin`: `/ready` follows the pipeline
 //! - `cli`: `--version`, `--help`, `validate` and error exit codes
+//! - `config`: `${VAR}`s arrive verbatim (an HTTP token is enforced exactly),
+//!   anchors, aliases and merge keys
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
@@ -19,6 +21,7 @@ mod util;
 
 mod admin;
 mod cli;
+mod config;
 mod http_input;
 mod local_io;
 mod metrics;

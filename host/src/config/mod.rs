@@ -1,17 +1,20 @@
 //! Configuration: the YAML schema, loading and validation.
 //!
-//! [`load`] reads a file, interpolates `${VAR}`s, parses the YAML into the
-//! raw shape ([`raw`]) and resolves it into [`Config`] ([`resolve`]), the
-//! only form the rest of Weir sees. Every error names the file, line,
+//! [`load`] reads a file, parses the YAML into a tree of positioned nodes
+//! ([`yaml`]), interpolating `${VAR}`s inside its values ([`interpolate`]),
+//! reads the raw shape from it through serde ([`de`], [`raw`]) and resolves
+//! it into [`Config`] ([`resolve`]), the only form the rest of Weir sees. Every error names the file, line,
 //! column and key. Checks that need a plugin instance (the plugin's own
 //! `config:` block) happen in `weir validate` and at start-up, in
 //! [`crate::plugin`].
 
+mod de;
 mod error;
 mod interpolate;
 mod raw;
 mod resolve;
 mod spans;
+mod yaml;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,16 +114,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validate config `text` as if read from `path`.
 pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = interpolate::interpolate(text, &env).map_err(|missing| ConfigError::Invalid {
-        file: path.to_path_buf(),
-        position: Some((missing.line, missing.column)),
-        key: String::new(),
-        message: format!(
-            "environment variable {name} is not set; set it or give a default: ${{{name}:-default}}",
-            name = missing.name
-        ),
-    })?;
-    resolve::resolve(path, &text, &env)
+    resolve::resolve(path, text, &env)
 }
 
 #[cfg(test)]

@@ -1,12 +1,11 @@
 //! The YAML shape, checked by serde and nothing more ("low args"). Only
-//! `config::resolve` reads these structs. Input and output bodies stay as
-//! YAML mappings here: their fields belong to each component's own
-//! `…Config` struct, deserialised during resolution.
+//! `config::resolve` reads these structs. Input and output bodies are not
+//! here: the resolver takes them out of the tree first, since their fields
+//! belong to each component's own `…Config` struct.
 
 use serde::Deserialize;
-use serde_norway::{Mapping, Value};
 
-/// The whole file.
+/// The whole file but `inputs` and `outputs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -19,11 +18,7 @@ pub struct RawConfig {
     pub dead_letter: RawDeadLetter,
     pub admin: Option<RawAdmin>,
     #[serde(default)]
-    pub inputs: Vec<Mapping>,
-    #[serde(default)]
     pub filters: Vec<RawFilter>,
-    #[serde(default)]
-    pub outputs: Vec<Mapping>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +58,7 @@ pub struct RawFilter {
     #[serde(rename = "match")]
     pub matches: RawMatch,
     pub path: Option<String>,
-    pub config: Option<Value>,
+    pub config: Option<serde_json::Value>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]

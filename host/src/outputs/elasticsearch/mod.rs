@@ -68,7 +68,7 @@ pub struct ElasticsearchOutputConfig {
     /// Credentials, in the shape every component shares
     /// ([`Auth`]): `{basic: {username, password}}`, `{bearer: {token}}` or
     /// `{api_key: <base64 of id:key>}`; `{user, password}` still reads as basic.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::secret::present")]
     pub auth: Option<Auth>,
     /// `tls: {ca_file, insecure_skip_verify}` for `https://` hosts
     /// ([`TlsSettings`]).
