@@ -125,6 +125,45 @@ fn a_followed_file_is_read_as_it_grows_and_across_rotation() {
     assert_eq!(messages(), ["first", "second", "third", "after rotation"]);
 }
 
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+#[test]
+fn a_byte_order_mark_starting_a_file_or_stdin_is_ignored_also_after_rotation() {
+    let dir = TestDir::new();
+    let log = dir.path("app.ndjson");
+    // The mark arrives in two writes, split inside itself.
+    std::fs::write(&log, &BOM[..2]).unwrap();
+    let config = dir.write(
+        "weir.yaml",
+        "inputs: [{ type: file, path: app.ndjson, follow: true, poll_interval: 20ms }]\noutputs:\n  - { type: file, path: out.ndjson, match: file, batch: { max_wait: 10ms } }\n  - { type: file, name: dead_letter, path: dead.ndjson, match: weir.dead_letter }\n",
+    );
+    let mut child =
+        weir().args(["run", "-c"]).arg(&config).stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let out = dir.path("out.ndjson");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    file.write_all(b"\xbf{\"n\":1}\n").unwrap();
+    assert!(wait_for(Duration::from_secs(10), || read_ndjson(&out).len() == 1));
+    std::fs::rename(&log, dir.path("app.ndjson.1")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&log, [BOM, b"{\"n\":2}\n"].concat()).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || read_ndjson(&out).len() == 2));
+    sigterm(child.id());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read_ndjson(&out), [serde_json::json!({"n": 1}), serde_json::json!({"n": 2})]);
+    assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty(), "nothing dead-lettered");
+
+    // stdin, as text lines: the mark is not in the message.
+    let config = dir
+        .write("stdin.yaml", "inputs: [{ type: stdin, format: lines }]\noutputs: [{ type: stdout, match: stdin }]\n");
+    let mut child =
+        weir().args(["run", "-c"]).arg(&config).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&[BOM, b"hello\n"].concat()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(ndjson(&out.stdout), [serde_json::json!({"message": "hello"})]);
+}
+
 #[test]
 fn sigterm_drains_queued_records_before_exit() {
     let dir = TestDir::new();
