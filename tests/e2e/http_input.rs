@@ -309,3 +309,81 @@ outputs:
     assert_eq!(ns, (0..500).collect::<Vec<_>>());
     weir.stop();
 }
+
+/// POST the file `body` to `url` with curl (chunked when asked, so no
+/// Content-Length announces the size); returns the status and the answer.
+fn post_file(url: &str, body: &Path, chunked: bool) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "120", "-H", "Content-Type: application/x-ndjson", "-w", "\n%{http_code}"]);
+    if chunked {
+        cmd.args(["-H", "Transfer-Encoding: chunked"]);
+    }
+    let data = format!("@{}", body.display());
+    let out = cmd.args(["--data-binary", &data, url]).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (answer, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        code.trim().parse().unwrap_or_else(|_| panic!("curl failed: {text}")),
+        serde_json::from_str(answer).unwrap_or(Value::Null),
+    )
+}
+
+/// `n` `_bulk` items of about 1 KiB each, as a large Logstash bulk.
+fn bulk_of(n: usize) -> String {
+    let pad = "x".repeat(980);
+    (0..n)
+        .map(|i| format!("{{\"create\":{{\"_index\":\"logs-app\"}}}}\n{{\"n\":{i},\"message\":\"{pad}\"}}\n"))
+        .collect()
+}
+
+/// Elasticsearch's default `http.max_content_length`, Weir's default
+/// `max_body_bytes`.
+const ES_MAX_CONTENT_LENGTH: usize = 100 << 20;
+
+#[test]
+fn a_bulk_the_size_shippers_send_is_accepted_with_the_default_limits() {
+    let dir = TestDir::new();
+    let weir = Running::start(
+        &dir,
+        "inputs: [{ type: http, address: 127.0.0.1:0 }]\noutputs: [{ type: blackhole, match: 'es.*' }]\n",
+    );
+    let bulk = bulk_of(12_500);
+    assert!(bulk.len() > 12 << 20, "{} bytes", bulk.len());
+    let file = dir.write("bulk", &bulk);
+    for chunked in [false, true] {
+        let (status, answer) = post_file(&format!("{}/_bulk", weir.url), &file, chunked);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["errors"], false);
+        assert_eq!(answer["items"].as_array().unwrap().len(), 12_500);
+    }
+    weir.stop();
+}
+
+#[test]
+fn a_bulk_one_byte_over_the_default_limit_is_413_in_elasticsearchs_error_shape() {
+    let dir = TestDir::new();
+    let weir = Running::start(
+        &dir,
+        "inputs: [{ type: http, address: 127.0.0.1:0 }]\noutputs: [{ type: blackhole, match: 'es.*' }]\n",
+    );
+    let mut bulk = bulk_of(ES_MAX_CONTENT_LENGTH / 1040).into_bytes();
+    bulk.resize(ES_MAX_CONTENT_LENGTH + 1, b'\n');
+    let file = dir.path("bulk");
+    std::fs::write(&file, &bulk).unwrap();
+    // Announced by Content-Length (refused before reading), and chunked
+    // (refused while reading).
+    for chunked in [false, true] {
+        let (status, answer) = post_file(&format!("{}/_bulk", weir.url), &file, chunked);
+        assert_eq!(status, 413, "chunked: {chunked}: {answer}");
+        assert_eq!(answer["status"], 413);
+        assert_eq!(answer["error"]["type"], "content_too_long_exception");
+        assert_eq!(answer["error"]["root_cause"][0]["type"], "content_too_long_exception");
+        assert_eq!(answer["error"]["reason"], "the request body is larger than max_body_bytes (104857600 bytes)");
+    }
+    // Exactly at the limit is accepted.
+    bulk.truncate(ES_MAX_CONTENT_LENGTH);
+    std::fs::write(&file, &bulk).unwrap();
+    let (status, answer) = post_file(&format!("{}/_bulk", weir.url), &file, false);
+    assert_eq!((status, &answer["errors"]), (200, &json!(false)));
+    weir.stop();
+}
