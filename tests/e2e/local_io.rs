@@ -164,6 +164,56 @@ fn a_byte_order_mark_starting_a_file_or_stdin_is_ignored_also_after_rotation() {
     assert_eq!(ndjson(&out.stdout), [serde_json::json!({"message": "hello"})]);
 }
 
+/// Run `weir` with records on stdin and a file output to `path`, with and
+/// without `fsync`; returns its stdout and stderr, having checked it exits 0.
+fn run_to(dir: &TestDir, path: &str, fsync: bool) -> (String, String) {
+    let config = dir.write(
+        "device.yaml",
+        &format!(
+            "inputs: [{{ type: stdin }}]\noutputs: [{{ type: file, path: \"{path}\", fsync: {fsync}, match: stdin }}]\n"
+        ),
+    );
+    let mut child = weir()
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{\"n\":1}\n{\"n\":2}\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{path}: {stderr}");
+    (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+}
+
+#[test]
+fn a_file_output_to_a_device_or_a_fifo_writes_and_shuts_down_without_errors() {
+    let dir = TestDir::new();
+    let fifo = dir.path("pipe");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for fsync in [false, true] {
+        let (_, stderr) = run_to(&dir, "/dev/null", fsync);
+        assert!(!stderr.contains("ERROR") && !stderr.contains("WARN"), "/dev/null: {stderr}");
+        let (stdout, stderr) = run_to(&dir, "/dev/stdout", fsync);
+        assert!(!stderr.contains("ERROR") && !stderr.contains("WARN"), "/dev/stdout: {stderr}");
+        assert_eq!(ndjson(stdout.as_bytes()), [serde_json::json!({"n": 1}), serde_json::json!({"n": 2})]);
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || std::fs::read(&fifo).unwrap()
+        });
+        let (_, stderr) = run_to(&dir, fifo.to_str().unwrap(), fsync);
+        assert!(!stderr.contains("ERROR") && !stderr.contains("WARN"), "fifo: {stderr}");
+        assert_eq!(ndjson(&reader.join().unwrap()).len(), 2);
+        // A regular file is still synced: nothing to see but no error either.
+        let (_, stderr) = run_to(&dir, "regular.ndjson", fsync);
+        assert!(!stderr.contains("ERROR"), "{stderr}");
+    }
+    assert_eq!(read_ndjson(&dir.path("regular.ndjson")).len(), 4);
+}
+
 #[test]
 fn sigterm_drains_queued_records_before_exit() {
     let dir = TestDir::new();
