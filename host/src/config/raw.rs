@@ -63,6 +63,21 @@ pub struct RawFilter {
     pub limits: RawLimits,
     #[serde(default)]
     pub grants: RawGrants,
+    pub dedupe: Option<RawDedupe>,
+}
+
+/// `dedupe: true`, or with settings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDedupe {
+    On(bool),
+    With(RawDedupeSettings),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDedupeSettings {
+    pub capacity: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -409,6 +409,21 @@ outputs:
 }
 
 #[test]
+fn dedupe_is_off_by_default_and_on_with_a_bounded_capacity() {
+    let (_dir, file) = workspace();
+    let dedupe = |setting: &str| {
+        let text = MINIMAL.replace("match: file", &format!("match: file\n    {setting}"));
+        parse(&file, &text, no_env).map(|c| c.filters[0].dedupe.map(|d| d.capacity)).map_err(|e| e.to_string())
+    };
+    assert_eq!(dedupe(""), Ok(None));
+    assert_eq!(dedupe("dedupe: false"), Ok(None));
+    assert_eq!(dedupe("dedupe: true"), Ok(Some(1_000_000)));
+    assert_eq!(dedupe("dedupe: { capacity: 5000 }"), Ok(Some(5000)));
+    assert!(dedupe("dedupe: { capacity: 0 }").unwrap_err().contains("filters[0].dedupe.capacity: must be at least 1"));
+    assert!(dedupe("dedupe: { size: 5 }").is_err());
+}
+
+#[test]
 fn a_misused_merge_key_is_named_in_the_error() {
     let (key, position, message) = error("inputs: [{ type: stdin }]\noutputs:\n  - <<: nope\n    type: stdout\n");
     assert_eq!((key.as_str(), position), ("", Some((3, 9))));

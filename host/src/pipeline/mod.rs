@@ -14,6 +14,7 @@
 
 mod chain;
 mod dead_letters;
+mod dedupe;
 mod error;
 mod output_task;
 pub mod reload;
@@ -78,9 +79,9 @@ impl Pipeline {
     pub fn build(config: Config, engine: PluginEngine, clock: Clock) -> Result<Pipeline, PipelineError> {
         let mut stages = Vec::with_capacity(config.filters.len());
         for spec in &config.filters {
-            let mut instance = FilterInstance::new(&engine, spec, clock.clone())?;
-            state::restore(&config, &mut instance)?;
-            stages.push(Stage::new(instance));
+            let mut stage = Stage::new(FilterInstance::new(&engine, spec, clock.clone())?);
+            state::restore(&config, &mut stage)?;
+            stages.push(stage);
         }
         // Reloads are rare and applied one at a time.
         let (tx, reloads) = mpsc::channel(4);

@@ -15,7 +15,7 @@ pub use engine::{PluginEngine, file_digest};
 pub use error::{PluginError, PluginErrorKind};
 pub use instance::{FilterInstance, Processed};
 pub use limits::{DirGrant, Grants, Limits};
-pub use spec::FilterSpec;
+pub use spec::{DedupeSettings, FilterSpec};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,6 @@ use chrono::{DateTime, SecondsFormat};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::core::record::{Record, Timestamp};
 use crate::core::template::{FieldPath, Template};
@@ -100,32 +99,10 @@ impl<'de> Deserialize<'de> for IndexTemplate {
     }
 }
 
-/// A record's `_id`, the same on every run for the same record so a retry
-/// or a replay overwrites nothing new and duplicates nothing.
-///
-/// It hashes the record's identity: its origin (input stream, offset and
-/// derivation lineage) when it has one, always together with its tag, event
-/// time and body. The origin keeps apart two identical statements on
-/// different lines; the content keeps apart different statements that reuse
-/// an origin, as lines of a rotated file do (line numbers restart), which
-/// would otherwise answer 409 "already there" and be lost.
+/// A record's `_id`: 128 bits of its [`Record::identity`], so a retry or a
+/// replay overwrites nothing new and duplicates nothing.
 pub fn document_id(record: &Record) -> String {
-    let mut hash = Sha256::new();
-    match &record.origin {
-        Some(origin) => {
-            hash.update(b"o\0");
-            hash.update(origin.stream.as_bytes());
-            hash.update(b"\0");
-            hash.update(origin.offset.to_le_bytes());
-            hash.update(origin.lineage.to_le_bytes());
-        }
-        None => hash.update(b"c\0"),
-    }
-    hash.update(record.tag.as_bytes());
-    hash.update(b"\0");
-    hash.update(record.time.to_le_bytes());
-    hash.update(&record.body);
-    hex::encode(&hash.finalize()[..ID_BYTES])
+    hex::encode(&record.identity()[..ID_BYTES])
 }
 
 /// Event time as Elasticsearch's default date format accepts it: RFC 3339,
