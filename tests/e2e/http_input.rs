@@ -336,6 +336,10 @@ fn bulk_of(n: usize) -> String {
         .collect()
 }
 
+/// The `http` input with its defaults, as a collector first meets it.
+const BULK_TO_NOWHERE: &str =
+    "inputs: [{ type: http, address: 127.0.0.1:0 }]\noutputs: [{ type: blackhole, match: 'es.*' }]\n";
+
 /// Elasticsearch's default `http.max_content_length`, Weir's default
 /// `max_body_bytes`.
 const ES_MAX_CONTENT_LENGTH: usize = 100 << 20;
@@ -343,10 +347,7 @@ const ES_MAX_CONTENT_LENGTH: usize = 100 << 20;
 #[test]
 fn a_bulk_the_size_shippers_send_is_accepted_with_the_default_limits() {
     let dir = TestDir::new();
-    let weir = Running::start(
-        &dir,
-        "inputs: [{ type: http, address: 127.0.0.1:0 }]\noutputs: [{ type: blackhole, match: 'es.*' }]\n",
-    );
+    let weir = Running::start(&dir, BULK_TO_NOWHERE);
     let bulk = bulk_of(12_500);
     assert!(bulk.len() > 12 << 20, "{} bytes", bulk.len());
     let file = dir.write("bulk", &bulk);
@@ -362,10 +363,7 @@ fn a_bulk_the_size_shippers_send_is_accepted_with_the_default_limits() {
 #[test]
 fn a_bulk_one_byte_over_the_default_limit_is_413_in_elasticsearchs_error_shape() {
     let dir = TestDir::new();
-    let weir = Running::start(
-        &dir,
-        "inputs: [{ type: http, address: 127.0.0.1:0 }]\noutputs: [{ type: blackhole, match: 'es.*' }]\n",
-    );
+    let weir = Running::start(&dir, BULK_TO_NOWHERE);
     let mut bulk = bulk_of(ES_MAX_CONTENT_LENGTH / 1040).into_bytes();
     bulk.resize(ES_MAX_CONTENT_LENGTH + 1, b'\n');
     let file = dir.path("bulk");
