@@ -40,6 +40,7 @@
 //!     config: serde_json::json!({ "field": "logs" }),
 //!     limits: Limits { deadline: Duration::from_secs(1), ..Limits::default() },
 //!     grants: Grants::default(),
+//!     dedupe: None,
 //! };
 //! let mut split = FilterInstance::new(&engine, &spec, Clock::system())?;
 //! let chunk = br#"{"logs":["2026-11-22T10:00:00Z page=home load=1017ms"]}"#;

@@ -7,6 +7,8 @@
 //! - `cli`: `--version`, `--help`, `validate` and error exit codes
 //! - `authoring`: `weir test` (every shipped test file, diffs, exit codes),
 //!   `weir plugin new` and `weir plugin inspect`
+//! - `config`: `${VAR}`s arrive verbatim (an HTTP token is enforced exactly),
+//!   anchors, aliases and merge keys
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
@@ -28,6 +30,7 @@ mod util;
 mod admin;
 mod authoring;
 mod cli;
+mod config;
 mod console;
 mod http_input;
 mod local_io;

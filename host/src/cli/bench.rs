@@ -53,6 +53,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         config: serde_json::from_str(&args.config).context("--config is not JSON")?,
         limits: Limits { deadline: Duration::from_secs(60), ..Limits::default() },
         grants: Grants::default(),
+        dedupe: None,
     };
     let engine = PluginEngine::new(None).map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
     let mut instance = FilterInstance::new(&engine, &spec, Clock::system())?;

@@ -10,6 +10,7 @@
 //! | [`clock`] | the host clock and RFC 3339 |
 //! | [`hash`] | FNV-1a for deterministic identities |
 //! | [`json`] | splicing a field into a JSON object's bytes |
+//! | [`bom`] | the UTF-8 byte order mark, ignored wherever text enters |
 //! | [`tag_match`] | Fluent Bit-style `match` globs |
 //! | [`units`] | durations and byte sizes in config values |
 //! | [`secret`], [`auth`], [`tls`] | credentials and the one `auth:` and `tls:` shape |
@@ -20,6 +21,7 @@
 pub mod ack;
 pub mod auth;
 pub mod backoff;
+pub mod bom;
 pub mod clock;
 pub mod dead_letter;
 pub mod hash;

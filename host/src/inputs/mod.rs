@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_norway::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -40,10 +39,10 @@ pub enum InputConfig {
 }
 
 /// Parse the body of an input of type `kind`; `None` for an unknown type.
-pub fn parse_config(
+pub fn parse_config<'de, D: serde::Deserializer<'de>>(
     kind: &str,
-    body: Value,
-) -> Option<Result<InputConfig, serde_path_to_error::Error<serde_norway::Error>>> {
+    body: D,
+) -> Option<Result<InputConfig, serde_path_to_error::Error<D::Error>>> {
     Some(match kind {
         "stdin" => serde_path_to_error::deserialize(body).map(InputConfig::Stdin),
         "file" => serde_path_to_error::deserialize(body).map(InputConfig::File),

@@ -2,7 +2,8 @@
 //! are single-threaded) and moves batches through the filters in config
 //! order, each filter taking the records its `match` selects, then hands
 //! the result to the [`Router`]. Reloads swap filters here, between
-//! batches.
+//! batches. A filter with `dedupe` is given no record it was given before
+//! (see [`super::dedupe`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::console::taps::Taps;
+use super::dedupe::{self, Seen};
 use super::reload::ReloadError;
 use super::router::Router;
 use crate::core::dead_letter::DeadLetter;
@@ -33,7 +35,10 @@ pub struct Stage {
     records_out: Counter,
     dead_letters: Counter,
     restarts: Counter,
+    repeats: Counter,
     errors: HashMap<&'static str, Counter>,
+    /// With `dedupe`: the identities of the records given to the filter.
+    seen: Option<Seen>,
 }
 
 impl Stage {
@@ -56,8 +61,53 @@ impl Stage {
                 "Filter instances recreated after a trap, deadline or memory cap.",
                 &labels,
             ),
+            repeats: registry().counter(
+                "weir_filter_repeats_total",
+                "Records not given to a filter with dedupe because it was given them before (retries, replays).",
+                &labels,
+            ),
             errors: HashMap::new(),
+            seen: instance.spec().dedupe.map(|d| Seen::new(d.capacity)),
             instance,
+        }
+    }
+
+    /// The identities remembered for `dedupe`, if it is on.
+    pub fn seen(&self) -> Option<&Seen> {
+        self.seen.as_ref()
+    }
+
+    /// Take the remembered identities over from `old`, the stage this one
+    /// replaces with its state handed over, when both have `dedupe`.
+    pub fn take_seen(&mut self, old: &mut Stage) {
+        if let (Some(seen), Some(mut old_seen)) = (self.seen.as_mut(), old.seen.take()) {
+            old_seen.set_capacity(seen.capacity());
+            *seen = old_seen;
+        }
+    }
+
+    /// Replace the remembered identities with `saved` (read at start-up),
+    /// when `dedupe` is on.
+    pub fn restore_seen(&mut self, saved: &[u8]) -> Result<(), String> {
+        if let Some(seen) = &mut self.seen {
+            *seen = Seen::from_bytes(saved, seen.capacity())?;
+        }
+        Ok(())
+    }
+
+    /// Drop the records given to this filter before, remembering the rest.
+    fn drop_repeats(&mut self, records: Batch) -> Batch {
+        let Some(seen) = &mut self.seen else { return records };
+        let before = records.len();
+        let kept: Batch = records.into_iter().filter(|r| dedupe::id(r).is_none_or(|id| seen.first_time(id))).collect();
+        self.repeats.add((before - kept.len()) as u64);
+        kept
+    }
+
+    /// Forget the records of a call that failed: they were not counted.
+    fn forget(&mut self, records: &[Record]) {
+        if let Some(seen) = &mut self.seen {
+            records.iter().filter_map(dedupe::id).for_each(|id| seen.forget(id));
         }
     }
 
@@ -133,6 +183,8 @@ impl Stage {
                     return;
                 }
                 tracing::warn!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; records sent to dead letter");
+                // Not counted by the filter: a retry of them must not be taken for a repeat.
+                self.forget(&chunk);
                 self.dead_letters.add(chunk.len() as u64);
                 let reason = error.to_string();
                 out.extend(
@@ -152,6 +204,10 @@ impl Stage {
             return true;
         }
         self.restarts.add(1);
+        // The state is lost: what was counted is no more.
+        if let Some(seen) = &mut self.seen {
+            seen.clear();
+        }
         match self.instance.recreate(engine) {
             Ok(()) => {
                 tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset");
@@ -330,7 +386,13 @@ impl Chain {
             .into_iter()
             .map(|slot| match slot {
                 FilterSlot::Keep(name) => old.remove(&name).expect("checked above that every kept filter runs"),
-                FilterSlot::Replace { instance, .. } => Stage::new(*instance),
+                FilterSlot::Replace { instance, hand_over } => {
+                    let mut stage = Stage::new(*instance);
+                    if let (true, Some(old)) = (hand_over, old.get_mut(stage.name())) {
+                        stage.take_seen(old);
+                    }
+                    stage
+                }
             })
             .collect();
         self.router.set_routes(routes);
@@ -380,6 +442,9 @@ impl Chain {
         let stage = &mut self.stages[i];
         let (selected, mut out): (Batch, Batch) =
             records.into_iter().partition(|r| r.tag != dead_letter_tag && stage.matches.matches(&r.tag));
+        // A repeat is dropped here: its acknowledgement goes with it, as for
+        // a record the filter consumed.
+        let selected = stage.drop_repeats(selected);
         if selected.is_empty() {
             return out;
         }

@@ -34,6 +34,14 @@ pub enum PipelineError {
         /// The plugin's refusal.
         source: PluginError,
     },
+    /// A saved dedupe set is not one.
+    #[error("{}: cannot read the saved dedupe set: {reason} (delete the file to start with an empty one)", file.display())]
+    Seen {
+        /// The `.seen` file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The chain thread could not be started.
     #[error("cannot start the filter chain thread: {0}")]
     Thread(std::io::Error),

@@ -16,6 +16,7 @@
 mod chain;
 pub mod console;
 mod dead_letters;
+mod dedupe;
 mod drain;
 mod dry_run;
 mod error;
@@ -87,9 +88,9 @@ impl Pipeline {
     pub fn build(config: Config, engine: PluginEngine, clock: Clock) -> Result<Pipeline, PipelineError> {
         let mut stages = Vec::with_capacity(config.filters.len());
         for spec in &config.filters {
-            let mut instance = FilterInstance::new(&engine, spec, clock.clone())?;
-            state::restore(&config, &mut instance)?;
-            stages.push(Stage::new(instance));
+            let mut stage = Stage::new(FilterInstance::new(&engine, spec, clock.clone())?);
+            state::restore(&config, &mut stage)?;
+            stages.push(stage);
         }
         // Reloads are rare and applied one at a time.
         let (tx, reloads) = mpsc::channel(4);

@@ -18,7 +18,7 @@ pub use error::{PluginError, PluginErrorKind};
 pub use inspect::{Capability, Inspection, Interface};
 pub use instance::{FilterInstance, Processed};
 pub use limits::{DirGrant, Grants, Limits};
-pub use spec::FilterSpec;
+pub use spec::{DedupeSettings, FilterSpec};
 
 #[cfg(test)]
 mod tests;

@@ -21,4 +21,21 @@ pub struct FilterSpec {
     pub limits: Limits,
     /// What it may reach beyond the contract.
     pub grants: Grants,
+    /// Whether the host keeps repeats of records away from it (`dedupe:`);
+    /// `None`: every record its `match` selects is given to it.
+    pub dedupe: Option<DedupeSettings>,
+}
+
+/// `dedupe:` of a filter: the host remembers the identities
+/// ([`Record::identity`](crate::core::record::Record::identity)) of the
+/// records it gave the filter, and a record it gave before (a client's
+/// retry, a replayed Kafka partition or file) is not given again: it is
+/// acknowledged as consumed. For filters that count what they consume
+/// (`percentiles`), so windows are as exactly-once as the Elasticsearch
+/// index. A record without an origin (an aggregate) is always given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupeSettings {
+    /// How many identities are remembered, the oldest forgotten first: 8
+    /// bytes each in the state file, about 25 in memory.
+    pub capacity: usize,
 }

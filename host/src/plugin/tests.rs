@@ -29,6 +29,7 @@ fn spec(name: &str, config: serde_json::Value, limits: Limits) -> FilterSpec {
         config,
         limits,
         grants: Grants::default(),
+        dedupe: None,
     }
 }
 

@@ -320,7 +320,7 @@ impl KafkaInput {
         let origin =
             u64::try_from(offset).ok().map(|offset| Origin { stream: names.stream.clone(), offset, lineage: 0 });
         let meta = MessageMeta { topic, partition, offset, key: message.key(), timestamp_ms };
-        match self.config.body(message.payload(), &meta) {
+        match self.config.decode_message(message.payload(), &meta) {
             Ok(body) => batch.push(Record { time, tag: ctx.tag.clone(), body, origin, ack: Some(ack) }),
             Err(error) => letters.push(DeadLetter {
                 stage: format!("input {}", ctx.name),

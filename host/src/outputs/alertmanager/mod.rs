@@ -83,7 +83,7 @@ pub struct AlertmanagerOutputConfig {
     pub generator_url: Option<GeneratorUrl>,
     /// HTTP authentication, in the shape every component shares ([`Auth`]):
     /// `{basic: {username, password}}`, `{bearer: {token}}` or `{api_key}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::secret::present")]
     pub auth: Option<Auth>,
     /// `tls: {ca_file, insecure_skip_verify}` for https URLs ([`TlsSettings`]).
     #[serde(default)]
