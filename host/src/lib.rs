@@ -43,7 +43,7 @@
 //! };
 //! let mut split = FilterInstance::new(&engine, &spec, Clock::system())?;
 //! let chunk = br#"{"logs":["2026-11-22T10:00:00Z page=home load=1017ms"]}"#;
-//! let record = Record { time: 0, tag: "app".into(), body: chunk.to_vec().into(), origin: None, ack: None };
+//! let record = Record { time: 0, tag: "app".into(), body: chunk.to_vec().into(), origin: None, ack: None, arrival: None };
 //! let out = split.process(&[record])?;
 //! assert_eq!(out.emitted.len(), 1);
 //! # Ok(())

@@ -1,7 +1,8 @@
-//! The admin API: `/health` (the process is up), `/ready` (the pipeline is
-//! running), `/metrics` (Prometheus text) and `POST /-/reload` (re-read the
-//! config and apply what changed). Bound where the config's `admin.address`
-//! says; keep it on localhost, as reload needs no credentials.
+//! The admin API: `/health` (the process is up and its pipeline is not
+//! stalled), `/ready` (the pipeline is running), `/metrics` (Prometheus
+//! text) and `POST /-/reload` (re-read the config and apply what changed).
+//! Bound where the config's `admin.address` says; keep it on localhost, as
+//! reload needs no credentials.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +21,10 @@ use axum::routing::get;
 pub type ReloadFn =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> + Send + Sync>;
 
+/// What is wrong with the pipeline, one line per problem (a stalled
+/// queue); empty when it is healthy.
+pub type HealthFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// What the admin handlers read.
 #[derive(Clone, Default)]
 pub struct AdminState {
@@ -28,16 +33,30 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// How to reload; `None` answers 503.
     pub reload: Option<ReloadFn>,
+    /// What `/health` checks beyond the process answering; `None` checks
+    /// nothing more.
+    pub health: Option<HealthFn>,
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
     Router::new()
-        .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/-/reload", axum::routing::post(reload))
         .with_state(state)
+}
+
+/// 200 `ok`, or 503 `stalled: ...` naming each stalled queue, so a
+/// liveness probe restarts a pipeline that stopped moving.
+async fn health(State(state): State<AdminState>) -> impl IntoResponse {
+    let problems = state.health.as_ref().map(|check| check()).unwrap_or_default();
+    if problems.is_empty() {
+        (StatusCode::OK, "ok\n".to_string())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("stalled: {}\n", problems.join("; ")))
+    }
 }
 
 async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
@@ -103,10 +122,21 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_are_served_as_prometheus_text() {
-        crate::core::metrics::registry().counter("weir_admin_test_total", "test", &[]).add(1);
+        let metric = &crate::core::metrics::catalogue::ALERTMANAGER_ACTIVE;
+        crate::core::metrics::registry().gauge(metric, &["admin-test"]).set(7);
         let (status, body) = get_status(router(AdminState::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(body.contains("weir_admin_test_total 1"), "{body}");
+        assert!(body.contains("weir_alertmanager_active_alerts{output=\"admin-test\"} 7"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn health_answers_503_naming_what_stalled() {
+        assert_eq!(get_status(router(AdminState::default()), "/health").await, (StatusCode::OK, "ok\n".into()));
+        let stalled: HealthFn = Arc::new(|| vec!["output es: full (8 of 8 batches), nothing taken for 61s".into()]);
+        let state = AdminState { health: Some(stalled), ..AdminState::default() };
+        let (status, body) = get_status(router(state), "/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "stalled: output es: full (8 of 8 batches), nothing taken for 61s\n");
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! written: the record is accounted for, never silently gone.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -30,6 +31,8 @@ pub struct DeadLetter {
     pub origin: Option<Origin>,
     /// The original acknowledgement.
     pub ack: Option<AckToken>,
+    /// When the original record entered the pipeline ([`Record::arrival`]).
+    pub arrival: Option<Instant>,
 }
 
 impl DeadLetter {
@@ -43,6 +46,7 @@ impl DeadLetter {
             body: record.body,
             origin: record.origin,
             ack: record.ack,
+            arrival: record.arrival,
         }
     }
 
@@ -82,7 +86,14 @@ impl DeadLetter {
             record,
         };
         let body = serde_json::to_vec(&envelope).expect("the envelope always serialises");
-        Record { time: self.time, tag: dead_letter_tag.clone(), body: body.into(), origin: self.origin, ack: self.ack }
+        Record {
+            time: self.time,
+            tag: dead_letter_tag.clone(),
+            body: body.into(),
+            origin: self.origin,
+            ack: self.ack,
+            arrival: self.arrival,
+        }
     }
 }
 
@@ -97,6 +108,7 @@ mod tests {
             body: Bytes::from_static(body),
             origin: Some(Origin { stream: "file:x".into(), offset: 3, lineage: 0 }),
             ack: None,
+            arrival: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! outputs clones a pointer, not the data.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -26,6 +27,12 @@ pub struct Record {
     /// Delivery acknowledgement of the accepted input this record derives
     /// from; `None` when the input does not track delivery.
     pub ack: Option<AckToken>,
+    /// When the record entered the pipeline: set by the input context as it
+    /// queues the record, inherited by what a filter derives from it, and
+    /// set by the chain for what a filter emits without a parent. Read once
+    /// per delivered batch for `weir_pipeline_latency_seconds`; `None` for
+    /// records made outside a pipeline (tests, `weir bench`).
+    pub arrival: Option<Instant>,
 }
 
 /// A batch of records: the unit that moves through queues and filter calls.

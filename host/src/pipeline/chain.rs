@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::queues::Taken;
 use super::reload::ReloadError;
 use super::router::Router;
 use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::catalogue::{
+    FILTER_DEAD_LETTERS, FILTER_ERRORS, FILTER_RECORDS_IN, FILTER_RECORDS_OUT, FILTER_RESTARTS,
+};
 use crate::core::metrics::{Counter, registry};
 use crate::core::record::{Batch, Record, Timestamp};
 use crate::core::tag_match::TagMatch;
@@ -24,31 +28,25 @@ pub struct Stage {
     stage_name: String,
     records_in: Counter,
     records_out: Counter,
-    dead_letters: Counter,
+    /// Records rejected one by one.
+    rejected: Counter,
     restarts: Counter,
-    errors: HashMap<&'static str, Counter>,
+    /// Failed calls, and the records they took to dead letter, by kind.
+    errors: HashMap<&'static str, (Counter, Counter)>,
 }
 
 impl Stage {
     /// Wrap a configured instance.
     pub fn new(instance: FilterInstance) -> Self {
         let name = instance.name().to_string();
-        let labels = [("filter", name.as_str())];
+        let labels = [name.as_str()];
         Stage {
             matches: instance.spec().matches.clone(),
             stage_name: format!("filter {name}"),
-            records_in: registry().counter("weir_filter_records_in_total", "Records given to a filter.", &labels),
-            records_out: registry().counter("weir_filter_records_out_total", "Records a filter emitted.", &labels),
-            dead_letters: registry().counter(
-                "weir_filter_dead_letters_total",
-                "Records a filter rejected or failed on, sent to dead letter.",
-                &labels,
-            ),
-            restarts: registry().counter(
-                "weir_filter_restarts_total",
-                "Filter instances recreated after a trap, deadline or memory cap.",
-                &labels,
-            ),
+            records_in: registry().counter(&FILTER_RECORDS_IN, &labels),
+            records_out: registry().counter(&FILTER_RECORDS_OUT, &labels),
+            rejected: registry().counter(&FILTER_DEAD_LETTERS, &[&name, "rejected"]),
+            restarts: registry().counter(&FILTER_RESTARTS, &labels),
             errors: HashMap::new(),
             instance,
         }
@@ -64,24 +62,21 @@ impl Stage {
         &mut self.instance
     }
 
-    fn count_error(&mut self, error: &PluginError) {
+    /// Count a failed call that took `records` to dead letter.
+    fn count_error(&mut self, error: &PluginError, records: usize) {
         let kind = error.kind();
-        let name = self.instance.name().to_string();
-        self.errors
-            .entry(kind)
-            .or_insert_with(|| {
-                registry().counter(
-                    "weir_filter_errors_total",
-                    "Filter calls that failed, by kind.",
-                    &[("filter", &name), ("kind", kind)],
-                )
-            })
-            .add(1);
+        let name = self.instance.name();
+        let (calls, dead_letters) = self.errors.entry(kind).or_insert_with(|| {
+            (registry().counter(&FILTER_ERRORS, &[name, kind]), registry().counter(&FILTER_DEAD_LETTERS, &[name, kind]))
+        });
+        calls.add(1);
+        dead_letters.add(records as u64);
     }
 
-    /// After a call error: recreate a poisoned instance.
-    fn recover(&mut self, engine: &PluginEngine, error: &PluginError) {
-        self.count_error(error);
+    /// After a call error that took `records` to dead letter (none for a
+    /// tick): recreate a poisoned instance.
+    fn recover(&mut self, engine: &PluginEngine, error: &PluginError, records: usize) {
+        self.count_error(error, records);
         if !error.poisons_instance() {
             return;
         }
@@ -147,15 +142,16 @@ impl Chain {
         &mut self.stages
     }
 
-    /// Receive batches until every input has stopped, ticking filters every
-    /// `tick_interval` with the time from `now`, and applying reloads from
-    /// `control` between batches. Returns when the input queue is closed
+    /// Receive batches until every input has stopped (marking each take on
+    /// `taken`), ticking filters every `tick_interval` with the time from
+    /// `now`, and applying reloads from `control` between batches. Returns when the input queue is closed
     /// and drained, or when the drain aborts: then what is still queued is
     /// abandoned (see [`Drain`](super::drain::Drain)).
     pub fn run(
         &mut self,
         runtime: &tokio::runtime::Handle,
         input: &mut mpsc::Receiver<Batch>,
+        taken: &Taken,
         control: &mut mpsc::UnboundedReceiver<ChainCommand>,
         mut tick_interval: Duration,
         now: impl Fn() -> Timestamp,
@@ -183,6 +179,7 @@ impl Chain {
             });
             match next {
                 Next::Batch(Some(mut batch)) => {
+                    taken.mark();
                     // Coalesce what is already waiting, up to one full batch.
                     while batch.len() < self.batch_max_records {
                         match input.try_recv() {
@@ -277,7 +274,7 @@ impl Chain {
                 Ok(records) => records,
                 Err(error) => {
                     tracing::warn!(filter = %stage.instance.name(), %error, "tick failed");
-                    stage.recover(&self.engine, &error);
+                    stage.recover(&self.engine, &error, 0);
                     continue;
                 }
             };
@@ -314,7 +311,7 @@ impl Chain {
                     stage.records_out.add(emitted.len() as u64);
                     out.extend(emitted);
                     if !rejected.is_empty() {
-                        stage.dead_letters.add(rejected.len() as u64);
+                        stage.rejected.add(rejected.len() as u64);
                         let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
                         for (index, reason) in rejected {
                             if let Some(record) = chunk[index].take() {
@@ -328,12 +325,11 @@ impl Chain {
                 }
                 Err(error) => {
                     tracing::warn!(filter = %stage.instance.name(), records = chunk.len(), %error, "filter call failed; batch sent to dead letter");
-                    stage.dead_letters.add(chunk.len() as u64);
+                    stage.recover(&self.engine, &error, chunk.len());
                     let reason = error.to_string();
                     out.extend(chunk.into_iter().map(|r| {
                         DeadLetter::of(r, stage.stage_name.clone(), reason.clone()).into_record(&dead_letter_tag)
                     }));
-                    stage.recover(&self.engine, &error);
                 }
             }
         }

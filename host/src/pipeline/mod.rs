@@ -10,13 +10,15 @@
 //! still open are emitted; on shutdown, filter state is saved instead (when
 //! `state_dir` is set) and restored at the next start.
 //!
-//! While it runs, a [`Reloader`] applies a new config: see [`reload`].
+//! While it runs, a [`Reloader`] applies a new config: see [`reload`]; a
+//! [`QueueWatch`] tells whether it has stalled: see [`queues`].
 
 mod chain;
 mod dead_letters;
 mod drain;
 mod error;
 mod output_task;
+pub mod queues;
 pub mod reload;
 mod router;
 mod state;
@@ -30,6 +32,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 pub use error::PipelineError;
+pub use queues::QueueWatch;
 
 use crate::config::{Config, InputSpec, OutputSpec};
 use crate::core::clock::Clock;
@@ -55,6 +58,7 @@ pub struct Pipeline {
     stages: Vec<Stage>,
     reloads: mpsc::Receiver<ReloadRequest>,
     reloader: Reloader,
+    queues: QueueWatch,
 }
 
 struct ReloadRequest {
@@ -86,12 +90,18 @@ impl Pipeline {
         }
         // Reloads are rare and applied one at a time.
         let (tx, reloads) = mpsc::channel(4);
-        Ok(Pipeline { config, engine, clock, stages, reloads, reloader: Reloader(tx) })
+        let queues = QueueWatch::new(config.pipeline.stall_timeout, config.pipeline.queue_capacity);
+        Ok(Pipeline { config, engine, clock, stages, reloads, reloader: Reloader(tx), queues })
     }
 
     /// A handle to reload this pipeline once it runs.
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
+    }
+
+    /// Its queues, to ask whether it has stalled (what `/health` reports).
+    pub fn queues(&self) -> QueueWatch {
+        self.queues.clone()
     }
 
     /// Run until every input ends or `stop.shutdown` fires; see the module
@@ -105,14 +115,14 @@ impl Pipeline {
     /// [`PipelineError`] when an output, input or the chain cannot start, or
     /// the chain thread panics.
     pub async fn run(self, stop: Stop, ready: Arc<AtomicBool>) -> Result<Drained, PipelineError> {
-        let Pipeline { config, engine, clock, stages, mut reloads, reloader } = self;
+        let Pipeline { config, engine, clock, stages, mut reloads, reloader, queues } = self;
         let Stop { shutdown, hurry } = stop;
         drop(reloader);
         let drain = Drain::default();
         let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone());
         let mut outputs = Outputs::default();
         for spec in &config.outputs {
-            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters, &drain).await?;
+            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters, &drain, &queues).await?;
         }
         let routes = routes(&outputs.senders, &config.outputs);
         dead_letters.set_outputs(&routes);
@@ -120,6 +130,8 @@ impl Pipeline {
         let mut chain = Chain::new(stages, router, engine.clone(), config.pipeline.batch_max_records);
 
         let (input_tx, mut input_rx) = mpsc::channel(config.pipeline.queue_capacity);
+        let taken = queues.chain_queue(&input_tx);
+        tokio::spawn(queues.clone().log_stalls(shutdown.clone()));
         let (control, mut control_rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Handle::current();
         let tick_interval = config.pipeline.tick_interval;
@@ -128,7 +140,7 @@ impl Pipeline {
         let chain_thread = std::thread::Builder::new()
             .name("weir-chain".into())
             .spawn(move || {
-                chain.run(&runtime, &mut input_rx, &mut control_rx, tick_interval, || chain_clock.now());
+                chain.run(&runtime, &mut input_rx, &taken, &mut control_rx, tick_interval, || chain_clock.now());
                 if !chain_shutdown.is_cancelled() {
                     chain.tick(END_OF_TIME);
                 }
@@ -144,6 +156,7 @@ impl Pipeline {
             outputs,
             dead_letters,
             drain: drain.clone(),
+            queues,
             control,
             input_tx,
             shutdown,
@@ -250,6 +263,7 @@ impl Outputs {
         capacity: usize,
         dead_letters: &DeadLetterRoute,
         drain: &Drain,
+        queues: &QueueWatch,
     ) -> Result<(), crate::outputs::OutputError> {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
@@ -259,6 +273,7 @@ impl Outputs {
             retry: spec.retry,
             dead_letters: dead_letters.clone(),
             drain: drain.clone(),
+            taken: queues.output_queue(&spec.name, &tx),
         };
         let task = tokio::spawn(output_task::run(driver, output, rx));
         self.tasks.push((spec.name.clone(), task, spec.matches.matches(dead_letters.tag())));
@@ -333,6 +348,7 @@ struct Running {
     outputs: Outputs,
     dead_letters: DeadLetterRoute,
     drain: Drain,
+    queues: QueueWatch,
     control: mpsc::UnboundedSender<ChainCommand>,
     input_tx: mpsc::Sender<Batch>,
     shutdown: CancellationToken,

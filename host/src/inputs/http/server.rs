@@ -33,6 +33,8 @@ use super::es_compat::{
 use super::tls::TlsListener;
 use super::{AckMode, HttpInputConfig, HttpInputError};
 use crate::core::ack::{AckToken, Delivery};
+use crate::core::metrics::catalogue::INPUT_REQUESTS_IN_FLIGHT;
+use crate::core::metrics::{Gauge, registry};
 use crate::core::record::{Batch, Origin, Record};
 use crate::inputs::{InputContext, SendRefused};
 
@@ -61,6 +63,7 @@ struct Shared {
     boot: u64,
     requests: AtomicU64,
     seq_no: AtomicU64,
+    in_flight: Gauge,
 }
 
 impl HttpInputState {
@@ -92,6 +95,7 @@ impl HttpInputState {
             boot,
             requests: AtomicU64::new(0),
             seq_no: AtomicU64::new(0),
+            in_flight: registry().gauge(&INPUT_REQUESTS_IN_FLIGHT, &[&ctx.name]),
             ctx,
         })))
     }
@@ -110,6 +114,7 @@ fn required_auth(config: &HttpInputConfig) -> Result<Option<Required>, HttpInput
 /// The input's routes: `/health`, `/ingest[/{tag}]` and the
 /// Elasticsearch-compatible endpoints.
 pub fn router(state: HttpInputState) -> Router {
+    let in_flight = state.0.in_flight.clone();
     let es = Router::new()
         .route("/", get(es_root))
         .route("/_bulk", post(bulk).put(bulk))
@@ -126,6 +131,14 @@ pub fn router(state: HttpInputState) -> Router {
         .route("/ingest/{tag}", post(ingest_tagged))
         .merge(es)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
+            let guard = in_flight.track();
+            async move {
+                let response = next.run(request).await;
+                drop(guard);
+                response
+            }
+        }))
         .with_state(state)
 }
 
@@ -231,6 +244,7 @@ impl HttpInputState {
             body: item.body,
             origin: Some(Origin { stream: stream.clone(), offset: item.position, lineage: 0 }),
             ack: token.clone(),
+            arrival: None,
         });
         let batches = self.batches(records);
         drop(token);
@@ -294,6 +308,7 @@ impl HttpInputState {
                 body,
                 origin: Some(origin),
                 ack: token.clone(),
+                arrival: None,
             });
             let seq_no = self.0.seq_no.fetch_add(1, Ordering::Relaxed);
             answers.push(json!({ action: {

@@ -48,6 +48,9 @@ use self::lifecycle::{ActiveAlerts, Now};
 use super::{Output, OutputError, WriteReport};
 use crate::core::auth::Auth;
 use crate::core::backoff;
+use crate::core::metrics::catalogue::{
+    ALERTMANAGER_ACTIVE, ALERTMANAGER_PARTIAL, ALERTMANAGER_RESEND_FAILURES, ALERTMANAGER_RESENDS,
+};
 use crate::core::metrics::{Counter, Gauge, registry};
 use crate::core::record::Record;
 use crate::core::tls::TlsSettings;
@@ -165,29 +168,17 @@ fn build_named(name: &str, config: &AlertmanagerOutputConfig) -> Result<Alertman
         .iter()
         .map(|u| Endpoint::new(u).map_err(|message| AlertmanagerError::Url { message }))
         .collect::<Result<Vec<_>, _>>()?;
-    let labels = [("output", name)];
+    let labels = [name];
     let shared = Arc::new(Shared {
         name: name.to_string(),
         active: Mutex::new(ActiveAlerts::new(config.resend_interval.0)),
         wake: Notify::new(),
         client,
         endpoints,
-        active_gauge: registry().gauge(
-            "weir_alertmanager_active_alerts",
-            "Firing alerts an alertmanager output re-sends.",
-            &labels,
-        ),
-        resends: registry().counter("weir_alertmanager_resends_total", "Alerts re-sent to keep them active.", &labels),
-        resend_failures: registry().counter(
-            "weir_alertmanager_resend_failures_total",
-            "Resend posts that an alertmanager did not accept (best-effort, not dead-lettered).",
-            &labels,
-        ),
-        partial: registry().counter(
-            "weir_alertmanager_partial_deliveries_total",
-            "Batches some but not all alertmanagers accepted.",
-            &labels,
-        ),
+        active_gauge: registry().gauge(&ALERTMANAGER_ACTIVE, &labels),
+        resends: registry().counter(&ALERTMANAGER_RESENDS, &labels),
+        resend_failures: registry().counter(&ALERTMANAGER_RESEND_FAILURES, &labels),
+        partial: registry().counter(&ALERTMANAGER_PARTIAL, &labels),
     });
     let resender = tokio::spawn(resend_loop(Arc::clone(&shared)));
     Ok(AlertmanagerOutput {
