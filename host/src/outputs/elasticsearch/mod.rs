@@ -33,7 +33,7 @@ use crate::core::record::Record;
 use crate::core::template::FieldPath;
 use crate::core::tls::TlsSettings;
 use crate::core::units::{ByteSize, HumanDuration};
-use crate::outputs::http_client::ClientError;
+use crate::outputs::http_client::{ClientError, redact_url};
 
 /// Settings of the `elasticsearch` output.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -116,19 +116,27 @@ pub struct TemplateConfig {
     pub file: PathBuf,
 }
 
-/// An `http://` or `https://` URL, normalised to end in `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An `http://` or `https://` URL, normalised to end in `/`. Its `Debug`
+/// shows no credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HostUrl(pub reqwest::Url);
+
+impl std::fmt::Debug for HostUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HostUrl").field(&redact_url(self.0.as_str())).finish()
+    }
+}
 
 impl<'de> Deserialize<'de> for HostUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
+        let shown = redact_url(&text);
         let mut url = reqwest::Url::parse(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid url {text:?}: {e}; expected e.g. \"http://127.0.0.1:9200\""))
+            serde::de::Error::custom(format!("invalid url {shown:?}: {e}; expected e.g. \"http://127.0.0.1:9200\""))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(serde::de::Error::custom(format!(
-                "invalid url {text:?}: expected http:// or https:// and a host"
+                "invalid url {shown:?}: expected http:// or https:// and a host"
             )));
         }
         if !url.path().ends_with('/') {
