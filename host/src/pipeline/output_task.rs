@@ -137,9 +137,10 @@ struct Task {
 struct OutputMetrics {
     delivered: Counter,
     retries: Counter,
-    /// Dead letters by reason: the destination refused them, retries ran
-    /// out, or shutdown_timeout did.
-    refused: Counter,
+    /// Dead letters by reason: the output rejected them (its destination
+    /// refused them, or it gave up on them itself), retries ran out, or
+    /// shutdown_timeout did.
+    rejected: Counter,
     exhausted: Counter,
     shutdown: Counter,
     write_time: Histogram,
@@ -152,7 +153,7 @@ impl OutputMetrics {
         OutputMetrics {
             delivered: registry().counter(&OUTPUT_RECORDS, &[output]),
             retries: registry().counter(&OUTPUT_RETRIES, &[output]),
-            refused: dead_letters("refused"),
+            rejected: dead_letters("rejected"),
             exhausted: dead_letters("retries_exhausted"),
             shutdown: dead_letters("shutdown"),
             write_time: registry().histogram(&OUTPUT_WRITE, &[output]),
@@ -200,7 +201,7 @@ impl Task {
                     if let Some(oldest) = oldest.filter(|_| delivered > 0) {
                         metrics.latency.observe(oldest.elapsed());
                     }
-                    metrics.refused.add(refused.len() as u64);
+                    metrics.rejected.add(refused.len() as u64);
                     self.dead_letters.send_refused(refused).await;
                     if again.is_empty() {
                         return Ok(());
@@ -344,7 +345,7 @@ mod tests {
         assert_eq!(flaky.written, ["ok", "retry"]);
         assert_eq!(task.metrics.retries.get(), 3, "two whole-batch failures and one retried record");
         assert_eq!(task.metrics.delivered.get(), 2);
-        assert_eq!(task.metrics.refused.get(), 1);
+        assert_eq!(task.metrics.rejected.get(), 1);
         assert_eq!(task.metrics.write_time.count(), 4, "one observation per write attempt");
         let dead = dlq_rx.try_recv().unwrap();
         let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();

@@ -34,7 +34,7 @@ pub struct HostState {
 const MAX_COUNTERS_PER_PLUGIN: usize = 64;
 
 /// Counters named with this prefix and a reason are drops
-/// (`weir_records_dropped_total`), not plugin events (see `wit/filter.wit`).
+/// (`weir_records_dropped_total`), not plugin events (see `wit/README.md`).
 const DROPPED_PREFIX: &str = "dropped_";
 
 impl HostState {

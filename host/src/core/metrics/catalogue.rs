@@ -172,7 +172,7 @@ pub const OUTPUT_RECORDS: Metric = counter("weir_output_records_total", &["outpu
 pub const OUTPUT_DEAD_LETTERS: Metric = counter(
     "weir_output_dead_letters_total",
     &["output", "reason"],
-    "Records an output sent to dead letter, by reason: refused by the destination, retries_exhausted (retry.max_attempts), shutdown (shutdown_timeout).",
+    "Records an output sent to dead letter, by reason: rejected (refused by the destination, or given up by the output itself), retries_exhausted (retry.max_attempts), shutdown (shutdown_timeout).",
 );
 /// Write attempts retried.
 pub const OUTPUT_RETRIES: Metric =
