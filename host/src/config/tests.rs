@@ -282,6 +282,7 @@ outputs:
     urls: ["https://am:s3cret-am-url@am:9093"]
     auth: { bearer: { token: s3cret-bearer } }
   - type: elasticsearch
+    name: es_api_key
     match: x
     hosts: ["https://es:9200"]
     index: i

@@ -6,12 +6,11 @@
 //! written: the record is accounted for, never silently gone.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::clock::rfc3339;
-use super::record::{Origin, Record, Timestamp};
+use super::record::{Arrival, Origin, Record, Timestamp};
 use crate::core::ack::AckToken;
 
 /// A record that failed, and why.
@@ -32,7 +31,7 @@ pub struct DeadLetter {
     /// The original acknowledgement.
     pub ack: Option<AckToken>,
     /// When the original record entered the pipeline ([`Record::arrival`]).
-    pub arrival: Option<Instant>,
+    pub arrival: Option<Arrival>,
 }
 
 impl DeadLetter {

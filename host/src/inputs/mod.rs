@@ -22,7 +22,7 @@ use crate::core::clock::Clock;
 use crate::core::dead_letter::DeadLetter;
 use crate::core::metrics::catalogue::{INPUT_DEAD_LETTERS, INPUT_RECORDS, INPUT_SEND_WAIT};
 use crate::core::metrics::{Counter, Histogram, registry};
-use crate::core::record::Batch;
+use crate::core::record::{Arrival, Batch};
 
 /// The input types this build knows, as written in `type:`.
 pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http"];
@@ -216,7 +216,7 @@ impl InputContext {
         }
         let n = batch.len() as u64;
         let started = Instant::now();
-        stamp(&mut batch, started);
+        stamp(&mut batch, Arrival::now());
         self.sender.send(batch).await.map_err(|_| PipelineClosed)?;
         self.send_wait.observe(started.elapsed());
         self.records.add(n);
@@ -248,13 +248,13 @@ impl InputContext {
         let mut batches = batches.into_iter();
         for (permit, mut batch) in permits.zip(batches.by_ref()) {
             queued += batch.len() as u64;
-            stamp(&mut batch, Instant::now());
+            stamp(&mut batch, Arrival::now());
             permit.send(batch);
         }
         let mut result = Ok(());
         for mut batch in batches {
             let n = batch.len() as u64;
-            stamp(&mut batch, Instant::now());
+            stamp(&mut batch, Arrival::now());
             if self.sender.send(batch).await.is_err() {
                 result = Err(SendRefused::Closed);
                 break;
@@ -273,7 +273,7 @@ impl InputContext {
         }
         self.dead_letters.add(letters.len() as u64);
         let mut batch: Batch = letters.into_iter().map(|l| l.into_record(&self.dead_letter_tag)).collect();
-        stamp(&mut batch, Instant::now());
+        stamp(&mut batch, Arrival::now());
         self.sender.send(batch).await.map_err(|_| PipelineClosed)
     }
 }
@@ -281,7 +281,7 @@ impl InputContext {
 /// Mark `batch` as entering the pipeline at `now` ([`Record::arrival`]).
 ///
 /// [`Record::arrival`]: crate::core::record::Record::arrival
-fn stamp(batch: &mut Batch, now: Instant) {
+fn stamp(batch: &mut Batch, now: Arrival) {
     for record in batch {
         record.arrival = Some(now);
     }

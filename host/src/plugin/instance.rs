@@ -31,7 +31,7 @@ use super::spec::FilterSpec;
 use crate::core::clock::Clock;
 use crate::core::metrics::catalogue::FILTER_CALL;
 use crate::core::metrics::{Histogram, registry};
-use crate::core::record::{Batch, Record, Timestamp};
+use crate::core::record::{Arrival, Batch, Record, Timestamp};
 
 /// Distinct tags kept interned per filter. Tags come from plugins; the
 /// bound keeps a plugin that mints a tag per record from growing the cache
@@ -176,7 +176,7 @@ impl FilterInstance {
         }
         let mut children = vec![0u32; n];
         let mut emitted = Vec::with_capacity(result.emitted.len());
-        let now = Instant::now();
+        let now = Arrival::now();
         for e in result.emitted {
             let (origin, ack, arrival) = match e.parent {
                 Some(p) => {
@@ -210,7 +210,7 @@ impl FilterInstance {
     /// As [`FilterInstance::process`], but a tick cannot be refused.
     pub fn tick(&mut self, now: Timestamp) -> Result<Batch, PluginError> {
         let events = self.call("tick", |b, s| b.weir_filter_plugin().call_tick(s, now))?;
-        let arrival = Some(Instant::now());
+        let arrival = Some(Arrival::now());
         Ok(events
             .into_iter()
             .map(|e| Record {
