@@ -8,7 +8,7 @@
 //! | floor | module | owns |
 //! |---|---|---|
 //! | 5 | [`cli`] | the command line: `run`, `validate`, `bench`, `generate`; reload triggers |
-//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state |
+//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state, queue watch (stalls) |
 //! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation |
 //! | 2 | [`inputs`] | `stdin`, `file`, `http`, `kafka`, one folder each |
 //! | 2 | [`outputs`] | `stdout`, `file`, `blackhole`, `elasticsearch`, `alertmanager`, `kafka`, one folder each |

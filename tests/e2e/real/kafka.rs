@@ -608,6 +608,11 @@ outputs: [{output}]
         let (_, metrics) = crate::util::http("GET", admin, "/metrics")?;
         metrics.lines().find_map(|l| l.strip_prefix(&series)).map(|v| v.parse().unwrap())
     };
+    let log = dir.path("weir.log");
+    let lags_become = |expected: [i64; 2], timeout: Duration| {
+        let ok = wait_for(timeout, || [lag(0), lag(1)] == expected.map(Some));
+        assert!(ok, "lags {:?}, not {expected:?}: {}", [lag(0), lag(1)], std::fs::read_to_string(&log).unwrap());
+    };
     let to = |counts: [usize; 2]| -> Vec<Msg> {
         (0..2)
             .flat_map(|p| {
@@ -618,17 +623,10 @@ outputs: [{output}]
 
     // Everything delivered and committed: no lag.
     produce(&topic, &to([10, 4]));
-    let log = dir.path("weir.log");
     let file = dir.write("weir.yaml", &config("{ type: blackhole, match: '*' }"));
     let child = spawn_weir(&file, &[], &log);
     assert!(wait_caught_up(&group, &topic, 2, Duration::from_secs(60)), "{}", std::fs::read_to_string(&log).unwrap());
-    assert!(
-        wait_for(Duration::from_secs(20), || lag(0) == Some(0) && lag(1) == Some(0)),
-        "lag {:?} {:?}: {}",
-        lag(0),
-        lag(1),
-        std::fs::read_to_string(&log).unwrap()
-    );
+    lags_become([0, 0], Duration::from_secs(20));
     stop(child, &log);
 
     // Behind an Elasticsearch nobody answers for, nothing new is delivered,
@@ -638,13 +636,7 @@ outputs: [{output}]
     let output = format!("{{ type: elasticsearch, match: '*', hosts: [\"http://127.0.0.1:{dead}\"], index: x }}");
     let file = dir.write("weir.yaml", &config(&output));
     let mut child = spawn_weir(&file, &[], &log);
-    assert!(
-        wait_for(Duration::from_secs(30), || lag(0) == Some(25) && lag(1) == Some(7)),
-        "lag {:?} {:?}: {}",
-        lag(0),
-        lag(1),
-        std::fs::read_to_string(&log).unwrap()
-    );
+    lags_become([25, 7], Duration::from_secs(30));
     // The drain gives up on the stuck records at shutdown_timeout: exit 1.
     signal(&child, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(1));
