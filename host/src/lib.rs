@@ -8,7 +8,7 @@
 //! | floor | module | owns |
 //! |---|---|---|
 //! | 5 | [`cli`] | the command line: `run`, `validate`, `test`, `plugin new`/`inspect`, `bench`, `generate`; reload triggers |
-//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state, the console's taps, dry runs for `weir test` |
+//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state, the console's taps, dry runs for `weir test`, queue watch (stalls) |
 //! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation; `weir test` files |
 //! | 2 | [`inputs`] | `stdin`, `file`, `http`, `kafka`, one folder each |
 //! | 2 | [`outputs`] | `stdout`, `file`, `blackhole`, `elasticsearch`, `alertmanager`, `kafka`, one folder each |
@@ -44,7 +44,7 @@
 //! };
 //! let mut split = FilterInstance::new(&engine, &spec, Clock::system())?;
 //! let chunk = br#"{"logs":["2026-11-22T10:00:00Z page=home load=1017ms"]}"#;
-//! let record = Record { time: 0, tag: "app".into(), body: chunk.to_vec().into(), origin: None, ack: None };
+//! let record = Record { time: 0, tag: "app".into(), body: chunk.to_vec().into(), origin: None, ack: None, arrival: None };
 //! let out = split.process(&[record])?;
 //! assert_eq!(out.emitted.len(), 1);
 //! # Ok(())

@@ -21,6 +21,9 @@
 //!   traces kept with their statement
 //! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
+//! - `observability`: every catalogued metric served and moving, the Grafana
+//!   dashboard's queries, the README's metrics table, `/health` on a stall
+//! - `secrets`: no credential in logs, responses, metrics, `validate` output
 //! - `shutdown`: a bounded drain with an output down keeps filter state
 //! - `real`: against real Kafka, Elasticsearch and Alertmanager (`#[ignore]`d
 //!   unless run with `--include-ignored`, as `just test-full` does)
@@ -35,9 +38,11 @@ mod console;
 mod http_input;
 mod local_io;
 mod metrics;
+mod observability;
 mod plugin_limits;
 mod quickstart;
 mod real;
 mod reload;
+mod secrets;
 mod shutdown;
 mod statements;

@@ -41,7 +41,14 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let records: Vec<Record> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| Record { time: 0, tag: tag.clone(), body: l.as_bytes().to_vec().into(), origin: None, ack: None })
+        .map(|l| Record {
+            time: 0,
+            tag: tag.clone(),
+            body: l.as_bytes().to_vec().into(),
+            origin: None,
+            ack: None,
+            arrival: None,
+        })
         .collect();
     if records.is_empty() {
         bail!("{}: no records", args.input.display());

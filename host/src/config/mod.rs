@@ -68,6 +68,9 @@ pub struct PipelineSettings {
     /// counted, and `weir run` exits 1. Read at start; a reload changes it
     /// for the next start.
     pub shutdown_timeout: Duration,
+    /// How long a queue may stay full with nothing taken from it before
+    /// `/health` reports the pipeline stalled (503). A reload applies it.
+    pub stall_timeout: Duration,
 }
 
 /// The admin API and console (`admin:`).

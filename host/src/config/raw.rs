@@ -30,6 +30,7 @@ pub struct RawPipeline {
     pub queue_capacity: Option<usize>,
     pub tick_interval: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

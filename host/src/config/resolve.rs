@@ -32,6 +32,10 @@ const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(1);
 /// Under Kubernetes' default grace period (30 s) before SIGKILL, with room
 /// for the process to exit after giving up.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// Long enough that a destination's brief hiccup (a slow bulk request, a
+/// leader election) is no stall, short enough for a liveness probe to act
+/// within minutes.
+const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_DEAD_LETTER_TAG: &str = "weir.dead_letter";
 const DEFAULT_OUTPUT_MAX_RECORDS: usize = 1000;
 const DEFAULT_OUTPUT_MAX_WAIT: Duration = Duration::from_millis(200);
@@ -182,6 +186,7 @@ impl Resolver {
                 queue_capacity: DEFAULT_QUEUE_CAPACITY,
                 tick_interval: DEFAULT_TICK_INTERVAL,
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+                stall_timeout: DEFAULT_STALL_TIMEOUT,
             },
             dead_letter_tag: DEFAULT_DEAD_LETTER_TAG.into(),
             admin: None,
@@ -237,6 +242,11 @@ impl Resolver {
                 "pipeline.shutdown_timeout",
                 raw.pipeline.shutdown_timeout.as_deref(),
                 DEFAULT_SHUTDOWN_TIMEOUT,
+            )?,
+            stall_timeout: self.duration(
+                "pipeline.stall_timeout",
+                raw.pipeline.stall_timeout.as_deref(),
+                DEFAULT_STALL_TIMEOUT,
             )?,
         };
         let dead_letter_tag: Arc<str> = raw.dead_letter.tag.as_deref().unwrap_or(DEFAULT_DEAD_LETTER_TAG).into();

@@ -308,6 +308,7 @@ fn step(r: &Resolver, key: &str, input: RawInput, clock: Timestamp, tag: &Arc<st
                 body: body.into(),
                 origin: None,
                 ack: None,
+                arrival: None,
             }))
         }
         _ => Err(r.error(key, "expected either `body:` (a record) or `tick:` (a time)")),

@@ -531,3 +531,40 @@ fn window_samples_name_a_configured_filter_and_a_key() {
     assert_eq!(key, "admin.token");
     assert!(message.contains("must not be empty"), "{message}");
 }
+
+#[test]
+fn debug_output_of_a_config_shows_no_credential() {
+    let (_dir, file) = workspace();
+    let text = r#"
+inputs:
+  - { type: http, address: 127.0.0.1:0, auth_token: s3cret-token }
+  - type: kafka
+    brokers: k:9092
+    group_id: g
+    topics: [t]
+    librdkafka: { sasl.username: weir, sasl.password: s3cret-sasl }
+outputs:
+  - type: elasticsearch
+    match: '*'
+    hosts: ["https://weir:s3cret-url@es:9200"]
+    index: i
+    auth: { basic: { username: weir, password: s3cret-basic } }
+  - type: alertmanager
+    match: alerts
+    urls: ["https://am:s3cret-am-url@am:9093"]
+    auth: { bearer: { token: s3cret-bearer } }
+  - type: elasticsearch
+    name: es_api_key
+    match: x
+    hosts: ["https://es:9200"]
+    index: i
+    auth: { api_key: s3cret-key }
+"#;
+    let shown = format!("{:?}", parse(&file, text, no_env).unwrap());
+    for secret in
+        ["s3cret-token", "s3cret-sasl", "s3cret-url", "s3cret-basic", "s3cret-am-url", "s3cret-bearer", "s3cret-key"]
+    {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("https://es:9200/") && shown.contains("https://am:9093"), "hosts still shown: {shown}");
+}

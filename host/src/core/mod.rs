@@ -14,7 +14,7 @@
 //! | [`tag_match`] | Fluent Bit-style `match` globs |
 //! | [`units`] | durations and byte sizes in config values |
 //! | [`secret`], [`auth`], [`tls`] | credentials and the one `auth:` and `tls:` shape |
-//! | [`metrics`] | the process-wide Prometheus registry |
+//! | [`metrics`] | the process-wide Prometheus registry and the catalogue of every metric |
 //! | [`backoff`] | retry delays with jitter |
 //! | [`template`] | outputs' dynamic strings (`{field}`, strftime) and field paths |
 

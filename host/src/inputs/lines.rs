@@ -136,6 +136,7 @@ impl LineDecoder {
                 body,
                 origin: Some(Origin { stream: self.stream.clone(), offset: self.line_no, lineage: 0 }),
                 ack: None,
+                arrival: None,
             }),
             Err(reason) => {
                 let reason = format!("line {}: {reason}", self.line_no);
@@ -174,6 +175,7 @@ impl LineDecoder {
             body: Bytes::copy_from_slice(line),
             origin: Some(Origin { stream: self.stream.clone(), offset: self.line_no, lineage: 0 }),
             ack: None,
+            arrival: None,
         }
     }
 }

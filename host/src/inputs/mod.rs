@@ -12,15 +12,16 @@ pub mod stdin;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::clock::Clock;
 use crate::core::dead_letter::DeadLetter;
-use crate::core::metrics::{Counter, registry};
-use crate::core::record::Batch;
+use crate::core::metrics::catalogue::{INPUT_DEAD_LETTERS, INPUT_RECORDS, INPUT_SEND_WAIT};
+use crate::core::metrics::{Counter, Histogram, registry};
+use crate::core::record::{Arrival, Batch};
 
 /// The input types this build knows, as written in `type:`.
 pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http"];
@@ -154,6 +155,7 @@ pub struct InputContext {
     dead_letter_tag: Arc<str>,
     records: Counter,
     dead_letters: Counter,
+    send_wait: Histogram,
     listening: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
@@ -185,7 +187,6 @@ impl InputContext {
         sender: mpsc::Sender<Batch>,
         dead_letter_tag: Arc<str>,
     ) -> Self {
-        let labels = [("input", name)];
         InputContext {
             name: name.into(),
             tag,
@@ -194,12 +195,9 @@ impl InputContext {
             shutdown,
             sender,
             dead_letter_tag,
-            records: registry().counter("weir_input_records_total", "Records accepted by an input.", &labels),
-            dead_letters: registry().counter(
-                "weir_input_dead_letters_total",
-                "Malformed input units sent to dead letter by an input.",
-                &labels,
-            ),
+            records: registry().counter(&INPUT_RECORDS, &[name]),
+            dead_letters: registry().counter(&INPUT_DEAD_LETTERS, &[name, "malformed"]),
+            send_wait: registry().histogram(&INPUT_SEND_WAIT, &[name]),
             listening: std::sync::Mutex::new(None),
         }
     }
@@ -221,12 +219,15 @@ impl InputContext {
     }
 
     /// Send a batch, waiting while the pipeline is full.
-    pub async fn send(&self, batch: Batch) -> Result<(), PipelineClosed> {
+    pub async fn send(&self, mut batch: Batch) -> Result<(), PipelineClosed> {
         if batch.is_empty() {
             return Ok(());
         }
         let n = batch.len() as u64;
+        let started = Instant::now();
+        stamp(&mut batch, Arrival::now());
         self.sender.send(batch).await.map_err(|_| PipelineClosed)?;
+        self.send_wait.observe(started.elapsed());
         self.records.add(n);
         Ok(())
     }
@@ -243,26 +244,33 @@ impl InputContext {
             return Ok(());
         }
         let first = batches.len().min(self.sender.max_capacity());
+        let started = Instant::now();
         let permits = match tokio::time::timeout(wait, self.sender.reserve_many(first)).await {
-            Err(_) => return Err(SendRefused::Full),
+            Err(_) => {
+                self.send_wait.observe(started.elapsed());
+                return Err(SendRefused::Full);
+            }
             Ok(Err(_)) => return Err(SendRefused::Closed),
             Ok(Ok(permits)) => permits,
         };
         let mut queued = 0u64;
         let mut batches = batches.into_iter();
-        for (permit, batch) in permits.zip(batches.by_ref()) {
+        for (permit, mut batch) in permits.zip(batches.by_ref()) {
             queued += batch.len() as u64;
+            stamp(&mut batch, Arrival::now());
             permit.send(batch);
         }
         let mut result = Ok(());
-        for batch in batches {
+        for mut batch in batches {
             let n = batch.len() as u64;
+            stamp(&mut batch, Arrival::now());
             if self.sender.send(batch).await.is_err() {
                 result = Err(SendRefused::Closed);
                 break;
             }
             queued += n;
         }
+        self.send_wait.observe(started.elapsed());
         self.records.add(queued);
         result
     }
@@ -273,7 +281,17 @@ impl InputContext {
             return Ok(());
         }
         self.dead_letters.add(letters.len() as u64);
-        let batch = letters.into_iter().map(|l| l.into_record(&self.dead_letter_tag)).collect();
+        let mut batch: Batch = letters.into_iter().map(|l| l.into_record(&self.dead_letter_tag)).collect();
+        stamp(&mut batch, Arrival::now());
         self.sender.send(batch).await.map_err(|_| PipelineClosed)
+    }
+}
+
+/// Mark `batch` as entering the pipeline at `now` ([`Record::arrival`]).
+///
+/// [`Record::arrival`]: crate::core::record::Record::arrival
+fn stamp(batch: &mut Batch, now: Arrival) {
+    for record in batch {
+        record.arrival = Some(now);
     }
 }

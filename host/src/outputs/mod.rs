@@ -202,6 +202,7 @@ mod tests {
             body: br#"{"x":1}"#.as_slice().into(),
             origin: None,
             ack: None,
+            arrival: None,
         };
         let mut out = Vec::new();
         LineEncoding::Envelope.encode(&record, &mut out);

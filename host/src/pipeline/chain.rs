@@ -13,9 +13,13 @@ use tokio::sync::mpsc;
 
 use super::console::taps::Taps;
 use super::dedupe::{self, Seen};
+use super::queues::Taken;
 use super::reload::ReloadError;
 use super::router::Router;
 use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::catalogue::{
+    FILTER_DEAD_LETTERS, FILTER_ERRORS, FILTER_RECORDS_IN, FILTER_RECORDS_OUT, FILTER_REPEATS, FILTER_RESTARTS,
+};
 use crate::core::metrics::{Counter, registry};
 use crate::core::record::{Batch, Record, Timestamp};
 use crate::core::tag_match::TagMatch;
@@ -33,10 +37,13 @@ pub struct Stage {
     stage_name: String,
     records_in: Counter,
     records_out: Counter,
-    dead_letters: Counter,
+    /// Records rejected one by one.
+    rejected: Counter,
     restarts: Counter,
+    /// Records given to the filter before, not given again (`dedupe`).
     repeats: Counter,
-    errors: HashMap<&'static str, Counter>,
+    /// Failed calls, and the records they took to dead letter, by kind.
+    errors: HashMap<&'static str, (Counter, Counter)>,
     /// With `dedupe`: the identities of the records given to the filter.
     seen: Option<Seen>,
 }
@@ -45,27 +52,15 @@ impl Stage {
     /// Wrap a configured instance.
     pub fn new(instance: FilterInstance) -> Self {
         let name = instance.name().to_string();
-        let labels = [("filter", name.as_str())];
+        let labels = [name.as_str()];
         Stage {
             matches: instance.spec().matches.clone(),
             stage_name: filter_stage(&name),
-            records_in: registry().counter("weir_filter_records_in_total", "Records given to a filter.", &labels),
-            records_out: registry().counter("weir_filter_records_out_total", "Records a filter emitted.", &labels),
-            dead_letters: registry().counter(
-                "weir_filter_dead_letters_total",
-                "Records a filter rejected or failed on, sent to dead letter.",
-                &labels,
-            ),
-            restarts: registry().counter(
-                "weir_filter_restarts_total",
-                "Filter instances recreated after a trap, deadline or memory cap.",
-                &labels,
-            ),
-            repeats: registry().counter(
-                "weir_filter_repeats_total",
-                "Records not given to a filter with dedupe because it was given them before (retries, replays).",
-                &labels,
-            ),
+            records_in: registry().counter(&FILTER_RECORDS_IN, &labels),
+            records_out: registry().counter(&FILTER_RECORDS_OUT, &labels),
+            rejected: registry().counter(&FILTER_DEAD_LETTERS, &[&name, "rejected"]),
+            restarts: registry().counter(&FILTER_RESTARTS, &labels),
+            repeats: registry().counter(&FILTER_REPEATS, &labels),
             errors: HashMap::new(),
             seen: instance.spec().dedupe.map(|d| Seen::new(d.capacity)),
             instance,
@@ -121,19 +116,15 @@ impl Stage {
         &mut self.instance
     }
 
-    fn count_error(&mut self, error: &PluginError) {
+    /// Count a failed call that took `records` to dead letter.
+    fn count_error(&mut self, error: &PluginError, records: usize) {
         let kind = error.kind();
-        let name = self.instance.name().to_string();
-        self.errors
-            .entry(kind)
-            .or_insert_with(|| {
-                registry().counter(
-                    "weir_filter_errors_total",
-                    "Filter calls that failed, by kind.",
-                    &[("filter", &name), ("kind", kind)],
-                )
-            })
-            .add(1);
+        let name = self.instance.name();
+        let (calls, dead_letters) = self.errors.entry(kind).or_insert_with(|| {
+            (registry().counter(&FILTER_ERRORS, &[name, kind]), registry().counter(&FILTER_DEAD_LETTERS, &[name, kind]))
+        });
+        calls.add(1);
+        dead_letters.add(records as u64);
     }
 
     /// Process `chunk`, appending what comes out to `out`. When a call
@@ -161,7 +152,7 @@ impl Stage {
                 self.records_out.add(emitted.len() as u64);
                 out.extend(emitted);
                 if !rejected.is_empty() {
-                    self.dead_letters.add(rejected.len() as u64);
+                    self.rejected.add(rejected.len() as u64);
                     let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
                     for (index, reason) in rejected {
                         if let Some(record) = chunk[index].take() {
@@ -175,6 +166,7 @@ impl Stage {
             Err(error) => {
                 let usable = self.recover(engine, &error);
                 if usable && error.poisons_instance() && chunk.len() > 1 {
+                    self.count_error(&error, 0);
                     tracing::debug!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; splitting the batch to find the record at fault");
                     let mut first = chunk;
                     let second = first.split_off(first.len() / 2);
@@ -185,7 +177,7 @@ impl Stage {
                 tracing::warn!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; records sent to dead letter");
                 // Not counted by the filter: a retry of them must not be taken for a repeat.
                 self.forget(&chunk);
-                self.dead_letters.add(chunk.len() as u64);
+                self.count_error(&error, chunk.len());
                 let reason = error.to_string();
                 out.extend(
                     chunk.into_iter().map(|r| {
@@ -196,10 +188,9 @@ impl Stage {
         }
     }
 
-    /// After a call error: recreate a poisoned instance. False when the
-    /// instance is unusable (recreating it failed).
+    /// After a call error (counted by the caller): recreate a poisoned
+    /// instance. False when the instance is unusable (recreating it failed).
     fn recover(&mut self, engine: &PluginEngine, error: &PluginError) -> bool {
-        self.count_error(error);
         if !error.poisons_instance() {
             return true;
         }
@@ -278,15 +269,16 @@ impl Chain {
         &mut self.stages
     }
 
-    /// Receive batches until every input has stopped, ticking filters every
-    /// `tick_interval` with the time from `now`, and applying reloads from
-    /// `control` between batches. Returns when the input queue is closed
+    /// Receive batches until every input has stopped (marking each take on
+    /// `taken`), ticking filters every `tick_interval` with the time from
+    /// `now`, and applying reloads from `control` between batches. Returns when the input queue is closed
     /// and drained, or when the drain aborts: then what is still queued is
     /// abandoned (see [`Drain`](super::drain::Drain)).
     pub fn run(
         &mut self,
         runtime: &tokio::runtime::Handle,
         input: &mut mpsc::Receiver<Batch>,
+        taken: &Taken,
         control: &mut mpsc::UnboundedReceiver<ChainCommand>,
         mut tick_interval: Duration,
         now: impl Fn() -> Timestamp,
@@ -314,6 +306,7 @@ impl Chain {
             });
             match next {
                 Next::Batch(Some(mut batch)) => {
+                    taken.mark();
                     // Coalesce what is already waiting, up to one full batch.
                     while batch.len() < self.batch_max_records {
                         match input.try_recv() {
@@ -414,6 +407,7 @@ impl Chain {
                 Ok(records) => records,
                 Err(error) => {
                     tracing::warn!(filter = %stage.instance.name(), %error, "tick failed");
+                    stage.count_error(&error, 0);
                     stage.recover(&self.engine, &error);
                     continue;
                 }

@@ -175,6 +175,7 @@ mod tests {
             body: body.into(),
             origin: Some(Origin { stream: "kafka:raw/3".into(), offset, lineage: 7 }),
             ack: None,
+            arrival: None,
         };
         assert_eq!(id(&record(17, "{}")), id(&record(17, "{}")), "a replay is the same record");
         assert_ne!(id(&record(17, "{}")), id(&record(18, "{}")));

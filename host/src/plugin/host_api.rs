@@ -15,6 +15,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, 
 use super::bindings::{HostImports, Level, TypesImports};
 use super::limits::{Grants, MemoryCap};
 use crate::core::clock::Clock;
+use crate::core::metrics::catalogue::{FILTER_EVENTS, RECORDS_DROPPED};
 use crate::core::metrics::{Counter, registry};
 
 /// Everything a plugin's store holds.
@@ -31,6 +32,10 @@ pub struct HostState {
 /// Counter names a plugin may create: beyond this, adds are dropped with a
 /// warning so a plugin cannot blow up the metrics' cardinality.
 const MAX_COUNTERS_PER_PLUGIN: usize = 64;
+
+/// Counters named with this prefix and a reason are drops
+/// (`weir_records_dropped_total`), not plugin events (see `wit/README.md`).
+const DROPPED_PREFIX: &str = "dropped_";
 
 impl HostState {
     /// A sandbox for the plugin named `plugin`.
@@ -100,11 +105,12 @@ impl HostImports for HostState {
             tracing::warn!(plugin = &*self.plugin, counter = name, "too many counter names; dropping this one");
             return;
         }
-        let counter = registry().counter(
-            "weir_filter_events_total",
-            "Counters reported by filter plugins.",
-            &[("filter", &self.plugin), ("counter", &name)],
-        );
+        // `dropped_<reason>`: records the filter consumed on purpose without
+        // emitting anything for them, counted with every other drop.
+        let counter = match name.strip_prefix(DROPPED_PREFIX).filter(|reason| !reason.is_empty()) {
+            Some(reason) => registry().counter(&RECORDS_DROPPED, &[&format!("filter {}", self.plugin), reason]),
+            None => registry().counter(&FILTER_EVENTS, &[&self.plugin, &name]),
+        };
         counter.add(delta);
         self.counters.insert(name, counter);
     }

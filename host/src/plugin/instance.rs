@@ -8,7 +8,8 @@
 //! - an emitted event's `parent` (an index into the batch) gives it that
 //!   input's acknowledgement and a child of its origin
 //!   ([`Origin::child`](crate::core::record::Origin::child), numbered per parent in emission order);
-//! - an emitted event with no parent (an aggregate) has neither;
+//! - an emitted event with no parent (an aggregate) has neither, and enters
+//!   the pipeline as it is emitted ([`Record::arrival`]);
 //! - a `rejected` index names an input to dead-letter with the reason;
 //! - an input neither parent nor rejected was consumed: dropping its last
 //!   ack clone acknowledges it;
@@ -17,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
@@ -27,7 +29,9 @@ use super::error::{PluginError, PluginErrorKind};
 use super::host_api::HostState;
 use super::spec::FilterSpec;
 use crate::core::clock::Clock;
-use crate::core::record::{Batch, Record, Timestamp};
+use crate::core::metrics::catalogue::FILTER_CALL;
+use crate::core::metrics::{Histogram, registry};
+use crate::core::record::{Arrival, Batch, Record, Timestamp};
 
 /// Distinct tags kept interned per filter. Tags come from plugins; the
 /// bound keeps a plugin that mints a tag per record from growing the cache
@@ -58,6 +62,39 @@ pub struct FilterInstance {
     store: Store<HostState>,
     bindings: Filter,
     tags: HashMap<Box<str>, Arc<str>>,
+    call_times: CallTimes,
+}
+
+/// `weir_filter_call_seconds` of one filter, by call.
+struct CallTimes {
+    configure: Histogram,
+    process: Histogram,
+    tick: Histogram,
+    snapshot: Histogram,
+    restore: Histogram,
+}
+
+impl CallTimes {
+    fn new(filter: &str) -> Self {
+        let of = |call| registry().histogram(&FILTER_CALL, &[filter, call]);
+        CallTimes {
+            configure: of("configure"),
+            process: of("process"),
+            tick: of("tick"),
+            snapshot: of("snapshot"),
+            restore: of("restore"),
+        }
+    }
+
+    fn of(&self, call: &str) -> &Histogram {
+        match call {
+            "process" => &self.process,
+            "tick" => &self.tick,
+            "snapshot" => &self.snapshot,
+            "restore" => &self.restore,
+            _ => &self.configure,
+        }
+    }
 }
 
 impl FilterInstance {
@@ -82,8 +119,18 @@ impl FilterInstance {
         let pre = FilterPre::new(pre).map_err(instantiate_error)?;
         let config_json = spec.config.to_string();
         let (store, bindings) = instantiate(engine, &pre, spec, &name, &clock)?;
-        let mut instance =
-            FilterInstance { name, spec: spec.clone(), clock, pre, config_json, store, bindings, tags: HashMap::new() };
+        let call_times = CallTimes::new(&name);
+        let mut instance = FilterInstance {
+            name,
+            spec: spec.clone(),
+            clock,
+            pre,
+            config_json,
+            store,
+            bindings,
+            tags: HashMap::new(),
+            call_times,
+        };
         instance.configure()?;
         Ok(instance)
     }
@@ -133,17 +180,18 @@ impl FilterInstance {
         let mut children = vec![0u32; n];
         let mut emitted = Vec::with_capacity(result.emitted.len());
         let mut parents = Vec::with_capacity(result.emitted.len());
+        let now = Arrival::now();
         for e in result.emitted {
             parents.push(e.parent.map(|p| p as usize));
-            let (origin, ack) = match e.parent {
+            let (origin, ack, arrival) = match e.parent {
                 Some(p) => {
                     let parent = &records[p as usize];
                     let ordinal = &mut children[p as usize];
                     let origin = parent.origin.as_ref().map(|o| o.child(*ordinal));
                     *ordinal += 1;
-                    (origin, parent.ack.clone())
+                    (origin, parent.ack.clone(), parent.arrival)
                 }
-                None => (None, None),
+                None => (None, None, Some(now)),
             };
             let event = e.event;
             emitted.push(Record {
@@ -152,6 +200,7 @@ impl FilterInstance {
                 body: event.body.into(),
                 origin,
                 ack,
+                arrival,
             });
         }
         let rejected = result.rejected.into_iter().map(|r| (r.index as usize, r.reason)).collect();
@@ -159,15 +208,24 @@ impl FilterInstance {
     }
 
     /// Call `tick` with the host clock's `now`; the records it emits have
-    /// no parent, so no origin and no acknowledgement.
+    /// no parent, so no origin and no acknowledgement, and enter the
+    /// pipeline now.
     ///
     /// # Errors
     /// As [`FilterInstance::process`], but a tick cannot be refused.
     pub fn tick(&mut self, now: Timestamp) -> Result<Batch, PluginError> {
         let events = self.call("tick", |b, s| b.weir_filter_plugin().call_tick(s, now))?;
+        let arrival = Some(Arrival::now());
         Ok(events
             .into_iter()
-            .map(|e| Record { time: e.time, tag: self.intern(e.tag), body: e.body.into(), origin: None, ack: None })
+            .map(|e| Record {
+                time: e.time,
+                tag: self.intern(e.tag),
+                body: e.body.into(),
+                origin: None,
+                ack: None,
+                arrival,
+            })
             .collect())
     }
 
@@ -231,7 +289,9 @@ impl FilterInstance {
         f: impl FnOnce(&Filter, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
         self.store.set_epoch_deadline(self.spec.limits.deadline_ticks());
+        let started = Instant::now();
         let result = f(&self.bindings, &mut self.store);
+        self.call_times.of(call).observe(started.elapsed());
         let hit_memory_cap = self.store.data_mut().memory.take_hit();
         let stderr = self.store.data().stderr.take();
         result.map_err(|e| {

@@ -49,6 +49,7 @@ fn batch(bodies: &[&str]) -> Vec<Record> {
             body: body.as_bytes().to_vec().into(),
             origin: Some(Origin { stream: "test".into(), offset: i as u64, lineage: 0 }),
             ack: None,
+            arrival: None,
         })
         .collect()
 }

@@ -34,6 +34,8 @@ use super::es_compat::{elastic_product, es_cluster_health, es_license, es_nodes,
 use super::tls::TlsListener;
 use super::{AckMode, HttpInputConfig, HttpInputError};
 use crate::core::ack::{AckToken, Delivery};
+use crate::core::metrics::catalogue::INPUT_REQUESTS_IN_FLIGHT;
+use crate::core::metrics::{Gauge, registry};
 use crate::core::record::{Batch, Origin, Record};
 use crate::inputs::{InputContext, SendRefused};
 
@@ -58,6 +60,7 @@ struct Shared {
     /// `http:<listener>`, the start of every origin stream.
     stream: String,
     seq_no: AtomicU64,
+    in_flight: Gauge,
 }
 
 impl HttpInputState {
@@ -86,6 +89,7 @@ impl HttpInputState {
             bulk_metadata_key: config.bulk_metadata_key.clone(),
             stream: format!("http:{listener}"),
             seq_no: AtomicU64::new(0),
+            in_flight: registry().gauge(&INPUT_REQUESTS_IN_FLIGHT, &[&ctx.name]),
             ctx,
         })))
     }
@@ -104,6 +108,7 @@ fn required_auth(config: &HttpInputConfig) -> Result<Option<Required>, HttpInput
 /// The input's routes: `/health`, `/ingest[/{tag}]` and the
 /// Elasticsearch-compatible endpoints.
 pub fn router(state: HttpInputState) -> Router {
+    let in_flight = state.0.in_flight.clone();
     let es = Router::new()
         .route("/", get(es_root))
         .route("/_bulk", post(bulk).put(bulk))
@@ -120,6 +125,14 @@ pub fn router(state: HttpInputState) -> Router {
         .route("/ingest/{tag}", post(ingest_tagged))
         .merge(es)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
+            let guard = in_flight.track();
+            async move {
+                let response = next.run(request).await;
+                drop(guard);
+                response
+            }
+        }))
         .with_state(state)
 }
 
@@ -251,6 +264,7 @@ impl HttpInputState {
             body: item.body,
             origin: Some(Origin { stream: stream.clone(), offset: item.position, lineage: 0 }),
             ack: token.clone(),
+            arrival: None,
         });
         let batches = self.batches(records);
         drop(token);
@@ -295,7 +309,7 @@ impl HttpInputState {
                 .entry(item.index.as_str())
                 .or_insert_with(|| format!("{}{}", self.0.bulk_tag_prefix, item.index).into())
                 .clone();
-            Some(Record { time, tag, body, origin: Some(origin), ack: token.clone() })
+            Some(Record { time, tag, body, origin: Some(origin), ack: token.clone(), arrival: None })
         });
         let batches = self.batches(records);
         drop(tags);

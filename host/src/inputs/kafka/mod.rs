@@ -6,6 +6,7 @@
 //! derived record of which was delivered (see the README's "Kafka" section).
 
 mod consumer;
+mod lag;
 pub mod offsets;
 
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct KafkaInputConfig {
     /// `sasl.username`, `sasl.password`, `ssl.ca.location`. Weir owns
     /// `bootstrap.servers`, `group.id`, `enable.auto.commit` and
     /// `enable.auto.offset.store`; setting them here is an error.
+    /// `statistics.interval.ms` defaults to 10000: the consumer lag metric
+    /// is read from those statistics (0 turns it off).
     #[serde(default)]
     pub librdkafka: Properties,
 }

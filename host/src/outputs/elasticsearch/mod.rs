@@ -30,12 +30,13 @@ use response::ItemOutcome;
 use super::{Output, OutputError, WriteReport};
 use crate::core::auth::Auth;
 use crate::core::clock::Clock;
+use crate::core::metrics::catalogue::ELASTICSEARCH_OUT_OF_RANGE;
 use crate::core::metrics::{Counter, registry};
 use crate::core::record::Record;
 use crate::core::template::FieldPath;
 use crate::core::tls::TlsSettings;
 use crate::core::units::{ByteSize, HumanDuration};
-use crate::outputs::http_client::ClientError;
+use crate::outputs::http_client::{ClientError, redact_url};
 
 /// Settings of the `elasticsearch` output.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -134,19 +135,27 @@ pub struct TemplateConfig {
     pub file: PathBuf,
 }
 
-/// An `http://` or `https://` URL, normalised to end in `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An `http://` or `https://` URL, normalised to end in `/`. Its `Debug`
+/// shows no credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HostUrl(pub reqwest::Url);
+
+impl std::fmt::Debug for HostUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HostUrl").field(&redact_url(self.0.as_str())).finish()
+    }
+}
 
 impl<'de> Deserialize<'de> for HostUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
+        let shown = redact_url(&text);
         let mut url = reqwest::Url::parse(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid url {text:?}: {e}; expected e.g. \"http://127.0.0.1:9200\""))
+            serde::de::Error::custom(format!("invalid url {shown:?}: {e}; expected e.g. \"http://127.0.0.1:9200\""))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(serde::de::Error::custom(format!(
-                "invalid url {text:?}: expected http:// or https:// and a host"
+                "invalid url {shown:?}: expected http:// or https:// and a host"
             )));
         }
         if !url.path().ends_with('/') {
@@ -251,11 +260,7 @@ impl ElasticsearchOutputConfig {
         };
         Ok(ElasticsearchOutput {
             clock: Clock::system(),
-            out_of_range: registry().counter(
-                "weir_elasticsearch_out_of_range_total",
-                "Records whose event time was outside max_future/max_past of the host clock (dead-lettered, or indexed by the host clock).",
-                &[("output", name)],
-            ),
+            out_of_range: registry().counter(&ELASTICSEARCH_OUT_OF_RANGE, &[name]),
             name: name.to_string(),
             client: EsClient::new(self)?,
             encoder,

@@ -27,6 +27,7 @@ fn record(time: i64, body: &str, origin: Option<(&str, u64, u64)>) -> Record {
         body: Bytes::copy_from_slice(body.as_bytes()),
         origin: origin.map(|(s, offset, lineage)| Origin { stream: s.into(), offset, lineage }),
         ack: None,
+        arrival: None,
     }
 }
 
