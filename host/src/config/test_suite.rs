@@ -33,9 +33,9 @@ use crate::core::record::{Record, Timestamp};
 /// The tag of a lone filter test's inputs that name none.
 const DEFAULT_FILTER_TEST_TAG: &str = "test";
 
-/// The host clock of a test that sets no `now:`: 2000-01-01T00:00:00Z. A
-/// fixed time keeps tests repeatable; not zero, as Go's runtime refuses to
-/// start with its clock at zero.
+/// The host clock of a test that sets no `now:` and whose inputs give no
+/// time: 2000-01-01T00:00:00Z. A fixed time keeps tests repeatable; not
+/// zero, as Go's runtime refuses to start with its clock at zero.
 const DEFAULT_NOW: Timestamp = 946_684_800_000_000_000;
 
 /// A loaded test file.
@@ -57,9 +57,16 @@ pub struct TestCase {
     /// The pipeline whose filters run: the config named by `config:`, or
     /// one holding just the `filter:` (no inputs, no outputs).
     pub pipeline: Config,
-    /// The host clock when the test starts (`now:`, default
-    /// 2000-01-01T00:00:00Z); a record that gives no time takes the clock's.
+    /// The host clock when the test starts: `now:`, else the earliest
+    /// `time:` or `tick:` of its inputs (so filters that refuse events far
+    /// ahead of the host clock, `max_future`, accept the test's own), else
+    /// 2000-01-01T00:00:00Z. A record that gives no time takes the clock's.
     pub now: Timestamp,
+    /// True when the test sets no `now:`: the clock then follows the inputs
+    /// as in a live pipeline where events arrive as they happen, moving
+    /// forward to each record's time (a batch runs with the clock at its
+    /// latest record). With `now:`, only ticks move it.
+    pub clock_follows_records: bool,
     /// Records and ticks, in order.
     pub steps: Vec<TestStep>,
     /// Whether a last `tick` at the end of time follows the inputs, as when
@@ -254,19 +261,36 @@ pub(super) fn resolve(
             _ => return Err(r.error(&key, "expected either `config:` (a pipeline config file) or `filter:`")),
         };
         let now = match test.now {
-            Some(value) => time(&r, &format!("{key}.now"), value)?,
-            None => DEFAULT_NOW,
+            Some(value) => Some(time(&r, &format!("{key}.now"), value)?),
+            None => None,
         };
-        // A record that gives no time takes the clock's, which ticks move.
+        let clock_follows_records = now.is_none();
+        // Each step with the time it gives, if any: a record that gives none
+        // takes the clock's, which starts at `now` and which ticks (and,
+        // without `now:`, later records) move.
+        let given = test
+            .inputs
+            .into_iter()
+            .enumerate()
+            .map(|(j, input)| step(&r, &format!("{key}.inputs[{j}]"), input, &default_tag))
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = now.or_else(|| given.iter().filter_map(|(_, at)| *at).min()).unwrap_or(DEFAULT_NOW);
         let mut clock = now;
-        let mut steps = Vec::with_capacity(test.inputs.len());
-        for (j, input) in test.inputs.into_iter().enumerate() {
-            let step = step(&r, &format!("{key}.inputs[{j}]"), input, clock, &default_tag)?;
-            if let TestStep::Tick(at) = step {
-                clock = at;
-            }
-            steps.push(step);
-        }
+        let steps = given
+            .into_iter()
+            .map(|(mut step, at)| {
+                match &mut step {
+                    TestStep::Tick(at) => clock = *at,
+                    TestStep::Record(record) => {
+                        record.time = at.unwrap_or(clock);
+                        if clock_follows_records {
+                            clock = clock.max(record.time);
+                        }
+                    }
+                }
+                step
+            })
+            .collect();
         let expect = expectation(&r, &format!("{key}.expect"), test.expect)?;
         if expect.config_error.is_some()
             && !(expect.records.is_empty() && expect.rejected.is_empty() && expect.dead_letters.is_empty())
@@ -281,6 +305,7 @@ pub(super) fn resolve(
             position: r.position(&key),
             pipeline,
             now,
+            clock_follows_records,
             steps,
             end_of_time: test.end_of_time.unwrap_or(true),
             expect,
@@ -289,27 +314,37 @@ pub(super) fn resolve(
     Ok(TestSuite { file: path.to_path_buf(), tests })
 }
 
-fn step(r: &Resolver, key: &str, input: RawInput, clock: Timestamp, tag: &Arc<str>) -> Result<TestStep, ConfigError> {
+/// One input, and the time it gives (`tick:` or `time:`), if any; a record
+/// that gives none is timed by the caller.
+fn step(
+    r: &Resolver,
+    key: &str,
+    input: RawInput,
+    tag: &Arc<str>,
+) -> Result<(TestStep, Option<Timestamp>), ConfigError> {
     match (input.tick, input.body) {
         (Some(tick), None) => {
             if input.tag.is_some() || input.time.is_some() {
                 return Err(r.error(key, "a `tick:` takes no `tag:` or `time:`; it ticks every filter at that time"));
             }
-            Ok(TestStep::Tick(time(r, &format!("{key}.tick"), tick)?))
+            let at = time(r, &format!("{key}.tick"), tick)?;
+            Ok((TestStep::Tick(at), Some(at)))
         }
         (None, Some(body)) => {
             let body = match body_of(r, &format!("{key}.body"), body)? {
                 ExpectedBody::Json(json) => serde_json::to_vec(&json).expect("a JSON value always serialises"),
                 ExpectedBody::Text(text) => text.into_bytes(),
             };
-            Ok(TestStep::Record(Record {
-                time: input.time.map(|t| time(r, &format!("{key}.time"), t)).transpose()?.unwrap_or(clock),
+            let at = input.time.map(|t| time(r, &format!("{key}.time"), t)).transpose()?;
+            let record = Record {
+                time: 0,
                 tag: input.tag.map_or_else(|| tag.clone(), Into::into),
                 body: body.into(),
                 origin: None,
                 ack: None,
                 arrival: None,
-            }))
+            };
+            Ok((TestStep::Record(record), at))
         }
         _ => Err(r.error(key, "expected either `body:` (a record) or `tick:` (a time)")),
     }
@@ -437,6 +472,19 @@ mod tests {
         assert_eq!((&*raw.tag, raw.time, &raw.body[..]), ("x", 7, &b"raw"[..]), "a string body is sent as it is");
         let TestStep::Record(after) = &test.steps[3] else { panic!() };
         assert_eq!(after.time, 5, "a record with no time takes the clock's, which the tick moved");
+    }
+
+    #[test]
+    fn without_now_the_clock_starts_at_the_earliest_time_the_inputs_give() {
+        let dir = workspace();
+        let text = "tests:\n  - name: t\n    filter: { type: split }\n    inputs:\n      - body: a\n      - { time: 9, body: b }\n      - { tick: 8 }\n    expect: {}\n  - name: u\n    filter: { type: split }\n    inputs: [{ body: a }]\n    expect: {}\n";
+        let suite = load(dir.path(), text).unwrap();
+        let timed = &suite.tests[0];
+        assert_eq!(timed.now, 8, "the tick at 8 is the earliest time given");
+        let TestStep::Record(first) = &timed.steps[0] else { panic!() };
+        assert_eq!(first.time, 8, "a record with no time takes the clock's");
+        assert!(timed.clock_follows_records && timed.steps.len() == 3);
+        assert_eq!(suite.tests[1].now, DEFAULT_NOW, "no time given: the fixed default");
     }
 
     #[test]

@@ -94,6 +94,13 @@ impl DryRun {
         self.collect();
     }
 
+    /// Move the clock forward to `now`; an earlier `now` leaves it.
+    pub fn advance_clock(&mut self, now: Timestamp) {
+        if now > self.clock.now() {
+            self.clock.set(now);
+        }
+    }
+
     /// Set the clock to `now` and tick every filter.
     pub fn tick(&mut self, now: Timestamp) {
         self.clock.set(now);

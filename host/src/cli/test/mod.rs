@@ -73,19 +73,25 @@ fn run(engine: &PluginEngine, case: &TestCase) -> Vec<String> {
         }
     };
     let mut batch = Batch::new();
+    let process = |dry_run: &mut DryRun, batch: Batch| {
+        if case.clock_follows_records {
+            dry_run.advance_clock(batch.iter().map(|r| r.time).max().unwrap_or(case.now));
+        }
+        dry_run.process(batch);
+    };
     for step in &case.steps {
         match step {
             TestStep::Record(record) => batch.push(record.clone()),
             TestStep::Tick(now) => {
                 if !batch.is_empty() {
-                    dry_run.process(std::mem::take(&mut batch));
+                    process(&mut dry_run, std::mem::take(&mut batch));
                 }
                 dry_run.tick(*now);
             }
         }
     }
     if !batch.is_empty() {
-        dry_run.process(batch);
+        process(&mut dry_run, batch);
     }
     let DryRunOutput { records, rejected, dead_letters } = dry_run.finish(case.end_of_time);
 
