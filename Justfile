@@ -18,12 +18,19 @@ plugin_packages := `for n in $(ls -d plugins/*/ | xargs -n1 basename | grep -vx 
 default:
     @just --list
 
-# Install what building needs (idempotent).
+# wasip2 for components; wasip1 and unknown-unknown for Fluent Bit-ABI modules.
+# Install what building needs (idempotent): the WebAssembly targets.
 setup:
-    @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    #!/usr/bin/env bash
+    set -euo pipefail
+    installed="$(rustup target list --installed)"
+    for target in wasm32-wasip2 wasm32-wasip1 wasm32-unknown-unknown; do
+        grep -qx "$target" <<<"$installed" || rustup target add "$target"
+    done
 
+# Also the Fluent Bit-ABI test modules, to target/plugins/fluent-bit/.
 # Build every plugin (plugins/* and tests/plugins/*) to target/plugins/NAME.wasm.
-plugins: setup
+plugins: setup fluent-bit-test-modules
     #!/usr/bin/env bash
     set -euo pipefail
     packages=()
@@ -36,6 +43,35 @@ plugins: setup
     for name in {{bundled}}; do cp "$out/weir_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
     for name in {{test_plugins}}; do cp "$out/weir_test_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
     ls -la "{{plugin_dir}}"
+
+# The Rust one for wasm32-unknown-unknown and wasm32-wasip1, the Go one for
+# GOOS=wasip1 (Go from PATH, 1.24 or newer for //go:wasmexport).
+# Build the filters written to Fluent Bit's filter_wasm ABI that Weir's tests run.
+fluent-bit-test-modules: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out="{{plugin_dir}}/fluent-bit"
+    mkdir -p "$out"
+    for target in wasm32-unknown-unknown wasm32-wasip1; do
+        cargo build --release --target "$target" --config profile.release.debug=false --config profile.release.strip=true -p weir-test-fluent-bit
+        cp "{{target_dir}}/$target/release/weir_test_fluent_bit.wasm" "$out/rust-${target#wasm32-}.wasm"
+    done
+    (cd tests/fluent-bit/go && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$out/go-wasip1.wasm" .)
+    # The reverse direction: bundled filters built as Fluent Bit modules.
+    for name in extract split; do
+        cp "$(just fluent-bit-module "$name" "configs/fluent-bit/$name.json" | tail -1)" "$out/$name.wasm"
+    done
+
+# Writes target/fluent-bit/NAME.wasm, `Function_Name weir_filter` (docs/fluent-bit-abi.md).
+# Build a bundled stateless filter (extract, split) as a Fluent Bit module, CONFIG (JSON file) built in.
+fluent-bit-module name config target="wasm32-wasip1": setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    config="$(cat "{{config}}")"
+    WEIR_FLUENT_BIT_CONFIG="$config" cargo build --release --target "{{target}}" --config profile.release.debug=false --config profile.release.strip=true -p "weir-plugin-{{name}}" --features fluent-bit
+    mkdir -p "{{target_dir}}/fluent-bit"
+    cp "{{target_dir}}/{{target}}/release/weir_plugin_{{replace(name, '-', '_')}}.wasm" "{{target_dir}}/fluent-bit/{{name}}.wasm"
+    echo "{{target_dir}}/fluent-bit/{{name}}.wasm"
 
 # Build the host and the plugins.
 build: plugins
@@ -67,9 +103,10 @@ test: build
 # Per package set, not --workspace: that would unify features across host
 # and plugins and rebuild wasmtime a second time.
 
-# The plugins' own unit tests, natively.
+# The plugins' own unit tests, natively (and the SDK's Fluent Bit glue).
 test-plugins:
     cargo test --release {{plugin_packages}}
+    cargo test --release -p weir-plugin-sdk --features fluent-bit
 
 # Start the real Kafka, Elasticsearch and Alertmanager (idempotent; installs on first use).
 servers:
@@ -110,4 +147,6 @@ lint:
     python3 .ci/check-layers.py
     cargo clippy --release -p weir --all-targets -- -D warnings
     cargo clippy --release {{plugin_packages}} --all-targets -- -D warnings
+    cargo clippy --release -p weir-plugin-sdk -p weir-plugin-extract -p weir-plugin-split --features fluent-bit --all-targets -- -D warnings
+    cargo clippy --release --target wasm32-wasip1 -p weir-test-fluent-bit -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --document-private-items -p weir -p weir-plugin-sdk

@@ -11,13 +11,18 @@ use anyhow::{Context, bail};
 use crate::core::clock::Clock;
 use crate::core::record::Record;
 use crate::core::tag_match::TagMatch;
-use crate::plugin::{FilterInstance, FilterSpec, Grants, Limits, PluginEngine};
+use crate::plugin::{Abi, EventFormat, FilterInstance, FilterSpec, Grants, Limits, PluginEngine};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// The plugin component (.wasm).
+    /// The plugin component (.wasm), or with `--fluent-bit-function` a core
+    /// module written to Fluent Bit's filter_wasm ABI.
     #[arg(long)]
     plugin: PathBuf,
+    /// Run the plugin as a Fluent Bit-ABI module, calling this export once
+    /// per record (`abi: fluent-bit`, `function:` in a pipeline).
+    #[arg(long, value_name = "FUNCTION")]
+    fluent_bit_function: Option<String>,
     /// The plugin's config block, as JSON.
     #[arg(long, default_value = "{}")]
     config: String,
@@ -49,6 +54,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let spec = FilterSpec {
         name: args.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into()),
         wasm: args.plugin.clone(),
+        abi: match &args.fluent_bit_function {
+            None => Abi::Component,
+            Some(function) => Abi::FluentBit { function: function.clone(), format: EventFormat::Json },
+        },
         matches: TagMatch::new(vec!["*".into()]).map_err(anyhow::Error::msg)?,
         config: serde_json::from_str(&args.config).context("--config is not JSON")?,
         limits: Limits { deadline: Duration::from_secs(60), ..Limits::default() },

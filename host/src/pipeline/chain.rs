@@ -297,8 +297,13 @@ impl Chain {
             let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
             stage.records_in.add(chunk.len() as u64);
             match stage.instance.process(&chunk) {
-                Ok(Processed { emitted, rejected }) => {
+                Ok(Processed { emitted, rejected, recreated }) => {
                     stage.records_out.add(emitted.len() as u64);
+                    if recreated > 0 {
+                        stage.restarts.add(recreated);
+                        let first = rejected.first().map(|(_, reason)| reason.as_str()).unwrap_or_default();
+                        tracing::warn!(filter = %stage.instance.name(), recreated, first, "filter instance recreated after records trapped; those records sent to dead letter");
+                    }
                     out.extend(emitted);
                     if !rejected.is_empty() {
                         stage.dead_letters.add(rejected.len() as u64);
