@@ -16,6 +16,8 @@
 //!   sender hanging up before its ack, bad frames, the handshake, TLS)
 //! - `otlp_input`: the `otlp` input: the OpenTelemetry Python SDK's OTLP
 //!   exporters (gRPC and HTTP), OTLP/JSON with partial success
+//! - `otel_collector`: a real OpenTelemetry Collector (built from the Go
+//!   module proxy) exporting to Weir over OTLP gRPC and HTTP
 //! - `fluent_bit_abi`: Rust and Go modules written to Fluent Bit's
 //!   `filter_wasm` ABI run as filters; `extract` and `split` built as such
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
@@ -34,6 +36,7 @@ mod forward_input;
 mod http_input;
 mod local_io;
 mod metrics;
+mod otel_collector;
 mod otlp_input;
 mod plugin_limits;
 mod quickstart;
