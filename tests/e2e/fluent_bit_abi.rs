@@ -150,12 +150,15 @@ fn extract_built_as_a_fluent_bit_module_enriches_records_as_the_component_does()
         json!({"message": "txn=pay status=ok resp_ms=412", "os": "ios"}),
         json!({"message": "nothing to see", "os": "android"}),
     ];
-    let config: Value =
-        serde_json::from_str(&std::fs::read_to_string(crate::util::repo().join("configs/fluent-bit/extract.json")).unwrap())
-            .unwrap();
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::util::repo().join("configs/fluent-bit/extract.json")).unwrap(),
+    )
+    .unwrap();
     let component = format!("  - {{ type: extract, match: 'app.*', config: {config} }}");
-    let fluent_bit =
-        format!("  - {{ type: fb, path: {}, abi: fluent-bit, function: weir_filter, match: 'app.*' }}", module("extract").display());
+    let fluent_bit = format!(
+        "  - {{ type: fb, path: {}, abi: fluent-bit, function: weir_filter, match: 'app.*' }}",
+        module("extract").display()
+    );
     let (from_component, _) = run(&component, &records);
     let (from_module, dead) = run(&fluent_bit, &records);
     assert!(dead.is_empty(), "{dead:?}");
@@ -164,7 +167,9 @@ fn extract_built_as_a_fluent_bit_module_enriches_records_as_the_component_does()
     let raw: Vec<&Value> = from_component.iter().map(|r| &r["body"]).collect();
     let module_out: Vec<&Value> = from_module.iter().map(|r| &r["body"]).collect();
     assert_eq!(module_out, raw);
-    assert_eq!(module_out[0]["extract"]["response_time_ms"], 412, "{module_out:?}");
+    assert_eq!(module_out[0]["extract"]["metric"], "response_time_ms", "{module_out:?}");
+    assert_eq!(module_out[0]["extract"]["value"], 412, "{module_out:?}");
+    assert_eq!(module_out[1].get("extract"), None, "no match, no enrichment");
 }
 
 #[test]
@@ -173,8 +178,10 @@ fn split_built_as_a_fluent_bit_module_returns_a_chunks_statements_as_one_record(
         "app": "shop", "app_version": "4.2.1", "device": {"os": "ios"},
         "logs": ["2026-11-22T10:00:00Z a=1", "2026-11-22T10:00:01Z b=2"],
     });
-    let filter =
-        format!("  - {{ type: fb, path: {}, abi: fluent-bit, function: weir_filter, match: 'app.*' }}", module("split").display());
+    let filter = format!(
+        "  - {{ type: fb, path: {}, abi: fluent-bit, function: weir_filter, match: 'app.*' }}",
+        module("split").display()
+    );
     let (out, dead) = run(&filter, &[chunk]);
     assert!(dead.is_empty(), "{dead:?}");
     let statements = out[0]["body"]["records"].as_array().expect("several records come back as `records`");

@@ -63,8 +63,7 @@ fn a_sender_that_hangs_up_before_its_ack_loses_nothing_and_its_resend_is_acked()
     let dir = TestDir::new();
     // Records wait 300 ms in the output's batch, so the ack is still owed
     // when the first connection closes.
-    let outputs =
-        "  - { type: file, path: out.ndjson, match: '*', encoding: envelope, batch: { max_records: 1000, max_wait: 300ms } }\n";
+    let outputs = "  - { type: file, path: out.ndjson, match: '*', encoding: envelope, batch: { max_records: 1000, max_wait: 300ms } }\n";
     let (weir, host, port) = start(&dir, "ack: delivered", outputs);
     let result = client("forward_client.py", &["disconnect", &host, &port, dir.path("out.ndjson").to_str().unwrap()]);
     assert_eq!(result["acked"], true, "the resend on a new connection is acked: {}", weir.log_text());

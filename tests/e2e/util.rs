@@ -193,7 +193,11 @@ impl Background {
             None => {
                 // Let the log reader catch the last lines.
                 std::thread::sleep(Duration::from_millis(200));
-                panic!("weir {} {message:?}:\n{}", if exited.get() { "exited before it logged" } else { "never logged" }, self.log_text())
+                panic!(
+                    "weir {} {message:?}:\n{}",
+                    if exited.get() { "exited before it logged" } else { "never logged" },
+                    self.log_text()
+                )
             }
         }
     }

@@ -83,10 +83,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Ok((records_in, records_out, start.elapsed()))
     };
     run(Duration::from_secs(1))?;
+    let cpu_before = thread_cpu();
     let (records_in, records_out, elapsed) = run(args.duration)?;
+    let cpu = thread_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     let secs = elapsed.as_secs_f64();
+    // CPU time per record: what a busy, shared machine distorts least.
+    let per_record = cpu
+        .map(|cpu| format!(", {:.2} µs CPU per record in", cpu.as_secs_f64() * 1e6 / records_in.max(1) as f64))
+        .unwrap_or_default();
     println!(
-        "{}: {} records in/s, {} records out/s ({} in, {} out, {:.1} s, batches of {})",
+        "{}: {} records in/s, {} records out/s ({} in, {} out, {:.1} s, batches of {}{per_record})",
         spec.name,
         (records_in as f64 / secs).round(),
         (records_out as f64 / secs).round(),
@@ -96,4 +102,17 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.batch
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CPU time (user and system) this thread has used, from
+/// `/proc/thread-self/stat`; `None` where there is no such file.
+fn thread_cpu() -> Option<Duration> {
+    /// Linux reports these times in ticks of 1/100 s (`USER_HZ`).
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so cut at its
+    // closing parenthesis): utime and stime are the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }

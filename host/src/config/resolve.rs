@@ -362,7 +362,9 @@ impl Resolver {
             None | Some("component") => {
                 for (field, value) in [("function", &raw.function), ("event_format", &raw.event_format)] {
                     if value.is_some() {
-                        return Err(self.error(&format!("{key}.{field}"), "only a filter with `abi: fluent-bit` takes this"));
+                        return Err(
+                            self.error(&format!("{key}.{field}"), "only a filter with `abi: fluent-bit` takes this")
+                        );
                     }
                 }
                 Ok(Abi::Component)
@@ -387,7 +389,8 @@ impl Resolver {
                 Ok(Abi::FluentBit { function, format })
             }
             Some(other) => {
-                Err(self.error(&format!("{key}.abi"), format!("unknown abi {other:?}; expected component or fluent-bit")))
+                Err(self
+                    .error(&format!("{key}.abi"), format!("unknown abi {other:?}; expected component or fluent-bit")))
             }
         }
     }

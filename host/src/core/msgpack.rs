@@ -128,10 +128,9 @@ impl Serialize for Json<'_, '_> {
                 for (key, value) in pairs {
                     match text(key) {
                         Some(text) => map.serialize_entry(text, &Json(value))?,
-                        None => map.serialize_entry(
-                            &serde_json::to_string(&Json(key)).unwrap_or_default(),
-                            &Json(value),
-                        )?,
+                        None => {
+                            map.serialize_entry(&serde_json::to_string(&Json(key)).unwrap_or_default(), &Json(value))?
+                        }
                     }
                 }
                 map.end()

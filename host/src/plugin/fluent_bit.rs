@@ -263,7 +263,14 @@ impl FluentBitFilter {
             // (seconds wrap in 2106, as in Fluent Bit).
             let returned = live.filter.call(
                 &mut live.store,
-                (tag_at as i32, record.tag.len() as i32, seconds as u32 as i32, nanos as i32, record_at as i32, record_len as i32),
+                (
+                    tag_at as i32,
+                    record.tag.len() as i32,
+                    seconds as u32 as i32,
+                    nanos as i32,
+                    record_at as i32,
+                    record_len as i32,
+                ),
             )?;
             let outcome = read_return(live.memory.data(&live.store), returned as u32 as usize, format);
             live.release(tag_at, record_at)?;
@@ -449,6 +456,9 @@ mod tests {
         ));
         let mut array = vec![0u8; 4];
         array.extend_from_slice(&[0x91, 0x01]);
-        assert_eq!(read_return(&array, 4, EventFormat::Msgpack).err().unwrap(), "returned msgpack is an array, not a map");
+        assert_eq!(
+            read_return(&array, 4, EventFormat::Msgpack).err().unwrap(),
+            "returned msgpack is an array, not a map"
+        );
     }
 }

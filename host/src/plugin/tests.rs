@@ -331,7 +331,9 @@ fn a_fluent_bit_module_without_the_function_or_with_another_signature_is_refused
     assert!(missing.contains("rust_filter"), "the exports are listed: {missing}");
     let wrong = load_error(&fluent_bit_spec("go-wasip1", "malloc"));
     assert!(
-        wrong.contains(r#"function "malloc" takes (i32) and returns (i32); Fluent Bit's filter_wasm ABI calls (i32 tag_ptr"#),
+        wrong.contains(
+            r#"function "malloc" takes (i32) and returns (i32); Fluent Bit's filter_wasm ABI calls (i32 tag_ptr"#
+        ),
         "{wrong}"
     );
 }
@@ -340,10 +342,8 @@ fn a_fluent_bit_module_without_the_function_or_with_another_signature_is_refused
 fn a_component_and_a_core_module_each_given_as_the_other_say_which_is_which() {
     let component_as_module = FilterSpec { wasm: plugin("split"), ..fluent_bit_spec("rust-wasip1", "rust_filter") };
     assert!(load_error(&component_as_module).contains("is a component, not a core module"));
-    let module_as_component = FilterSpec {
-        abi: super::Abi::Component,
-        ..fluent_bit_spec("rust-wasip1", "rust_filter")
-    };
+    let module_as_component =
+        FilterSpec { abi: super::Abi::Component, ..fluent_bit_spec("rust-wasip1", "rust_filter") };
     let error = load_error(&module_as_component);
     assert!(error.contains("is a core WebAssembly module, not a component; for a module written to Fluent Bit's filter_wasm ABI set `abi: fluent-bit`"), "{error}");
 }

@@ -160,7 +160,10 @@ mod tests {
             let event = &events[0];
             let value: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
             if value.get("bad").is_some() {
-                return Ok(BatchResult { emitted: vec![], rejected: vec![Rejected { index: 0, reason: "bad".into() }] });
+                return Ok(BatchResult {
+                    emitted: vec![],
+                    rejected: vec![Rejected { index: 0, reason: "bad".into() }],
+                });
             }
             let n = value["n"].as_u64().unwrap();
             let mut emitted: Vec<Emitted> = (0..n)

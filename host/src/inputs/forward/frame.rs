@@ -251,14 +251,14 @@ fn read_entry(value: &ValueRef<'_>) -> Result<Event, String> {
 fn event_time(value: &ValueRef<'_>) -> Result<Timestamp, String> {
     const NS: i64 = 1_000_000_000;
     match value {
-        ValueRef::Integer(n) => n
-            .as_i64()
-            .and_then(|s| s.checked_mul(NS))
-            .ok_or_else(|| format!("time {n} is out of range")),
+        ValueRef::Integer(n) => {
+            n.as_i64().and_then(|s| s.checked_mul(NS)).ok_or_else(|| format!("time {n} is out of range"))
+        }
         ValueRef::F64(s) => float_seconds(*s),
         ValueRef::F32(s) => float_seconds(f64::from(*s)),
         ValueRef::Ext(0, data) => {
-            let bytes: &[u8; 8] = (*data).try_into().map_err(|_| format!("EventTime has {} bytes, not 8", data.len()))?;
+            let bytes: &[u8; 8] =
+                (*data).try_into().map_err(|_| format!("EventTime has {} bytes, not 8", data.len()))?;
             let seconds = i64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
             let nanos = i64::from(u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]));
             if nanos >= NS {

@@ -43,12 +43,7 @@ pub fn digest(salt: &[u8], hostname: &str, nonce: &[u8], key: &str) -> String {
 
 /// Check a `PING` (its elements after `"PING"`). On success, the `PONG` to
 /// send; on failure, the reason, for the refusing `PONG` and the log.
-pub fn answer_ping(
-    ping: &[ValueRef<'_>],
-    nonce: &[u8],
-    key: &str,
-    server_hostname: &str,
-) -> Result<Vec<u8>, String> {
+pub fn answer_ping(ping: &[ValueRef<'_>], nonce: &[u8], key: &str, server_hostname: &str) -> Result<Vec<u8>, String> {
     let bytes = |i: usize, what: &str| -> Result<&[u8], String> {
         match ping.get(i) {
             Some(ValueRef::String(s)) => Ok(s.as_bytes()),

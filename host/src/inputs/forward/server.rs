@@ -336,16 +336,21 @@ impl<'a> Session<'a> {
             None => format!("{}/{}.{}.{}", shared.stream, shared.boot, self.number, self.frames),
         }
         .into();
-        let tag_problem = (!valid_tag(&tag)).then(|| {
-            format!("tag {tag:?} cannot be routed: 1 to 256 printable ASCII bytes, without `*`, `?` or `,`")
-        });
+        let tag_problem = (!valid_tag(&tag))
+            .then(|| format!("tag {tag:?} cannot be routed: 1 to 256 printable ASCII bytes, without `*`, `?` or `,`"));
         let mut records: Batch = Vec::with_capacity(events.entries.len());
         let mut letters = Vec::new();
         for (i, entry) in events.entries.into_iter().enumerate() {
             let origin = Some(Origin { stream: stream.clone(), offset: i as u64, lineage: 0 });
             let (time, body, reason) = match (entry, &tag_problem) {
                 (Ok(event), None) => {
-                    records.push(Record { time: event.time, tag: tag.clone(), body: event.body.into(), origin, ack: token.clone() });
+                    records.push(Record {
+                        time: event.time,
+                        tag: tag.clone(),
+                        body: event.body.into(),
+                        origin,
+                        ack: token.clone(),
+                    });
                     continue;
                 }
                 (Ok(event), Some(problem)) => (event.time, event.body, problem.clone()),

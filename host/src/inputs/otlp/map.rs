@@ -45,7 +45,8 @@ pub struct Item {
 pub fn items(request: &ExportLogsServiceRequest) -> Vec<Item> {
     let mut out = Vec::new();
     for resource_logs in &request.resource_logs {
-        let resource = ResourceJson { resource: resource_logs.resource.as_ref(), schema_url: &resource_logs.schema_url };
+        let resource =
+            ResourceJson { resource: resource_logs.resource.as_ref(), schema_url: &resource_logs.schema_url };
         for scope_logs in &resource_logs.scope_logs {
             let scope = ScopeJson { scope: scope_logs.scope.as_ref(), schema_url: &scope_logs.schema_url };
             for record in &scope_logs.log_records {

@@ -150,7 +150,9 @@ impl OtlpState {
         Ok(ExportLogsServiceResponse {
             partial_success: first_problem.map(|problem| ExportLogsPartialSuccess {
                 rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: format!("{rejected} log records refused and kept in weir's dead letter; first: {problem}"),
+                error_message: format!(
+                    "{rejected} log records refused and kept in weir's dead letter; first: {problem}"
+                ),
             }),
         })
     }
@@ -216,7 +218,7 @@ fn rpc_code(status: StatusCode) -> i32 {
     match status {
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
         StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => 8, // RESOURCE_EXHAUSTED
-        _ => 14,                                                          // UNAVAILABLE
+        _ => 14,                                                           // UNAVAILABLE
     }
 }
 
@@ -257,7 +259,10 @@ async fn http_ingest(
     let raw = match http_body_util::Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds max_body_bytes ({max} bytes)")));
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body exceeds max_body_bytes ({max} bytes)"),
+            ));
         }
         Err(e) => return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))),
     };
@@ -269,8 +274,11 @@ async fn http_ingest(
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("not an ExportLogsServiceRequest: {e}")))?,
     };
     state.export(request).await.map_err(|unconfirmed| {
-        let status =
-            if unconfirmed == Unconfirmed::Full { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if unconfirmed == Unconfirmed::Full {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         Refusal { status, message: unconfirmed.to_string(), retry_after: true }
     })
 }

@@ -75,7 +75,8 @@ pub unsafe extern "C" fn rust_filter(
         let hog = vec![1u8; (mib as usize) << 20];
         map.insert("grown".into(), hog.iter().map(|&b| u64::from(b)).sum::<u64>().into());
     }
-    let ms = map.get("message").and_then(|m| m.as_str()).and_then(|m| millis().captures(m)).map(|c| c["ms"].to_string());
+    let ms =
+        map.get("message").and_then(|m| m.as_str()).and_then(|m| millis().captures(m)).map(|c| c["ms"].to_string());
     if let Some(ms) = ms {
         map.insert("ms".into(), ms.parse::<u64>().unwrap_or(0).into());
     }

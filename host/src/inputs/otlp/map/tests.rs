@@ -23,7 +23,11 @@ fn request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
                 ..Default::default()
             }),
             scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope { name: "checkout".into(), version: "1.2".into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "checkout".into(),
+                    version: "1.2".into(),
+                    ..Default::default()
+                }),
                 log_records: records,
                 schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
             }],
