@@ -64,7 +64,7 @@ pub struct FilterInstance {
 /// What runs a filter: a `weir:filter` component or a Fluent Bit-ABI module.
 enum Kind {
     Component(ComponentFilter),
-    FluentBit(Box<FluentBitFilter>),
+    FluentBit(FluentBitFilter),
 }
 
 /// An instantiated `weir:filter` component.
@@ -84,7 +84,7 @@ impl FilterInstance {
         if let Abi::FluentBit { function, format } = &spec.abi {
             let module = engine.load_module(&spec.name, &spec.wasm)?;
             let filter = FluentBitFilter::new(engine, spec, &module, function, *format, clock.clone())?;
-            let kind = Kind::FluentBit(Box::new(filter));
+            let kind = Kind::FluentBit(filter);
             return Ok(FilterInstance { name, spec: spec.clone(), clock, kind, tags: HashMap::new() });
         }
         let component = engine.load(&spec.name, &spec.wasm)?;
