@@ -14,6 +14,17 @@
 //!   outputs, dead letters, routing, shutdown
 //! - `http_input`: the `http` input: curl and the Elasticsearch Python
 //!   client against the real binary, delivered acks, 429 under backpressure
+//! - `deploy`: `deploy/kubernetes/` against the Kubernetes schemas, and its
+//!   Weir configs through `weir validate`
+//! - `forward_input`: the `forward` input: Fluentd's `fluent-logger` and
+//!   frames built from the Forward spec (all modes, acks after delivery, a
+//!   sender hanging up before its ack, bad frames, the handshake, TLS)
+//! - `otlp_input`: the `otlp` input: the OpenTelemetry Python SDK's OTLP
+//!   exporters (gRPC and HTTP), OTLP/JSON with partial success
+//! - `otel_collector`: a real OpenTelemetry Collector (built from the Go
+//!   module proxy) exporting to Weir over OTLP gRPC and HTTP
+//! - `fluent_bit_abi`: Rust and Go modules written to Fluent Bit's
+//!   `filter_wasm` ABI run as filters; `extract` and `split` built as such
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle;
 //!   precision at any magnitude; a fast clock cannot close others' windows
 //! - `statements`: `split` keeps each statement's own time: year-less and
@@ -35,10 +46,15 @@ mod authoring;
 mod cli;
 mod config;
 mod console;
+mod deploy;
+mod fluent_bit_abi;
+mod forward_input;
 mod http_input;
 mod local_io;
 mod metrics;
 mod observability;
+mod otel_collector;
+mod otlp_input;
 mod plugin_limits;
 mod quickstart;
 mod real;

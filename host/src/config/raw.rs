@@ -75,6 +75,12 @@ pub struct RawFilter {
     #[serde(rename = "match")]
     pub matches: RawMatch,
     pub path: Option<String>,
+    /// `component` (default) or `fluent-bit`.
+    pub abi: Option<String>,
+    /// The exported function of a `fluent-bit` module.
+    pub function: Option<String>,
+    /// `json` (default) or `msgpack`, for a `fluent-bit` module.
+    pub event_format: Option<String>,
     pub config: Option<serde_json::Value>,
     #[serde(default)]
     pub limits: RawLimits,

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::core::tag_match::TagMatch;
 use crate::core::units::{ByteSize, HumanDuration};
-use crate::plugin::{DedupeSettings, DirGrant, FilterSpec, Grants, Limits};
+use crate::plugin::{Abi, DedupeSettings, DirGrant, EventFormat, FilterSpec, Grants, Limits};
 use crate::{inputs, outputs};
 
 /// Records per filter call: large enough to amortise the ~1.5 µs fixed cost
@@ -504,7 +504,14 @@ impl Resolver {
             let at = if raw.path.is_some() { format!("{key}.path") } else { format!("{key}.type") };
             return Err(self.error(&at, format!("plugin file {} not found{hint}", wasm.display())));
         }
+        let abi = self.abi(key, &raw)?;
         let matches = self.tag_match(&format!("{key}.match"), raw.matches)?;
+        if matches!(abi, Abi::FluentBit { .. }) && raw.config.is_some() {
+            return Err(self.error(
+                &format!("{key}.config"),
+                "a fluent-bit module takes no config: its ABI has none (use `grants` for environment variables and folders)",
+            ));
+        }
         let config = match raw.config {
             None => serde_json::Value::Object(Default::default()),
             Some(value @ serde_json::Value::Object(_)) => value,
@@ -513,6 +520,7 @@ impl Resolver {
         Ok(FilterSpec {
             name,
             wasm,
+            abi,
             matches,
             config,
             limits: self.limits(&format!("{key}.limits"), &raw.limits)?,
@@ -529,6 +537,45 @@ impl Resolver {
         };
         let capacity = positive(self, &format!("{key}.capacity"), capacity, DEFAULT_DEDUPE_CAPACITY)?;
         Ok(Some(DedupeSettings { capacity }))
+    }
+
+    /// `abi:` with its `function:` and `event_format:`.
+    fn abi(&self, key: &str, raw: &RawFilter) -> Result<Abi, ConfigError> {
+        match raw.abi.as_deref() {
+            None | Some("component") => {
+                for (field, value) in [("function", &raw.function), ("event_format", &raw.event_format)] {
+                    if value.is_some() {
+                        return Err(
+                            self.error(&format!("{key}.{field}"), "only a filter with `abi: fluent-bit` takes this")
+                        );
+                    }
+                }
+                Ok(Abi::Component)
+            }
+            Some("fluent-bit") => {
+                let Some(function) = raw.function.clone().filter(|f| !f.is_empty()) else {
+                    return Err(self.error(
+                        &format!("{key}.function"),
+                        "`abi: fluent-bit` needs the exported function to call (Fluent Bit's Function_Name)",
+                    ));
+                };
+                let format = match raw.event_format.as_deref() {
+                    None | Some("json") => EventFormat::Json,
+                    Some("msgpack") => EventFormat::Msgpack,
+                    Some(other) => {
+                        return Err(self.error(
+                            &format!("{key}.event_format"),
+                            format!("unknown event format {other:?}; expected json or msgpack"),
+                        ));
+                    }
+                };
+                Ok(Abi::FluentBit { function, format })
+            }
+            Some(other) => {
+                Err(self
+                    .error(&format!("{key}.abi"), format!("unknown abi {other:?}; expected component or fluent-bit")))
+            }
+        }
     }
 
     fn limits(&self, key: &str, raw: &RawLimits) -> Result<Limits, ConfigError> {

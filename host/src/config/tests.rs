@@ -152,7 +152,7 @@ fn an_unknown_input_type_lists_the_known_ones() {
     let (key, position, message) = error(&MINIMAL.replace("type: file", "type: fiel"));
     assert_eq!(key, "inputs[0].type");
     assert_eq!(position, Some((2, 5)));
-    assert_eq!(message, "unknown input type \"fiel\"; expected one of: stdin, file, kafka, http");
+    assert_eq!(message, "unknown input type \"fiel\"; expected one of: stdin, file, kafka, http, forward, otlp");
 }
 
 #[test]

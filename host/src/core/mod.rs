@@ -15,6 +15,7 @@
 //! | [`units`] | durations and byte sizes in config values |
 //! | [`secret`], [`auth`], [`tls`] | credentials and the one `auth:` and `tls:` shape |
 //! | [`metrics`] | the process-wide Prometheus registry and the catalogue of every metric |
+//! | [`msgpack`] | finding a msgpack value's end, msgpack as JSON and back |
 //! | [`backoff`] | retry delays with jitter |
 //! | [`template`] | outputs' dynamic strings (`{field}`, strftime) and field paths |
 
@@ -27,6 +28,7 @@ pub mod dead_letter;
 pub mod hash;
 pub mod json;
 pub mod metrics;
+pub mod msgpack;
 pub mod record;
 pub mod secret;
 pub mod tag_match;

@@ -5,9 +5,11 @@
 //! source.
 
 pub mod file;
+pub mod forward;
 pub mod http;
 pub mod kafka;
 mod lines;
+pub mod otlp;
 pub mod stdin;
 
 use std::path::Path;
@@ -23,8 +25,12 @@ use crate::core::metrics::catalogue::{INPUT_DEAD_LETTERS, INPUT_RECORDS, INPUT_S
 use crate::core::metrics::{Counter, Histogram, registry};
 use crate::core::record::{Arrival, Batch};
 
+/// When an input that can tell its sender answers "taken": the `ack:`
+/// setting of the `http`, `forward` and `otlp` inputs.
+pub use http::AckMode;
+
 /// The input types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http"];
+pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http", "forward", "otlp"];
 
 /// The settings of one input, by type.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +43,10 @@ pub enum InputConfig {
     Kafka(kafka::KafkaInputConfig),
     /// `type: http`
     Http(http::HttpInputConfig),
+    /// `type: forward`
+    Forward(forward::ForwardInputConfig),
+    /// `type: otlp`
+    Otlp(otlp::OtlpInputConfig),
 }
 
 /// Parse the body of an input of type `kind`; `None` for an unknown type.
@@ -49,6 +59,8 @@ pub fn parse_config<'de, D: serde::Deserializer<'de>>(
         "file" => serde_path_to_error::deserialize(body).map(InputConfig::File),
         "kafka" => serde_path_to_error::deserialize(body).map(InputConfig::Kafka),
         "http" => serde_path_to_error::deserialize(body).map(InputConfig::Http),
+        "forward" => serde_path_to_error::deserialize(body).map(InputConfig::Forward),
+        "otlp" => serde_path_to_error::deserialize(body).map(InputConfig::Otlp),
         _ => return None,
     })
 }
@@ -61,6 +73,8 @@ impl InputConfig {
             InputConfig::File(_) => "file",
             InputConfig::Kafka(_) => "kafka",
             InputConfig::Http(_) => "http",
+            InputConfig::Forward(_) => "forward",
+            InputConfig::Otlp(_) => "otlp",
         }
     }
 
@@ -69,6 +83,8 @@ impl InputConfig {
         match self {
             InputConfig::File(c) => InputConfig::File(c.rebase(base)),
             InputConfig::Http(c) => InputConfig::Http(c.rebase(base)),
+            InputConfig::Forward(c) => InputConfig::Forward(c.rebase(base)),
+            InputConfig::Otlp(c) => InputConfig::Otlp(c.rebase(base)),
             other => other,
         }
     }
@@ -80,6 +96,8 @@ impl InputConfig {
             InputConfig::File(c) => Box::new(file::FileInput::new(c.clone())),
             InputConfig::Kafka(c) => Box::new(kafka::KafkaInput::new(c.clone())),
             InputConfig::Http(c) => Box::new(http::HttpInput::new(c.clone())),
+            InputConfig::Forward(c) => Box::new(forward::ForwardInput::new(c.clone())),
+            InputConfig::Otlp(c) => Box::new(otlp::OtlpInput::new(c.clone())),
         })
     }
 }
@@ -129,6 +147,12 @@ pub enum InputErrorKind {
     /// The HTTP input could not start or serve.
     #[error(transparent)]
     Http(#[from] http::HttpInputError),
+    /// The Forward input could not start.
+    #[error(transparent)]
+    Forward(#[from] forward::ForwardInputError),
+    /// The OTLP input could not start or serve.
+    #[error(transparent)]
+    Otlp(#[from] otlp::OtlpInputError),
 }
 
 /// A source of records.
@@ -174,6 +198,26 @@ pub enum SendRefused {
     /// The pipeline has stopped.
     #[error("the pipeline has stopped")]
     Closed,
+}
+
+/// Why [`InputContext::send_and_confirm`] cannot confirm a unit. Every
+/// case means "send again": nothing was queued (`Full`, `Closed` before
+/// queueing), or the records may yet arrive (`Failed`, `Timeout`), so a
+/// retry may duplicate them (at-least-once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unconfirmed {
+    /// The pipeline stayed full: nothing was queued.
+    #[error("the pipeline is full; retry later")]
+    Full,
+    /// The pipeline has stopped (Weir is shutting down).
+    #[error("weir is shutting down")]
+    Closed,
+    /// A record could not be delivered nor dead-lettered.
+    #[error("delivery failed; retry")]
+    Failed,
+    /// Not confirmed within the ack timeout.
+    #[error("not confirmed within {0:?}; the records may still be delivered")]
+    Timeout(Duration),
 }
 
 impl InputContext {
@@ -273,6 +317,47 @@ impl InputContext {
         self.send_wait.observe(started.elapsed());
         self.records.add(queued);
         result
+    }
+
+    /// Cut `records` into batches of at most `batch_max_records`, moving
+    /// them (a clone would keep their acknowledgements alive).
+    pub fn batches(&self, records: impl IntoIterator<Item = crate::core::record::Record>) -> Vec<Batch> {
+        let size = self.batch_max_records.max(1);
+        let mut records = records.into_iter().peekable();
+        let mut out = Vec::new();
+        while records.peek().is_some() {
+            out.push(records.by_ref().take(size).collect());
+        }
+        out
+    }
+
+    /// Queue one unit's batches and dead letters, then with a `delivery`
+    /// receiver (`ack: delivered`) wait up to `ack_timeout` for its outcome:
+    /// what an input that answers its sender (`otlp`) needs between
+    /// decoding a request and answering it. Nothing is queued when the
+    /// pipeline stays full for `queue_wait`.
+    ///
+    /// # Errors
+    /// [`Unconfirmed`]: why the sender must not take the unit as done.
+    pub async fn send_and_confirm(
+        &self,
+        batches: Vec<Batch>,
+        letters: Vec<DeadLetter>,
+        queue_wait: Duration,
+        delivery: Option<tokio::sync::oneshot::Receiver<crate::core::ack::Delivery>>,
+        ack_timeout: Duration,
+    ) -> Result<(), Unconfirmed> {
+        self.send_within(batches, queue_wait).await.map_err(|refused| match refused {
+            SendRefused::Full => Unconfirmed::Full,
+            SendRefused::Closed => Unconfirmed::Closed,
+        })?;
+        self.dead_letter(letters).await.map_err(|_| Unconfirmed::Closed)?;
+        let Some(delivery) = delivery else { return Ok(()) };
+        match tokio::time::timeout(ack_timeout, delivery).await {
+            Ok(Ok(crate::core::ack::Delivery::Delivered)) => Ok(()),
+            Ok(Ok(crate::core::ack::Delivery::Failed) | Err(_)) => Err(Unconfirmed::Failed),
+            Err(_) => Err(Unconfirmed::Timeout(ack_timeout)),
+        }
     }
 
     /// Send malformed input to dead letter.

@@ -145,11 +145,17 @@ impl Stage {
         out: &mut Batch,
     ) {
         match self.instance.process(&chunk) {
-            Ok(Processed { emitted, parents, rejected }) => {
+            Ok(Processed { emitted, parents, rejected, recreated }) => {
                 if let Some(taps) = taps {
                     taps.filter_batch(self.instance.name(), &chunk, &emitted, &parents);
                 }
                 self.records_out.add(emitted.len() as u64);
+                if recreated > 0 {
+                    // A Fluent Bit-ABI filter isolates its records itself.
+                    self.restarts.add(recreated);
+                    let first = rejected.first().map(|(_, reason)| reason.as_str()).unwrap_or_default();
+                    tracing::warn!(filter = %self.instance.name(), recreated, first, "filter instance recreated after records trapped; those records sent to dead letter");
+                }
                 out.extend(emitted);
                 if !rejected.is_empty() {
                     self.rejected.add(rejected.len() as u64);

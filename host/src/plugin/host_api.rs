@@ -41,20 +41,7 @@ impl HostState {
     /// A sandbox for the plugin named `plugin`.
     pub fn new(plugin: Arc<str>, clock: Clock, memory_limit: u64, grants: &Grants) -> Result<Self, std::io::Error> {
         let stderr = GuestStderr::default();
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stderr(stderr.clone());
-        for (name, value) in &grants.env {
-            wasi.env(name, value);
-        }
-        for dir in &grants.dirs {
-            let perms = if dir.writable { wasmtime_wasi::FsPerms::ReadWrite } else { wasmtime_wasi::FsPerms::ReadOnly };
-            wasi.preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(|e| std::io::Error::other(format!("granting {}: {e}", dir.host.display())))?;
-        }
-        if !grants.wall_clock {
-            wasi.wall_clock(HostClock(clock.clone()));
-            wasi.monotonic_clock(HostClock(clock.clone()));
-        }
+        let mut wasi = sandbox(&clock, grants, &stderr)?;
         if grants.network {
             // TCP and UDP are off in wasmtime-wasi until allowed, whatever
             // addresses the check lets through.
@@ -70,6 +57,31 @@ impl HostState {
             table: ResourceTable::new(),
         })
     }
+}
+
+/// The WASI context every plugin gets, components and core modules alike:
+/// stderr (and stdout, which is Weir's own) kept for trap reasons, and
+/// only the environment, folders and real clock that `grants` gives.
+///
+/// # Errors
+/// When a granted folder cannot be opened.
+pub(super) fn sandbox(clock: &Clock, grants: &Grants, stderr: &GuestStderr) -> std::io::Result<WasiCtxBuilder> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stderr.clone());
+    wasi.stderr(stderr.clone());
+    for (name, value) in &grants.env {
+        wasi.env(name, value);
+    }
+    for dir in &grants.dirs {
+        let perms = if dir.writable { wasmtime_wasi::FsPerms::ReadWrite } else { wasmtime_wasi::FsPerms::ReadOnly };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| std::io::Error::other(format!("granting {}: {e}", dir.host.display())))?;
+    }
+    if !grants.wall_clock {
+        wasi.wall_clock(HostClock(clock.clone()));
+        wasi.monotonic_clock(HostClock(clock.clone()));
+    }
+    Ok(wasi)
 }
 
 impl WasiView for HostState {

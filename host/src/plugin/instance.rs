@@ -1,7 +1,9 @@
 //! One filter instance: a store (with its limits and sandbox) and the
-//! instantiated component. Calls run under the deadline; a call that traps,
-//! runs out of time or hits the memory cap poisons the instance, and
-//! [`FilterInstance::recreate`] builds a fresh one from the same component.
+//! instantiated component, or, for a filter written to Fluent Bit's ABI,
+//! the instantiated core module ([`super::fluent_bit`]). Calls run under the
+//! deadline; a call that traps, runs out of time or hits the memory cap
+//! poisons the instance, and [`FilterInstance::recreate`] builds a fresh one
+//! from the same component.
 //!
 //! This is also where host records meet WIT events, so no module outside
 //! `plugin/` names a WIT type. The contract's rules live here:
@@ -21,13 +23,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Store;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::InstancePre;
 
 use super::bindings::{Event, Filter, FilterPre};
 use super::engine::PluginEngine;
 use super::error::{PluginError, PluginErrorKind};
+use super::fluent_bit::FluentBitFilter;
 use super::host_api::HostState;
-use super::spec::FilterSpec;
+use super::spec::{Abi, FilterSpec};
 use crate::core::clock::Clock;
 use crate::core::metrics::catalogue::FILTER_CALL;
 use crate::core::metrics::{Histogram, registry};
@@ -50,6 +53,10 @@ pub struct Processed {
     /// Indices into the batch of the records the filter refused, with its
     /// reason; the caller dead-letters them.
     pub rejected: Vec<(usize, String)>,
+    /// How often the instance was recreated within the call: a Fluent
+    /// Bit-ABI filter that traps on one record has that record rejected
+    /// and goes on with a fresh instance.
+    pub recreated: u64,
 }
 
 /// A configured, ready-to-call filter.
@@ -57,12 +64,23 @@ pub struct FilterInstance {
     name: Arc<str>,
     spec: FilterSpec,
     clock: Clock,
+    kind: Kind,
+    tags: HashMap<Box<str>, Arc<str>>,
+    call_times: CallTimes,
+}
+
+/// What runs a filter: a `weir:filter` component or a Fluent Bit-ABI module.
+enum Kind {
+    Component(ComponentFilter),
+    FluentBit(FluentBitFilter),
+}
+
+/// An instantiated `weir:filter` component.
+struct ComponentFilter {
     pre: FilterPre<HostState>,
     config_json: String,
     store: Store<HostState>,
     bindings: Filter,
-    tags: HashMap<Box<str>, Arc<str>>,
-    call_times: CallTimes,
 }
 
 /// `weir_filter_call_seconds` of one filter, by call.
@@ -99,38 +117,27 @@ impl CallTimes {
 
 impl FilterInstance {
     /// Load (or take from cache) the component of `spec`, instantiate it and
-    /// call `configure`.
+    /// call `configure`; for [`Abi::FluentBit`], load and instantiate the
+    /// core module.
     pub fn new(engine: &PluginEngine, spec: &FilterSpec, clock: Clock) -> Result<Self, PluginError> {
-        let component = engine.load(&spec.name, &spec.wasm)?;
-        Self::from_component(engine, spec, clock, &component)
-    }
-
-    /// Instantiate an already loaded component and configure it.
-    pub fn from_component(
-        engine: &PluginEngine,
-        spec: &FilterSpec,
-        clock: Clock,
-        component: &Component,
-    ) -> Result<Self, PluginError> {
         let name: Arc<str> = spec.name.as_str().into();
+        if let Abi::FluentBit { function, format } = &spec.abi {
+            let module = engine.load_module(&spec.name, &spec.wasm)?;
+            let filter = FluentBitFilter::new(engine, spec, &module, function, *format, clock.clone())?;
+            let kind = Kind::FluentBit(filter);
+            let call_times = CallTimes::new(&name);
+            return Ok(FilterInstance { name, spec: spec.clone(), clock, kind, tags: HashMap::new(), call_times });
+        }
+        let component = engine.load(&spec.name, &spec.wasm)?;
         let instantiate_error =
             |e: wasmtime::Error| PluginError::new(&spec.name, PluginErrorKind::Instantiate(format!("{e:#}")));
-        let pre: InstancePre<HostState> = engine.linker.instantiate_pre(component).map_err(instantiate_error)?;
+        let pre: InstancePre<HostState> = engine.linker.instantiate_pre(&component).map_err(instantiate_error)?;
         let pre = FilterPre::new(pre).map_err(instantiate_error)?;
         let config_json = spec.config.to_string();
         let (store, bindings) = instantiate(engine, &pre, spec, &name, &clock)?;
         let call_times = CallTimes::new(&name);
-        let mut instance = FilterInstance {
-            name,
-            spec: spec.clone(),
-            clock,
-            pre,
-            config_json,
-            store,
-            bindings,
-            tags: HashMap::new(),
-            call_times,
-        };
+        let kind = Kind::Component(ComponentFilter { pre, config_json, store, bindings });
+        let mut instance = FilterInstance { name, spec: spec.clone(), clock, kind, tags: HashMap::new(), call_times };
         instance.configure()?;
         Ok(instance)
     }
@@ -146,7 +153,8 @@ impl FilterInstance {
     }
 
     fn configure(&mut self) -> Result<(), PluginError> {
-        let config = self.config_json.clone();
+        let Kind::Component(component) = &self.kind else { return Ok(()) };
+        let config = component.config_json.clone();
         match self.call("configure", |b, s| b.weir_filter_plugin().call_configure(s, &config))? {
             Ok(()) => Ok(()),
             Err(e) => Err(self.error(PluginErrorKind::Configure { field: e.field, message: e.message })),
@@ -163,6 +171,12 @@ impl FilterInstance {
     /// [`PluginErrorKind::Trap`] when the call was stopped, which poisons the
     /// instance (see [`PluginError::poisons_instance`]).
     pub fn process(&mut self, records: &[Record]) -> Result<Processed, PluginError> {
+        if let Kind::FluentBit(filter) = &mut self.kind {
+            let started = Instant::now();
+            let processed = filter.process(records);
+            self.call_times.process.observe(started.elapsed());
+            return processed;
+        }
         let events: Vec<Event> =
             records.iter().map(|r| Event { time: r.time, tag: r.tag.to_string(), body: r.body.to_vec() }).collect();
         let result = self.call("process", |b, s| b.weir_filter_plugin().call_process(s, &events))?;
@@ -204,7 +218,7 @@ impl FilterInstance {
             });
         }
         let rejected = result.rejected.into_iter().map(|r| (r.index as usize, r.reason)).collect();
-        Ok(Processed { emitted, parents, rejected })
+        Ok(Processed { emitted, parents, rejected, recreated: 0 })
     }
 
     /// Call `tick` with the host clock's `now`; the records it emits have
@@ -214,6 +228,10 @@ impl FilterInstance {
     /// # Errors
     /// As [`FilterInstance::process`], but a tick cannot be refused.
     pub fn tick(&mut self, now: Timestamp) -> Result<Batch, PluginError> {
+        // Fluent Bit's ABI has no timers.
+        if let Kind::FluentBit(_) = self.kind {
+            return Ok(Batch::new());
+        }
         let events = self.call("tick", |b, s| b.weir_filter_plugin().call_tick(s, now))?;
         let arrival = Some(Arrival::now());
         Ok(events
@@ -234,6 +252,10 @@ impl FilterInstance {
     /// # Errors
     /// A stopped call, as for [`FilterInstance::process`].
     pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        // Fluent Bit's ABI has no way to hand state over.
+        if let Kind::FluentBit(_) = self.kind {
+            return Ok(Vec::new());
+        }
         self.call("snapshot", |b, s| b.weir_filter_plugin().call_snapshot(s))
     }
 
@@ -243,6 +265,9 @@ impl FilterInstance {
     /// [`PluginErrorKind::Restore`] when the filter refuses the state, or a
     /// stopped call.
     pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        if let Kind::FluentBit(_) = self.kind {
+            return Ok(());
+        }
         self.call("restore", |b, s| b.weir_filter_plugin().call_restore(s, state))?
             .map_err(|message| self.error(PluginErrorKind::Restore(message)))
     }
@@ -277,10 +302,15 @@ impl FilterInstance {
     /// Replace a poisoned instance with a fresh, configured one. State is
     /// lost: a trapped instance cannot be asked for a snapshot.
     pub fn recreate(&mut self, engine: &PluginEngine) -> Result<(), PluginError> {
-        let (store, bindings) = instantiate(engine, &self.pre, &self.spec, &self.name, &self.clock)?;
-        self.store = store;
-        self.bindings = bindings;
-        self.configure()
+        match &mut self.kind {
+            Kind::FluentBit(filter) => filter.recreate(),
+            Kind::Component(component) => {
+                let (store, bindings) = instantiate(engine, &component.pre, &self.spec, &self.name, &self.clock)?;
+                component.store = store;
+                component.bindings = bindings;
+                self.configure()
+            }
+        }
     }
 
     fn call<T>(
@@ -288,31 +318,42 @@ impl FilterInstance {
         call: &'static str,
         f: impl FnOnce(&Filter, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
-        self.store.set_epoch_deadline(self.spec.limits.deadline_ticks());
+        let Kind::Component(component) = &mut self.kind else {
+            unreachable!("component calls are made on components only")
+        };
+        let store = &mut component.store;
+        store.set_epoch_deadline(self.spec.limits.deadline_ticks());
         let started = Instant::now();
-        let result = f(&self.bindings, &mut self.store);
+        let result = f(&component.bindings, store);
         self.call_times.of(call).observe(started.elapsed());
-        let hit_memory_cap = self.store.data_mut().memory.take_hit();
-        let stderr = self.store.data().stderr.take();
-        result.map_err(|e| {
-            let plugin = self.name.to_string();
-            if hit_memory_cap {
-                return PluginError::new(plugin, PluginErrorKind::MemoryCap { limit: self.spec.limits.memory, call });
-            }
-            if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-                return PluginError::new(
-                    plugin,
-                    PluginErrorKind::Deadline { deadline: self.spec.limits.deadline, call },
-                );
-            }
-            let trap = e.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{e:#}"));
-            let reason = match panic_message(&stderr) {
-                Some(panic) => format!("{trap}: {panic}"),
-                None => trap,
-            };
-            PluginError::new(plugin, PluginErrorKind::Trap { call, reason })
-        })
+        let hit_memory_cap = store.data_mut().memory.take_hit();
+        let stderr = store.data().stderr.take();
+        result.map_err(|e| stopped(&self.name, &self.spec.limits, call, hit_memory_cap, &stderr, &e))
     }
+}
+
+/// Why a call stopped: the memory cap, the deadline, or a trap (with a Rust
+/// guest's panic message from its stderr).
+pub(super) fn stopped(
+    plugin: &str,
+    limits: &super::limits::Limits,
+    call: &'static str,
+    hit_memory_cap: bool,
+    stderr: &str,
+    e: &wasmtime::Error,
+) -> PluginError {
+    if hit_memory_cap {
+        return PluginError::new(plugin, PluginErrorKind::MemoryCap { limit: limits.memory, call });
+    }
+    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        return PluginError::new(plugin, PluginErrorKind::Deadline { deadline: limits.deadline, call });
+    }
+    let trap = e.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{e:#}"));
+    let reason = match panic_message(stderr) {
+        Some(panic) => format!("{trap}: {panic}"),
+        None => trap,
+    };
+    PluginError::new(plugin, PluginErrorKind::Trap { call, reason })
 }
 
 fn instantiate(

@@ -11,8 +11,10 @@ use crate::core::tag_match::TagMatch;
 pub struct FilterSpec {
     /// Unique name, used in logs, metrics and dead-letter reasons.
     pub name: String,
-    /// The component file.
+    /// The component (or, for [`Abi::FluentBit`], core module) file.
     pub wasm: PathBuf,
+    /// Which contract the file speaks.
+    pub abi: Abi,
     /// Which records it processes.
     pub matches: TagMatch,
     /// Its `config:` block, handed to the plugin's `configure` as JSON.
@@ -38,4 +40,32 @@ pub struct DedupeSettings {
     /// How many identities are remembered, the oldest forgotten first: 8
     /// bytes each in the state file, about 25 in memory.
     pub capacity: usize,
+}
+
+/// The contract between Weir and a filter's WebAssembly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Abi {
+    /// A component exporting `weir:filter/plugin` (`wit/filter.wit`):
+    /// batches, many records out per record in, state and timers.
+    #[default]
+    Component,
+    /// A core module written to Fluent Bit's `filter_wasm` ABI
+    /// (`docs/fluent-bit-abi.md`): one call of `function` per record, one
+    /// record (or none) back.
+    FluentBit {
+        /// The exported function, Fluent Bit's `Function_Name`.
+        function: String,
+        /// How the record is handed over, Fluent Bit's `Event_Format`.
+        format: EventFormat,
+    },
+}
+
+/// How a Fluent Bit-ABI filter receives records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventFormat {
+    /// JSON text with a NUL after it (Fluent Bit's default).
+    #[default]
+    Json,
+    /// A msgpack map.
+    Msgpack,
 }

@@ -68,6 +68,9 @@ pub const INPUT_DEAD_LETTERS: Metric = counter(
     &["input", "reason"],
     "Input units an input could not read as records, sent to dead letter, by reason.",
 );
+/// Frames the `forward` input could not read.
+pub const INPUT_BAD_FRAMES: Metric =
+    counter("weir_input_bad_frames_total", &["input"], "Frames an input could not read; each closed its connection.");
 /// How long each send of an input waited for room in the input queue.
 pub const INPUT_SEND_WAIT: Metric = histogram(
     "weir_input_send_wait_seconds",
@@ -219,6 +222,7 @@ pub const ALERTMANAGER_PARTIAL: Metric = counter(
 pub const ALL: &[&Metric] = &[
     &INPUT_RECORDS,
     &INPUT_DEAD_LETTERS,
+    &INPUT_BAD_FRAMES,
     &INPUT_SEND_WAIT,
     &INPUT_REQUESTS_IN_FLIGHT,
     &KAFKA_CONSUMER_LAG,
