@@ -10,7 +10,11 @@
 //! - `http_input`: the `http` input: curl and the Elasticsearch Python
 //!   client against the real binary, delivered acks, 429 under backpressure
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle
-//! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
+//! - `plugin_languages`: the `redact` example in C, Go, JavaScript, Python and
+//!   Rust: byte-identical output, state across a hot reload, counters, config
+//!   errors (the examples must be built: `just examples`, part of `just plugins`)
+//! - `plugin_limits`: trapping, looping and memory-hungry filters, in Rust and
+//!   Go, are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
 //! - `real`: against real Kafka, Elasticsearch and Alertmanager (`#[ignore]`d
 //!   unless run with `--include-ignored`, as `just test-full` does)
@@ -22,6 +26,7 @@ mod cli;
 mod http_input;
 mod local_io;
 mod metrics;
+mod plugin_languages;
 mod plugin_limits;
 mod quickstart;
 mod real;
