@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -48,7 +48,8 @@ outputs: [{{ type: blackhole, match: t }}]
     compiled.insert(plugin.to_owned());
 }
 
-fn lines(path: &std::path::Path) -> usize {
+/// How many lines `path` has so far; 0 before it exists.
+fn lines(path: &Path) -> usize {
     std::fs::read(path).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
 }
 
