@@ -78,8 +78,10 @@ impl Running {
     pub fn start(dir: &TestDir, config: &str, admin: u16) -> Running {
         let file = dir.write("weir.yaml", config);
         let child = weir().args(["run", "-c"]).arg(&file).stdin(Stdio::null()).spawn().unwrap();
+        // Built first, so that if it never gets ready, dropping it stops it.
+        let running = Running { child, admin };
         assert!(wait_for(Duration::from_secs(20), || http("GET", admin, "/ready").is_some_and(|(s, _)| s == 200)));
-        Running { child, admin }
+        running
     }
 
     /// `POST /-/reload`: the status and the JSON answer.
