@@ -85,6 +85,27 @@ build: plugins host
 quickstart: bundled-plugins host
     {{weir}} run -c configs/quickstart.yaml
 
+# The console quickstart: Weir with the console on http://127.0.0.1:9600/,
+# fed generated app traffic (an iOS payment incident that pages, then
+# resolves) a chunk at a time. Ctrl-C stops both.
+console: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out="{{target_dir}}/console"
+    mkdir -p "$out"
+    {{weir}} generate --chunks 400 --statements 20 --slow pay@ios=4m..9m > "$out/chunks.ndjson"
+    OUT_DIR="$out" {{weir}} run -c configs/quickstart-console.yaml &
+    weir_pid=$!
+    trap 'kill $weir_pid 2>/dev/null; wait $weir_pid' EXIT
+    until curl -sf http://127.0.0.1:9600/ready >/dev/null; do sleep 0.2; done
+    echo "console: http://127.0.0.1:9600/   (feeding $(wc -l < "$out/chunks.ndjson") chunks, one every 0.25 s)"
+    while read -r chunk; do
+        curl -sf -H 'content-type: application/x-ndjson' --data-binary "$chunk" http://127.0.0.1:9880/ingest >/dev/null
+        sleep 0.25
+    done < "$out/chunks.ndjson"
+    echo "console: all chunks sent; Ctrl-C stops Weir"
+    wait $weir_pid
+
 # Run a pipeline config.
 run config: build
     {{weir}} run -c {{config}}
@@ -112,6 +133,11 @@ test: build
 test-plugins:
     cargo test --release {{plugin_packages}}
 
+# The console's tests in headless Chromium (installs Debian's chromium and
+# playwright-core on first use; see tests/browser/).
+test-browser: build
+    WEIR_BIN={{weir}} bash tests/browser/run.sh
+
 # Start the real Kafka, Elasticsearch and Alertmanager (idempotent; installs on first use).
 servers:
     bash tests/servers/kafka.sh start
@@ -134,6 +160,7 @@ test-full: lint build
     cargo test --release -p weir -- --include-ignored
     just test-plugins
     just test-examples
+    just test-browser
 
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build

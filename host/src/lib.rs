@@ -8,12 +8,12 @@
 //! | floor | module | owns |
 //! |---|---|---|
 //! | 5 | [`cli`] | the command line: `run`, `validate`, `bench`, `generate`; reload triggers |
-//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state |
+//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state, the console's taps |
 //! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation |
 //! | 2 | [`inputs`] | `stdin`, `file`, `http`, `kafka`, one folder each |
 //! | 2 | [`outputs`] | `stdout`, `file`, `blackhole`, `elasticsearch`, `alertmanager`, `kafka`, one folder each |
 //! | 2 | [`plugin`] | the wasmtime engine, loading and caching plugins, limits, the WIT contract |
-//! | 2 | [`admin`] | `/health`, `/ready`, `/metrics`, `POST /-/reload` |
+//! | 2 | [`admin`] | `/health`, `/ready`, `/metrics`, `POST /-/reload`, the console's `/api/v1` and embedded page |
 //! | 1 | [`kafka`] | Kafka client settings shared by the Kafka input and output |
 //! | 0 | [`core`] | the shared model: records, acks, dead letters, clock, tag globs, units, metrics, backoff, templates, credentials |
 //! | 0 | [`telemetry`] | log setup |

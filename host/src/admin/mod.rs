@@ -1,24 +1,28 @@
-//! The admin API: `/health` (the process is up), `/ready` (the pipeline is
-//! running), `/metrics` (Prometheus text) and `POST /-/reload` (re-read the
-//! config and apply what changed). Bound where the config's `admin.address`
-//! says; keep it on localhost, as reload needs no credentials.
+//! The admin server: `/health` (the process is up), `/ready` (the pipeline
+//! is running), `/metrics` (Prometheus text), `POST /-/reload` (re-read the
+//! config and apply what changed), the console's JSON API under `/api/v1`
+//! ([`api`]) and the console itself under `/console/` ([`assets`]), with
+//! `/` leading there. Bound where the config's `admin.address` says; keep
+//! it on localhost, or set `admin.token`: then everything but `/health`,
+//! `/ready` and the console's files (which hold no data) needs
+//! `Authorization: Bearer <token>`.
 
-use std::future::Future;
+pub mod api;
+mod assets;
+
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use api::{Console, ReloadFn};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-/// Reloads the pipeline: `Ok` with a JSON description of what changed, or
-/// `Err` with why nothing did.
-pub type ReloadFn =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> + Send + Sync>;
+use crate::core::secret::Secret;
 
 /// What the admin handlers read.
 #[derive(Clone, Default)]
@@ -28,16 +32,48 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// How to reload; `None` answers 503.
     pub reload: Option<ReloadFn>,
+    /// The running pipeline, for the console's API; `None` answers 404.
+    pub console: Option<Arc<dyn Console>>,
+    /// The bearer token guarding everything but health, readiness and the
+    /// console's files.
+    pub token: Option<Secret>,
 }
 
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/reload", axum::routing::post(reload))
+        .nest("/api/v1", api::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorise));
     Router::new()
         .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/-/reload", axum::routing::post(reload))
+        .route("/", get(|| async { Redirect::to("/console/") }))
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(assets::serve_index))
+        .route("/console/{*file}", get(assets::serve))
+        .merge(guarded)
         .with_state(state)
+}
+
+/// Refuse a request without the configured bearer token (constant-time
+/// compare, as the HTTP input does).
+async fn authorise(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.expose().as_bytes()).into() {
+        return next.run(request).await;
+    }
+    let body = serde_json::json!({ "error": { "kind": "unauthorized", "message": "missing or wrong bearer token (admin.token)" } });
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
 }
 
 async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
@@ -49,13 +85,23 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn reload(State(state): State<AdminState>) -> impl IntoResponse {
-    let Some(reload) = state.reload else {
+    run_reload(&state, serde_json::Map::new()).await
+}
+
+/// Reload with filter config blocks replaced by name: 200 `{"reloaded":
+/// true, "changes"}`, 422 `{"reloaded": false, "error"}`, or 503 when no
+/// pipeline runs.
+async fn run_reload(
+    state: &AdminState,
+    overrides: serde_json::Map<String, serde_json::Value>,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let Some(reload) = &state.reload else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({ "reloaded": false, "error": "the pipeline is not running" })),
         );
     };
-    match reload().await {
+    match reload(overrides).await {
         Ok(changes) => (StatusCode::OK, axum::Json(serde_json::json!({ "reloaded": true, "changes": changes }))),
         Err(error) => {
             (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "reloaded": false, "error": error })))
@@ -111,7 +157,8 @@ mod tests {
 
     #[tokio::test]
     async fn reload_answers_what_changed_or_why_not() {
-        let ok: ReloadFn = Arc::new(|| Box::pin(async { Ok(serde_json::json!({ "filters": { "modified": ["a"] } })) }));
+        let ok: ReloadFn =
+            Arc::new(|_| Box::pin(async { Ok(serde_json::json!({ "filters": { "modified": ["a"] } })) }));
         let state = AdminState { reload: Some(ok), ..AdminState::default() };
         let response = router(state).oneshot(Request::post("/-/reload").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
@@ -121,7 +168,7 @@ mod tests {
             "a"
         );
 
-        let refused: ReloadFn = Arc::new(|| Box::pin(async { Err("plugin x: config field `y`: bad".to_string()) }));
+        let refused: ReloadFn = Arc::new(|_| Box::pin(async { Err("plugin x: config field `y`: bad".to_string()) }));
         let state = AdminState { reload: Some(refused), ..AdminState::default() };
         let response = router(state).oneshot(Request::post("/-/reload").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);

@@ -14,7 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::config;
 use crate::core::clock::Clock;
 use crate::core::metrics::registry;
-use crate::pipeline::{Pipeline, Reloader};
+use crate::pipeline::{Pipeline, Reloader, Stop};
 use crate::plugin::PluginEngine;
 
 #[derive(Debug, clap::Args)]
@@ -38,9 +38,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let config = config::load(&args.config)?;
         let engine = PluginEngine::new(Some(config.cache_dir.clone()))
             .map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
-        let admin_address = config.admin;
+        let admin = config.admin.clone();
         let plugin_files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
-        let pipeline = Pipeline::build(config, engine, Clock::system())?;
+        // Off the runtime's threads: a plugin that writes to stderr while it
+        // is configured makes WASI block on the runtime, which panics there.
+        let pipeline = tokio::task::spawn_blocking(move || Pipeline::build(config, engine, Clock::system()))
+            .await
+            .context("building the pipeline")??;
         let trigger = ReloadTrigger {
             config: args.config.clone(),
             reloader: pipeline.reloader(),
@@ -48,7 +52,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
 
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let hurry = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone(), hurry.clone()));
         tokio::spawn(trigger.clone().on_sighup());
         tokio::spawn(trigger.clone().watch_plugins());
         if args.watch {
@@ -56,13 +61,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let reload_trigger = trigger.clone();
         let state = AdminState {
-            reload: Some(Arc::new(move || {
+            reload: Some(Arc::new(move |overrides| {
                 let trigger = reload_trigger.clone();
-                Box::pin(async move { trigger.reload("admin API").await })
+                Box::pin(async move { trigger.reload_with("admin API", overrides).await })
             })),
+            console: pipeline.console(),
+            token: admin.as_ref().and_then(|a| a.token.clone()),
             ..AdminState::default()
         };
-        if let Some(address) = admin_address {
+        if let Some(address) = admin.map(|a| a.address) {
             let listener = admin::serve(address, state.clone(), shutdown.clone());
             tokio::spawn(async move {
                 if let Err(error) = listener.await {
@@ -71,10 +78,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             });
         }
         tracing::info!(config = %args.config.display(), "pipeline starting");
-        pipeline.run(shutdown.clone(), state.ready.clone()).await?;
+        let stop = Stop { shutdown: shutdown.clone(), hurry };
+        let drained = pipeline.run(stop, state.ready.clone()).await?;
         shutdown.cancel();
-        tracing::info!("pipeline stopped");
-        Ok(ExitCode::SUCCESS)
+        tracing::info!(abandoned = drained.abandoned, "pipeline stopped");
+        // Exit 1 says the drain was incomplete: records were given up.
+        Ok(if drained.abandoned == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }
 
@@ -90,18 +99,30 @@ struct ReloadTrigger {
 impl ReloadTrigger {
     /// Reload, logging and counting the outcome (`weir_reloads_total`).
     async fn reload(&self, cause: &str) -> Result<serde_json::Value, String> {
+        self.reload_with(cause, serde_json::Map::new()).await
+    }
+
+    /// Reload with the config blocks of the filters named in `overrides`
+    /// replaced (the console's "apply"). The file is not written: the next
+    /// reload from it goes back to what it says.
+    async fn reload_with(
+        &self,
+        cause: &str,
+        overrides: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
         tracing::info!(cause, config = %self.config.display(), "reloading");
-        let outcome = match config::load(&self.config) {
-            Err(error) => Err(error.to_string()),
-            Ok(config) => {
-                let files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
-                let plan = self.reloader.reload(config).await.map_err(|e| e.to_string());
-                if plan.is_ok() {
-                    *self.plugin_files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+        let outcome =
+            match config::load(&self.config).map_err(|e| e.to_string()).and_then(|c| replace_blocks(c, overrides)) {
+                Err(error) => Err(error),
+                Ok(config) => {
+                    let files: Vec<PathBuf> = config.filters.iter().map(|f| f.wasm.clone()).collect();
+                    let plan = self.reloader.reload(config).await.map_err(|e| e.to_string());
+                    if plan.is_ok() {
+                        *self.plugin_files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+                    }
+                    plan.map(|plan| serde_json::to_value(plan).unwrap_or_default())
                 }
-                plan.map(|plan| serde_json::to_value(plan).unwrap_or_default())
-            }
-        };
+            };
         let result = match &outcome {
             Ok(changes) => {
                 tracing::info!(cause, %changes, "reloaded");
@@ -142,6 +163,19 @@ impl ReloadTrigger {
     }
 }
 
+/// `config` with the `config:` blocks of the filters named in `overrides`
+/// replaced.
+fn replace_blocks(
+    mut config: config::Config,
+    overrides: serde_json::Map<String, serde_json::Value>,
+) -> Result<config::Config, String> {
+    for (name, block) in overrides {
+        let filter = config.filters.iter_mut().find(|f| f.name == name);
+        filter.ok_or_else(|| format!("no filter named {name:?} in {}", "the config"))?.config = block;
+    }
+    Ok(config)
+}
+
 /// Poll the files `paths()` names; when their metadata changed and then
 /// held still for one interval, call `changed`.
 async fn watch<F, Fut>(paths: impl Fn() -> Vec<PathBuf>, changed: F)
@@ -175,16 +209,21 @@ fn stamp_of(path: &Path) -> Option<(std::time::SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// First SIGINT/SIGTERM: drain and stop. Second: exit at once.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// First SIGINT/SIGTERM: drain and stop, within `shutdown_timeout`.
+/// Second: cut the drain short, still saving filter state. Third: exit at
+/// once.
+async fn stop_on_signal(shutdown: CancellationToken, hurry: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::warn!("cannot listen for signals; stop weir with SIGKILL");
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!("stopping: draining queued records (signal again to exit at once)");
+    tracing::info!("stopping: draining queued records (signal again to stop sooner, saving filter state)");
     shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal: giving up what is still queued, saving filter state (a third exits at once)");
+    hurry.cancel();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
     std::process::exit(130);

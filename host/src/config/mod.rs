@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub use error::ConfigError;
 
+use crate::core::secret::Secret;
 use crate::core::tag_match::TagMatch;
 use crate::inputs::InputConfig;
 use crate::outputs::OutputConfig;
@@ -37,8 +38,8 @@ pub struct Config {
     pub pipeline: PipelineSettings,
     /// The tag dead-lettered records carry.
     pub dead_letter_tag: Arc<str>,
-    /// Where the admin API listens, if anywhere.
-    pub admin: Option<SocketAddr>,
+    /// The admin API and console, if served.
+    pub admin: Option<AdminSpec>,
     /// Inputs, in file order.
     pub inputs: Vec<InputSpec>,
     /// Filters, in the order records pass through them.
@@ -56,6 +57,43 @@ pub struct PipelineSettings {
     pub queue_capacity: usize,
     /// How often time-driven filters are ticked.
     pub tick_interval: Duration,
+    /// The longest a drain after SIGTERM may take: filters finish what is
+    /// queued and their state is saved within the first part of it, then
+    /// outputs get the rest; what is still undelivered then is given up and
+    /// counted, and `weir run` exits 1. Read at start; a reload changes it
+    /// for the next start.
+    pub shutdown_timeout: Duration,
+}
+
+/// The admin API and console (`admin:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminSpec {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// When set, `/metrics`, `/-/reload` and `/api/v1/*` need `Authorization:
+    /// Bearer <token>`; `/health`, `/ready` and the console's own files never do.
+    pub token: Option<Secret>,
+    /// Sample input records kept per series and time bucket, for the
+    /// console's window samples; none kept when `None`.
+    pub samples: Option<SampleSpec>,
+}
+
+/// Which records the console's window samples keep (`admin.samples`): for
+/// every record the filter `filter` emits with a parent and a tag `matches`
+/// selects, the parent (the record that reached the filter) is kept in a
+/// reservoir per series (the values of the emitted record's `key` fields)
+/// and `bucket` of event time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleSpec {
+    /// Name of the filter whose emitted records name a series.
+    pub filter: String,
+    /// Which of its emitted records count (default every tag).
+    pub matches: TagMatch,
+    /// Top-level fields of an emitted record that name its series.
+    pub key: Vec<String>,
+    /// Width of a time bucket of event time (default 1m); align it with the
+    /// windows the console shows.
+    pub bucket: Duration,
 }
 
 /// One input.

@@ -6,6 +6,8 @@
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
+use crate::core::secret::{Secret, present};
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +34,7 @@ pub struct RawPipeline {
     pub batch_max_records: Option<usize>,
     pub queue_capacity: Option<usize>,
     pub tick_interval: Option<String>,
+    pub shutdown_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +47,19 @@ pub struct RawDeadLetter {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub address: String,
+    #[serde(default, deserialize_with = "present")]
+    pub token: Option<Secret>,
+    pub samples: Option<RawSamples>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSamples {
+    pub filter: String,
+    #[serde(rename = "match")]
+    pub matches: Option<RawMatch>,
+    pub key: Vec<String>,
+    pub bucket: Option<String>,
 }
 
 /// A tag glob or a list of them.

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use super::raw::{RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch, RawRetry};
+use super::raw::{RawAdmin, RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch, RawRetry};
 use super::spans::Spans;
-use super::{BatchSettings, Config, ConfigError, InputSpec, OutputSpec, PipelineSettings, RetrySettings};
+use super::{
+    AdminSpec, BatchSettings, Config, ConfigError, InputSpec, OutputSpec, PipelineSettings, RetrySettings, SampleSpec,
+};
 use crate::core::tag_match::TagMatch;
 use crate::core::units::{ByteSize, HumanDuration};
 use crate::plugin::{DirGrant, FilterSpec, Grants, Limits};
@@ -24,9 +26,15 @@ const DEFAULT_BATCH_MAX_RECORDS: usize = 1000;
 const DEFAULT_QUEUE_CAPACITY: usize = 8;
 /// Time-driven filters (windows, alerts) need second resolution at most.
 const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// Under Kubernetes' default grace period (30 s) before SIGKILL, with room
+/// for the process to exit after giving up.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 const DEFAULT_DEAD_LETTER_TAG: &str = "weir.dead_letter";
 const DEFAULT_OUTPUT_MAX_RECORDS: usize = 1000;
 const DEFAULT_OUTPUT_MAX_WAIT: Duration = Duration::from_millis(200);
+/// The windows of the bundled scenario are a minute long; a bucket per
+/// window keeps each window's samples apart.
+const DEFAULT_SAMPLE_BUCKET: Duration = Duration::from_secs(60);
 
 pub fn resolve(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let spans = Spans::index(text).map_err(|e| ConfigError::Invalid {
@@ -128,15 +136,11 @@ impl Resolver {
                 raw.pipeline.tick_interval.as_deref(),
                 DEFAULT_TICK_INTERVAL,
             )?,
-        };
-        let admin = match &raw.admin {
-            None => None,
-            Some(admin) => Some(admin.address.parse().map_err(|e| {
-                self.error(
-                    "admin.address",
-                    format!("invalid address {:?} ({e}); expected e.g. \"127.0.0.1:9600\"", admin.address),
-                )
-            })?),
+            shutdown_timeout: self.duration(
+                "pipeline.shutdown_timeout",
+                raw.pipeline.shutdown_timeout.as_deref(),
+                DEFAULT_SHUTDOWN_TIMEOUT,
+            )?,
         };
         let dead_letter_tag: Arc<str> = raw.dead_letter.tag.as_deref().unwrap_or(DEFAULT_DEAD_LETTER_TAG).into();
 
@@ -177,6 +181,10 @@ impl Resolver {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let admin = match raw.admin {
+            None => None,
+            Some(admin) => Some(self.admin(admin, &filters)?),
+        };
         Ok(Config {
             cache_dir,
             state_dir: raw.state_dir.as_deref().map(|d| self.path(d)),
@@ -187,6 +195,42 @@ impl Resolver {
             filters,
             outputs,
         })
+    }
+
+    fn admin(&self, raw: RawAdmin, filters: &[FilterSpec]) -> Result<AdminSpec, ConfigError> {
+        let address = raw.address.parse().map_err(|e| {
+            self.error(
+                "admin.address",
+                format!("invalid address {:?} ({e}); expected e.g. \"127.0.0.1:9600\"", raw.address),
+            )
+        })?;
+        let samples = match raw.samples {
+            None => None,
+            Some(samples) => {
+                if !filters.iter().any(|f| f.name == samples.filter) {
+                    let names: Vec<&str> = filters.iter().map(|f| f.name.as_str()).collect();
+                    return Err(self.error(
+                        "admin.samples.filter",
+                        format!("no filter named {:?}; the filters are: {}", samples.filter, names.join(", ")),
+                    ));
+                }
+                if samples.key.is_empty() || samples.key.iter().any(String::is_empty) {
+                    return Err(
+                        self.error("admin.samples.key", "expected a list of field names, such as [metric, labels]")
+                    );
+                }
+                let matches = match samples.matches {
+                    None => TagMatch::new(vec!["*".into()]).expect("\"*\" is a valid glob"),
+                    Some(raw) => self.tag_match("admin.samples.match", raw)?,
+                };
+                let bucket = self.duration("admin.samples.bucket", samples.bucket.as_deref(), DEFAULT_SAMPLE_BUCKET)?;
+                if bucket.is_zero() {
+                    return Err(self.error("admin.samples.bucket", "must be longer than 0s"));
+                }
+                Some(SampleSpec { filter: samples.filter, matches, key: samples.key, bucket })
+            }
+        };
+        Ok(AdminSpec { address, token: raw.token, samples })
     }
 
     fn duration(&self, key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {

@@ -86,7 +86,7 @@ outputs:
     assert_eq!(config.pipeline.batch_max_records, 50);
     assert_eq!(config.pipeline.tick_interval, Duration::from_millis(250));
     assert_eq!(&*config.dead_letter_tag, "dlq");
-    assert_eq!(config.admin.unwrap().to_string(), "127.0.0.1:9600");
+    assert_eq!(config.admin.unwrap().address.to_string(), "127.0.0.1:9600");
     assert_eq!(config.state_dir.unwrap(), dir.path().join("state"));
     assert_eq!(&*config.inputs[0].tag, "app.raw");
     let filter = &config.filters[0];
@@ -258,4 +258,41 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
     }
     out
+}
+
+#[test]
+fn the_admin_section_takes_a_token_and_window_samples() {
+    let (_dir, file) = workspace();
+    let text = "\
+admin:
+  address: 127.0.0.1:9600
+  token: ${TOKEN}
+  samples: { filter: split, match: metrics, key: [metric, labels], bucket: 15m }
+inputs: [{ type: stdin }]
+filters: [{ type: split, match: '*' }]
+outputs: [{ type: stdout, match: '*' }]
+";
+    let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
+    let admin = parse(&file, text, env).unwrap().admin.unwrap();
+    assert_eq!(admin.token.unwrap().expose(), "s3cret");
+    let samples = admin.samples.unwrap();
+    assert_eq!((samples.filter.as_str(), samples.key.len()), ("split", 2));
+    assert!(samples.matches.matches("metrics") && !samples.matches.matches("logs"));
+    assert_eq!(samples.bucket, Duration::from_secs(900));
+}
+
+#[test]
+fn window_samples_name_a_configured_filter_and_a_key() {
+    let base =
+        "inputs: [{ type: stdin }]\nfilters: [{ type: split, match: '*' }]\noutputs: [{ type: stdout, match: '*' }]\n";
+    let (key, _, message) =
+        error(&format!("admin: {{ address: 127.0.0.1:1, samples: {{ filter: extract, key: [m] }} }}\n{base}"));
+    assert_eq!(key, "admin.samples.filter");
+    assert_eq!(message, "no filter named \"extract\"; the filters are: split");
+    let (key, _, _) =
+        error(&format!("admin: {{ address: 127.0.0.1:1, samples: {{ filter: split, key: [] }} }}\n{base}"));
+    assert_eq!(key, "admin.samples.key");
+    let (key, _, message) = error(&format!("admin: {{ address: 127.0.0.1:1, token: '' }}\n{base}"));
+    assert_eq!(key, "admin.token");
+    assert!(message.contains("must not be empty"), "{message}");
 }

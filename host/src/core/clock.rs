@@ -60,6 +60,17 @@ pub fn rfc3339_utc(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// Read an RFC 3339 time as ns since the epoch.
+///
+/// # Errors
+/// When `text` is not RFC 3339, or is outside the years 1678..2262 that
+/// nanoseconds in an `i64` cover.
+pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+    let time =
+        chrono::DateTime::parse_from_rfc3339(text).map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
+    time.timestamp_nanos_opt().ok_or_else(|| format!("{text:?} is outside the years 1678 to 2262"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +88,7 @@ mod tests {
     fn formats_rfc3339_in_utc() {
         assert_eq!(rfc3339(1_700_000_000_123_000_000), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Ok(1_700_000_000_123_000_000));
+        assert!(parse_rfc3339("yesterday").unwrap_err().starts_with("\"yesterday\" is not an RFC 3339 time"));
     }
 }

@@ -87,6 +87,13 @@ impl Registry {
         family.gauges.entry(label_text(labels)).or_default().clone()
     }
 
+    /// The value of the counter `name{labels}`, 0 if it was never created:
+    /// for readers such as the console, which must not create series.
+    pub fn counter_value(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        families.get(name).and_then(|f| f.counters.get(&label_text(labels))).map_or(0, Counter::get)
+    }
+
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,5 +132,8 @@ mod tests {
         assert!(text.contains("# TYPE weir_test_total counter"), "{text}");
         assert!(text.contains("weir_test_total{input=\"a\\\"b\"} 5"), "{text}");
         assert!(text.contains("weir_test_depth -1"), "{text}");
+        assert_eq!(r.counter_value("weir_test_total", &[("input", "a\"b")]), 5);
+        assert_eq!(r.counter_value("weir_test_total", &[("input", "other")]), 0);
+        assert!(!r.render().contains("other"), "reading creates no series");
     }
 }

@@ -21,6 +21,11 @@ impl TagMatch {
         Ok(TagMatch { globs })
     }
 
+    /// The globs, as configured.
+    pub fn globs(&self) -> &[String] {
+        &self.globs
+    }
+
     /// Whether `tag` matches.
     pub fn matches(&self, tag: &str) -> bool {
         self.globs.iter().any(|g| glob_match(g.as_bytes(), tag.as_bytes()))

@@ -54,6 +54,16 @@ pub fn parse_config(
 }
 
 impl InputConfig {
+    /// The type as written in `type:`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InputConfig::Stdin(_) => "stdin",
+            InputConfig::File(_) => "file",
+            InputConfig::Kafka(_) => "kafka",
+            InputConfig::Http(_) => "http",
+        }
+    }
+
     /// Make relative paths relative to the config file's folder.
     pub fn rebase(self, base: &Path) -> Self {
         match self {

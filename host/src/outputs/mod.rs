@@ -57,6 +57,18 @@ pub fn parse_config(
 }
 
 impl OutputConfig {
+    /// The type as written in `type:`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutputConfig::Stdout(_) => "stdout",
+            OutputConfig::File(_) => "file",
+            OutputConfig::Blackhole(_) => "blackhole",
+            OutputConfig::Elasticsearch(_) => "elasticsearch",
+            OutputConfig::Alertmanager(_) => "alertmanager",
+            OutputConfig::Kafka(_) => "kafka",
+        }
+    }
+
     /// Make relative paths relative to the config file's folder.
     pub fn rebase(self, base: &Path) -> Self {
         match self {

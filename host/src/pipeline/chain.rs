@@ -5,10 +5,12 @@
 //! batches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::console::taps::Taps;
 use super::reload::ReloadError;
 use super::router::Router;
 use crate::core::dead_letter::DeadLetter;
@@ -79,19 +81,80 @@ impl Stage {
             .add(1);
     }
 
-    /// After a call error: recreate a poisoned instance.
-    fn recover(&mut self, engine: &PluginEngine, error: &PluginError) {
+    /// Process `chunk`, appending what comes out to `out`. When a call
+    /// traps, loops or bursts its memory on the chunk, the chunk is split in
+    /// halves and each half tried again on a fresh instance, down to the
+    /// single record that does it: that record alone is dead-lettered with
+    /// the plugin's message and the rest of the chunk goes on. A record
+    /// that poisons every instance is thus dead-lettered once per delivery
+    /// (after a replay, once more), never retried forever. A chunk the
+    /// plugin refuses as a whole (`err` from `process`) is its decision and
+    /// is dead-lettered whole.
+    fn process_isolating(
+        &mut self,
+        engine: &PluginEngine,
+        chunk: Batch,
+        dead_letter_tag: &Arc<str>,
+        taps: Option<&Taps>,
+        out: &mut Batch,
+    ) {
+        match self.instance.process(&chunk) {
+            Ok(Processed { emitted, parents, rejected }) => {
+                if let Some(taps) = taps {
+                    taps.filter_batch(self.instance.name(), &chunk, &emitted, &parents);
+                }
+                self.records_out.add(emitted.len() as u64);
+                out.extend(emitted);
+                if !rejected.is_empty() {
+                    self.dead_letters.add(rejected.len() as u64);
+                    let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
+                    for (index, reason) in rejected {
+                        if let Some(record) = chunk[index].take() {
+                            out.push(
+                                DeadLetter::of(record, self.stage_name.clone(), reason).into_record(dead_letter_tag),
+                            );
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                let usable = self.recover(engine, &error);
+                if usable && error.poisons_instance() && chunk.len() > 1 {
+                    tracing::debug!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; splitting the batch to find the record at fault");
+                    let mut first = chunk;
+                    let second = first.split_off(first.len() / 2);
+                    self.process_isolating(engine, first, dead_letter_tag, taps, out);
+                    self.process_isolating(engine, second, dead_letter_tag, taps, out);
+                    return;
+                }
+                tracing::warn!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; records sent to dead letter");
+                self.dead_letters.add(chunk.len() as u64);
+                let reason = error.to_string();
+                out.extend(
+                    chunk.into_iter().map(|r| {
+                        DeadLetter::of(r, self.stage_name.clone(), reason.clone()).into_record(dead_letter_tag)
+                    }),
+                );
+            }
+        }
+    }
+
+    /// After a call error: recreate a poisoned instance. False when the
+    /// instance is unusable (recreating it failed).
+    fn recover(&mut self, engine: &PluginEngine, error: &PluginError) -> bool {
         self.count_error(error);
         if !error.poisons_instance() {
-            return;
+            return true;
         }
         self.restarts.add(1);
         match self.instance.recreate(engine) {
             Ok(()) => {
-                tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset")
+                tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset");
+                true
             }
             Err(e) => {
-                tracing::error!(filter = %self.instance.name(), error = %e, "cannot recreate filter instance; its batches will be dead-lettered")
+                tracing::error!(filter = %self.instance.name(), error = %e, "cannot recreate filter instance; its batches will be dead-lettered");
+                false
             }
         }
     }
@@ -134,12 +197,19 @@ pub struct Chain {
     router: Router,
     engine: PluginEngine,
     batch_max_records: usize,
+    taps: Option<Arc<Taps>>,
 }
 
 impl Chain {
     /// A chain of `stages` feeding `router`.
     pub fn new(stages: Vec<Stage>, router: Router, engine: PluginEngine, batch_max_records: usize) -> Self {
-        Chain { stages, router, engine, batch_max_records }
+        Chain { stages, router, engine, batch_max_records, taps: None }
+    }
+
+    /// Show the console what each filter takes and emits (once per call).
+    pub fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Self {
+        self.taps = taps;
+        self
     }
 
     /// The stages, e.g. for snapshots at shutdown.
@@ -150,7 +220,8 @@ impl Chain {
     /// Receive batches until every input has stopped, ticking filters every
     /// `tick_interval` with the time from `now`, and applying reloads from
     /// `control` between batches. Returns when the input queue is closed
-    /// and drained.
+    /// and drained, or when the drain aborts: then what is still queued is
+    /// abandoned (see [`Drain`](super::drain::Drain)).
     pub fn run(
         &mut self,
         runtime: &tokio::runtime::Handle,
@@ -163,7 +234,9 @@ impl Chain {
             Batch(Option<Batch>),
             Command(Option<ChainCommand>),
             Tick,
+            Abort,
         }
+        let drain = self.router.drain().clone();
         let mut control_open = true;
         let mut next_tick = Instant::now() + tick_interval;
         loop {
@@ -172,6 +245,7 @@ impl Chain {
                 tokio::select! {
                     // Reloads first: a swap waits for at most one batch.
                     biased;
+                    () = drain.abort.cancelled() => Next::Abort,
                     command = control.recv(), if control_open => Next::Command(command),
                     batch = input.recv() => Next::Batch(batch),
                     () = tokio::time::sleep(wait) => Next::Tick,
@@ -205,6 +279,15 @@ impl Chain {
                 }
                 Next::Command(None) => control_open = false,
                 Next::Tick => {}
+                Next::Abort => {
+                    // Refuse new batches, and fail the acks of those queued:
+                    // dropped unread, they would report "delivered".
+                    input.close();
+                    while let Ok(batch) = input.try_recv() {
+                        drain.abandon(batch, "input queue", "shutdown_timeout ran out before the filters reached them");
+                    }
+                    return;
+                }
             }
             if Instant::now() >= next_tick {
                 self.tick(now());
@@ -271,6 +354,9 @@ impl Chain {
             if records.is_empty() {
                 continue;
             }
+            if let Some(taps) = &self.taps {
+                taps.summaries(records.iter());
+            }
             stage.records_out.add(records.len() as u64);
             let out = self.run_stages(i + 1, records);
             self.router.route_blocking(out);
@@ -296,33 +382,7 @@ impl Chain {
         while selected.peek().is_some() {
             let chunk: Batch = selected.by_ref().take(self.batch_max_records).collect();
             stage.records_in.add(chunk.len() as u64);
-            match stage.instance.process(&chunk) {
-                Ok(Processed { emitted, rejected }) => {
-                    stage.records_out.add(emitted.len() as u64);
-                    out.extend(emitted);
-                    if !rejected.is_empty() {
-                        stage.dead_letters.add(rejected.len() as u64);
-                        let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
-                        for (index, reason) in rejected {
-                            if let Some(record) = chunk[index].take() {
-                                out.push(
-                                    DeadLetter::of(record, stage.stage_name.clone(), reason)
-                                        .into_record(&dead_letter_tag),
-                                );
-                            }
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(filter = %stage.instance.name(), records = chunk.len(), %error, "filter call failed; batch sent to dead letter");
-                    stage.dead_letters.add(chunk.len() as u64);
-                    let reason = error.to_string();
-                    out.extend(chunk.into_iter().map(|r| {
-                        DeadLetter::of(r, stage.stage_name.clone(), reason.clone()).into_record(&dead_letter_tag)
-                    }));
-                    stage.recover(&self.engine, &error);
-                }
-            }
+            stage.process_isolating(&self.engine, chunk, &dead_letter_tag, self.taps.as_deref(), &mut out);
         }
         out
     }

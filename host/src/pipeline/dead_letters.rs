@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
+use super::console::taps::Taps;
 use crate::core::dead_letter::DeadLetter;
 use crate::core::record::{Batch, Record};
 use crate::core::tag_match::TagMatch;
@@ -27,12 +28,19 @@ pub fn log_lost_dead_letter(record: &Record, why: &str) {
 pub struct DeadLetterRoute {
     targets: Arc<RwLock<Vec<mpsc::WeakSender<Batch>>>>,
     tag: Arc<str>,
+    taps: Option<Arc<Taps>>,
 }
 
 impl DeadLetterRoute {
     /// A route for dead letters tagged `tag`, to no output yet.
     pub fn new(tag: Arc<str>) -> Self {
-        DeadLetterRoute { targets: Arc::default(), tag }
+        DeadLetterRoute { targets: Arc::default(), tag, taps: None }
+    }
+
+    /// Show the console the dead letters of outputs.
+    pub fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Self {
+        self.taps = taps;
+        self
     }
 
     /// The dead-letter tag.
@@ -49,6 +57,9 @@ impl DeadLetterRoute {
     async fn send(&self, letters: Vec<DeadLetter>) {
         for letter in letters {
             let record = letter.into_record(&self.tag);
+            if let Some(taps) = &self.taps {
+                taps.dead_letters(std::iter::once(&record));
+            }
             let mut delivered = false;
             let targets: Vec<_> =
                 self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
@@ -61,6 +72,26 @@ impl DeadLetterRoute {
                 log_lost_dead_letter(&record, "no running output matches the dead-letter tag");
             }
         }
+    }
+
+    /// Hand `letters` to the dead-letter outputs that have room now, without
+    /// waiting (the drain is giving up); returns, as records carrying the
+    /// original acknowledgements, those none took. Dead letters themselves
+    /// are never re-routed.
+    pub fn try_send(&self, letters: Vec<DeadLetter>) -> Vec<Record> {
+        let targets: Vec<_> =
+            self.targets.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|t| t.upgrade()).collect();
+        let mut unsent = Vec::new();
+        for letter in letters {
+            let rerouted = letter.tag == self.tag;
+            let record = letter.into_record(&self.tag);
+            // Every dead-letter output gets its copy, as in `send`.
+            let taken = !rerouted && targets.iter().filter(|t| t.try_send(vec![record.clone()]).is_ok()).count() > 0;
+            if !taken {
+                unsent.push(record);
+            }
+        }
+        unsent
     }
 
     /// Route what an output's destination refused. Dead letters refused by

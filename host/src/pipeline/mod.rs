@@ -13,7 +13,9 @@
 //! While it runs, a [`Reloader`] applies a new config: see [`reload`].
 
 mod chain;
+pub mod console;
 mod dead_letters;
+mod drain;
 mod error;
 mod output_task;
 pub mod reload;
@@ -37,7 +39,10 @@ use crate::core::tag_match::TagMatch;
 use crate::inputs::InputContext;
 use crate::plugin::{FilterInstance, PluginEngine, file_digest};
 use chain::{Chain, ChainCommand, Stage};
+use console::PipelineConsole;
+use console::taps::Taps;
 use dead_letters::DeadLetterRoute;
+use drain::Drain;
 use reload::{ReloadError, ReloadPlan};
 use router::Router;
 
@@ -53,6 +58,7 @@ pub struct Pipeline {
     stages: Vec<Stage>,
     reloads: mpsc::Receiver<ReloadRequest>,
     reloader: Reloader,
+    console: Option<Arc<PipelineConsole>>,
 }
 
 struct ReloadRequest {
@@ -84,7 +90,12 @@ impl Pipeline {
         }
         // Reloads are rare and applied one at a time.
         let (tx, reloads) = mpsc::channel(4);
-        Ok(Pipeline { config, engine, clock, stages, reloads, reloader: Reloader(tx) })
+        // The taps cost a lock per batch; only an admin server reads them.
+        let console = config.admin.as_ref().map(|admin| {
+            let taps = Arc::new(Taps::new(admin.samples.clone()));
+            Arc::new(PipelineConsole::new(&config, engine.clone(), clock.clone(), taps))
+        });
+        Ok(Pipeline { config, engine, clock, stages, reloads, reloader: Reloader(tx), console })
     }
 
     /// A handle to reload this pipeline once it runs.
@@ -92,22 +103,36 @@ impl Pipeline {
         self.reloader.clone()
     }
 
-    /// Run until every input ends or `shutdown` fires; see the module docs.
-    /// `ready` turns true once every output has started and every input
-    /// listens, and false again when the pipeline starts to drain (what
-    /// `/ready` serves).
-    pub async fn run(self, shutdown: CancellationToken, ready: Arc<AtomicBool>) -> Result<(), PipelineError> {
-        let Pipeline { config, engine, clock, stages, mut reloads, reloader } = self;
+    /// What the admin server's console reads, when `admin:` is set.
+    pub fn console(&self) -> Option<Arc<dyn crate::admin::Console>> {
+        self.console.clone().map(|c| c as Arc<dyn crate::admin::Console>)
+    }
+
+    /// Run until every input ends or `stop.shutdown` fires; see the module
+    /// docs. After `shutdown` the drain is bounded by `shutdown_timeout`,
+    /// and `stop.hurry` (a second signal) cuts it short; either way filter
+    /// state is saved. `ready` turns true once every output has started and
+    /// every input listens, and false again when the pipeline starts to
+    /// drain (what `/ready` serves).
+    ///
+    /// # Errors
+    /// [`PipelineError`] when an output, input or the chain cannot start, or
+    /// the chain thread panics.
+    pub async fn run(self, stop: Stop, ready: Arc<AtomicBool>) -> Result<Drained, PipelineError> {
+        let Pipeline { config, engine, clock, stages, mut reloads, reloader, console } = self;
+        let Stop { shutdown, hurry } = stop;
         drop(reloader);
-        let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone());
+        let drain = Drain::default();
+        let taps = console.as_ref().map(|c| c.taps());
+        let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone()).with_taps(taps.clone());
         let mut outputs = Outputs::default();
         for spec in &config.outputs {
-            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters).await?;
+            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters, &drain).await?;
         }
         let routes = routes(&outputs.senders, &config.outputs);
         dead_letters.set_outputs(&routes);
-        let router = Router::new(routes, config.dead_letter_tag.clone());
-        let mut chain = Chain::new(stages, router, engine.clone(), config.pipeline.batch_max_records);
+        let router = Router::new(routes, config.dead_letter_tag.clone(), drain.clone()).with_taps(taps.clone());
+        let mut chain = Chain::new(stages, router, engine.clone(), config.pipeline.batch_max_records).with_taps(taps);
 
         let (input_tx, mut input_rx) = mpsc::channel(config.pipeline.queue_capacity);
         let (control, mut control_rx) = mpsc::unbounded_channel();
@@ -133,12 +158,26 @@ impl Pipeline {
             inputs: Inputs::default(),
             outputs,
             dead_letters,
+            drain: drain.clone(),
             control,
             input_tx,
             shutdown,
             digests: HashMap::new(),
+            console,
         };
         running.digests = running.config.filters.iter().map(|f| (f.name.clone(), file_digest(&f.wasm))).collect();
+        // The signal starts the clock of `shutdown_timeout` at once: inputs
+        // themselves wait on acknowledgements (an HTTP request in
+        // `delivered` mode) while they stop.
+        let clock_starter = tokio::spawn({
+            let (shutdown, drain) = (running.shutdown.clone(), drain.clone());
+            let timeout = running.config.pipeline.shutdown_timeout;
+            async move {
+                shutdown.cancelled().await;
+                drain.start(timeout, hurry);
+            }
+        });
+        running.show_console();
         let mut listening = Vec::new();
         for spec in running.config.inputs.clone() {
             listening.push(running.start_input(&spec)?);
@@ -152,7 +191,11 @@ impl Pipeline {
                     None => break,
                 },
                 Some(request) = reloads.recv() => {
-                    let _ = request.reply.send(running.reload(request.config).await);
+                    let outcome = running.reload(request.config).await;
+                    if outcome.is_ok() {
+                        running.show_console();
+                    }
+                    let _ = request.reply.send(outcome);
                 }
             }
         }
@@ -165,11 +208,36 @@ impl Pipeline {
             .await
             .map_err(|_| PipelineError::ChainPanicked)?
             .map_err(|_| PipelineError::ChainPanicked)?;
+        // State first: a hard kill while outputs drain then loses no window.
         state::save(&config, &mut chain);
         drop(chain);
         outputs.finish().await;
-        Ok(())
+        clock_starter.abort();
+        let abandoned = drain.abandoned();
+        if abandoned > 0 {
+            tracing::error!(
+                records = abandoned,
+                "drain incomplete: records were abandoned at shutdown_timeout (see the errors above)"
+            );
+        }
+        Ok(Drained { abandoned })
     }
+}
+
+/// How a running pipeline is told to stop.
+pub struct Stop {
+    /// Stop the inputs and drain (the first SIGTERM or SIGINT).
+    pub shutdown: CancellationToken,
+    /// Cut the drain short, still saving filter state (a second signal).
+    pub hurry: CancellationToken,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Records given up at `shutdown_timeout` (their inputs were told); 0
+    /// means everything accepted was delivered or dead-lettered.
+    pub abandoned: u64,
 }
 
 /// Set `ready` once every input of `listening` listens (outputs have
@@ -202,11 +270,18 @@ impl Outputs {
         spec: &OutputSpec,
         capacity: usize,
         dead_letters: &DeadLetterRoute,
+        drain: &Drain,
     ) -> Result<(), crate::outputs::OutputError> {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
-        let task =
-            tokio::spawn(output_task::run(spec.name.clone(), output, rx, spec.batch, spec.retry, dead_letters.clone()));
+        let driver = output_task::OutputDriver {
+            name: spec.name.clone(),
+            batch: spec.batch,
+            retry: spec.retry,
+            dead_letters: dead_letters.clone(),
+            drain: drain.clone(),
+        };
+        let task = tokio::spawn(output_task::run(driver, output, rx));
         self.tasks.push((spec.name.clone(), task, spec.matches.matches(dead_letters.tag())));
         self.senders.insert(spec.name.clone(), tx);
         Ok(())
@@ -278,14 +353,23 @@ struct Running {
     inputs: Inputs,
     outputs: Outputs,
     dead_letters: DeadLetterRoute,
+    drain: Drain,
     control: mpsc::UnboundedSender<ChainCommand>,
     input_tx: mpsc::Sender<Batch>,
     shutdown: CancellationToken,
     /// Plugin file digests of the running filters, to notice replaced files.
     digests: HashMap<String, Option<String>>,
+    console: Option<Arc<PipelineConsole>>,
 }
 
 impl Running {
+    /// Show the console what runs now.
+    fn show_console(&self) {
+        if let Some(console) = &self.console {
+            console.set_running(&self.config, &self.digests, &self.input_tx, &self.outputs.senders);
+        }
+    }
+
     /// Start an input; the receiver hears once it listens.
     fn start_input(&mut self, spec: &InputSpec) -> Result<oneshot::Receiver<()>, crate::inputs::InputError> {
         let input = spec.config.build()?;

@@ -1,13 +1,25 @@
-//! The task that drives one output: batches records by count and time,
-//! writes them, retries what failed with exponential backoff and jitter,
-//! and dead-letters what the destination refused. While it retries it reads
-//! nothing more, so its bounded queue fills and the chain waits: that is the
-//! backpressure a slow output exerts.
+//! The task that drives one output: batches records, writes them, retries
+//! what failed with exponential backoff and jitter, and dead-letters what
+//! the destination refused. While it retries it reads nothing more, so its
+//! bounded queue fills and the chain waits: that is the backpressure a slow
+//! output exerts.
+//!
+//! Batching follows the queue, not a timer: whatever is waiting when the
+//! task is free is written at once, up to `batch.max_records`, so a lone
+//! record at low load goes out after one round trip, not after `max_wait`.
+//! Only while more records keep arriving does it keep gathering, for at
+//! most `max_wait` after the first one (Kafka's `linger` with a queue that
+//! tells it when to stop).
+//!
+//! At shutdown the drain's give-up deadline ([`Drain`]) ends retries: what
+//! the task still holds goes to the dead-letter outputs if they have room,
+//! else it is abandoned, and the task returns.
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::dead_letters::DeadLetterRoute;
+use super::drain::Drain;
 use crate::config::{BatchSettings, RetrySettings};
 use crate::core::backoff;
 use crate::core::dead_letter::DeadLetter;
@@ -15,125 +27,208 @@ use crate::core::metrics::{Counter, registry};
 use crate::core::record::{Batch, Record};
 use crate::outputs::Output;
 
-/// Drive `output` until its queue closes, then flush it.
-pub async fn run(
-    name: String,
-    mut output: Box<dyn Output>,
-    mut queue: mpsc::Receiver<Batch>,
-    batch: BatchSettings,
-    retry: RetrySettings,
-    dead_letters: DeadLetterRoute,
-) {
+/// What an output task needs besides the output itself.
+pub struct OutputDriver {
+    /// The output's name.
+    pub name: String,
+    /// Batching by count and time.
+    pub batch: BatchSettings,
+    /// Retries of failed writes.
+    pub retry: RetrySettings,
+    /// Where refused records go.
+    pub dead_letters: DeadLetterRoute,
+    /// The shutdown deadlines.
+    pub drain: Drain,
+}
+
+/// Drive `output` until its queue closes, then flush it; or until the
+/// drain gives up.
+pub async fn run(driver: OutputDriver, mut output: Box<dyn Output>, mut queue: mpsc::Receiver<Batch>) {
+    let OutputDriver { name, batch, retry, dead_letters, drain } = driver;
     let labels = [("output", name.as_str())];
-    let counters = OutputCounters {
+    let task = Task {
+        stage: format!("output {name}"),
+        retry,
+        dead_letters,
+        drain,
         delivered: registry().counter("weir_output_records_total", "Records an output delivered.", &labels),
         retries: registry().counter("weir_output_retries_total", "Write attempts an output retried.", &labels),
-        dead_letters: registry().counter(
+        refused: registry().counter(
             "weir_output_dead_letters_total",
             "Records an output's destination refused, sent to dead letter.",
             &labels,
         ),
     };
-    let stage = format!("output {name}");
     let mut pending: Batch = Vec::new();
-    let mut flush_at: Option<Instant> = None;
+    let mut gathering_since: Option<Instant> = None;
     loop {
-        let received = match flush_at {
-            Some(at) => tokio::select! {
-                r = queue.recv() => Some(r),
-                () = tokio::time::sleep_until(at) => None,
+        let received = match gathering_since {
+            // More is arriving: gather until the batch is full, the queue
+            // runs dry, or `max_wait` has passed since the first record.
+            Some(since) => tokio::select! {
+                biased;
+                () = task.drain.give_up.cancelled() => break,
+                r = queue.recv() => r,
+                () = tokio::time::sleep_until(since + batch.max_wait) => None,
             },
-            None => Some(queue.recv().await),
+            None => tokio::select! {
+                biased;
+                () = task.drain.give_up.cancelled() => break,
+                r = queue.recv() => match r {
+                    Some(records) => Some(records),
+                    None => break,
+                },
+            },
         };
-        match received {
-            Some(Some(records)) => {
-                if pending.is_empty() {
-                    flush_at = Some(Instant::now() + batch.max_wait);
+        if let Some(records) = received {
+            gathering_since.get_or_insert_with(Instant::now);
+            pending.extend(records);
+            while pending.len() < batch.max_records {
+                match queue.try_recv() {
+                    Ok(more) => pending.extend(more),
+                    Err(_) => break,
                 }
-                pending.extend(records);
-                while pending.len() >= batch.max_records {
-                    let rest = pending.split_off(batch.max_records);
-                    let full = std::mem::replace(&mut pending, rest);
-                    write(&mut *output, full, &stage, retry, &dead_letters, &counters).await;
-                }
-                if pending.is_empty() {
-                    flush_at = None;
-                }
-            }
-            Some(None) => break,
-            None => {
-                flush_at = None;
-                let due = std::mem::take(&mut pending);
-                write(&mut *output, due, &stage, retry, &dead_letters, &counters).await;
             }
         }
+        let dry = queue.is_empty();
+        let expired = gathering_since.is_some_and(|since| since.elapsed() >= batch.max_wait);
+        while pending.len() >= batch.max_records {
+            let rest = pending.split_off(batch.max_records);
+            let full = std::mem::replace(&mut pending, rest);
+            if let Err(held) = task.write(&mut *output, full).await {
+                return task.give_up(held, pending, queue).await;
+            }
+        }
+        if !pending.is_empty() && (dry || expired) {
+            let due = std::mem::take(&mut pending);
+            if let Err(held) = task.write(&mut *output, due).await {
+                return task.give_up(held, pending, queue).await;
+            }
+        }
+        if pending.is_empty() {
+            gathering_since = None;
+        }
+    }
+    if task.drain.give_up.is_cancelled() {
+        return task.give_up(Vec::new(), pending, queue).await;
     }
     let rest = std::mem::take(&mut pending);
-    write(&mut *output, rest, &stage, retry, &dead_letters, &counters).await;
-    if let Err(error) = output.flush().await {
-        tracing::error!(output = name, %error, "final flush failed");
+    if let Err(held) = task.write(&mut *output, rest).await {
+        return task.give_up(held, Vec::new(), queue).await;
+    }
+    tokio::select! {
+        flushed = output.flush() => if let Err(error) = flushed {
+            tracing::error!(output = name, %error, "final flush failed");
+        },
+        () = task.drain.give_up.cancelled() => tracing::error!(output = name, "final flush abandoned at shutdown_timeout"),
     }
 }
 
-struct OutputCounters {
+/// One output's writing, retrying and giving up.
+struct Task {
+    stage: String,
+    retry: RetrySettings,
+    dead_letters: DeadLetterRoute,
+    drain: Drain,
     delivered: Counter,
     retries: Counter,
-    dead_letters: Counter,
+    refused: Counter,
 }
 
-async fn write(
-    output: &mut dyn Output,
-    mut batch: Batch,
-    stage: &str,
-    retry: RetrySettings,
-    dead_letters: &DeadLetterRoute,
-    counters: &OutputCounters,
-) {
-    let mut attempt = 0u32;
-    while !batch.is_empty() {
-        attempt += 1;
-        let (failed, reason): (Batch, String) = match output.write(&batch).await {
-            Ok(report) => {
-                let total = batch.len();
-                let mut slots: Vec<Option<Record>> = batch.into_iter().map(Some).collect();
-                let refused: Vec<DeadLetter> = report
-                    .rejected
-                    .into_iter()
-                    .filter_map(|(i, reason)| slots.get_mut(i)?.take().map(|r| DeadLetter::of(r, stage, reason)))
-                    .collect();
-                let again: Batch = report.retry.iter().filter_map(|&i| slots.get_mut(i)?.take()).collect();
-                counters.delivered.add((total - refused.len() - again.len()) as u64);
-                counters.dead_letters.add(refused.len() as u64);
-                dead_letters.send_refused(refused).await;
-                if again.is_empty() {
-                    return;
+/// Records an output still held when the drain gave up, and why.
+struct Held {
+    records: Batch,
+    why: String,
+}
+
+impl Task {
+    /// Write `batch` until every record is delivered or dead-lettered; `Err`
+    /// with what is left when the drain gives up first.
+    async fn write(&self, output: &mut dyn Output, mut batch: Batch) -> Result<(), Held> {
+        let stage = self.stage.as_str();
+        let mut attempt = 0u32;
+        let mut last_failure = String::from("shutdown began before it was written");
+        while !batch.is_empty() {
+            attempt += 1;
+            let written = tokio::select! {
+                biased;
+                () = self.drain.give_up.cancelled() => return Err(Held { records: batch, why: last_failure }),
+                written = output.write(&batch) => written,
+            };
+            let (failed, reason): (Batch, String) = match written {
+                Ok(report) => {
+                    let total = batch.len();
+                    let mut slots: Vec<Option<Record>> = batch.into_iter().map(Some).collect();
+                    let refused: Vec<DeadLetter> = report
+                        .rejected
+                        .into_iter()
+                        .filter_map(|(i, reason)| slots.get_mut(i)?.take().map(|r| DeadLetter::of(r, stage, reason)))
+                        .collect();
+                    let again: Batch = report.retry.iter().filter_map(|&i| slots.get_mut(i)?.take()).collect();
+                    self.delivered.add((total - refused.len() - again.len()) as u64);
+                    self.refused.add(refused.len() as u64);
+                    self.dead_letters.send_refused(refused).await;
+                    if again.is_empty() {
+                        return Ok(());
+                    }
+                    let n = again.len();
+                    (again, format!("{n} records to retry"))
                 }
-                let n = again.len();
-                (again, format!("{n} records to retry"))
+                Err(error) => (batch, error.to_string()),
+            };
+            batch = failed;
+            if self.retry.max_attempts.is_some_and(|max| attempt >= max) {
+                tracing::warn!(
+                    stage,
+                    attempts = attempt,
+                    records = batch.len(),
+                    reason,
+                    "giving up; records sent to dead letter"
+                );
+                self.refused.add(batch.len() as u64);
+                let letters = batch
+                    .into_iter()
+                    .map(|r| DeadLetter::of(r, stage, format!("gave up after {attempt} attempts: {reason}")))
+                    .collect();
+                self.dead_letters.send_refused(letters).await;
+                return Ok(());
             }
-            Err(error) => (batch, error.to_string()),
-        };
-        batch = failed;
-        if retry.max_attempts.is_some_and(|max| attempt >= max) {
-            tracing::warn!(
-                stage,
-                attempts = attempt,
-                records = batch.len(),
-                reason,
-                "giving up; records sent to dead letter"
-            );
-            counters.dead_letters.add(batch.len() as u64);
-            let letters = batch
-                .into_iter()
-                .map(|r| DeadLetter::of(r, stage, format!("gave up after {attempt} attempts: {reason}")))
-                .collect();
-            dead_letters.send_refused(letters).await;
+            self.retries.add(1);
+            let delay = backoff::jittered(attempt);
+            tracing::warn!(stage, attempt, records = batch.len(), reason, ?delay, "write failed; retrying");
+            last_failure = reason;
+            tokio::select! {
+                biased;
+                () = self.drain.give_up.cancelled() => return Err(Held { records: batch, why: last_failure }),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The drain gave up: everything this task holds (the batch being
+    /// written, what it gathered, what is queued) goes to the dead-letter
+    /// outputs if they have room now, else is abandoned.
+    async fn give_up(&self, held: impl Into<Held>, pending: Batch, mut queue: mpsc::Receiver<Batch>) {
+        let Held { mut records, why } = held.into();
+        records.extend(pending);
+        queue.close();
+        while let Ok(batch) = queue.try_recv() {
+            records.extend(batch);
+        }
+        if records.is_empty() {
             return;
         }
-        counters.retries.add(1);
-        let delay = backoff::jittered(attempt);
-        tracing::warn!(stage, attempt, records = batch.len(), reason, ?delay, "write failed; retrying");
-        tokio::time::sleep(delay).await;
+        let reason = format!("shutdown_timeout ran out while the output could not deliver: {why}");
+        let letters = records.into_iter().map(|r| DeadLetter::of(r, self.stage.as_str(), reason.as_str())).collect();
+        let unsent = self.dead_letters.try_send(letters);
+        self.drain.abandon(unsent, &self.stage, &reason);
+    }
+}
+
+impl From<Vec<Record>> for Held {
+    fn from(records: Vec<Record>) -> Self {
+        Held { records, why: "shutdown began before it was written".into() }
     }
 }
 
@@ -177,6 +272,22 @@ mod tests {
         }
     }
 
+    fn task(retry: RetrySettings, dead_letters: DeadLetterRoute, drain: Drain) -> Task {
+        Task {
+            stage: "output flaky".into(),
+            retry,
+            dead_letters,
+            drain,
+            delivered: Counter::default(),
+            retries: Counter::default(),
+            refused: Counter::default(),
+        }
+    }
+
+    fn record(tag: &str, ack: Option<AckToken>) -> Record {
+        Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack }
+    }
+
     #[tokio::test]
     async fn failed_writes_are_retried_and_refused_records_dead_lettered() {
         let (dlq_tx, mut dlq_rx) = mpsc::channel(4);
@@ -195,16 +306,12 @@ mod tests {
             .collect();
         drop(token);
         let mut flaky = Flaky { failures: 2, retried: false, written: Vec::new() };
-        let counters = OutputCounters {
-            delivered: Counter::default(),
-            retries: Counter::default(),
-            dead_letters: Counter::default(),
-        };
-        write(&mut flaky, batch, "output flaky", RetrySettings { max_attempts: None }, &route, &counters).await;
+        let task = task(RetrySettings { max_attempts: None }, route, Drain::default());
+        assert!(task.write(&mut flaky, batch).await.is_ok());
         assert_eq!(flaky.written, ["ok", "retry"]);
-        assert_eq!(counters.retries.get(), 3, "two whole-batch failures and one retried record");
-        assert_eq!(counters.delivered.get(), 2);
-        assert_eq!(counters.dead_letters.get(), 1);
+        assert_eq!(task.retries.get(), 3, "two whole-batch failures and one retried record");
+        assert_eq!(task.delivered.get(), 2);
+        assert_eq!(task.refused.get(), 1);
         let dead = dlq_rx.try_recv().unwrap();
         let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
         assert_eq!(body["reason"], "mapping error");
@@ -219,19 +326,84 @@ mod tests {
         let route = DeadLetterRoute::new("dlq".into());
         route.set_outputs(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())]);
         let mut flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
-        let counters = OutputCounters {
-            delivered: Counter::default(),
-            retries: Counter::default(),
-            dead_letters: Counter::default(),
-        };
         let batch =
             vec![Record { time: 0, tag: "ok".into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }];
-        write(&mut flaky, batch, "output flaky", RetrySettings { max_attempts: Some(2) }, &route, &counters).await;
+        let task = task(RetrySettings { max_attempts: Some(2) }, route, Drain::default());
+        assert!(task.write(&mut flaky, batch).await.is_ok());
         let dead = dlq_rx.try_recv().unwrap();
         let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
         assert!(
             body["reason"].as_str().unwrap().starts_with("gave up after 2 attempts: output flaky: writing: down"),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn at_give_up_held_records_go_to_dead_letter_with_the_last_failure() {
+        let (dlq_tx, mut dlq_rx) = mpsc::channel(4);
+        let route = DeadLetterRoute::new("dlq".into());
+        route.set_outputs(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())]);
+        let drain = Drain::default();
+        let (queue_tx, queue) = mpsc::channel(4);
+        let driver = OutputDriver {
+            name: "flaky".into(),
+            batch: BatchSettings { max_records: 10, max_wait: std::time::Duration::from_millis(10) },
+            retry: RetrySettings { max_attempts: None },
+            dead_letters: route,
+            drain: drain.clone(),
+        };
+        let flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
+        let run = tokio::spawn(run(driver, Box::new(flaky), queue));
+        queue_tx.send(vec![record("a", None)]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drain.give_up.cancel();
+        run.await.unwrap();
+        let dead = dlq_rx.try_recv().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
+        let reason = body["reason"].as_str().unwrap();
+        assert!(reason.starts_with("shutdown_timeout ran out while the output could not deliver: "), "{reason}");
+        assert!(reason.contains("output flaky: writing: down"), "names the last failure: {reason}");
+    }
+
+    #[tokio::test]
+    async fn at_give_up_without_a_dead_letter_output_records_are_abandoned_and_their_inputs_told() {
+        let drain = Drain::default();
+        let (queue_tx, queue) = mpsc::channel(4);
+        let driver = OutputDriver {
+            name: "flaky".into(),
+            batch: BatchSettings { max_records: 1, max_wait: std::time::Duration::from_millis(10) },
+            retry: RetrySettings { max_attempts: None },
+            dead_letters: DeadLetterRoute::new("dlq".into()),
+            drain: drain.clone(),
+        };
+        let (token, mut outcome) = AckToken::channel();
+        let flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
+        let run = tokio::spawn(run(driver, Box::new(flaky), queue));
+        queue_tx.send(vec![record("a", Some(token.clone()))]).await.unwrap();
+        queue_tx.send(vec![record("still queued", Some(token))]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let before = drain.abandoned();
+        drain.give_up.cancel();
+        run.await.unwrap();
+        assert!(drain.abandoned() >= before + 2, "the batch being retried and the queued one");
+        assert_eq!(outcome.try_recv().unwrap(), Delivery::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_lone_record_is_written_at_once_not_after_max_wait() {
+        let (queue_tx, queue) = mpsc::channel(4);
+        let driver = OutputDriver {
+            name: "flaky".into(),
+            batch: BatchSettings { max_records: 1000, max_wait: std::time::Duration::from_secs(3600) },
+            retry: RetrySettings { max_attempts: None },
+            dead_letters: DeadLetterRoute::new("dlq".into()),
+            drain: Drain::default(),
+        };
+        let (token, outcome) = AckToken::channel();
+        let flaky = Flaky { failures: 0, retried: false, written: Vec::new() };
+        tokio::spawn(run(driver, Box::new(flaky), queue));
+        queue_tx.send(vec![record("a", Some(token))]).await.unwrap();
+        let delivered = tokio::time::timeout(std::time::Duration::from_secs(5), outcome).await;
+        assert_eq!(delivered.expect("written without waiting for max_wait").unwrap(), Delivery::Delivered);
     }
 }

@@ -202,7 +202,8 @@ impl Running {
         // Start new and modified outputs beside the old ones.
         let mut started = Outputs::default();
         for spec in new.outputs.iter().filter(|o| plan.outputs.builds(&o.name)) {
-            if let Err(error) = started.start(spec, new.pipeline.queue_capacity, &self.dead_letters).await {
+            if let Err(error) = started.start(spec, new.pipeline.queue_capacity, &self.dead_letters, &self.drain).await
+            {
                 started.finish().await;
                 return Err(error.into());
             }

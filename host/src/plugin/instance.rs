@@ -40,6 +40,9 @@ pub struct Processed {
     /// The records the filter emitted, in its order, each carrying its
     /// parent's acknowledgement and a child of its parent's origin.
     pub emitted: Batch,
+    /// For each of `emitted`, the index into the batch of its parent;
+    /// `None` for an aggregate.
+    pub parents: Vec<Option<usize>>,
     /// Indices into the batch of the records the filter refused, with its
     /// reason; the caller dead-letters them.
     pub rejected: Vec<(usize, String)>,
@@ -129,7 +132,9 @@ impl FilterInstance {
         }
         let mut children = vec![0u32; n];
         let mut emitted = Vec::with_capacity(result.emitted.len());
+        let mut parents = Vec::with_capacity(result.emitted.len());
         for e in result.emitted {
+            parents.push(e.parent.map(|p| p as usize));
             let (origin, ack) = match e.parent {
                 Some(p) => {
                     let parent = &records[p as usize];
@@ -150,7 +155,7 @@ impl FilterInstance {
             });
         }
         let rejected = result.rejected.into_iter().map(|r| (r.index as usize, r.reason)).collect();
-        Ok(Processed { emitted, rejected })
+        Ok(Processed { emitted, parents, rejected })
     }
 
     /// Call `tick` with the host clock's `now`; the records it emits have
@@ -273,22 +278,42 @@ fn instantiate(
     Ok((store, bindings))
 }
 
-/// The message of a Rust guest's panic, from its stderr.
+/// Longest guest message kept in a trap's reason.
+const MAX_GUEST_MESSAGE: usize = 300;
+
+/// What the guest said as it failed, from the stderr of the call: a Rust
+/// panic (`panicked at …` and its message), a Go panic (`panic: …`), or
+/// else the last line written (a Python exception, a JavaScript error).
 fn panic_message(stderr: &str) -> Option<String> {
-    let line = stderr.lines().rev().find(|l| l.contains("panicked at"))?;
-    let start = stderr.rfind(line)?;
-    let text: Vec<&str> = stderr[start..].lines().take_while(|l| !l.starts_with("note:")).collect();
-    Some(text.join(" ").trim().to_string())
+    let text = if let Some(line) = stderr.lines().rev().find(|l| l.contains("panicked at")) {
+        let start = stderr.rfind(line)?;
+        let text: Vec<&str> = stderr[start..].lines().take_while(|l| !l.starts_with("note:")).collect();
+        text.join(" ")
+    } else if let Some(line) = stderr.lines().find(|l| l.starts_with("panic: ")) {
+        line.to_string()
+    } else {
+        stderr.lines().rev().find(|l| !l.trim().is_empty())?.to_string()
+    };
+    let text = text.trim();
+    Some(match text.char_indices().nth(MAX_GUEST_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::panic_message;
+    use super::{MAX_GUEST_MESSAGE, panic_message};
 
     #[test]
     fn finds_the_panic_message_in_stderr() {
         let stderr = "noise\nthread '<unnamed>' panicked at src/lib.rs:10:5:\npoisoned record\nnote: run with `RUST_BACKTRACE=1`";
         assert_eq!(panic_message(stderr).unwrap(), "thread '<unnamed>' panicked at src/lib.rs:10:5: poisoned record");
-        assert_eq!(panic_message("fine"), None);
+        let go = "panic: poisoned record\n\ngoroutine 1 [running]:\nmain.process(...)\n";
+        assert_eq!(panic_message(go).unwrap(), "panic: poisoned record");
+        let python = "Traceback (most recent call last):\n  File \"app.py\", line 3\nValueError: poisoned record\n";
+        assert_eq!(panic_message(python).unwrap(), "ValueError: poisoned record");
+        assert_eq!(panic_message(""), None);
+        assert_eq!(panic_message(&"x".repeat(1000)).unwrap().chars().count(), MAX_GUEST_MESSAGE + 1);
     }
 }

@@ -90,9 +90,10 @@ impl<'a> RecordView<'a> {
 }
 
 /// The body of a metric record:
-/// `{"metric":"<name>","value":<number>,"labels":{"<k>":"<v>",...}}`.
+/// `{"metric":"<name>","value":<number>,"labels":{"<k>":"<v>",...}}`, and
+/// `"match":<explained>` after them when `explain` is on.
 /// `labels` must already be sorted by key (rules sort them once, at configure).
-pub fn metric_body(metric: &str, value: Value, labels: &[(&str, &str)]) -> String {
+pub fn metric_body(metric: &str, value: Value, labels: &[(&str, &str)], explained: Option<&str>) -> String {
     debug_assert!(labels.windows(2).all(|w| w[0].0 < w[1].0), "labels must be sorted");
     let mut label_object = ObjectWriter::with_capacity(16 * labels.len() + 2);
     for (key, text) in labels {
@@ -106,6 +107,9 @@ pub fn metric_body(metric: &str, value: Value, labels: &[(&str, &str)]) -> Strin
         Value::Float(f) => body.f64("value", f),
     };
     body.raw("labels", utf8(&label_object));
+    if let Some(explained) = explained {
+        body.raw("match", explained);
+    }
     String::from_utf8(body.finish()).expect("an ObjectWriter fed only str writes UTF-8")
 }
 
@@ -187,9 +191,9 @@ mod tests {
 
     #[test]
     fn metric_body_has_the_agreed_shape() {
-        let body = metric_body("response_time", Value::Integer(231), &[("os", "ios"), ("txn", "pay\"ment")]);
+        let body = metric_body("response_time", Value::Integer(231), &[("os", "ios"), ("txn", "pay\"ment")], None);
         assert_eq!(body, r#"{"metric":"response_time","value":231,"labels":{"os":"ios","txn":"pay\"ment"}}"#);
-        let body = metric_body("page_load", Value::Float(1200.0), &[]);
+        let body = metric_body("page_load", Value::Float(1200.0), &[], None);
         assert_eq!(body, r#"{"metric":"page_load","value":1200.0,"labels":{}}"#);
         let parsed: Json = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed, json!({"metric": "page_load", "value": 1200.0, "labels": {}}));
@@ -198,7 +202,7 @@ mod tests {
     #[test]
     fn enrich_splices_without_touching_the_original_bytes() {
         let raw = br#"{"message":"x",  "n" : 1 }"#;
-        let m = metric_body("m", Value::Integer(1), &[]);
+        let m = metric_body("m", Value::Integer(1), &[], None);
         let out = enrich(raw, "extract", Mode::First, std::slice::from_ref(&m), &[]).unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
@@ -209,8 +213,8 @@ mod tests {
     #[test]
     fn all_mode_always_writes_an_array_and_errors_join() {
         let raw = br#"{"message":"x"}"#;
-        let a = metric_body("a", Value::Integer(1), &[]);
-        let b = metric_body("b", Value::Float(0.5), &[]);
+        let a = metric_body("a", Value::Integer(1), &[], None);
+        let b = metric_body("b", Value::Float(0.5), &[], None);
         let out = enrich(raw, "extract", Mode::All, &[a.clone(), b], &["e1".into(), "e2".into()]).unwrap();
         let parsed: Json = serde_json::from_slice(&out).unwrap();
         assert_eq!(

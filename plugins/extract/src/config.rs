@@ -45,6 +45,14 @@ pub struct ExtractFilterConfig {
     pub mode: Mode,
     /// The rules, tried in order.
     pub rules: Vec<RuleConfig>,
+    /// Add where each rule matched to its metric records, under `match`:
+    /// `{"rule": index, "source": path, "start", "end", "groups": {"name":
+    /// [start, end]}}`, offsets in characters of the source text (as
+    /// pattern errors count them), end exclusive, for named groups that
+    /// took part. For the console's rule playground and debugging; off by
+    /// default (the records keep their documented shape).
+    #[serde(default)]
+    pub explain: bool,
 }
 
 fn default_source() -> String {
@@ -198,6 +206,7 @@ mod tests {
         assert_eq!(c.metric_tag, "metrics");
         assert_eq!(c.enrich_field, "extract");
         assert_eq!(c.mode, Mode::First);
+        assert!(!c.explain);
         assert_eq!(c.rules[0].source, None);
         assert!(c.rules[0].labels.groups.is_empty() && c.rules[0].labels.fields.is_empty());
     }

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use regex::{Captures, Regex, RegexSet};
-use weir_plugin_sdk::ConfigError;
+use weir_plugin_sdk::{ConfigError, ObjectWriter};
 
 use crate::body::{FieldPath, RecordView, metric_body};
 use crate::config::{ExtractFilterConfig, Mode, RuleConfig, ValueKind};
@@ -30,6 +30,8 @@ const DEFAULT_DURATION_UNIT: Unit = Unit::Millis;
 #[derive(Debug)]
 pub struct RuleSet {
     mode: Mode,
+    /// Whether metric records say where their rule matched (`explain`).
+    explain: bool,
     rules: Vec<Rule>,
     /// One entry per distinct source path, in order of first use.
     sources: Vec<SourceGroup>,
@@ -123,7 +125,7 @@ impl RuleSet {
                 Ok(SourceGroup { path, set, rules: members })
             })
             .collect::<Result<_, ConfigError>>()?;
-        Ok(Self { mode: config.mode, rules, sources })
+        Ok(Self { mode: config.mode, explain: config.explain, rules, sources })
     }
 
     /// Match a record against the rules: in mode `first` the first rule in
@@ -145,7 +147,8 @@ impl RuleSet {
         let mut extraction = Extraction { has_source: true, ..Extraction::default() };
         for (rule, source) in hits {
             let text = texts[source].as_deref().expect("hits only come from present sources");
-            if self.rules[rule].apply(text, record, &mut extraction) && self.mode == Mode::First {
+            let explain = self.explain.then(|| Explain { rule, source: self.sources[source].path.as_str() });
+            if self.rules[rule].apply(text, record, &mut extraction, explain) && self.mode == Mode::First {
                 break;
             }
         }
@@ -218,19 +221,51 @@ impl Rule {
 
     /// Run this rule on `text`, adding a metric or an error to `extraction`.
     /// Returns whether the pattern matched.
-    fn apply(&self, text: &str, record: &RecordView<'_>, extraction: &mut Extraction) -> bool {
+    fn apply(
+        &self,
+        text: &str,
+        record: &RecordView<'_>,
+        extraction: &mut Extraction,
+        explain: Option<Explain>,
+    ) -> bool {
         let Some(captures) = self.regex.captures(text) else {
             return false;
         };
         extraction.matched = true;
-        match self.metric(&captures, record) {
+        let explained = explain.map(|e| self.explain(e, text, &captures));
+        match self.metric(&captures, record, explained.as_deref()) {
             Ok(body) => extraction.metrics.push(body),
             Err(reason) => extraction.errors.push(format!("{}: group {}: {reason}", self.name, self.value_group_name)),
         }
         true
     }
 
-    fn metric(&self, captures: &Captures<'_>, record: &RecordView<'_>) -> Result<String, String> {
+    /// The `match` object of `explain`: where this rule matched in `text`.
+    fn explain(&self, explain: Explain, text: &str, captures: &Captures<'_>) -> String {
+        let chars = |byte: usize| text[..byte].chars().count();
+        let span = |m: regex::Match<'_>| format!("[{},{}]", chars(m.start()), chars(m.end()));
+        let mut groups = ObjectWriter::with_capacity(64);
+        for (index, name) in self.regex.capture_names().enumerate() {
+            if let (Some(name), Some(group)) = (name, captures.get(index)) {
+                groups.raw(name, &span(group));
+            }
+        }
+        let whole = captures.get(0).expect("group 0 is the whole match");
+        let mut out = ObjectWriter::with_capacity(128);
+        out.i64("rule", i64::try_from(explain.rule).unwrap_or(i64::MAX))
+            .str("source", explain.source)
+            .i64("start", i64::try_from(chars(whole.start())).unwrap_or(i64::MAX))
+            .i64("end", i64::try_from(chars(whole.end())).unwrap_or(i64::MAX))
+            .raw("groups", std::str::from_utf8(&groups.finish()).expect("an ObjectWriter writes UTF-8"));
+        String::from_utf8(out.finish()).expect("an ObjectWriter writes UTF-8")
+    }
+
+    fn metric(
+        &self,
+        captures: &Captures<'_>,
+        record: &RecordView<'_>,
+        explained: Option<&str>,
+    ) -> Result<String, String> {
         let text = captures.get(self.value_group).ok_or("did not take part in the match")?.as_str();
         let value = self.value_type.parse(text)?;
         let texts: Vec<(&str, Cow<'_, str>)> = self
@@ -245,8 +280,15 @@ impl Rule {
             })
             .collect();
         let labels: Vec<(&str, &str)> = texts.iter().map(|(name, text)| (*name, text.as_ref())).collect();
-        Ok(metric_body(&self.metric, value, &labels))
+        Ok(metric_body(&self.metric, value, &labels, explained))
     }
+}
+
+/// Which rule matched and where it read, for `explain`.
+#[derive(Clone, Copy)]
+struct Explain<'a> {
+    rule: usize,
+    source: &'a str,
 }
 
 /// A pattern error as `<what> at <offset>`: the offset counts characters

@@ -8,27 +8,29 @@
 
 use serde::de::{Deserialize, Deserializer};
 use weir_plugin_sdk::ConfigError;
-use weir_plugin_sdk::config::{self, List, NonEmptyString, Number};
+use weir_plugin_sdk::config::{self, Duration, List, NonEmptyString, Number};
+use weir_plugin_sdk::duration;
 
-use crate::duration;
 use crate::quantile::{self, Quantile};
 
 /// Default significant digits: HdrHistogram's own recommendation, a relative
-/// error of at most 0.1% for about 8 KiB per histogram.
+/// error of at most 0.1%.
 const DEFAULT_DIGITS: u8 = 3;
 
-/// Default upper bound of accepted values. Histograms grow only to the largest
-/// value actually recorded, so a high bound costs no memory; the default
-/// refuses only absurd values.
+/// Default upper bound of accepted values. Histograms hold only the buckets
+/// values fall in, so a high bound costs no memory; the default refuses only
+/// absurd values.
 const DEFAULT_HIGHEST: f64 = 1e12;
 
-/// Default cardinality cap: at 3 digits a series costs at least ~8 KiB per
-/// open pane, so 10 000 series stay under ~100 MiB for tumbling windows.
+/// Default cardinality cap: an open pane costs about 100 bytes plus about 30
+/// per distinct bucket (at most one per value), so 10 000 series with a few
+/// hundred distinct values per window stay under ~100 MiB.
 const DEFAULT_MAX_SERIES: usize = 10_000;
 
-/// Largest `scale * highest`: recorded integers must stay exactly
-/// representable as `f64` (2^53) so sums and bounds are exact.
-const MAX_SCALED: f64 = 9_007_199_254_740_992.0;
+/// Default `max_future`: how far ahead of the host clock an event may be.
+/// Five minutes covers clocks a little fast and devices a few minutes off
+/// (LaminarDB's default skew bound); anything further is a wrong clock.
+const DEFAULT_MAX_FUTURE: i64 = 5 * 60 * 1_000_000_000;
 
 /// Most panes per hopping window. Each open pane holds one histogram, so
 /// memory grows with window/step; 60 allows a 1h window with a 1m step.
@@ -51,22 +53,26 @@ struct PercentilesBlock {
     step: Option<Duration>,
     /// How far the watermark trails the largest event time seen. Default `0s`.
     allowed_lateness: Option<Duration>,
+    /// How far ahead of the host clock an event may be; a later one is
+    /// refused (dead-lettered, counted `future`). Default `5m`.
+    max_future: Option<Duration>,
     /// Host-clock time without events after which a series' windows are
     /// closed. Default: twice `window`.
     idle_timeout: Option<Duration>,
     /// Quantiles to emit, percentiles (`"p99.9"`) or fractions (`0.999`).
     /// Default: p50, p75, p90, p95, p99.
     quantiles: Option<List<Quantile>>,
-    /// HdrHistogram significant digits, 1 to 5. Default 3.
+    /// Significant digits of every quantile, 1 to 5: each is within
+    /// `10^-digits` of the exact value, relative. Default 3.
     #[serde(default, deserialize_with = "significant_digits")]
     significant_digits: Option<u8>,
     /// Smallest accepted value, in the metric's own unit. Default 0.
     lowest: Option<Number>,
     /// Largest accepted value, in the metric's own unit. Default 1e12.
     highest: Option<Number>,
-    /// Values are recorded as `round(value * scale)`; raise it to keep
-    /// fractions of small values. Default 1.
-    scale: Option<Number>,
+    /// Gone: values of any magnitude keep `significant_digits`. Refused
+    /// with that reason rather than as an unknown key.
+    scale: Option<serde::de::IgnoredAny>,
     /// Most series with open windows at once. Default 10 000.
     #[serde(default, deserialize_with = "max_series")]
     max_series: Option<usize>,
@@ -78,19 +84,6 @@ struct PercentilesBlock {
     /// Free text for people reading the config, checked only to be a string.
     #[allow(dead_code)]
     description: Option<String>,
-}
-
-/// A duration as written in the config, in ns.
-struct Duration(i64);
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        config::value_with(deserializer, |value| {
-            let text =
-                value.as_str().ok_or_else(|| format!("expected a duration string such as \"15m\", got {value}"))?;
-            duration::parse(text).map(Duration)
-        })
-    }
 }
 
 impl<'de> Deserialize<'de> for Quantile {
@@ -133,19 +126,19 @@ pub struct PercentilesConfig {
     pub step: i64,
     /// How far the watermark trails the largest event time seen, in ns.
     pub allowed_lateness: i64,
+    /// How far ahead of the host clock an event may be, in ns.
+    pub max_future: i64,
     /// Host-clock time without events after which a series' windows are
     /// closed by `tick`, in ns.
     pub idle_timeout: i64,
     /// Quantiles to emit, in config order.
     pub quantiles: Vec<Quantile>,
-    /// HdrHistogram significant digits, 1 to 5.
+    /// Significant digits of every quantile, 1 to 5.
     pub significant_digits: u8,
     /// Smallest accepted value, in the metric's own unit.
     pub lowest: f64,
     /// Largest accepted value, in the metric's own unit.
     pub highest: f64,
-    /// Values are recorded as `round(value * scale)`.
-    pub scale: f64,
     /// Most series with open windows at once.
     pub max_series: usize,
     /// What to do with late events.
@@ -184,6 +177,7 @@ impl PercentilesConfig {
             ));
         }
         let allowed_lateness = block.allowed_lateness.map_or(0, |Duration(d)| d);
+        let max_future = block.max_future.map_or(DEFAULT_MAX_FUTURE, |Duration(d)| d);
         let idle_timeout = match block.idle_timeout {
             Some(Duration(timeout)) => positive(timeout, "idle_timeout")?,
             None => window.saturating_mul(2),
@@ -218,14 +212,10 @@ impl PercentilesConfig {
         if highest <= lowest {
             return Err(ConfigError::at("highest", format!("must be above lowest ({lowest}), got {highest}")));
         }
-        let scale = block.scale.map_or(1.0, |Number(n)| n);
-        if scale <= 0.0 {
-            return Err(ConfigError::at("scale", format!("must be above 0, got {scale}")));
-        }
-        if highest * scale > MAX_SCALED {
+        if block.scale.is_some() {
             return Err(ConfigError::at(
-                "highest",
-                format!("highest * scale = {} exceeds 2^53, the largest value recorded exactly", highest * scale),
+                "scale",
+                "no longer used: values of any magnitude keep significant_digits (3 by default: within 0.1%); remove it",
             ));
         }
 
@@ -233,12 +223,12 @@ impl PercentilesConfig {
             window,
             step,
             allowed_lateness,
+            max_future,
             idle_timeout,
             quantiles,
             significant_digits: block.significant_digits.unwrap_or(DEFAULT_DIGITS),
             lowest,
             highest,
-            scale,
             max_series: block.max_series.unwrap_or(DEFAULT_MAX_SERIES),
             late: block.late.unwrap_or(LatePolicy::DeadLetter),
             tag: block.tag.map_or_else(|| "metrics.window".to_string(), |NonEmptyString(tag)| tag),
@@ -271,7 +261,8 @@ mod tests {
         let names: Vec<_> = c.quantiles.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, ["p50", "p75", "p90", "p95", "p99"]);
         assert_eq!(c.significant_digits, 3);
-        assert_eq!((c.lowest, c.highest, c.scale), (0.0, 1e12, 1.0));
+        assert_eq!((c.lowest, c.highest), (0.0, 1e12));
+        assert_eq!(c.max_future, 300_000_000_000);
         assert_eq!(c.max_series, 10_000);
         assert_eq!(c.late, LatePolicy::DeadLetter);
         assert_eq!(c.tag, "metrics.window");
@@ -282,13 +273,14 @@ mod tests {
         let c = PercentilesConfig::parse(
             r#"{"window": "15m", "step": "5m", "allowed_lateness": "30s", "idle_timeout": "1h",
                 "quantiles": ["p50", "p99.9", 0.75], "significant_digits": 2, "lowest": 1,
-                "highest": 60000, "scale": 10, "max_series": 50, "late": "drop", "tag": "m"}"#,
+                "highest": 60000, "max_future": "1h", "max_series": 50, "late": "drop", "tag": "m"}"#,
         )
         .unwrap();
         assert_eq!(c.step, 300_000_000_000);
         assert_eq!(c.quantiles[1].name, "p99_9");
         assert_eq!(c.quantiles[2].name, "p75");
         assert_eq!(c.late, LatePolicy::Drop);
+        assert_eq!(c.max_future, 3_600_000_000_000);
     }
 
     #[test]
@@ -309,7 +301,7 @@ mod tests {
             (r#"{"window": "15m", "lowest": -1}"#, "lowest"),
             (r#"{"window": "15m", "lowest": 10, "highest": 5}"#, "highest"),
             (r#"{"window": "15m", "scale": 0}"#, "scale"),
-            (r#"{"window": "15m", "scale": 1e9, "highest": 1e12}"#, "highest"),
+            (r#"{"window": "15m", "max_future": "soon"}"#, "max_future"),
             (r#"{"window": "15m", "max_series": 0}"#, "max_series"),
             (r#"{"window": "15m", "late": "keep"}"#, "late"),
             (r#"{"window": "15m", "tag": ""}"#, "tag"),
@@ -319,6 +311,10 @@ mod tests {
             assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
         }
         assert_eq!(error(r#"{"window": "15m", "step": "7m"}"#).message, "7m does not divide the window 15m");
+        assert_eq!(
+            error(r#"{"window": "15m", "scale": 1000}"#).message,
+            "no longer used: values of any magnitude keep significant_digits (3 by default: within 0.1%); remove it"
+        );
     }
 
     #[test]

@@ -5,8 +5,19 @@
 //! WIT glue. Snapshots are `snapshot`'s, window geometry is `window`'s.
 //!
 //! Semantics, in one place:
-//! - The watermark is the largest event time of any recorded value minus
-//!   `allowed_lateness`; it never goes back, across restores included.
+//! - The watermark is the largest event time of any recorded value, capped
+//!   at the host clock of the call that recorded it, minus
+//!   `allowed_lateness`; it never goes back, across restores included. The
+//!   cap is why one device whose clock is fast cannot close the windows every
+//!   other device is still filling: data can say how late it is, never how
+//!   late it is for everyone else.
+//! - An event more than `max_future` ahead of the host clock is refused
+//!   (counted `future`, dead-lettered with the reason): a wrong clock, whose
+//!   value would sit in a window no one else reaches and, flushed when idle,
+//!   close its series' windows ahead of time.
+//! - A value the histogram cannot hold to its significant digits (below the
+//!   smallest normal `f64`) is refused (counted `unrepresentable`), never
+//!   rounded.
 //! - A window closes when the watermark reaches its end. Closing is checked
 //!   after every recorded value, so the output does not depend on how input
 //!   is cut into batches.
@@ -15,18 +26,19 @@
 //!   event some of whose windows have closed is recorded for the open ones
 //!   and counted as `partially_late`.
 //! - `tick` closes every window of a series that has had no event for
-//!   `idle_timeout` of host-clock time, early; that series' later events for
-//!   those windows are then late.
+//!   `idle_timeout` of host-clock time, early, up to the windows ending by
+//!   the host clock (later ones, of events within `max_future`, wait for
+//!   it); that series' later events for those windows are then late.
 //! - Series with no open pane are forgotten, so `max_series` caps the series
 //!   with open windows, not every series ever seen.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weir_plugin_sdk::InputEvent;
 use weir_plugin_sdk::json::{self, rfc3339};
+use weir_plugin_sdk::{InputEvent, duration};
 
 use crate::config::{LatePolicy, PercentilesConfig};
-use crate::duration;
+use crate::histogram::{Precision, Sample};
 use crate::metric::{self, SeriesKey};
 use crate::pane::{Pane, WindowStats};
 use crate::window::Windows;
@@ -65,6 +77,10 @@ pub struct Counters {
     pub invalid: u64,
     /// Values outside `[lowest, highest]`.
     pub out_of_range: u64,
+    /// Values the histogram cannot hold to its significant digits.
+    pub unrepresentable: u64,
+    /// Events more than `max_future` ahead of the host clock.
+    pub future: u64,
     /// Events all of whose windows had closed.
     pub late: u64,
     /// Events recorded although some of their (hopping) windows had closed.
@@ -79,11 +95,13 @@ pub struct Counters {
 
 impl Counters {
     /// `(host counter name, delta)` for every counter.
-    pub fn by_name(&self) -> [(&'static str, u64); 8] {
+    pub fn by_name(&self) -> [(&'static str, u64); 10] {
         [
             ("accepted", self.accepted),
             ("invalid", self.invalid),
             ("out_of_range", self.out_of_range),
+            ("unrepresentable", self.unrepresentable),
+            ("future", self.future),
             ("late", self.late),
             ("partially_late", self.partially_late),
             ("series_cap", self.series_cap),
@@ -141,8 +159,10 @@ struct CapEpisode {
 pub struct Percentiles {
     pub(crate) config: PercentilesConfig,
     pub(crate) windows: Windows,
+    pub(crate) precision: Precision,
     pub(crate) series: BTreeMap<SeriesKey, Series>,
-    /// Largest event time of a recorded value.
+    /// Largest event time of a recorded value, each capped at the host
+    /// clock of its call.
     pub(crate) max_event_time: Option<i64>,
     /// Every window ending at or before this has closed (for every series).
     pub(crate) closed: Option<i64>,
@@ -153,9 +173,11 @@ impl Percentiles {
     /// A filter with no state.
     pub fn new(config: PercentilesConfig) -> Self {
         let windows = Windows { size: config.window, step: config.step };
+        let precision = Precision::new(config.significant_digits);
         Self {
             config,
             windows,
+            precision,
             series: BTreeMap::new(),
             max_event_time: None,
             closed: None,
@@ -168,7 +190,8 @@ impl Percentiles {
         &self.config
     }
 
-    /// The watermark: largest recorded event time minus allowed lateness.
+    /// The watermark: largest recorded event time (capped at the host clock)
+    /// minus allowed lateness.
     pub fn watermark(&self) -> Option<i64> {
         self.max_event_time.map(|t| t.saturating_sub(self.config.allowed_lateness))
     }
@@ -201,7 +224,25 @@ impl Percentiles {
             ));
         }
 
+        let sample = Sample::new(metric.value).map_err(|why| {
+            out.counters.unrepresentable += 1;
+            format!("value {} of {} {why}", json::number(metric.value), metric.key)
+        })?;
+
         let t = event.time;
+        if t.saturating_sub(now) > self.config.max_future {
+            out.counters.future += 1;
+            // Whole seconds: nanoseconds of a wrong clock say nothing.
+            let ahead = t.saturating_sub(now);
+            return Err(format!(
+                "future event for {} at {}: {} ahead of the host clock {}, more than max_future {}",
+                metric.key,
+                rfc3339(t),
+                duration::format(ahead - ahead % 1_000_000_000),
+                rfc3339(now),
+                duration::format(self.config.max_future)
+            ));
+        }
         let flushed = self.series.get(&metric.key).and_then(|s| s.flushed_through);
         let mut partially_late = false;
         if let Some(boundary) = self.closed.max(flushed) {
@@ -232,23 +273,19 @@ impl Percentiles {
             return Err(format!("series cap of {max} reached: new series {} refused (max_series)", metric.key));
         }
 
-        let recorded = (metric.value * self.config.scale).round() as u64;
-        let digits = self.config.significant_digits;
+        let precision = self.precision;
         let series = self.series.entry(metric.key).or_insert_with(|| Series {
             panes: BTreeMap::new(),
             last_seen: now,
             flushed_through: None,
         });
-        series
-            .panes
-            .entry(self.windows.pane_start(t))
-            .or_insert_with(|| Pane::new(digits))
-            .record(metric.value, recorded);
+        series.panes.entry(self.windows.pane_start(t)).or_insert_with(|| Pane::new(precision)).record(sample);
         series.last_seen = now;
         out.counters.accepted += 1;
         out.counters.partially_late += u64::from(partially_late);
 
-        let max = self.max_event_time.map_or(t, |m| m.max(t));
+        let capped = t.min(now);
+        let max = self.max_event_time.map_or(capped, |m| m.max(capped));
         self.max_event_time = Some(max);
         let boundary = self.windows.closed_boundary(max.saturating_sub(self.config.allowed_lateness));
         if self.closed.is_none_or(|c| boundary > c) {
@@ -295,7 +332,9 @@ impl Percentiles {
     }
 
     /// Close the windows of every series idle for `idle_timeout` at host
-    /// time `now`.
+    /// time `now`, up to those ending by `now`: a window a fast clock opened
+    /// ahead of the host clock waits for the clock, so flushing it early
+    /// cannot close its series' windows ahead of time.
     pub fn tick(&mut self, now: i64) -> Outcome {
         let mut out = Outcome::default();
         let mut emitted = Vec::new();
@@ -310,9 +349,12 @@ impl Percentiles {
                 continue;
             }
             let already = closed.max(series.flushed_through);
-            let target = windows.last_end_of_pane(last_pane);
+            let target = windows.last_end_of_pane(last_pane).min(windows.closed_boundary(now));
+            if already.is_some_and(|a| target <= a) {
+                continue;
+            }
             emit(config, windows, key, series, already, target, &mut emitted);
-            series.panes.clear();
+            series.panes.retain(|&start, _| windows.last_end_of_pane(start) > target);
             series.flushed_through = Some(target.max(already.unwrap_or(i64::MIN)));
             out.counters.idle_closed += 1;
         }
@@ -373,12 +415,12 @@ fn emit(
         let mut panes = series.panes.range(start..end).map(|(_, pane)| pane);
         let first = panes.next().expect("an end comes from a pane inside its window");
         let stats = match panes.next() {
-            None => first.stats(&config.quantiles, config.scale),
+            None => first.stats(&config.quantiles),
             Some(second) => {
                 let mut merged = first.clone();
                 merged.merge(second);
                 panes.for_each(|pane| merged.merge(pane));
-                merged.stats(&config.quantiles, config.scale)
+                merged.stats(&config.quantiles)
             }
         };
         out.push(WindowRecord { start, end, key: key.clone(), stats });

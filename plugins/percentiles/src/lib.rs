@@ -1,5 +1,5 @@
 //! `percentiles`: per-series quantiles of metric records over event-time
-//! windows, with HdrHistogram.
+//! windows, with log-linear histograms (HdrHistogram's layout over `f64`).
 //!
 //! Input: records as `extract` emits them, body
 //! `{"metric": "<name>", "value": <number>, "labels": {"k": "v"}}`, event
@@ -12,10 +12,10 @@
 //! | module     | owns                                                        |
 //! |------------|-------------------------------------------------------------|
 //! | `config`   | the `config:` block, defaults, validation errors by field   |
-//! | `duration` | `"15m"`-style durations                                     |
 //! | `quantile` | `p99.9` parsing, names (`p99_9`), exact nearest rank        |
 //! | `metric`   | reading an input record, series keys, rejection reasons     |
 //! | `window`   | window and pane arithmetic, lateness (pure)                 |
+//! | `histogram`| buckets of the same relative width at any magnitude         |
 //! | `pane`     | recording values, exact stats, reading quantiles            |
 //! | `engine`   | series, watermark, closing windows, counters (pure)         |
 //! | `output`   | the window record body                                      |
@@ -23,14 +23,14 @@
 //! | this file  | the `Filter` impl: host calls around the pure engine        |
 //!
 //! The WIT bindings and export glue, RFC 3339, number and quote formatting,
-//! config errors and the counter hand-over are `weir-plugin-sdk`'s.
+//! config errors, durations and the counter hand-over are `weir-plugin-sdk`'s.
 
 // The SDK holds the bindings' unsafe code; a plugin needs none.
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod duration;
 pub mod engine;
+pub mod histogram;
 pub mod metric;
 pub mod output;
 pub mod pane;

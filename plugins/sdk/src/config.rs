@@ -6,8 +6,8 @@
 //!
 //! Serde's own messages say what was expected (``unknown field `patern`,
 //! expected one of …``, ``missing field `value` ``). For shapes serde has
-//! no word for there are [`NonEmptyString`], [`DottedPath`], [`Number`] and
-//! [`List`],
+//! no word for there are [`NonEmptyString`], [`DottedPath`], [`Number`],
+//! [`Duration`] and [`List`],
 //! whose messages say what was found (`expected a list, found a string`),
 //! [`StringOrObject`] for a key written either way, and [`value_with`] for
 //! a key read by hand. Checks of meaning (a regex
@@ -179,6 +179,21 @@ impl<'de> Deserialize<'de> for Number {
         value_with(deserializer, |value| match value.as_f64() {
             Some(n) => Ok(Self(n)),
             None => Err(format!("expected a number, found {}", kind(value))),
+        })
+    }
+}
+
+/// A duration such as `"15m"` or `"1h30m"` ([`crate::duration`]), in
+/// nanoseconds: `expected a duration string such as "15m", got 5`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub i64);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        value_with(deserializer, |value| {
+            let text =
+                value.as_str().ok_or_else(|| format!("expected a duration string such as \"15m\", got {value}"))?;
+            crate::duration::parse(text).map(Self)
         })
     }
 }

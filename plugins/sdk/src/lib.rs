@@ -55,6 +55,7 @@
 //! | `wit`      | the bindings generated from `wit/filter.wit`; hidden             |
 //! | `state`    | the per-instance state `configure` sets and later calls use       |
 //! | `config`   | `ConfigError` (key path and message), reading the block           |
+//! | `duration` | config durations (`"15m"`): parsing and formatting for messages  |
 //! | `event`    | an input event's time and body, borrowed for a pure core         |
 //! | `body`     | borrowed field access to a JSON body, splicing fields into it     |
 //! | `json`     | single values as JSON text: RFC 3339 times, numbers, quotes       |
@@ -68,6 +69,7 @@
 pub mod body;
 pub mod config;
 pub mod counters;
+pub mod duration;
 pub mod event;
 pub mod filter;
 pub mod host;

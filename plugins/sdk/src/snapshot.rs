@@ -27,6 +27,13 @@ struct Outgoing<'a, T> {
     state: &'a T,
 }
 
+/// The envelope alone, other keys ignored, to learn a snapshot's format.
+#[derive(Deserialize)]
+struct Header {
+    plugin: String,
+    format: u32,
+}
+
 /// Unknown keys are refused here, not on `T`: a flattened struct only sees
 /// the keys it knows.
 #[derive(Deserialize)]
@@ -49,6 +56,20 @@ impl SnapshotEnvelope {
     /// keys, inside the envelope.
     pub fn write<T: Serialize>(&self, state: &T) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(&Outgoing { plugin: self.plugin, format: self.format, state })
+    }
+
+    /// The format a snapshot of this plugin was written in, for a plugin
+    /// that still reads earlier formats: it reads the snapshot with the
+    /// envelope of that format. The error says whether the bytes are not a
+    /// snapshot at all or are another plugin's.
+    pub fn format_of(&self, bytes: &[u8]) -> Result<u32, String> {
+        let plugin = self.plugin;
+        let header: Header =
+            serde_json::from_slice(bytes).map_err(|e| format!("snapshot is not a {plugin} snapshot: {e}"))?;
+        if header.plugin != plugin {
+            return Err(format!("snapshot is from {:?}, not {plugin}", header.plugin));
+        }
+        Ok(header.format)
     }
 
     /// Read a snapshot this envelope wrote. The error, a sentence for the
@@ -92,6 +113,17 @@ mod tests {
             r#"{"plugin":"weir-plugin-test","format":1,"count":3,"since":-5}"#
         );
         assert_eq!(ENVELOPE.read::<State>(&bytes), Ok(state));
+    }
+
+    #[test]
+    fn the_format_of_a_snapshot_is_read_before_its_state() {
+        let bytes = SnapshotEnvelope::new("weir-plugin-test", 7).write(&State { count: 1, since: None }).unwrap();
+        assert_eq!(ENVELOPE.format_of(&bytes), Ok(7));
+        assert_eq!(
+            ENVELOPE.format_of(br#"{"plugin":"weir-plugin-other","format":1}"#),
+            Err(r#"snapshot is from "weir-plugin-other", not weir-plugin-test"#.to_string())
+        );
+        assert!(ENVELOPE.format_of(b"[]").unwrap_err().starts_with("snapshot is not a weir-plugin-test snapshot: "));
     }
 
     #[test]

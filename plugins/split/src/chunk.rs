@@ -3,6 +3,13 @@
 //! counts go back in [`Counts`], so native tests never touch the WIT imports
 //! (that glue is in `lib.rs`). Time parsing itself lives in `time`.
 //!
+//! Text (a newline-delimited string, or the string elements of an array) is
+//! gathered into statements by the `multiline` rule: a line that does not
+//! start a statement, such as a stack-trace frame, joins the one before it,
+//! so a trace keeps its statement's time instead of becoming records of its
+//! own stamped with the arrival time. Statements never span chunks: chunks
+//! of different devices interleave.
+//!
 //! Cost is linear in chunk size. The chunk's top level is read once (borrowed,
 //! via the SDK), context values once per chunk, and each object statement is
 //! emitted by splicing fields before its closing `}` rather than through a
@@ -10,9 +17,11 @@
 //! split adds fields to it or reads its time, so an added key never duplicates
 //! one the statement already has: the statement's own field wins.
 
+use std::borrow::Cow;
+
 use weir_plugin_sdk::{Fields, ObjectWriter, RawValue};
 
-use crate::config::{OnMissingTime, SplitFilterConfig, TextTime};
+use crate::config::{Multiline, OnMissingTime, SplitFilterConfig, TextTime};
 use crate::time::TimeError;
 
 /// One input event, borrowed from the WIT batch.
@@ -50,16 +59,19 @@ pub struct Counts {
     pub rejected_chunks: u64,
     /// Emitted statements that took the arrival time.
     pub time_missing: u64,
+    /// Lines joined to the statement before them (`multiline`).
+    pub continuation_lines: u64,
 }
 
 impl Counts {
     /// `(host counter name, delta)` for every counter.
-    pub fn by_name(&self) -> [(&'static str, u64); 4] {
+    pub fn by_name(&self) -> [(&'static str, u64); 5] {
         [
             ("statements", self.statements),
             ("chunks", self.chunks),
             ("rejected_chunks", self.rejected_chunks),
             ("time_missing", self.time_missing),
+            ("continuation_lines", self.continuation_lines),
         ]
     }
 }
@@ -122,9 +134,10 @@ pub enum ChunkError {
     },
     /// In `dead_letter` mode, a statement's time is missing or unreadable.
     Time {
-        /// The statement's index: array index, or index among non-empty lines.
+        /// The statement's index: the array index of its first element, or
+        /// its index among the statements of the text.
         index: usize,
-        /// 1-based line number, for newline-delimited text.
+        /// 1-based number of its first line, for newline-delimited text.
         line: Option<usize>,
         /// What was wrong.
         problem: TimeProblem,
@@ -226,6 +239,7 @@ pub fn split_batch<'a>(
             Ok(()) => {
                 outcome.counts.statements += counts.statements;
                 outcome.counts.time_missing += counts.time_missing;
+                outcome.counts.continuation_lines += counts.continuation_lines;
                 if outcome.first_time_problem.is_none() {
                     outcome.first_time_problem = problem.map(|p| format!("chunk {index}: {p}"));
                 }
@@ -277,27 +291,49 @@ impl<'c, 'a> Splitter<'c, 'a> {
             Some(b'[') => {
                 let items: Vec<&RawValue> =
                     serde_json::from_str(statements.get()).expect("a raw value starting with [ is a valid JSON array");
+                let mut text = TextStatements::default();
                 for (index, item) in items.into_iter().enumerate() {
                     match item.get().as_bytes().first() {
                         Some(b'"') => {
-                            let text = weir_plugin_sdk::as_str(item)
+                            let line = weir_plugin_sdk::as_str(item)
                                 .ok_or_else(|| ChunkError::Undecodable { field: field.clone(), index: Some(index) })?;
-                            self.text_statement(&text, index, None, &context, extra)?;
+                            if let Some(done) = text.push(self, line, index, None) {
+                                self.text_statement(done, &context, extra)?;
+                            }
                         }
-                        Some(b'{') => self.object_statement(item, index, &context, extra)?,
+                        Some(b'{') => {
+                            // An object ends the run of text before it.
+                            if let Some(done) = text.finish() {
+                                self.text_statement(done, &context, extra)?;
+                            }
+                            self.object_statement(item, index, &context, extra)?;
+                        }
                         _ => {
                             return Err(ChunkError::BadStatement { field: field.clone(), index, found: kind(item) });
                         }
                     }
                 }
+                if let Some(done) = text.finish() {
+                    self.text_statement(done, &context, extra)?;
+                }
             }
             Some(b'"') => {
-                let text = weir_plugin_sdk::as_str(statements)
+                let whole = weir_plugin_sdk::as_str(statements)
                     .ok_or_else(|| ChunkError::Undecodable { field: field.clone(), index: None })?;
-                let lines = text.split('\n').enumerate();
-                let lines = lines.map(|(n, line)| (n + 1, line.strip_suffix('\r').unwrap_or(line)));
-                for (index, (line_no, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
-                    self.text_statement(line, index, Some(line_no), &context, extra)?;
+                let mut text = TextStatements::default();
+                for (n, line) in whole.split('\n').enumerate() {
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    if line.trim().is_empty() {
+                        text.blank();
+                        continue;
+                    }
+                    let index = text.count;
+                    if let Some(done) = text.push(self, Cow::Borrowed(line), index, Some(n + 1)) {
+                        self.text_statement(done, &context, extra)?;
+                    }
+                }
+                if let Some(done) = text.finish() {
+                    self.text_statement(done, &context, extra)?;
                 }
             }
             _ => {
@@ -307,31 +343,35 @@ impl<'c, 'a> Splitter<'c, 'a> {
         Ok(())
     }
 
+    /// Where the time of a text statement is, and what it says.
+    fn text_time(&self, text: &str) -> Result<i64, TimeProblem> {
+        let Some(time) = &self.config.time else {
+            return Ok(self.chunk.time);
+        };
+        match &time.text {
+            None => Err(TimeProblem::NoTextRule),
+            Some(TextTime::Regex(regex)) => match regex.captures(text).and_then(|c| c.name("time")) {
+                Some(m) => time.format.parse_text(m.as_str(), self.now).map_err(TimeProblem::Parse),
+                None => Err(TimeProblem::NoMatch),
+            },
+            Some(TextTime::Token { delimiter, position }) => match text.split(delimiter.as_str()).nth(*position) {
+                Some(token) => time.format.parse_text(token, self.now).map_err(TimeProblem::Parse),
+                None => Err(TimeProblem::NoToken { position: *position, delimiter: delimiter.clone() }),
+            },
+        }
+    }
+
     fn text_statement(
         &mut self,
-        text: &str,
-        index: usize,
-        line: Option<usize>,
+        statement: TextStatement<'_>,
         context: &[(&str, &RawValue)],
         extra: usize,
     ) -> Result<(), ChunkError> {
-        let found = match &self.config.time {
-            None => Ok(self.chunk.time),
-            Some(time) => match &time.text {
-                None => Err(TimeProblem::NoTextRule),
-                Some(TextTime::Regex(regex)) => match regex.captures(text).and_then(|c| c.name("time")) {
-                    Some(m) => time.format.parse_text(m.as_str()).map_err(TimeProblem::Parse),
-                    None => Err(TimeProblem::NoMatch),
-                },
-                Some(TextTime::Token { delimiter, position }) => match text.split(delimiter.as_str()).nth(*position) {
-                    Some(token) => time.format.parse_text(token).map_err(TimeProblem::Parse),
-                    None => Err(TimeProblem::NoToken { position: *position, delimiter: delimiter.clone() }),
-                },
-            },
-        };
-        let (time, missing) = self.settle(found, index, line)?;
+        let TextStatement { text, index, line, time, continued } = statement;
+        self.counts.continuation_lines += continued;
+        let (time, missing) = self.settle(time, index, line)?;
         let mut w = ObjectWriter::with_capacity(text.len() + self.config.message_key.len() + extra + 8);
-        w.str(&self.config.message_key, text);
+        w.str(&self.config.message_key, &text);
         // Config checks rule out clashes between these keys.
         for (key, value) in context {
             w.raw(key, value.get());
@@ -363,7 +403,7 @@ impl<'c, 'a> Splitter<'c, 'a> {
                 None => Err(TimeProblem::NoFieldRule),
                 Some(path) => match find(&own, path) {
                     Ok(Some(value)) if value.get() != "null" => {
-                        time.format.parse_json(value).map_err(TimeProblem::Parse)
+                        time.format.parse_json(value, self.now).map_err(TimeProblem::Parse)
                     }
                     _ => Err(TimeProblem::MissingField(path.clone())),
                 },
@@ -412,6 +452,77 @@ impl<'c, 'a> Splitter<'c, 'a> {
         let tag = self.config.tag.as_deref().unwrap_or(self.chunk.tag).to_owned();
         self.counts.statements += 1;
         self.out.push(Statement { parent: self.parent, time, tag, body });
+    }
+}
+
+/// A text statement gathered from one or more lines.
+struct TextStatement<'t> {
+    /// Its lines, joined with newlines.
+    text: Cow<'t, str>,
+    /// Array index of its first element, or its index among the text's statements.
+    index: usize,
+    /// 1-based number of its first line, for newline-delimited text.
+    line: Option<usize>,
+    /// Its time, read from its first line.
+    time: Result<i64, TimeProblem>,
+    /// Lines joined to the first.
+    continued: u64,
+}
+
+/// Gathers lines into statements by the `multiline` rule: a line either
+/// starts a statement, handing back the one it ends, or continues the open
+/// one. Blank lines are kept inside a statement, never at its ends.
+#[derive(Default)]
+struct TextStatements<'t> {
+    open: Option<TextStatement<'t>>,
+    /// Blank lines seen since the open statement's last line.
+    blanks: usize,
+    /// Statements started so far.
+    count: usize,
+}
+
+impl<'t> TextStatements<'t> {
+    fn blank(&mut self) {
+        if self.open.is_some() {
+            self.blanks += 1;
+        }
+    }
+
+    /// Take `line`; returns the statement it closes, if it starts one.
+    fn push(
+        &mut self,
+        splitter: &Splitter<'_, '_>,
+        line: Cow<'t, str>,
+        index: usize,
+        line_no: Option<usize>,
+    ) -> Option<TextStatement<'t>> {
+        let time = match splitter.config.multiline {
+            Multiline::Time => Some(splitter.text_time(&line)),
+            Multiline::Off | Multiline::Start(_) => None,
+        };
+        let starts = match (&splitter.config.multiline, &time) {
+            (Multiline::Off, _) => true,
+            (Multiline::Start(start), _) => start.is_match(&line),
+            (Multiline::Time, time) => time.as_ref().is_some_and(Result::is_ok),
+        };
+        if let (false, Some(open)) = (starts, self.open.as_mut()) {
+            let text = open.text.to_mut();
+            text.extend(std::iter::repeat_n('\n', self.blanks + 1));
+            text.push_str(&line);
+            open.continued += 1;
+            self.blanks = 0;
+            return None;
+        }
+        let time = time.unwrap_or_else(|| splitter.text_time(&line));
+        self.blanks = 0;
+        self.count += 1;
+        self.open.replace(TextStatement { text: line, index, line: line_no, time, continued: 0 })
+    }
+
+    /// The statement still open at the end of the text.
+    fn finish(&mut self) -> Option<TextStatement<'t>> {
+        self.blanks = 0;
+        self.open.take()
     }
 }
 

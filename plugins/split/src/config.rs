@@ -9,7 +9,7 @@
 
 use regex::Regex;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use weir_plugin_sdk::ConfigError;
 use weir_plugin_sdk::config::{self, DottedPath, List, NonEmptyString, StringOrObject};
 
@@ -44,6 +44,60 @@ struct SplitFilterBlock {
     time_missing_key: Option<NonEmptyString>,
     /// Tag of emitted records. Default: the chunk's tag.
     tag: Option<NonEmptyString>,
+    /// Which text lines start a statement; the others continue the one
+    /// before (a stack trace). `true`: a line whose time reads; `false`:
+    /// every line; `{"start": regex}`: a line the regex matches. Default
+    /// `true` when the time is read from text, else `false`.
+    multiline: Option<MultilineBlock>,
+}
+
+/// `multiline` as written: `true`, `false` or `{"start": regex}`.
+#[derive(Debug)]
+enum MultilineBlock {
+    Enabled(bool),
+    Start(Regex),
+}
+
+/// The object form of `multiline`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MultilineObject {
+    /// A regex matching the first line of every statement.
+    start: Pattern,
+}
+
+/// A regex that compiles.
+struct Pattern(Regex);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let NonEmptyString(source) = NonEmptyString::deserialize(deserializer)?;
+        Regex::new(&source).map(Pattern).map_err(de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for MultilineBlock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = MultilineBlock;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or {\"start\": regex}")
+            }
+
+            fn visit_bool<E: de::Error>(self, enabled: bool) -> Result<MultilineBlock, E> {
+                Ok(MultilineBlock::Enabled(enabled))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MultilineBlock, A::Error> {
+                let MultilineObject { start: Pattern(start) } =
+                    MultilineObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(MultilineBlock::Start(start))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 /// The `time` object as written: `field` for object statements, `regex` or
@@ -112,6 +166,23 @@ pub struct SplitFilterConfig {
     pub time_missing_key: String,
     /// Tag of emitted records; `None` keeps the chunk's tag.
     pub tag: Option<String>,
+    /// Which text lines start a statement.
+    pub multiline: Multiline,
+}
+
+/// Which lines of text (lines of a string, or string elements of an array)
+/// start a statement. A line that does not continues the statement before
+/// it, joined with a newline, as Fluent Bit's multiline parsers join a stack
+/// trace to its first line. A continuation with no statement before it in
+/// its chunk starts one of its own.
+#[derive(Debug, Clone)]
+pub enum Multiline {
+    /// Every line is a statement.
+    Off,
+    /// A line whose time can be read (found and parsed) starts a statement.
+    Time,
+    /// A line this regex matches starts a statement.
+    Start(Regex),
 }
 
 impl Default for SplitFilterConfig {
@@ -124,6 +195,7 @@ impl Default for SplitFilterConfig {
             on_missing_time: OnMissingTime::Arrival,
             time_missing_key: "time_missing".into(),
             tag: None,
+            multiline: Multiline::Off,
         }
     }
 }
@@ -212,14 +284,35 @@ impl SplitFilterConfig {
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let block: SplitFilterBlock = config::parse(json)?;
         let defaults = Self::default();
+        let time = block.time.map(time).transpose()?;
+        let text_time = time.as_ref().is_some_and(|t| t.text.is_some());
+        let multiline = match block.multiline {
+            None => {
+                if text_time {
+                    Multiline::Time
+                } else {
+                    Multiline::Off
+                }
+            }
+            Some(MultilineBlock::Enabled(false)) => Multiline::Off,
+            Some(MultilineBlock::Enabled(true)) if text_time => Multiline::Time,
+            Some(MultilineBlock::Enabled(true)) => {
+                return Err(ConfigError::at(
+                    "multiline",
+                    "true needs time.regex or time.delimiter to tell where a statement starts; or set multiline.start",
+                ));
+            }
+            Some(MultilineBlock::Start(start)) => Multiline::Start(start),
+        };
         let mut config = Self {
             field: block.field.map_or(defaults.field, |DottedPath(p)| p),
             message_key: block.message_key.map_or(defaults.message_key, |NonEmptyString(k)| k),
             context: Vec::new(),
-            time: block.time.map(time).transpose()?,
+            time,
             on_missing_time: block.on_missing_time.unwrap_or(defaults.on_missing_time),
             time_missing_key: block.time_missing_key.map_or(defaults.time_missing_key, |NonEmptyString(k)| k),
             tag: block.tag.map(|NonEmptyString(t)| t),
+            multiline,
         };
         for (i, field) in block.context.map(|List(c)| c).unwrap_or_default().into_iter().enumerate() {
             // Two fields with one key would make duplicate JSON keys, which
@@ -297,7 +390,32 @@ mod tests {
             assert_eq!(c.time_missing_key, "time_missing");
             assert_eq!(c.on_missing_time, OnMissingTime::Arrival);
             assert!(c.time.is_none() && c.tag.is_none() && c.context.is_empty());
+            assert!(matches!(c.multiline, Multiline::Off));
         }
+    }
+
+    #[test]
+    fn multiline_defaults_to_the_time_rule_when_the_time_is_read_from_text() {
+        let multiline = |json: &str| SplitFilterConfig::from_json(json).unwrap().multiline;
+        assert!(matches!(multiline(r#"{"time":{"regex":"^(?P<time>\\S+)"}}"#), Multiline::Time));
+        assert!(matches!(multiline(r#"{"time":{"delimiter":" "}}"#), Multiline::Time));
+        assert!(matches!(multiline(r#"{"time":{"field":"ts"}}"#), Multiline::Off));
+        assert!(matches!(multiline(r#"{"time":{"delimiter":" "},"multiline":false}"#), Multiline::Off));
+        assert!(matches!(multiline(r#"{"multiline":{"start":"^\\d{4}-"}}"#), Multiline::Start(_)));
+    }
+
+    #[test]
+    fn multiline_settings_that_cannot_work_are_refused() {
+        assert_eq!(
+            err(r#"{"multiline":true}"#),
+            ConfigError::at(
+                "multiline",
+                "true needs time.regex or time.delimiter to tell where a statement starts; or set multiline.start"
+            )
+        );
+        assert_eq!(err(r#"{"multiline":{"start":"("}}"#).field.as_deref(), Some("multiline.start"));
+        assert_eq!(err(r#"{"multiline":{"begin":"x"}}"#).field.as_deref(), Some("multiline.begin"));
+        assert!(err(r#"{"multiline":"java"}"#).message.contains(r#"expected true, false or {"start": regex}"#));
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //! twice on a replay, so none of a rejected chunk is emitted.
 //!
 //! Counters, added once per `process` call: `statements` (emitted),
-//! `chunks` (seen, rejected or not), `rejected_chunks`, and `time_missing`
-//! (statements that took the arrival time).
+//! `chunks` (seen, rejected or not), `rejected_chunks`, `time_missing`
+//! (statements that took the arrival time), and `continuation_lines` (lines
+//! joined to the statement before them by the `multiline` rule).
 
 // The SDK holds the bindings' unsafe code; a plugin needs none.
 #![forbid(unsafe_code)]

@@ -1,10 +1,34 @@
 //! Event-time parsing: turns the text (or JSON number) found for a statement
 //! into nanoseconds since the Unix epoch, UTC, in one of the configured
 //! formats. It does not know where the text came from; `chunk` finds it.
+//!
+//! A strftime format must yield a full instant or say, at `configure`, what
+//! completes it: a format with month, day and time but no year (BSD syslog's
+//! `%b %d %H:%M:%S`) takes the year from the host clock, and one with a time
+//! but no date (`%H:%M:%S`) takes the day from it, as syslog parsers do.
+//! Any other gap (a date without a time of day, a day without a month, a
+//! zone name that names no offset) is refused at `configure`, so `weir
+//! validate` names it. Without an offset in the text, times are UTC.
 
-use chrono::DateTime;
-use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::format::{Fixed, Item, Parsed, StrftimeItems};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use weir_plugin_sdk::RawValue;
+
+/// How far ahead of the host clock a statement's completed year may put it:
+/// a day covers devices that log local time east of UTC (up to 14 hours
+/// ahead) and clocks a little fast, so `Dec 31 23:59:59` read just after New
+/// Year falls in the old year and `Jan 1 00:00:01` read just before it in
+/// the new one.
+const YEAR_AHEAD_OF_CLOCK: Duration = Duration::days(1);
+
+/// How far ahead of the host clock a statement's completed day may put it:
+/// half a day, so a time is read as the nearest one, and `23:59:59` read
+/// just after midnight is yesterday's.
+const DAY_AHEAD_OF_CLOCK: Duration = Duration::hours(12);
+
+/// Years tried below the host clock's when completing a year: enough to
+/// reach a leap year for `Feb 29` (eight years around 2100).
+const YEARS_BACK: i32 = 8;
 
 /// How a statement's time is written.
 #[derive(Debug, Clone)]
@@ -22,7 +46,22 @@ pub enum TimeFormat {
         source: String,
         /// The compiled format.
         items: Vec<Item<'static>>,
+        /// What the host clock completes.
+        completion: Completion,
     },
+}
+
+/// What a strftime format leaves for the host clock to complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Nothing: the format gives a full date and time.
+    Nothing,
+    /// The year (`%b %d %H:%M:%S`): the latest year, from next year back,
+    /// that makes a valid date at most a day ahead of the host clock.
+    Year,
+    /// The date (`%H:%M:%S`): the latest day that puts the time at most 12
+    /// hours ahead of the host clock.
+    Date,
 }
 
 /// Why a statement's time could not be read.
@@ -88,7 +127,8 @@ impl TimeFormat {
                 let items = StrftimeItems::new(other)
                     .parse_to_owned()
                     .map_err(|e| format!("invalid strftime format {other:?}: {e}"))?;
-                Ok(Self::Strftime { source: other.to_owned(), items })
+                let completion = completion(other, &items)?;
+                Ok(Self::Strftime { source: other.to_owned(), items, completion })
             }
         }
     }
@@ -103,8 +143,9 @@ impl TimeFormat {
     }
 
     /// Parse time text, such as a regex capture or a token of a string
-    /// statement. Surrounding whitespace is ignored.
-    pub fn parse_text(&self, text: &str) -> Result<i64, TimeError> {
+    /// statement, with `now` (the host clock, ns) completing what the format
+    /// lacks. Surrounding whitespace is ignored.
+    pub fn parse_text(&self, text: &str, now: i64) -> Result<i64, TimeError> {
         let trimmed = text.trim();
         let invalid = |detail: String| TimeError::Invalid { text: text.to_owned(), format: self.name(), detail };
         let out_of_range = || TimeError::OutOfRange { text: text.to_owned() };
@@ -122,15 +163,10 @@ impl TimeFormat {
                 DecimalError::Syntax => invalid("expected a decimal number".into()),
                 DecimalError::Range => out_of_range(),
             }),
-            Self::Strftime { items, .. } => {
+            Self::Strftime { items, completion, .. } => {
                 let mut parsed = Parsed::new();
                 chrono::format::parse(&mut parsed, trimmed, items.iter()).map_err(|e| invalid(e.to_string()))?;
-                let utc = if parsed.offset().is_some() {
-                    parsed.to_datetime().map(|t| t.to_utc())
-                } else {
-                    parsed.to_naive_datetime_with_offset(0).map(|t| t.and_utc())
-                };
-                utc.map_err(|e| invalid(e.to_string()))?.timestamp_nanos_opt().ok_or_else(out_of_range)
+                resolve(&parsed, *completion, now).map_err(invalid)?.timestamp_nanos_opt().ok_or_else(out_of_range)
             }
         }
     }
@@ -138,14 +174,14 @@ impl TimeFormat {
     /// Parse a JSON value found in an object statement: a string in any
     /// format, or a number for `unix` and `unix_ms` (read from its text, so
     /// no precision is lost to `f64`).
-    pub fn parse_json(&self, value: &RawValue) -> Result<i64, TimeError> {
+    pub fn parse_json(&self, value: &RawValue, now: i64) -> Result<i64, TimeError> {
         let json = value.get();
         match json.as_bytes().first() {
             Some(b'"') => match weir_plugin_sdk::as_str(value) {
-                Some(text) => self.parse_text(&text),
+                Some(text) => self.parse_text(&text, now),
                 None => Err(TimeError::WrongKind { json: json.into(), expected: "a valid string" }),
             },
-            Some(b'-' | b'0'..=b'9') if matches!(self, Self::Unix | Self::UnixMs) => self.parse_text(json),
+            Some(b'-' | b'0'..=b'9') if matches!(self, Self::Unix | Self::UnixMs) => self.parse_text(json, now),
             _ => Err(TimeError::WrongKind {
                 json: json.into(),
                 expected: match self {
@@ -155,6 +191,100 @@ impl TimeFormat {
             }),
         }
     }
+}
+
+/// Decide what a strftime format leaves to complete, by formatting a
+/// reference instant with it and reading the text back: what chrono's
+/// parser then knows is what every statement will give. The error is the
+/// config-error message.
+fn completion(source: &str, items: &[Item<'static>]) -> Result<Completion, String> {
+    let reference = FixedOffset::east_opt(3600)
+        .and_then(|offset| offset.with_ymd_and_hms(2026, 11, 22, 10, 11, 12).single())
+        .expect("a valid reference instant");
+    let text = reference.format_with_items(items.iter()).to_string();
+    let mut parsed = Parsed::new();
+    chrono::format::parse(&mut parsed, &text, items.iter())
+        .map_err(|e| format!("format {source:?} cannot read its own output {text:?}: {e}"))?;
+    let zone_name = items.iter().any(|item| matches!(item, Item::Fixed(Fixed::TimezoneName)));
+    if zone_name && parsed.offset().is_none() {
+        return Err(format!(
+            "format {source:?}: %Z reads a zone name, which gives no offset; use %z (+0100) or write the zone literally (UTC)"
+        ));
+    }
+    if parsed.timestamp().is_some() {
+        return Ok(Completion::Nothing);
+    }
+    let has_time = parsed.to_naive_time().is_ok();
+    let has_date = parsed.to_naive_date().is_ok();
+    let no_date_field = parsed.year().is_none()
+        && parsed.year_mod_100().is_none()
+        && parsed.isoyear().is_none()
+        && parsed.isoyear_mod_100().is_none()
+        && parsed.month().is_none()
+        && parsed.day().is_none()
+        && parsed.ordinal().is_none()
+        && parsed.isoweek().is_none()
+        && parsed.week_from_sun().is_none()
+        && parsed.week_from_mon().is_none()
+        && parsed.weekday().is_none();
+    let mut with_year = parsed.clone();
+    let year_completes = with_year.set_year(i64::from(reference.year())).is_ok() && with_year.to_naive_date().is_ok();
+    match (has_date, has_time) {
+        (true, true) => Ok(Completion::Nothing),
+        (false, true) if year_completes => Ok(Completion::Year),
+        (false, true) if no_date_field => Ok(Completion::Date),
+        (_, false) => Err(format!(
+            "format {source:?} gives no time of day: it needs an hour and a minute (%H:%M, or %I:%M with %p)"
+        )),
+        (false, true) => Err(format!(
+            "format {source:?} gives no full date: it needs a month and a day (%b %d, %m-%d), a day of the year (%j), or no date at all (the host's day is taken)"
+        )),
+    }
+}
+
+/// The instant `parsed` names, with its offset or else as UTC.
+fn instant(parsed: &Parsed) -> chrono::format::ParseResult<DateTime<Utc>> {
+    if parsed.offset().is_some() {
+        parsed.to_datetime().map(|t| t.to_utc())
+    } else {
+        parsed.to_naive_datetime_with_offset(0).map(|t| t.and_utc())
+    }
+}
+
+/// The instant of `parsed`, its year or date completed from the host clock
+/// `now` as `completion` says: the latest candidate that makes a valid date
+/// no further ahead of `now` than the completion allows. The error is the
+/// parser's explanation.
+fn resolve(parsed: &Parsed, completion: Completion, now: i64) -> Result<DateTime<Utc>, String> {
+    let now = DateTime::from_timestamp_nanos(now);
+    let today = now.date_naive();
+    let (candidates, ahead): (Vec<NaiveDate>, Duration) = match completion {
+        Completion::Nothing => return instant(parsed).map_err(|e| e.to_string()),
+        // One candidate per year: only its year is used.
+        Completion::Year => (
+            (-YEARS_BACK..=1).rev().filter_map(|back| NaiveDate::from_ymd_opt(today.year() + back, 1, 1)).collect(),
+            YEAR_AHEAD_OF_CLOCK,
+        ),
+        // Two days each way cover every offset from -14 to +14 hours.
+        Completion::Date => ((-2..=2).rev().map(|days| today + Duration::days(days)).collect(), DAY_AHEAD_OF_CLOCK),
+    };
+    let found = candidates.into_iter().find_map(|day| {
+        let mut filled = parsed.clone();
+        filled.set_year(i64::from(day.year())).ok()?;
+        if completion == Completion::Date {
+            filled.set_month(i64::from(day.month())).ok()?;
+            filled.set_day(i64::from(day.day())).ok()?;
+        }
+        instant(&filled).ok().filter(|t| *t <= now + ahead)
+    });
+    found.ok_or_else(|| match completion {
+        Completion::Date => format!("no day near the host clock {} makes it a valid time", now.to_rfc3339()),
+        _ => format!(
+            "no year from {} to {} makes it a valid date at most a day ahead of the host clock",
+            now.year() - YEARS_BACK,
+            now.year() + 1
+        ),
+    })
 }
 
 enum DecimalError {
@@ -240,6 +370,9 @@ fn decimal_scaled(text: &str, scale: i32) -> Result<i64, DecimalError> {
 mod tests {
     use super::*;
 
+    /// The host clock in most tests: 2026-11-30T05:00:00Z.
+    const NOW: i64 = 1_796_014_800_000_000_000;
+
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).unwrap()
     }
@@ -247,40 +380,40 @@ mod tests {
     #[test]
     fn rfc3339_reads_offsets_and_fractions() {
         let f = TimeFormat::Rfc3339;
-        assert_eq!(f.parse_text("1970-01-01T00:00:01.5Z"), Ok(1_500_000_000));
-        assert_eq!(f.parse_text("1970-01-01T01:00:00+01:00"), Ok(0));
+        assert_eq!(f.parse_text("1970-01-01T00:00:01.5Z", NOW), Ok(1_500_000_000));
+        assert_eq!(f.parse_text("1970-01-01T01:00:00+01:00", NOW), Ok(0));
     }
 
     #[test]
     fn rfc3339_errors_name_the_text_and_format() {
-        let err = TimeFormat::Rfc3339.parse_text("abc").unwrap_err();
+        let err = TimeFormat::Rfc3339.parse_text("abc", NOW).unwrap_err();
         assert!(err.to_string().starts_with(r#"time "abc" is not rfc3339: "#), "{err}");
     }
 
     #[test]
     fn unix_seconds_keep_nanosecond_precision() {
         let f = TimeFormat::Unix;
-        assert_eq!(f.parse_text("1714564800.123456789"), Ok(1_714_564_800_123_456_789));
-        assert_eq!(f.parse_text("1714564800"), Ok(1_714_564_800_000_000_000));
-        assert_eq!(f.parse_text("-1.5"), Ok(-1_500_000_000));
-        assert_eq!(f.parse_text("1.7145648e9"), Ok(1_714_564_800_000_000_000));
-        assert_eq!(f.parse_text("0.0000000019"), Ok(1));
+        assert_eq!(f.parse_text("1714564800.123456789", NOW), Ok(1_714_564_800_123_456_789));
+        assert_eq!(f.parse_text("1714564800", NOW), Ok(1_714_564_800_000_000_000));
+        assert_eq!(f.parse_text("-1.5", NOW), Ok(-1_500_000_000));
+        assert_eq!(f.parse_text("1.7145648e9", NOW), Ok(1_714_564_800_000_000_000));
+        assert_eq!(f.parse_text("0.0000000019", NOW), Ok(1));
     }
 
     #[test]
     fn unix_ms_scales_by_a_million() {
-        assert_eq!(TimeFormat::UnixMs.parse_text("1714564800123"), Ok(1_714_564_800_123_000_000));
-        assert_eq!(TimeFormat::UnixMs.parse_text("1.5"), Ok(1_500_000));
+        assert_eq!(TimeFormat::UnixMs.parse_text("1714564800123", NOW), Ok(1_714_564_800_123_000_000));
+        assert_eq!(TimeFormat::UnixMs.parse_text("1.5", NOW), Ok(1_500_000));
     }
 
     #[test]
     fn unix_rejects_junk_and_overflow() {
-        assert!(matches!(TimeFormat::Unix.parse_text("12a"), Err(TimeError::Invalid { .. })));
-        assert!(matches!(TimeFormat::Unix.parse_text(""), Err(TimeError::Invalid { .. })));
-        assert!(matches!(TimeFormat::Unix.parse_text("."), Err(TimeError::Invalid { .. })));
-        assert!(matches!(TimeFormat::Unix.parse_text("1e30"), Err(TimeError::OutOfRange { .. })));
+        assert!(matches!(TimeFormat::Unix.parse_text("12a", NOW), Err(TimeError::Invalid { .. })));
+        assert!(matches!(TimeFormat::Unix.parse_text("", NOW), Err(TimeError::Invalid { .. })));
+        assert!(matches!(TimeFormat::Unix.parse_text(".", NOW), Err(TimeError::Invalid { .. })));
+        assert!(matches!(TimeFormat::Unix.parse_text("1e30", NOW), Err(TimeError::OutOfRange { .. })));
         assert!(matches!(
-            TimeFormat::Unix.parse_text("99999999999999999999999999999999999"),
+            TimeFormat::Unix.parse_text("99999999999999999999999999999999999", NOW),
             Err(TimeError::OutOfRange { .. })
         ));
     }
@@ -288,19 +421,19 @@ mod tests {
     #[test]
     fn strftime_without_offset_is_utc() {
         let f = TimeFormat::from_config("%Y-%m-%d %H:%M:%S%.3f").unwrap();
-        assert_eq!(f.parse_text("1970-01-01 00:00:02.250"), Ok(2_250_000_000));
+        assert_eq!(f.parse_text("1970-01-01 00:00:02.250", NOW), Ok(2_250_000_000));
     }
 
     #[test]
     fn strftime_with_offset_honours_it() {
         let f = TimeFormat::from_config("%Y-%m-%dT%H:%M:%S%z").unwrap();
-        assert_eq!(f.parse_text("1970-01-01T02:00:00+0200"), Ok(0));
+        assert_eq!(f.parse_text("1970-01-01T02:00:00+0200", NOW), Ok(0));
     }
 
     #[test]
     fn strftime_mismatch_names_the_format() {
         let f = TimeFormat::from_config("%Y-%m-%d %H:%M:%S").unwrap();
-        let err = f.parse_text("yesterday").unwrap_err().to_string();
+        let err = f.parse_text("yesterday", NOW).unwrap_err().to_string();
         assert!(err.starts_with(r#"time "yesterday" is not in format "%Y-%m-%d %H:%M:%S": "#), "{err}");
     }
 
@@ -312,11 +445,99 @@ mod tests {
 
     #[test]
     fn json_numbers_work_for_unix_only() {
-        assert_eq!(TimeFormat::Unix.parse_json(&raw("12.5")), Ok(12_500_000_000));
-        assert_eq!(TimeFormat::UnixMs.parse_json(&raw(r#""12""#)), Ok(12_000_000));
-        let err = TimeFormat::Rfc3339.parse_json(&raw("12")).unwrap_err();
+        assert_eq!(TimeFormat::Unix.parse_json(&raw("12.5"), NOW), Ok(12_500_000_000));
+        assert_eq!(TimeFormat::UnixMs.parse_json(&raw(r#""12""#), NOW), Ok(12_000_000));
+        let err = TimeFormat::Rfc3339.parse_json(&raw("12"), NOW).unwrap_err();
         assert_eq!(err.to_string(), "time 12 is not a string");
-        let err = TimeFormat::Unix.parse_json(&raw("null")).unwrap_err();
+        let err = TimeFormat::Unix.parse_json(&raw("null"), NOW).unwrap_err();
         assert_eq!(err.to_string(), "time null is not a number or a string");
+    }
+
+    fn at(rfc3339: &str) -> i64 {
+        DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_nanos_opt().unwrap()
+    }
+
+    fn completed(format: &str, text: &str, now: &str) -> Result<String, TimeError> {
+        let f = TimeFormat::from_config(format).unwrap();
+        f.parse_text(text, at(now)).map(|t| DateTime::from_timestamp_nanos(t).to_rfc3339())
+    }
+
+    #[test]
+    fn missing_years_and_dates_are_completed_from_the_host_clock() {
+        // (format, text, host clock, instant)
+        let cases = [
+            // No year: the host clock's.
+            ("%b %d %H:%M:%S", "Nov 22 10:00:00", "2026-11-30T05:00:00Z", "2026-11-22T10:00:00+00:00"),
+            // chrono reads a space-padded day as syslog writes it.
+            ("%b %d %H:%M:%S", "Nov  3 09:15:30", "2026-11-30T05:00:00Z", "2026-11-03T09:15:30+00:00"),
+            ("%e %B %H:%M", "3 March 09:15", "2026-11-30T05:00:00Z", "2026-03-03T09:15:00+00:00"),
+            // Written just before midnight, read just after: last year.
+            ("%b %d %H:%M:%S", "Dec 31 23:59:58", "2027-01-01T00:00:03Z", "2026-12-31T23:59:58+00:00"),
+            // A clock a little fast, read just before midnight: next year.
+            ("%b %d %H:%M:%S", "Jan  1 00:00:02", "2026-12-31T23:59:58Z", "2027-01-01T00:00:02+00:00"),
+            // Months old: still the past, not next year.
+            ("%b %d %H:%M:%S", "May  1 08:00:00", "2026-11-30T05:00:00Z", "2026-05-01T08:00:00+00:00"),
+            // Local time east of UTC, hours ahead of the clock: this year.
+            ("%b %d %H:%M:%S", "Nov 30 18:00:00", "2026-11-30T05:00:00Z", "2026-11-30T18:00:00+00:00"),
+            // More than a day ahead: last year's.
+            ("%b %d %H:%M:%S", "Dec  2 06:00:00", "2026-11-30T05:00:00Z", "2025-12-02T06:00:00+00:00"),
+            // An offset in the text is honoured.
+            ("%b %d %H:%M:%S %z", "Nov 22 10:00:00 +0200", "2026-11-30T05:00:00Z", "2026-11-22T08:00:00+00:00"),
+            // No date: the nearest day.
+            ("%H:%M:%S%.3f", "04:59:00.250", "2026-11-30T05:00:00Z", "2026-11-30T04:59:00.250+00:00"),
+            // Just before midnight, read just after: yesterday.
+            ("%H:%M:%S%.3f", "23:59:59.000", "2026-11-30T00:00:02Z", "2026-11-29T23:59:59+00:00"),
+            // Just after midnight, read by a slow clock just before: tomorrow.
+            ("%H:%M:%S%.3f", "00:00:01.000", "2026-11-29T23:59:58Z", "2026-11-30T00:00:01+00:00"),
+            // More than 12 hours ahead is yesterday's.
+            ("%H:%M:%S%.3f", "18:00:00.000", "2026-11-30T05:00:00Z", "2026-11-29T18:00:00+00:00"),
+            ("%I:%M:%S %p", "04:30:00 AM", "2026-11-30T05:00:00Z", "2026-11-30T04:30:00+00:00"),
+        ];
+        for (format, text, now, want) in cases {
+            assert_eq!(completed(format, text, now).as_deref(), Ok(want), "{format} {text:?} at {now}");
+        }
+    }
+
+    #[test]
+    fn a_leap_day_without_a_year_takes_the_latest_leap_year() {
+        let syslog = "%b %d %H:%M:%S";
+        assert_eq!(completed(syslog, "Feb 29 12:00:00", "2026-11-30T05:00:00Z").unwrap(), "2024-02-29T12:00:00+00:00");
+        let err = completed(syslog, "Feb 30 12:00:00", "2026-11-30T05:00:00Z").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"time "Feb 30 12:00:00" is not in format "%b %d %H:%M:%S": no year from 2018 to 2027 makes it a valid date at most a day ahead of the host clock"#
+        );
+    }
+
+    #[test]
+    fn formats_that_name_their_instant_complete_nothing() {
+        for format in ["%Y-%m-%d %H:%M:%S", "%d/%m/%y %H:%M", "%Y-%j %H:%M", "%s", "%+", "%G-W%V-%u %H:%M"] {
+            match TimeFormat::from_config(format) {
+                Ok(TimeFormat::Strftime { completion, .. }) => assert_eq!(completion, Completion::Nothing, "{format}"),
+                other => panic!("{format}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            completed("%d/%m/%y %H:%M", "22/11/26 10:00", "2030-01-01T00:00:00Z").unwrap(),
+            "2026-11-22T10:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn formats_that_cannot_give_an_instant_are_refused_saying_what_is_missing() {
+        let refused = |format: &str| TimeFormat::from_config(format).unwrap_err();
+        for format in ["%Y-%m-%d", "%b %d", "%Y-%m-%d %H", "%d %b %I:%M"] {
+            assert!(refused(format).contains("gives no time of day"), "{format}: {}", refused(format));
+        }
+        for format in ["%d %H:%M:%S", "%b %H:%M", "%Y %H:%M", "%a %H:%M", "%Y-%m %H:%M"] {
+            assert!(refused(format).contains("gives no full date"), "{format}: {}", refused(format));
+        }
+        assert_eq!(
+            refused("%Y-%m-%d %H:%M:%S %Z"),
+            r#"format "%Y-%m-%d %H:%M:%S %Z": %Z reads a zone name, which gives no offset; use %z (+0100) or write the zone literally (UTC)"#
+        );
+        // A literal zone, or %Z beside an offset, is fine.
+        assert!(TimeFormat::from_config("%Y-%m-%d %H:%M:%S UTC").is_ok());
+        assert!(TimeFormat::from_config("%Y-%m-%d %H:%M:%S %z %Z").is_ok());
     }
 }

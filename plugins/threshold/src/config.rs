@@ -10,13 +10,18 @@ use std::collections::BTreeMap;
 
 use serde::de::{self, Deserialize, Deserializer};
 use weir_plugin_sdk::ConfigError;
-use weir_plugin_sdk::config::{self, List, NonEmptyString, Number};
+use weir_plugin_sdk::config::{self, Duration, List, NonEmptyString, Number};
 
 use crate::template::Template;
 
 /// Window lengths without a window of its series after which a firing alert
 /// resolves, unless a rule says otherwise.
 const DEFAULT_ABSENT_FOR: u32 = 3;
+
+/// Default `max_future`, `percentiles`' own: a window it emits starts no
+/// later than its newest value, which is at most this far ahead of the host
+/// clock.
+const DEFAULT_MAX_FUTURE: i64 = 5 * 60 * 1_000_000_000;
 
 /// Stats every window record carries besides its quantiles.
 const PLAIN_STATS: [&str; 4] = ["count", "min", "max", "mean"];
@@ -43,6 +48,9 @@ struct ThresholdBlock {
     /// Template of the alerts' `generatorURL`, with the variables of
     /// annotations. Default: alerts have none.
     generator_url: Option<Template>,
+    /// How far ahead of the host clock a window may start and still be
+    /// evaluated. Default `5m`.
+    max_future: Option<Duration>,
     /// Free text for people reading the config, checked only to be a string.
     #[allow(dead_code)]
     description: Option<String>,
@@ -224,6 +232,11 @@ pub struct ThresholdConfig {
     pub tag: String,
     /// Template of the alerts' `generatorURL`; omitted from alerts when unset.
     pub generator_url: Option<Template>,
+    /// How far ahead of the host clock a window may start and still be
+    /// evaluated, in ns: a later one comes from a wrong clock and would make
+    /// every series' alerts look absent and its own later windows look out
+    /// of order.
+    pub max_future: i64,
 }
 
 impl ThresholdConfig {
@@ -251,7 +264,8 @@ impl ThresholdConfig {
             }
         };
         let tag = block.tag.map_or_else(|| "alerts".to_string(), |NonEmptyString(tag)| tag);
-        Ok(Self { rules, tag, generator_url: block.generator_url })
+        let max_future = block.max_future.map_or(DEFAULT_MAX_FUTURE, |Duration(d)| d);
+        Ok(Self { rules, tag, generator_url: block.generator_url, max_future })
     }
 }
 
@@ -314,6 +328,7 @@ mod tests {
         let c = ThresholdConfig::parse(EXAMPLE).unwrap();
         assert_eq!(c.tag, "alerts");
         assert!(c.generator_url.is_none());
+        assert_eq!(c.max_future, DEFAULT_MAX_FUTURE);
         let r = &c.rules[0];
         assert_eq!((r.name.as_str(), r.metric.as_str(), r.stat.as_str()), ("PaymentLatencyHigh", "latency_ms", "p95"));
         assert_eq!((r.op, r.value, r.for_windows, r.absent_for), (Op::Gt, 800.0, 2, DEFAULT_ABSENT_FOR));
@@ -375,6 +390,7 @@ mod tests {
             (json!({}), "rules"),
             (json!({"rules": [rule(json!({}))], "tags": "x"}), "tags"),
             (json!({"rules": [rule(json!({}))], "generator_url": "http://g/{{nope}}"}), "generator_url"),
+            (json!({"rules": [rule(json!({}))], "max_future": 300}), "max_future"),
         ];
         for (config, field) in cases {
             let e = ThresholdConfig::parse(&config.to_string()).unwrap_err();

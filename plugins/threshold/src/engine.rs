@@ -34,6 +34,10 @@
 //!   window lengths above that.
 //! - A record lacking the rule's stat is not evaluated for that rule
 //!   (counted, logged once per rule).
+//! - A window starting more than `max_future` after the host clock is not
+//!   evaluated (counted `future`, logged once per call): it comes from a
+//!   wrong clock, and would otherwise end every other series' run as
+//!   absent and make its own series' real windows look out of order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -73,11 +77,13 @@ pub struct Counters {
     pub malformed: u64,
     /// Window records that did not start after the series' previous one.
     pub out_of_order: u64,
+    /// Window records starting more than `max_future` after the host clock.
+    pub future: u64,
 }
 
 impl Counters {
     /// `(host counter name, delta)` for every counter.
-    pub fn by_name(&self) -> [(&'static str, u64); 6] {
+    pub fn by_name(&self) -> [(&'static str, u64); 7] {
         [
             ("windows_evaluated", self.windows_evaluated),
             ("alerts_firing", self.alerts_firing),
@@ -85,6 +91,7 @@ impl Counters {
             ("stat_missing", self.stat_missing),
             ("malformed", self.malformed),
             ("out_of_order", self.out_of_order),
+            ("future", self.future),
         ]
     }
 }
@@ -196,12 +203,13 @@ impl Threshold {
         &self.config
     }
 
-    /// Evaluate a batch. Every input record passes through unchanged (the
-    /// caller emits it); the outcome holds the alert records to emit after
-    /// their window record.
-    pub fn process(&mut self, events: &[InputEvent<'_>]) -> Outcome {
+    /// Evaluate a batch, with `now` the host clock. Every input record passes
+    /// through unchanged (the caller emits it); the outcome holds the alert
+    /// records to emit after their window record.
+    pub fn process(&mut self, events: &[InputEvent<'_>], now: i64) -> Outcome {
         let mut out = Outcome::default();
         let mut first_malformed: Option<String> = None;
+        let mut first_future: Option<String> = None;
         for (i, event) in events.iter().enumerate() {
             let index = u32::try_from(i).expect("a WIT list holds at most u32::MAX events");
             // Records that are not JSON objects or carry no rule's metric are
@@ -223,6 +231,18 @@ impl Threshold {
                     continue;
                 }
             };
+            if view.start.saturating_sub(now) > self.config.max_future {
+                out.counters.future += 1;
+                first_future.get_or_insert_with(|| {
+                    format!(
+                        "{metric} window {}..{} (host clock {})",
+                        view.start_text,
+                        view.end_text,
+                        sdk::json::rfc3339(now)
+                    )
+                });
+                continue;
+            }
             let mut evaluated = false;
             for &r in rules {
                 let rule = &self.config.rules[r];
@@ -281,6 +301,13 @@ impl Threshold {
                 out.alerts.push(AlertRecord { parent: index, time: event.time, body });
             }
             out.counters.windows_evaluated += u64::from(evaluated);
+        }
+        if let Some(first) = first_future {
+            out.logs.push(format!(
+                "{} window records start more than max_future ({}) after the host clock and were passed through unevaluated; the first: {first}",
+                out.counters.future,
+                sdk::duration::format(self.config.max_future)
+            ));
         }
         if let Some(why) = first_malformed {
             out.logs.push(format!(

@@ -44,7 +44,7 @@ impl Filter for Threshold {
 
     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
         let inputs: Vec<InputEvent<'_>> = events.iter().map(InputEvent::from).collect();
-        let outcome = Threshold::process(self, &inputs);
+        let outcome = Threshold::process(self, &inputs, host::now());
         counters::flush(outcome.counters.by_name(), host::counter_add);
         for message in &outcome.logs {
             host::log(Level::Warn, message);

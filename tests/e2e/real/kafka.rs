@@ -400,7 +400,8 @@ const FLUSH_METRIC: &str = "_flush";
 /// open windows instead of emitting them. So `allowed_lateness` is set above
 /// the whole traffic's span (no event is late in any process, whatever the
 /// interleaving of partitions), and after stage 1 has caught up the test
-/// writes one marker sample per partition, far in the future. Each process
+/// writes one marker sample per partition, stamped with the host clock (days
+/// after the traffic, yet within `max_future`). Each process
 /// owns at least one partition, sees a marker, and its watermark passes
 /// every real window, which closes and is emitted; only the markers' own
 /// window stays open. The single process runs at the same time in its own
@@ -474,13 +475,16 @@ fn two_aggregators_in_one_group_equal_one_process() {
     // that other partitions still feed.
     assert!(wait_caught_up(&g2, &metrics, 4, Duration::from_secs(60)), "stage 2 never caught up");
     assert!(wait_caught_up(&single, &metrics, 4, Duration::from_secs(60)), "the single process never caught up");
-    let far_future = 4_102_444_800_000; // 2100-01-01
+    // Markers stamped with the host's "now": far ahead of the traffic (days
+    // ago), yet within `max_future`, which keeps a wrong clock from moving
+    // the watermark past the host clock.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let markers: Vec<Msg> = (0..4)
         .map(|p| Msg {
             partition: Some(p),
             key: None,
             payload: format!(r#"{{"metric":"{FLUSH_METRIC}","value":0,"labels":{{}}}}"#),
-            timestamp_ms: Some(far_future),
+            timestamp_ms: Some(now_ms),
         })
         .collect();
     produce(&metrics, &markers);

@@ -68,6 +68,11 @@ impl IndexTemplate {
         Template::with_time(source).map(IndexTemplate)
     }
 
+    /// The template as configured.
+    pub fn source(&self) -> &str {
+        self.0.source()
+    }
+
     /// Whether rendering needs the body parsed.
     pub fn uses_fields(&self) -> bool {
         self.0.uses_fields()

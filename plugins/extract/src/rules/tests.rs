@@ -236,7 +236,7 @@ fn extract_naive(rules: &RuleSet, body: &str) -> Extraction {
             continue;
         };
         extraction.has_source = true;
-        if rules.rules[rule].apply(&text, &record, &mut extraction) && rules.mode == Mode::First {
+        if rules.rules[rule].apply(&text, &record, &mut extraction, None) && rules.mode == Mode::First {
             break;
         }
     }
@@ -292,4 +292,25 @@ fn the_regex_set_prefilter_agrees_with_trying_every_rule() {
         }
         assert!(seen_matches > 500, "the random bodies should often match, got {seen_matches}");
     }
+}
+
+#[test]
+fn explain_says_which_rule_matched_where_in_characters() {
+    let config = example_config("all").replacen('{', r#"{"explain": true, "#, 1);
+    let explaining = rules(&config);
+    // "é" is two bytes: offsets count characters, as pattern errors do.
+    let x = extract(&explaining, r#"{"message":"é txn=pay status=OK resp_ms=231 page=home load=5ms","os":"ios"}"#);
+    let m = metrics(&x);
+    assert_eq!(
+        m[0]["match"],
+        json!({"rule": 0, "source": "message", "start": 2, "end": 31,
+               "groups": {"txn": [6, 9], "status": [17, 19], "ms": [28, 31]}})
+    );
+    assert_eq!(m[1]["match"]["rule"], 1);
+    assert_eq!(m[1]["match"]["groups"], json!({"page": [37, 41], "d": [47, 50]}));
+    assert_eq!(m[0]["value"], 231, "the rest of the record is as without explain");
+
+    let quiet = rules(&example_config("all"));
+    let x = extract(&quiet, r#"{"message":"txn=pay status=OK resp_ms=231"}"#);
+    assert!(metrics(&x)[0].get("match").is_none(), "off by default");
 }

@@ -15,6 +15,9 @@ const SECOND: i64 = 1_000_000_000;
 const MINUTE: i64 = 60 * SECOND;
 /// 2026-11-22T10:00:00Z, so times read naturally in failures.
 const T0: i64 = 1_795_341_600 * SECOND;
+/// The host clock in most tests: a day after `T0`, after every event, so
+/// neither the host-clock cap of the watermark nor `max_future` applies.
+const HOST: i64 = T0 + 24 * 60 * MINUTE;
 
 fn config(text: serde_json::Value) -> PercentilesConfig {
     PercentilesConfig::parse(&text.to_string()).unwrap()
@@ -43,6 +46,8 @@ impl Run {
         c.accepted += d.accepted;
         c.invalid += d.invalid;
         c.out_of_range += d.out_of_range;
+        c.unrepresentable += d.unrepresentable;
+        c.future += d.future;
         c.late += d.late;
         c.partially_late += d.partially_late;
         c.series_cap += d.series_cap;
@@ -203,17 +208,16 @@ fn check_scenario(s: &Scenario) {
     let cfg = config(s.config.clone());
     let (size, step, lateness) = (cfg.window, cfg.step, cfg.allowed_lateness);
     let digits = i32::from(cfg.significant_digits);
-    let scale = cfg.scale;
     let samples = generate(s);
     let events: Vec<(i64, Vec<u8>)> =
         samples.iter().map(|x| (x.time, body(SERIES[x.series].0, x.value, SERIES[x.series].1))).collect();
 
     let mut engine = Percentiles::new(cfg.clone());
     let mut run = Run::default();
-    feed(&mut engine, &events, 37, 0, &mut run, 0);
+    feed(&mut engine, &events, 37, HOST, &mut run, 0);
     let closed_by_watermark = run.windows.len();
     // Everything left is flushed by an idle tick.
-    run.absorb(engine.tick(cfg.idle_timeout), 0);
+    run.absorb(engine.tick(HOST + cfg.idle_timeout), 0);
     assert!(engine.series.iter().all(|(_, s)| s.panes.is_empty()));
 
     let want = oracle(&samples, size, step, lateness, SERIES.len());
@@ -247,7 +251,7 @@ fn check_scenario(s: &Scenario) {
 
         for (value, percent) in got.stats.quantiles.iter().zip(&s.percents) {
             let exact = nearest_rank(&sorted, *percent);
-            let tolerance = exact * 10f64.powi(-digits) + 1.0 / scale;
+            let tolerance = exact * 10f64.powi(-digits);
             assert!(
                 (value - exact).abs() <= tolerance,
                 "{context}: p{percent} = {value}, oracle {exact}, tolerance {tolerance}"
@@ -274,11 +278,11 @@ fn tumbling_windows_match_the_oracle_on_integer_latencies() {
 }
 
 #[test]
-fn tumbling_windows_with_lateness_match_the_oracle_on_scaled_floats() {
+fn tumbling_windows_with_lateness_match_the_oracle_on_fractional_values() {
     for seed in 10..=12 {
         check_scenario(&Scenario {
             seed,
-            config: json!({"window": "2m", "allowed_lateness": "30s", "scale": 1000, "significant_digits": 2,
+            config: json!({"window": "2m", "allowed_lateness": "30s", "significant_digits": 2,
                            "quantiles": ["p50", "p99.9", 0.05, "p100"]}),
             percents: vec![50.0, 99.9, 5.0, 100.0],
             events: 5000,
@@ -302,6 +306,148 @@ fn hopping_windows_match_the_oracle() {
     }
 }
 
+/// A value spread evenly over the decades from 1e-6 to 1e9, so every
+/// magnitude a metric may have is covered, fractions of a unit included.
+fn any_magnitude(rng: &mut Rng) -> f64 {
+    let exponent = rng.below(15_000_000) as f64 / 1_000_000.0 - 6.0;
+    logged(10f64.powf(exponent))
+}
+
+/// `value` as a log line would carry it, to 6 significant digits: the JSON
+/// reader is exact for such text, so the oracle sees what the plugin reads.
+fn logged(value: f64) -> f64 {
+    format!("{value:.5e}").parse().unwrap()
+}
+
+#[test]
+fn windows_match_the_oracle_on_values_from_a_millionth_to_a_billion() {
+    for (seed, digits) in [(30, 1), (31, 2), (32, 3), (33, 4), (34, 5)] {
+        check_scenario(&Scenario {
+            seed,
+            config: json!({"window": "1m", "allowed_lateness": "15s", "significant_digits": digits,
+                           "quantiles": ["p1", "p50", "p90", "p99", "p99.9"]}),
+            percents: vec![1.0, 50.0, 90.0, 99.0, 99.9],
+            events: 5000,
+            jitter: 30 * SECOND,
+            value: any_magnitude,
+        });
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_quantile_is_within_the_stated_precision_of_the_exact_one(
+        exponents in proptest::collection::vec(-6.0f64..9.0, 1..400),
+        digits in 1u8..=5,
+        tenths in 1u64..=1000,
+    ) {
+        let values: Vec<f64> = exponents.iter().map(|e| logged(10f64.powf(*e))).collect();
+        let percent = tenths as f64 / 10.0;
+        let name = format!("p{percent}");
+        let mut engine = Percentiles::new(config(json!({"window": "1m", "significant_digits": digits, "quantiles": [name]})));
+        let bodies: Vec<Vec<u8>> = values.iter().map(|v| body("m", *v, &[])).collect();
+        let inputs: Vec<InputEvent<'_>> = bodies.iter().map(|b| InputEvent { time: T0, body: b }).collect();
+        let out = engine.process(&inputs, HOST);
+        prop_assert_eq!(out.counters.accepted as usize, values.len());
+        let windows = engine.tick(i64::MAX).windows;
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let exact = nearest_rank(&sorted, percent);
+        let got = windows[0].stats.quantiles[0];
+        let bound = exact * 10f64.powi(-i32::from(digits));
+        prop_assert!((got - exact).abs() <= bound, "p{} of {} values at {} digits: {} vs exact {}", percent, values.len(), digits, got, exact);
+    }
+}
+
+#[test]
+fn a_value_the_histogram_cannot_hold_is_refused_and_counted() {
+    let mut engine = Percentiles::new(config(json!({"window": "1m"})));
+    let tiny = body("m", 1e-310, &[]);
+    let zero = body("m", 0.0, &[]);
+    let out = engine.process(&[InputEvent { time: T0, body: &tiny }, InputEvent { time: T0, body: &zero }], HOST);
+    assert_eq!((out.counters.unrepresentable, out.counters.accepted), (1, 1));
+    assert_eq!(
+        out.rejected[0].reason,
+        "value 1e-310 of m is below 2.2250738585072014e-308, the smallest value the histogram holds to its significant digits"
+    );
+    assert_eq!(engine.tick(i64::MAX).windows[0].stats.quantiles, [0.0; 5]);
+}
+
+// ---------------------------------------------------------------------------
+// Clocks that are wrong.
+
+#[test]
+fn one_fast_clock_does_not_make_everyone_elses_events_late() {
+    // Device A's statements in a minute that is over, device B's a day
+    // ahead, then A's again a few seconds after its first: all of A's count.
+    let now = T0 + 3 * MINUTE;
+    let mut engine = Percentiles::new(config(json!({"window": "1m", "allowed_lateness": "30s"})));
+    let a = |i: i64| (T0 + i * 4 * SECOND, body("response_time_ms", 300.0 + i as f64, &[("txn", "pay")]));
+    let mut events: Vec<(i64, Vec<u8>)> = (0..5).map(a).collect();
+    events.push((now + 24 * 60 * MINUTE, body("response_time_ms", 999.0, &[("txn", "pay")])));
+    events.extend(
+        (0..5).map(|i| (T0 + 25 * SECOND + i * 4 * SECOND, body("response_time_ms", 400.0, &[("txn", "pay")]))),
+    );
+    let mut run = Run::default();
+    feed(&mut engine, &events, 1, now, &mut run, 0);
+    run.absorb(engine.tick(i64::MAX), 0);
+    assert_eq!((run.counters.late, run.counters.future, run.counters.accepted), (0, 1, 10));
+    assert_eq!(run.windows.len(), 1);
+    assert_eq!((run.windows[0].start, run.windows[0].stats.count), (T0, 10));
+    assert_eq!(run.rejected.len(), 1);
+    assert_eq!(
+        run.rejected[0],
+        (
+            5,
+            r#"future event for response_time_ms{txn="pay"} at 2026-11-23T10:03:00Z: 1d ahead of the host clock 2026-11-22T10:03:00Z, more than max_future 5m"#.to_string()
+        )
+    );
+}
+
+#[test]
+fn an_event_a_little_ahead_is_kept_but_moves_the_watermark_no_further_than_the_clock() {
+    let now = T0 + 10 * SECOND;
+    let mut engine = Percentiles::new(config(json!({"window": "1m", "max_future": "5m"})));
+    let b = body("m", 1.0, &[]);
+    // Three minutes ahead: within max_future, recorded in its own window.
+    let out = engine.process(&[InputEvent { time: now + 3 * MINUTE, body: &b }], now);
+    assert_eq!((out.counters.accepted, out.counters.future), (1, 0));
+    assert_eq!(engine.watermark(), Some(now));
+    // The current window still takes its events, and closes only when the
+    // clock and the data have passed its end.
+    let out = engine.process(&[InputEvent { time: T0 + 5 * SECOND, body: &b }], now + 20 * SECOND);
+    assert_eq!((out.counters.late, out.windows.len()), (0, 0));
+    let out = engine.process(&[InputEvent { time: T0 + MINUTE, body: &b }], T0 + MINUTE + SECOND);
+    assert_eq!(out.windows.len(), 1);
+    assert_eq!((out.windows[0].start, out.windows[0].stats.count), (T0, 1));
+    // Five minutes and a second ahead is too far.
+    let out =
+        engine.process(&[InputEvent { time: T0 + MINUTE + 5 * MINUTE + 2 * SECOND, body: &b }], T0 + MINUTE + SECOND);
+    assert_eq!(out.counters.future, 1);
+}
+
+#[test]
+fn an_idle_flush_leaves_a_window_ahead_of_the_clock_open_until_the_clock_reaches_it() {
+    let now = T0 + 10 * SECOND;
+    let mut engine = Percentiles::new(config(json!({"window": "1m", "idle_timeout": "2m"})));
+    let b = body("m", 1.0, &[]);
+    // One event now and one from a clock four minutes fast, then silence.
+    engine.process(&[InputEvent { time: T0, body: &b }, InputEvent { time: now + 4 * MINUTE, body: &b }], now);
+    let out = engine.tick(now + 2 * MINUTE);
+    let starts: Vec<i64> = out.windows.iter().map(|w| w.start).collect();
+    assert_eq!(starts, [T0], "only the window the clock has passed");
+    // Another device's event for the minute after is not late.
+    let out = engine.process(&[InputEvent { time: T0 + 2 * MINUTE + SECOND, body: &b }], now + 2 * MINUTE + 5 * SECOND);
+    assert_eq!((out.counters.late, out.counters.accepted), (0, 1));
+    // Once the clock is past the fast event's window, it is flushed too.
+    let out = engine.tick(now + 6 * MINUTE);
+    let starts: Vec<i64> = out.windows.iter().map(|w| w.start).collect();
+    assert_eq!(starts, [T0 + 2 * MINUTE, T0 + 4 * MINUTE]);
+    assert!(engine.series.values().all(|s| s.panes.is_empty()));
+}
+
 // ---------------------------------------------------------------------------
 // Window boundaries.
 
@@ -315,7 +461,7 @@ fn an_event_exactly_at_the_window_end_goes_to_the_next_window() {
             InputEvent { time: T0 + MINUTE - 1, body: &b(2.0) },
             InputEvent { time: T0 + MINUTE, body: &b(3.0) },
         ],
-        0,
+        HOST,
     );
     // The event at T0 + 1m moves the watermark to the end of [T0, T0+1m).
     assert_eq!(out.windows.len(), 1);
@@ -340,10 +486,10 @@ proptest! {
         let size = panes * step;
         let mut engine = Percentiles::new(config(json!({"window": format!("{}s", size / SECOND), "step": format!("{step_s}s")})));
         let b = body("m", 7.0, &[]);
-        let mut windows = engine.process(&[InputEvent { time: T0 + t, body: &b }], 0).windows;
+        let mut windows = engine.process(&[InputEvent { time: T0 + t, body: &b }], HOST).windows;
         // A far later event closes every window of the first.
         let later = body("other", 1.0, &[]);
-        windows.extend(engine.process(&[InputEvent { time: T0 + t + 2 * size, body: &later }], 0).windows);
+        windows.extend(engine.process(&[InputEvent { time: T0 + t + 2 * size, body: &later }], HOST).windows);
         let mine: Vec<_> = windows.iter().filter(|w| w.key.metric == "m").collect();
         prop_assert_eq!(mine.len() as i64, panes);
         for w in mine {
@@ -359,7 +505,7 @@ proptest! {
         let end = (T0 / size + k) * size;
         let mut engine = Percentiles::new(config(json!({"window": format!("{minutes}m")})));
         let b = body("m", 1.0, &[]);
-        engine.process(&[InputEvent { time: end, body: &b }], 0);
+        engine.process(&[InputEvent { time: end, body: &b }], end);
         let w = engine.tick(i64::MAX).windows;
         prop_assert_eq!(w.len(), 1);
         prop_assert_eq!(w[0].start, end);
@@ -383,23 +529,22 @@ fn mixed_stream(seed: u64, count: usize) -> Vec<(i64, Vec<u8>)> {
 
 #[test]
 fn restoring_a_snapshot_mid_stream_gives_the_same_output_as_an_uninterrupted_run() {
-    let text =
-        json!({"window": "3m", "step": "1m", "allowed_lateness": "20s", "scale": 10, "quantiles": ["p50", "p99.9"]});
+    let text = json!({"window": "3m", "step": "1m", "allowed_lateness": "20s", "quantiles": ["p50", "p99.9"]});
     let events = mixed_stream(99, 4000);
     let mut whole = Percentiles::new(config(text.clone()));
     let mut expected = Run::default();
-    feed(&mut whole, &events, 50, 5, &mut expected, 0);
+    feed(&mut whole, &events, 50, HOST, &mut expected, 0);
     expected.absorb(whole.tick(i64::MAX), 0);
 
     for cut in [1, 50, 1234, 2000, 3999] {
         let mut first = Percentiles::new(config(text.clone()));
         let mut got = Run::default();
-        feed(&mut first, &events[..cut], 50, 5, &mut got, 0);
+        feed(&mut first, &events[..cut], 50, HOST, &mut got, 0);
         let bytes = first.snapshot();
         drop(first);
         let mut second = Percentiles::new(config(text.clone()));
         second.restore(&bytes).unwrap();
-        feed(&mut second, &events[cut..], 50, 5, &mut got, cut);
+        feed(&mut second, &events[cut..], 50, HOST, &mut got, cut);
         got.absorb(second.tick(i64::MAX), 0);
         assert_eq!(got.windows, expected.windows, "cut at {cut}");
         assert_eq!(got.rejected, expected.rejected, "cut at {cut}");
@@ -415,7 +560,7 @@ fn output_does_not_depend_on_batch_size() {
     for batch in [1, 13, 2000] {
         let mut engine = Percentiles::new(config(text.clone()));
         let mut run = Run::default();
-        feed(&mut engine, &events, batch, 0, &mut run, 0);
+        feed(&mut engine, &events, batch, HOST, &mut run, 0);
         run.absorb(engine.tick(i64::MAX), 0);
         runs.push(run);
     }
@@ -428,12 +573,12 @@ fn the_watermark_and_idle_series_survive_a_restore() {
     let text = json!({"window": "1m"});
     let mut first = Percentiles::new(config(text.clone()));
     let b = body("m", 5.0, &[]);
-    first.process(&[InputEvent { time: T0 + 3 * MINUTE, body: &b }], 0);
+    first.process(&[InputEvent { time: T0 + 3 * MINUTE, body: &b }], HOST);
     let mut second = Percentiles::new(config(text));
     second.restore(&first.snapshot()).unwrap();
     assert_eq!(second.watermark(), Some(T0 + 3 * MINUTE));
     // Still late after the restore.
-    let out = second.process(&[InputEvent { time: T0, body: &b }], 0);
+    let out = second.process(&[InputEvent { time: T0, body: &b }], HOST);
     assert_eq!(out.counters.late, 1);
 }
 
@@ -441,13 +586,13 @@ fn the_watermark_and_idle_series_survive_a_restore() {
 fn restore_refuses_garbage_and_incompatible_snapshots() {
     let mut engine = Percentiles::new(config(json!({"window": "1m"})));
     let e = engine.restore(b"\x00\x01garbage").unwrap_err();
-    assert!(e.starts_with("snapshot is not a weir-plugin-percentiles snapshot of format 1: "), "{e}");
+    assert!(e.starts_with("snapshot is not a weir-plugin-percentiles snapshot: "), "{e}");
     let e = engine.restore(br#"{"rules": []}"#).unwrap_err();
     assert!(e.starts_with("snapshot is not a weir-plugin-percentiles snapshot"), "{e}");
 
     let mut other = Percentiles::new(config(json!({"window": "5m"})));
     let b = body("m", 5.0, &[]);
-    other.process(&[InputEvent { time: T0, body: &b }], 0);
+    other.process(&[InputEvent { time: T0, body: &b }], HOST);
     let snapshot = other.snapshot();
     let e = engine.restore(&snapshot).unwrap_err();
     assert_eq!(
@@ -456,18 +601,94 @@ fn restore_refuses_garbage_and_incompatible_snapshots() {
     );
 
     let mut envelope: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
-    envelope["format"] = json!(2);
+    envelope["format"] = json!(3);
     let e = engine.restore(&serde_json::to_vec(&envelope).unwrap()).unwrap_err();
-    assert_eq!(e, "snapshot format 2 is not supported (this plugin reads format 1)");
+    assert_eq!(e, "snapshot format 3 is not supported (this plugin reads formats 1 and 2)");
 
     let mut envelope: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
     envelope["window"] = json!(MINUTE);
     envelope["step"] = json!(MINUTE);
-    envelope["series"][0]["panes"][0]["histogram"] = json!("AAAA");
+    envelope["series"][0]["panes"][0]["buckets"] = json!([[5, 1]]);
     let e = engine.restore(&serde_json::to_vec(&envelope).unwrap()).unwrap_err();
-    assert!(e.starts_with("snapshot series m pane at 2026-11-22T10:00:00Z: histogram does not decode"), "{e}");
+    assert_eq!(e, "snapshot series m pane at 2026-11-22T10:00:00Z: bucket 5 holds no finite normal value");
+    envelope["series"][0]["panes"][0]["buckets"] = json!([[0, 2]]);
+    let e = engine.restore(&serde_json::to_vec(&envelope).unwrap()).unwrap_err();
+    assert_eq!(e, "snapshot series m pane at 2026-11-22T10:00:00Z: histogram holds 2 values but the pane counts 1");
     // A failed restore leaves the instance as it was.
     assert!(engine.series.is_empty());
+}
+
+/// A snapshot as format 1 wrote it: one pane of series `m` at `T0`, its
+/// histogram holding `round(value * scale)` in HdrHistogram's V2 + deflate
+/// encoding, base64.
+fn format_1_snapshot(values: &[f64], scale: f64) -> serde_json::Value {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+    let mut hdr = hdrhistogram::Histogram::<u32>::new(3).unwrap();
+    for v in values {
+        hdr.record((v * scale).round() as u64).unwrap();
+    }
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(&hdr, &mut bytes).unwrap();
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    json!({"plugin": "weir-plugin-percentiles", "format": 1, "window": MINUTE, "step": MINUTE,
+           "scale": scale.to_string(), "max_event_time": T0 + 10 * SECOND, "closed": null,
+           "series": [{"metric": "m", "labels": {}, "last_seen": HOST, "flushed_through": null,
+                       "panes": [{"start": T0, "count": values.len(), "sum": values.iter().sum::<f64>().to_string(),
+                                  "compensation": "0", "min": min.to_string(), "max": max.to_string(),
+                                  "histogram": base64::engine::general_purpose::STANDARD.encode(bytes)}]}]})
+}
+
+#[test]
+fn a_format_1_snapshot_restores_its_open_windows() {
+    let mut engine = Percentiles::new(config(json!({"window": "1m", "quantiles": ["p50", "p75", "p100"]})));
+    let before = [0.2, 0.4, 0.6, 0.8];
+    engine.restore(&serde_json::to_vec(&format_1_snapshot(&before, 1000.0)).unwrap()).unwrap();
+    assert_eq!(engine.watermark(), Some(T0 + 10 * SECOND));
+    // A value after the upgrade joins the restored window.
+    let b = body("m", 1.0, &[]);
+    engine.process(&[InputEvent { time: T0 + 20 * SECOND, body: &b }], HOST);
+    let out = engine.tick(i64::MAX);
+    assert_eq!(out.windows.len(), 1);
+    let stats = &out.windows[0].stats;
+    assert_eq!((stats.count, stats.min, stats.max), (5, 0.2, 1.0));
+    assert!((stats.mean - 0.6).abs() < 1e-12, "{stats:?}");
+    assert_eq!(stats.quantiles, [0.6, 0.8, 1.0]);
+}
+
+#[test]
+fn a_broken_format_1_snapshot_is_refused_naming_the_pane() {
+    let mut engine = Percentiles::new(config(json!({"window": "1m"})));
+    let mut snapshot = format_1_snapshot(&[3.0], 1.0);
+    snapshot["series"][0]["panes"][0]["histogram"] = json!("AAAA");
+    let e = engine.restore(&serde_json::to_vec(&snapshot).unwrap()).unwrap_err();
+    assert!(e.starts_with("snapshot series m pane at 2026-11-22T10:00:00Z: histogram does not decode"), "{e}");
+    snapshot["scale"] = json!("0");
+    let e = engine.restore(&serde_json::to_vec(&snapshot).unwrap()).unwrap_err();
+    assert_eq!(e, "snapshot has scale 0, which must be above 0");
+}
+
+#[test]
+fn a_snapshot_of_another_precision_is_rebucketed() {
+    let events: Vec<(i64, Vec<u8>)> =
+        (1..=200).map(|i| (T0 + i * 100_000_000, body("m", f64::from(i as i32) / 7.0, &[]))).collect();
+    let mut coarse = Percentiles::new(config(json!({"window": "1m", "significant_digits": 2})));
+    feed(&mut coarse, &events[..100], 50, HOST, &mut Run::default(), 0);
+    let mut fine = Percentiles::new(config(json!({"window": "1m", "significant_digits": 5})));
+    fine.restore(&coarse.snapshot()).unwrap();
+    let mut run = Run::default();
+    feed(&mut fine, &events[100..], 50, HOST, &mut run, 100);
+    run.absorb(fine.tick(i64::MAX), 0);
+    let mut sorted: Vec<f64> = (1..=200).map(|i| f64::from(i) / 7.0).collect();
+    sorted.sort_by(f64::total_cmp);
+    let stats = &run.windows[0].stats;
+    assert_eq!(stats.count, 200);
+    for (value, percent) in stats.quantiles.iter().zip([50.0, 75.0, 90.0, 95.0, 99.0]) {
+        // The coarse half keeps the coarse precision.
+        let exact = nearest_rank(&sorted, percent);
+        assert!((value - exact).abs() <= exact * 1e-2, "p{percent}: {value} vs {exact}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -478,7 +699,7 @@ fn tick_closes_the_windows_of_idle_series_only() {
     let mut engine = Percentiles::new(config(json!({"window": "1m", "idle_timeout": "5m"})));
     let quiet = body("m", 1.0, &[("s", "quiet")]);
     let busy = body("m", 2.0, &[("s", "busy")]);
-    let host = 1_000 * SECOND;
+    let host = T0 + 1_000 * SECOND;
     engine.process(&[InputEvent { time: T0, body: &quiet }], host);
     engine.process(&[InputEvent { time: T0 + SECOND, body: &busy }], host + 4 * MINUTE);
 
@@ -522,7 +743,7 @@ fn late_events_are_dead_lettered_with_the_window_and_watermark() {
             InputEvent { time: T0 + 14 * MINUTE, body: &b },
             InputEvent { time: T0 + 14 * MINUTE, body: &b },
         ],
-        0,
+        HOST,
     );
     // The watermark is 10:15 after the first event, so the window [10:00, 10:15) is closed.
     assert!(out.windows.is_empty(), "the window held no value, so nothing is emitted");
@@ -537,7 +758,8 @@ fn late_events_are_dead_lettered_with_the_window_and_watermark() {
 fn dropped_late_events_are_counted_not_rejected() {
     let mut engine = Percentiles::new(config(json!({"window": "1m", "late": "drop"})));
     let b = body("m", 3.0, &[]);
-    let out = engine.process(&[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0, body: &b }], 0);
+    let out =
+        engine.process(&[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0, body: &b }], HOST);
     assert!(out.rejected.is_empty());
     assert_eq!(out.counters.late, 1);
     assert_eq!(out.counters.accepted, 1);
@@ -547,8 +769,10 @@ fn dropped_late_events_are_counted_not_rejected() {
 fn hopping_events_partly_late_are_recorded_for_the_open_windows() {
     let mut engine = Percentiles::new(config(json!({"window": "3m", "step": "1m"})));
     let b = body("m", 3.0, &[]);
-    let out = engine
-        .process(&[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0 + 30 * SECOND, body: &b }], 0);
+    let out = engine.process(
+        &[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0 + 30 * SECOND, body: &b }],
+        HOST,
+    );
     // Watermark 10:02 closes the windows ending by 10:02: of those holding
     // 10:00:30, [09:58, 10:01) and [09:59, 10:02) are closed, [10:00, 10:03) open.
     assert_eq!(out.counters.partially_late, 1);
@@ -571,7 +795,7 @@ fn the_series_cap_refuses_new_series_and_logs_once_per_episode() {
             InputEvent { time: T0, body: &d },
             InputEvent { time: T0, body: &a },
         ],
-        0,
+        HOST,
     );
     assert_eq!(out.counters.series_cap, 2);
     assert_eq!(out.counters.accepted, 3);
@@ -581,15 +805,15 @@ fn the_series_cap_refuses_new_series_and_logs_once_per_episode() {
     assert_eq!(out.logs.len(), 1, "{:?}", out.logs);
     assert_eq!(out.logs[0].0, LogLevel::Warn);
 
-    let out = engine.process(&[InputEvent { time: T0, body: &c }], 0);
+    let out = engine.process(&[InputEvent { time: T0, body: &c }], HOST);
     assert!(out.logs.is_empty(), "no second log line in the same episode");
 
     // Closing the windows frees series b; the episode ends with one line.
-    let out = engine.process(&[InputEvent { time: T0 + MINUTE, body: &a }], 0);
+    let out = engine.process(&[InputEvent { time: T0 + MINUTE, body: &a }], HOST);
     assert_eq!(out.windows.len(), 2);
     assert_eq!(out.logs.len(), 1);
     assert!(out.logs[0].1.contains("3 records of new series were refused"), "{:?}", out.logs);
-    let out = engine.process(&[InputEvent { time: T0 + MINUTE, body: &c }], 0);
+    let out = engine.process(&[InputEvent { time: T0 + MINUTE, body: &c }], HOST);
     assert_eq!(out.counters.accepted, 1);
 }
 
@@ -607,7 +831,7 @@ fn out_of_range_and_malformed_values_are_rejected_and_counted() {
             InputEvent { time: T0, body: &low },
             InputEvent { time: T0, body: text },
         ],
-        0,
+        HOST,
     );
     assert_eq!(out.counters.accepted, 1);
     assert_eq!(out.counters.out_of_range, 2);
@@ -623,7 +847,7 @@ fn emitted_bodies_are_json_with_every_field() {
     let mut engine = Percentiles::new(cfg);
     let events: Vec<Vec<u8>> = (1..=100).map(|v| body("latency_ms", f64::from(v), &[("op", "pay")])).collect();
     let inputs: Vec<InputEvent<'_>> = events.iter().map(|b| InputEvent { time: T0 + 15 * MINUTE, body: b }).collect();
-    engine.process(&inputs, 0);
+    engine.process(&inputs, HOST);
     let out = engine.tick(i64::MAX);
     let parsed: serde_json::Value = serde_json::from_slice(&output::body(&out.windows[0], &quantiles)).unwrap();
     assert_eq!(

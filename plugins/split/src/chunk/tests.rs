@@ -23,7 +23,10 @@ fn string_statements_become_message_records_with_the_chunks_time() {
     let out = split(&config("{}"), &[r#"{"logs":["a","b \"q\""]}"#]);
     assert_eq!(bodies(&out), [json!({"message": "a"}), json!({"message": "b \"q\""})]);
     assert!(out.emitted.iter().all(|s| s.parent == 0 && s.time == CHUNK_TIME && s.tag == "app"));
-    assert_eq!(out.counts, Counts { statements: 2, chunks: 1, rejected_chunks: 0, time_missing: 0 });
+    assert_eq!(
+        out.counts,
+        Counts { statements: 2, chunks: 1, rejected_chunks: 0, time_missing: 0, continuation_lines: 0 }
+    );
 }
 
 #[test]
@@ -99,12 +102,15 @@ fn dead_letter_mode_rejects_the_chunk_naming_the_statement() {
     assert_eq!(out.rejected.len(), 1);
     assert_eq!(out.rejected[0].0, 0);
     assert!(out.rejected[0].1.starts_with(r#"statement 2: time "abc" is not rfc3339: "#), "{}", out.rejected[0].1);
-    assert_eq!(out.counts, Counts { statements: 0, chunks: 2, rejected_chunks: 1, time_missing: 0 });
+    assert_eq!(
+        out.counts,
+        Counts { statements: 0, chunks: 2, rejected_chunks: 1, time_missing: 0, continuation_lines: 0 }
+    );
 }
 
 #[test]
 fn dead_letter_reasons_for_text_name_the_line() {
-    let c = config(r#"{"time":{"delimiter":" "},"on_missing_time":"dead_letter"}"#);
+    let c = config(r#"{"time":{"delimiter":" "},"on_missing_time":"dead_letter","multiline":false}"#);
     let out = split(&c, &[r#"{"logs":"1970-01-01T00:00:00Z ok\n\nbad line"}"#]);
     assert!(
         out.rejected[0].1.starts_with(r#"statement 1 (line 3): time "bad" is not rfc3339"#),
@@ -139,7 +145,10 @@ fn malformed_chunks_are_rejected_and_others_flow() {
     );
     assert_eq!(out.emitted.len(), 1);
     assert_eq!(out.emitted[0].parent, 5);
-    assert_eq!(out.counts, Counts { statements: 1, chunks: 6, rejected_chunks: 5, time_missing: 0 });
+    assert_eq!(
+        out.counts,
+        Counts { statements: 1, chunks: 6, rejected_chunks: 5, time_missing: 0, continuation_lines: 0 }
+    );
 }
 
 #[test]
@@ -167,4 +176,143 @@ fn ten_thousand_statements_split_in_linear_time() {
     // A quadratic split would take minutes here; linear takes milliseconds,
     // even unoptimised. The bound is loose so a busy machine does not fail it.
     assert!(elapsed < std::time::Duration::from_secs(10), "took {elapsed:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Multi-line statements.
+
+const JAVA: &str = "2026-11-22T10:00:00.000Z txn=pay status=error crash
+java.lang.IllegalStateException: card token expired
+\tat com.example.shop.pay.Checkout.submit(Checkout.java:88)
+\tat com.example.shop.ui.PayFragment.onClick(PayFragment.java:41)
+Caused by: java.io.IOException: timeout
+\t... 2 more";
+
+const PYTHON: &str = "2026-11-22T10:00:01.000Z ERROR payment failed
+Traceback (most recent call last):
+  File \"/app/pay.py\", line 12, in submit
+    charge(card)
+ValueError: card token expired
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File \"/app/pay.py\", line 14, in submit
+    raise PaymentError()
+PaymentError";
+
+const GO: &str = "2026-11-22T10:00:02.000Z panic: runtime error: index out of range [3] with length 3
+
+goroutine 1 [running]:
+main.checkout(...)
+\t/app/main.go:8 +0x1d
+main.main()
+\t/app/main.go:12 +0x25
+exit status 2";
+
+const NEXT: &str = "2026-11-22T10:00:03.000Z page=home load=900ms";
+
+/// 2026-11-22T10:00:00Z in ns.
+const T: i64 = 1_795_341_600_000_000_000;
+
+fn text_chunk(text: &str) -> String {
+    json!({"app": "shop", "logs": text}).to_string()
+}
+
+fn messages(outcome: &BatchOutcome) -> Vec<String> {
+    bodies(outcome).iter().map(|b| b["message"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn java_python_and_go_traces_stay_with_their_statement_and_its_time() {
+    let c = config(r#"{"time":{"regex":"^(?P<time>\\S+)"},"context":["app"]}"#);
+    for trace in [JAVA, PYTHON, GO] {
+        let out = split(&c, &[&text_chunk(&format!("{trace}\n{NEXT}\n"))]);
+        assert_eq!(messages(&out), [trace, NEXT], "{trace}");
+        let first_line = trace.lines().next().unwrap();
+        let second = T + i64::from(first_line.as_bytes()[18] - b'0') * 1_000_000_000;
+        assert_eq!(out.emitted[0].time, second, "the trace takes its first line's time");
+        assert_eq!(out.emitted[1].time, T + 3_000_000_000);
+        assert_eq!(out.counts.time_missing, 0);
+        let lines = trace.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+        assert_eq!(out.counts.continuation_lines, lines - 1, "{trace}");
+        assert_eq!(bodies(&out)[0]["app"], "shop");
+    }
+}
+
+#[test]
+fn traces_sent_as_array_elements_join_their_statement() {
+    let c = config(r#"{"time":{"regex":"^(?P<time>\\S+)"}}"#);
+    let mut logs: Vec<Value> = JAVA.lines().map(|l| json!(l)).collect();
+    logs.push(json!({"msg": "object", "n": 1}));
+    logs.push(json!("\tat an.orphan.Frame(Frame.java:1)"));
+    logs.push(json!(NEXT));
+    let out = split(&c, &[&json!({"logs": logs}).to_string()]);
+    let bodies = bodies(&out);
+    assert_eq!(bodies[0]["message"], JAVA);
+    // An object statement needs time.field, which this config lacks.
+    assert_eq!(bodies[1], json!({"msg": "object", "n": 1, "time_missing": true}));
+    // A continuation right after an object has no statement to join.
+    assert_eq!(bodies[2], json!({"message": "\tat an.orphan.Frame(Frame.java:1)", "time_missing": true}));
+    assert_eq!(bodies[3]["message"], NEXT);
+    assert_eq!(out.counts.continuation_lines, 5);
+}
+
+#[test]
+fn a_chunk_that_starts_with_a_continuation_keeps_it_as_a_statement_of_its_own() {
+    let c = config(r#"{"time":{"regex":"^(?P<time>\\S+)"}}"#);
+    let text =
+        "\tat com.example.Tail.run(Tail.java:7)\n\tat java.lang.Thread.run(Thread.java:1583)\n".to_owned() + JAVA;
+    let out = split(&c, &[&text_chunk(&text)]);
+    assert_eq!(
+        messages(&out),
+        ["\tat com.example.Tail.run(Tail.java:7)\n\tat java.lang.Thread.run(Thread.java:1583)", JAVA]
+    );
+    // Its first line has no time: the arrival time, flagged.
+    assert_eq!((out.emitted[0].time, bodies(&out)[0]["time_missing"].clone()), (NOW, json!(true)));
+    assert_eq!(out.emitted[1].time, T);
+    assert_eq!(out.counts.time_missing, 1);
+
+    // In dead_letter mode the chunk is refused, naming the fragment's first line.
+    let c = config(r#"{"time":{"regex":"^(?P<time>\\S+)"},"on_missing_time":"dead_letter"}"#);
+    let out = split(&c, &[&text_chunk(&format!("\n{text}"))]);
+    assert!(out.emitted.is_empty());
+    assert_eq!(out.rejected[0].1, "statement 0 (line 2): time regex did not match");
+}
+
+#[test]
+fn blank_lines_stay_inside_a_statement_but_not_at_its_ends() {
+    let c = config(r#"{"time":{"regex":"^(?P<time>\\S+)"}}"#);
+    let out = split(&c, &[&text_chunk(&format!("\r\n\n{}\r\n\n\n{NEXT}\n\n", GO.replace('\n', "\r\n")))]);
+    assert_eq!(messages(&out), [GO, NEXT]);
+}
+
+#[test]
+fn a_start_regex_decides_which_lines_start_statements() {
+    // Lines start with a level; the time is elsewhere.
+    let c = config(
+        r#"{"time":{"regex":"at (?P<time>\\S+)$"},"multiline":{"start":"^(INFO|WARN|ERROR) "},"on_missing_time":"dead_letter"}"#,
+    );
+    let text = "ERROR payment failed at 2026-11-22T10:00:00Z\njava.lang.IllegalStateException: at boot\n\tat x.Y(Y.java:1)\nINFO page=home at 2026-11-22T10:00:01Z";
+    let out = split(&c, &[&text_chunk(text)]);
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(messages(&out).len(), 2);
+    assert!(messages(&out)[0].ends_with("\tat x.Y(Y.java:1)"));
+    assert_eq!((out.emitted[0].time, out.emitted[1].time), (T, T + 1_000_000_000));
+}
+
+#[test]
+fn multiline_false_keeps_one_statement_per_line() {
+    let c = config(r#"{"time":{"regex":"^(?P<time>\\S+)"},"multiline":false}"#);
+    let out = split(&c, &[&text_chunk(JAVA)]);
+    assert_eq!(out.emitted.len(), 6);
+    assert_eq!(out.counts.time_missing, 5);
+    assert_eq!(out.counts.continuation_lines, 0);
+}
+
+#[test]
+fn without_a_text_time_rule_every_line_is_a_statement() {
+    let out = split(&config("{}"), &[&text_chunk(JAVA)]);
+    assert_eq!(out.emitted.len(), 6);
+    assert!(out.emitted.iter().all(|s| s.time == CHUNK_TIME));
 }

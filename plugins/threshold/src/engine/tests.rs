@@ -9,6 +9,9 @@ const MINUTE: i64 = 60 * SECOND;
 /// 2026-11-22T10:00:00Z.
 const T0: i64 = 1_795_341_600 * SECOND;
 const WINDOW: i64 = 15 * MINUTE;
+/// The host clock in most tests: a year after `T0`, after every window, so
+/// `max_future` does not apply.
+const HOST: i64 = T0 + 365 * 24 * 60 * MINUTE;
 
 fn rfc(nanos: i64) -> String {
     weir_plugin_sdk::json::rfc3339(nanos)
@@ -38,8 +41,13 @@ fn pay(n: i64, p95: f64) -> (i64, Vec<u8>) {
 }
 
 fn run(t: &mut Threshold, records: &[(i64, Vec<u8>)]) -> Outcome {
+    run_at(t, records, HOST)
+}
+
+/// `run` with the host clock at `now`.
+fn run_at(t: &mut Threshold, records: &[(i64, Vec<u8>)], now: i64) -> Outcome {
     let inputs: Vec<InputEvent<'_>> = records.iter().map(|(time, body)| InputEvent { time: *time, body }).collect();
-    t.process(&inputs)
+    t.process(&inputs, now)
 }
 
 fn bodies(out: &Outcome) -> Vec<Value> {
@@ -282,6 +290,36 @@ fn a_silent_firing_series_resolves_once_others_report_past_absent_for() {
     // Back after the absence, it is a new alert.
     let out = run(&mut t, &[a(5, 900.0)]);
     assert_eq!((out.counters.alerts_firing, out.counters.alerts_resolved), (1, 0));
+}
+
+#[test]
+fn a_window_from_a_fast_clock_neither_resolves_others_nor_blocks_its_series() {
+    let mut t =
+        threshold(json!({"rules": [{"name": "Slow", "metric": "latency_ms", "stat": "p95", "op": ">", "value": 800}]}));
+    let a = |n, v| window(n, json!({"op": "pay"}), v);
+    let b = |n, v| window(n, json!({"op": "login"}), v);
+    let now = T0 + 2 * WINDOW;
+    let out = run_at(&mut t, &[a(0, 900.0), b(0, 100.0)], now);
+    assert_eq!(out.counters.alerts_firing, 1);
+    // A window of b a day ahead: passed through, counted, not evaluated.
+    let out = run_at(&mut t, &[b(96, 900.0), a(1, 950.0)], now);
+    assert_eq!((out.counters.future, out.counters.windows_evaluated), (1, 1));
+    assert_eq!((out.counters.alerts_resolved, out.counters.alerts_firing), (0, 0), "a is still firing, b not");
+    assert_eq!(
+        out.logs,
+        [format!(
+            "1 window records start more than max_future (5m) after the host clock and were passed through unevaluated; the first: latency_ms window {}..{} (host clock {})",
+            rfc(T0 + 96 * WINDOW),
+            rfc(T0 + 97 * WINDOW),
+            rfc(now)
+        )]
+    );
+    // b's next real window is in order and evaluated.
+    let out = run_at(&mut t, &[b(1, 900.0)], now);
+    assert_eq!((out.counters.out_of_order, out.counters.alerts_firing), (0, 1));
+    // Within max_future of the clock, a window is evaluated.
+    let out = run_at(&mut t, &[a(2, 100.0)], T0 + 2 * WINDOW - 4 * MINUTE);
+    assert_eq!((out.counters.future, out.counters.alerts_resolved), (0, 1));
 }
 
 #[test]

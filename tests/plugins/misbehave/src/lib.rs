@@ -2,7 +2,10 @@
 //! plugin is contained: its trap, endless loop or memory growth becomes a dead
 //! letter, and other records keep flowing. Not a real filter; never shipped.
 //!
-//! Config: `{"mode": "trap" | "loop" | "memory_bomb" | "amplify", "factor": N}`.
+//! Config: `{"mode": "trap" | "loop" | "memory_bomb" | "amplify", "factor": N,
+//! "noisy": bool, "tick": "trap" | "loop"}`; `noisy` writes a line to stderr
+//! in `configure`, as plugins that log on start-up do; `tick` makes every
+//! `tick` call trap or spin, to test that ticks are contained too.
 //! Every event passes through unchanged, with its parent, except an event
 //! whose body contains the bytes `poison` (so `{"m":"poison"}` matches):
 //! - `trap`: panics with "poisoned record";
@@ -48,6 +51,18 @@ struct MisbehaveFilterConfig {
     mode: Mode,
     #[serde(default = "default_factor")]
     factor: u32,
+    #[serde(default)]
+    noisy: bool,
+    #[serde(default)]
+    tick: Option<TickFault>,
+}
+
+/// How `tick` misbehaves.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TickFault {
+    Trap,
+    Loop,
 }
 
 fn default_factor() -> u32 {
@@ -62,11 +77,15 @@ struct MisbehaveFilter {
 
 impl Filter for MisbehaveFilter {
     fn configure(config: &str) -> Result<Self, ConfigError> {
-        Ok(Self { config: config::parse(config)?, processed: 0 })
+        let config: MisbehaveFilterConfig = config::parse(config)?;
+        if config.noisy {
+            eprintln!("misbehave: configured in {:?} mode", config.mode);
+        }
+        Ok(Self { config, processed: 0 })
     }
 
     fn process(&mut self, events: Vec<Event>) -> Result<BatchResult, String> {
-        let MisbehaveFilterConfig { mode, factor } = self.config;
+        let MisbehaveFilterConfig { mode, factor, .. } = self.config;
         let count = events.len() as u64;
         let mut emitted = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
@@ -89,6 +108,14 @@ impl Filter for MisbehaveFilter {
         }
         self.processed += count;
         Ok(BatchResult { emitted, rejected: Vec::new() })
+    }
+
+    fn tick(&mut self, _now: weir_plugin_sdk::Timestamp) -> Vec<Event> {
+        match self.config.tick {
+            Some(TickFault::Trap) => panic!("tick trapped on purpose"),
+            Some(TickFault::Loop) => spin_forever(),
+            None => Vec::new(),
+        }
     }
 
     fn snapshot(&self) -> Vec<u8> {

@@ -1,12 +1,13 @@
 //! Durations as written in filter configs (`"15m"`, `"1h30m"`, `"500ms"`):
 //! parsing into nanoseconds and formatting back for messages. It owns the
-//! syntax only; which durations are valid for which key is `config`'s call.
+//! syntax only; which durations are valid for which key is each filter's
+//! call (a config key reads one with [`config::Duration`](crate::config::Duration)).
 //!
 //! Not `extract`'s `duration.rs`, on purpose: that one reads metric values
 //! out of log text (fractions such as `1.2s`, blanks, `μs`, no days), while a
 //! config duration is whole numbers only, with days, and round-trips through
 //! [`format()`] for messages. The two grammars accept different text, so they
-//! stay apart; `threshold` has no durations.
+//! stay apart.
 
 /// Nanoseconds per unit, longest first, as accepted in configs.
 const UNITS: [(&str, i64); 8] = [
