@@ -125,6 +125,7 @@ test: build
     cargo test --release -p weir
     just test-plugins
     just test-examples
+    just test-templates
 
 # Per package set, not --workspace: that would unify features across host
 # and plugins and rebuild wasmtime a second time.
@@ -137,6 +138,33 @@ test-plugins:
 # playwright-core on first use; see tests/browser/).
 test-browser: build
     WEIR_BIN={{weir}} bash tests/browser/run.sh
+# Rust needs only cargo; the other languages take their pinned toolchains
+# from tools/toolchains.sh, which installs them on first use (unless the
+# tools' variables, WASM_TOOLS and the rest, are set already).
+# `weir plugin new` in every template language (or those named): write, build, pass its own tests.yaml.
+test-templates *languages: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    work="{{target_dir}}/templates"
+    languages="{{languages}}"
+    [ -n "$languages" ] || languages="$(ls host/templates)"
+    for lang in $languages; do
+        if [ "$lang" != rust ] && [ -z "${WASM_TOOLS:-}" ]; then
+            toolchains=tools/toolchains.sh
+            [ -x "$toolchains" ] || { echo "test-templates: the $lang template needs $toolchains to build" >&2; exit 1; }
+            export WIT_BINDGEN="$($toolchains path wit-bindgen)" WASM_TOOLS="$($toolchains path wasm-tools)"
+            export WASI_ADAPTER="$($toolchains path adapter)" CLANG="$($toolchains path clang)"
+            export GO_PKG="$($toolchains path go-pkg)" GOTOOLCHAIN="$($toolchains path go)"
+            export COMPONENTIZE_PY="$($toolchains path componentize-py)" COMPONENTIZE_JS="$($toolchains path componentize-js)"
+        fi
+        dir="$work/$lang/hello-$lang"
+        rm -rf "$dir"
+        {{weir}} plugin new --lang "$lang" "hello-$lang" --dir "$dir" > /dev/null
+        # A cargo target folder of its own: the generated crate resolves its
+        # own dependency versions, which must not churn the workspace's.
+        CARGO_TARGET_DIR="$work/cargo" "$dir/build.sh"
+        {{weir}} test "$dir/tests.yaml"
+    done
 
 # Start the real Kafka, Elasticsearch and Alertmanager (idempotent; installs on first use).
 servers:
@@ -161,6 +189,7 @@ test-full: lint build
     just test-plugins
     just test-examples
     just test-browser
+    just test-templates
 
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build

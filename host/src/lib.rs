@@ -7,9 +7,9 @@
 //!
 //! | floor | module | owns |
 //! |---|---|---|
-//! | 5 | [`cli`] | the command line: `run`, `validate`, `bench`, `generate`; reload triggers |
-//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state, the console's taps |
-//! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation |
+//! | 5 | [`cli`] | the command line: `run`, `validate`, `test`, `plugin new`/`inspect`, `bench`, `generate`; reload triggers |
+//! | 4 | [`pipeline`] | the orchestrator: the filter chain, routing, output drivers, dead-letter routing, reload, saved state, the console's taps, dry runs for `weir test` |
+//! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation; `weir test` files |
 //! | 2 | [`inputs`] | `stdin`, `file`, `http`, `kafka`, one folder each |
 //! | 2 | [`outputs`] | `stdout`, `file`, `blackhole`, `elasticsearch`, `alertmanager`, `kafka`, one folder each |
 //! | 2 | [`plugin`] | the wasmtime engine, loading and caching plugins, limits, the WIT contract |

@@ -5,6 +5,8 @@
 //! - `admin`: `/ready` follows the pipeline
 //! - `console`: the console's JSON API on `configs/quickstart-console.yaml`
 //! - `cli`: `--version`, `--help`, `validate` and error exit codes
+//! - `authoring`: `weir test` (every shipped test file, diffs, exit codes),
+//!   `weir plugin new` and `weir plugin inspect`
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
@@ -28,6 +30,7 @@
 mod util;
 
 mod admin;
+mod authoring;
 mod cli;
 mod console;
 mod http_input;

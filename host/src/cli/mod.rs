@@ -1,10 +1,12 @@
-//! The command line: `weir run`, `weir validate`, `weir bench`,
-//! `weir generate`. Each subcommand has its own file; this one parses and
+//! The command line: `weir run`, `weir validate`, `weir test`,
+//! `weir plugin`, `weir bench`, `weir generate`. Each subcommand has its own file; this one parses and
 //! dispatches. `anyhow` is allowed here and in `main.rs` only.
 
 mod bench;
 mod generate;
+mod plugin;
 mod run;
+mod test;
 mod validate;
 
 use std::process::ExitCode;
@@ -33,6 +35,10 @@ enum Command {
     Run(run::RunArgs),
     /// Check a config and every plugin's config block; exit 1 if anything is wrong.
     Validate(validate::ValidateArgs),
+    /// Run filter and config unit tests from YAML files; exit 1 if one fails.
+    Test(test::TestArgs),
+    /// Plugin authors' tools: write a new plugin, inspect a built one.
+    Plugin(plugin::PluginArgs),
     /// Measure one filter's throughput in-process, with no I/O.
     Bench(bench::BenchArgs),
     /// Write sample mobile-app log chunks as NDJSON to stdout.
@@ -46,6 +52,8 @@ pub fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Test(args) => test::test(args),
+        Command::Plugin(args) => plugin::plugin(args),
         Command::Bench(args) => bench::bench(args),
         Command::Generate(args) => generate::generate(args),
     }

@@ -12,6 +12,7 @@ mod interpolate;
 mod raw;
 mod resolve;
 mod spans;
+mod test_suite;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
+pub use test_suite::{ExpectedBody, ExpectedDeadLetter, ExpectedRecord, Matching, TestCase, TestStep, TestSuite};
 
 use crate::core::secret::Secret;
 use crate::core::tag_match::TagMatch;
@@ -142,14 +144,36 @@ pub struct RetrySettings {
 /// Load and validate the config at `path`, interpolating variables from the
 /// process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    parse(path, &text, |name| std::env::var(name).ok())
+    parse(path, &read(path)?, |name| std::env::var(name).ok())
 }
 
 /// Validate config `text` as if read from `path`.
 pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = interpolate::interpolate(text, &env).map_err(|missing| ConfigError::Invalid {
+    let text = interpolated(path, text, &env)?;
+    resolve::resolve(path, &text, &env)
+}
+
+/// Load the `weir test` file at `path` and every config its tests name,
+/// interpolating variables from the process environment.
+pub fn load_tests(path: &Path) -> Result<TestSuite, ConfigError> {
+    parse_tests(path, &read(path)?, |name| std::env::var(name).ok())
+}
+
+/// Validate test-file `text` as if read from `path`; the configs its tests
+/// name are read from disk.
+pub fn parse_tests(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<TestSuite, ConfigError> {
+    let text = interpolated(path, text, &env)?;
+    let load = |config: &Path| parse(config, &read(config)?, &env);
+    test_suite::resolve(path, &text, &env, &load)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+/// `text` with its `${VAR}`s replaced.
+fn interpolated(path: &Path, text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    interpolate::interpolate(text, env).map_err(|missing| ConfigError::Invalid {
         file: path.to_path_buf(),
         position: Some((missing.line, missing.column)),
         key: String::new(),
@@ -157,8 +181,7 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
             "environment variable {name} is not set; set it or give a default: ${{{name}:-default}}",
             name = missing.name
         ),
-    })?;
-    resolve::resolve(path, &text, &env)
+    })
 }
 
 #[cfg(test)]

@@ -37,31 +37,51 @@ const DEFAULT_OUTPUT_MAX_WAIT: Duration = Duration::from_millis(200);
 const DEFAULT_SAMPLE_BUCKET: Duration = Duration::from_secs(60);
 
 pub fn resolve(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let spans = Spans::index(text).map_err(|e| ConfigError::Invalid {
-        file: file.to_path_buf(),
-        position: Some((e.marker().line(), e.marker().col() + 1)),
-        key: String::new(),
-        message: format!("invalid YAML: {}", e.info()),
-    })?;
-    let resolver =
-        Resolver { file: file.to_path_buf(), base: file.parent().map(Path::to_path_buf).unwrap_or_default(), spans };
-    let raw: RawConfig = if text.trim().is_empty() {
+    let resolver = Resolver::new(file, text)?;
+    if text.trim().is_empty() {
         return Err(resolver.error("", "the config is empty; expected `inputs:` and `outputs:`"));
-    } else {
-        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text))
-            .map_err(|e| resolver.serde_error("", e, true))?
-    };
+    }
+    let raw: RawConfig = resolver.deserialize(text)?;
     resolver.config(raw, env)
 }
 
-struct Resolver {
+/// Resolves one YAML file: knows its folder (relative paths) and where each
+/// key is (error positions). The test files of `weir test` use it too.
+pub(super) struct Resolver {
     file: PathBuf,
     base: PathBuf,
     spans: Spans,
 }
 
 impl Resolver {
-    fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+    /// A resolver for `text`, read from `file`. Fails on YAML syntax errors.
+    pub(super) fn new(file: &Path, text: &str) -> Result<Resolver, ConfigError> {
+        let spans = Spans::index(text).map_err(|e| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            position: Some((e.marker().line(), e.marker().col() + 1)),
+            key: String::new(),
+            message: format!("invalid YAML: {}", e.info()),
+        })?;
+        Ok(Resolver { file: file.to_path_buf(), base: file.parent().map(Path::to_path_buf).unwrap_or_default(), spans })
+    }
+
+    /// The whole of `text` as `T`, errors positioned.
+    pub(super) fn deserialize<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text))
+            .map_err(|e| self.serde_error("", e, true))
+    }
+
+    /// The value at `key` as `T`, errors positioned.
+    pub(super) fn value<T: serde::de::DeserializeOwned>(&self, key: &str, value: Value) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(value).map_err(|e| self.serde_error(key, e, false))
+    }
+
+    /// The 1-based line and column of `key`, or of its nearest ancestor.
+    pub(super) fn position(&self, key: &str) -> Option<(usize, usize)> {
+        self.spans.find(key)
+    }
+
+    pub(super) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.clone(),
             position: self.spans.find(key),
@@ -90,6 +110,14 @@ impl Resolver {
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        // serde_norway starts a nested error with its own path, which `key` already says.
+        if let Some((head, rest)) = message.split_once(": ")
+            && (inner_path == head
+                || inner_path.starts_with(&format!("{head}."))
+                || inner_path.starts_with(&format!("{head}[")))
+        {
+            message = rest.to_string();
+        }
         // serde reports an unknown field at its parent; name the field itself.
         if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next())
             && !key.ends_with(field)
@@ -103,21 +131,54 @@ impl Resolver {
         ConfigError::Invalid { file: self.file.clone(), position, key, message }
     }
 
-    fn path(&self, value: &str) -> PathBuf {
+    /// `value` relative to the file's folder.
+    pub(super) fn path(&self, value: &str) -> PathBuf {
         self.base.join(value)
     }
 
-    fn config(&self, raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let plugin_dir = match (&raw.plugin_dir, env("WEIR_PLUGIN_DIR")) {
+    /// Where `type:` filters load NAME.wasm from: `plugin_dir:`, else
+    /// `$WEIR_PLUGIN_DIR`, else `plugins` beside the file.
+    pub(super) fn plugin_dir(&self, raw: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+        match (raw, env("WEIR_PLUGIN_DIR")) {
             (Some(dir), _) => self.path(dir),
             (None, Some(dir)) => PathBuf::from(dir),
             (None, None) => self.path("plugins"),
-        };
-        let cache_dir = match (&raw.cache_dir, env("WEIR_CACHE_DIR")) {
+        }
+    }
+
+    /// Where compiled plugins are cached: `cache_dir:`, else
+    /// `$WEIR_CACHE_DIR`, else the user's cache folder.
+    pub(super) fn cache_dir(&self, raw: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+        match (raw, env("WEIR_CACHE_DIR")) {
             (Some(dir), _) => self.path(dir),
             (None, Some(dir)) => PathBuf::from(dir),
             (None, None) => default_cache_dir(env),
-        };
+        }
+    }
+
+    /// A config of `filters` alone, every setting at its default: no
+    /// inputs, no outputs. `weir test` runs a lone filter in one.
+    pub(super) fn filters_only(&self, filters: Vec<FilterSpec>, cache_dir: PathBuf) -> Config {
+        Config {
+            cache_dir,
+            state_dir: None,
+            pipeline: PipelineSettings {
+                batch_max_records: DEFAULT_BATCH_MAX_RECORDS,
+                queue_capacity: DEFAULT_QUEUE_CAPACITY,
+                tick_interval: DEFAULT_TICK_INTERVAL,
+                shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            },
+            dead_letter_tag: DEFAULT_DEAD_LETTER_TAG.into(),
+            admin: None,
+            inputs: Vec::new(),
+            filters,
+            outputs: Vec::new(),
+        }
+    }
+
+    fn config(&self, raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let plugin_dir = self.plugin_dir(raw.plugin_dir.as_deref(), env);
+        let cache_dir = self.cache_dir(raw.cache_dir.as_deref(), env);
         let pipeline = PipelineSettings {
             batch_max_records: positive(
                 self,
@@ -293,15 +354,13 @@ impl Resolver {
         let matches = match body.remove("match") {
             None => return Err(self.error(key, "missing field `match` (a tag glob such as \"*\" or \"mobile.*\")")),
             Some(value) => {
-                let raw: RawMatch = serde_path_to_error::deserialize(value)
-                    .map_err(|e| self.serde_error(&format!("{key}.match"), e, false))?;
+                let raw: RawMatch = self.value(&format!("{key}.match"), value)?;
                 self.tag_match(&format!("{key}.match"), raw)?
             }
         };
         let batch: RawBatch = match body.remove("batch") {
             None => RawBatch::default(),
-            Some(value) => serde_path_to_error::deserialize(value)
-                .map_err(|e| self.serde_error(&format!("{key}.batch"), e, false))?,
+            Some(value) => self.value(&format!("{key}.batch"), value)?,
         };
         let batch = BatchSettings {
             max_records: positive(
@@ -318,8 +377,7 @@ impl Resolver {
         };
         let retry: RawRetry = match body.remove("retry") {
             None => RawRetry::default(),
-            Some(value) => serde_path_to_error::deserialize(value)
-                .map_err(|e| self.serde_error(&format!("{key}.retry"), e, false))?,
+            Some(value) => self.value(&format!("{key}.retry"), value)?,
         };
         if retry.max_attempts == Some(0) {
             return Err(
@@ -348,7 +406,8 @@ impl Resolver {
         TagMatch::new(globs).map_err(|m| self.error(key, m))
     }
 
-    fn filter(
+    /// One entry of `filters:` (or a test's `filter:`), at `key`.
+    pub(super) fn filter(
         &self,
         key: &str,
         raw: RawFilter,

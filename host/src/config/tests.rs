@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ConfigError, parse};
+use super::{ConfigError, parse, parse_tests};
 use crate::inputs::InputConfig;
 use crate::outputs::OutputConfig;
 
@@ -122,6 +122,14 @@ fn an_unknown_top_level_key_is_refused_with_its_position() {
 }
 
 #[test]
+fn an_unknown_key_in_a_section_is_named_once() {
+    let (key, position, message) = error(&format!("pipeline: {{ batch_max_recordz: 3 }}\n{MINIMAL}"));
+    assert_eq!(key, "pipeline.batch_max_recordz");
+    assert_eq!(position, Some((1, 13)));
+    assert!(message.starts_with("unknown field `batch_max_recordz`, expected one of"), "{message}");
+}
+
+#[test]
 fn an_unknown_input_field_names_the_input_and_line() {
     let text = MINIMAL.replace("path: in.ndjson", "path: in.ndjson\n    folow: true");
     let (key, position, message) = error(&text);
@@ -231,7 +239,8 @@ fn the_display_names_file_line_column_and_key() {
     assert!(text.starts_with(&format!("{}:2:1: ouptuts: unknown field", file.display())), "{text}");
 }
 
-/// Every shipped config must load (with the bundled plugins built).
+/// Every shipped config and `weir test` file must load (with the bundled
+/// plugins built).
 #[test]
 fn every_shipped_config_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -242,7 +251,12 @@ fn every_shipped_config_loads() {
         if entry.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&entry).unwrap();
             let env = |name: &str| (name == "WEIR_PLUGIN_DIR").then(|| plugins.clone());
-            if let Err(e) = parse(&entry, &text, env) {
+            let loaded = if entry.to_string_lossy().ends_with("tests.yaml") {
+                parse_tests(&entry, &text, env).map(drop)
+            } else {
+                parse(&entry, &text, env).map(drop)
+            };
+            if let Err(e) = loaded {
                 panic!("{e}");
             }
             seen += 1;

@@ -91,4 +91,12 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Ok(1_700_000_000_123_000_000));
         assert!(parse_rfc3339("yesterday").unwrap_err().starts_with("\"yesterday\" is not an RFC 3339 time"));
     }
+
+    #[test]
+    fn parses_rfc3339_with_any_offset() {
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Ok(1_700_000_000_123_000_000));
+        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Ok(1_700_000_000_123_000_000));
+        assert!(parse_rfc3339("2023-11-14").unwrap_err().contains("is not an RFC 3339 time"));
+        assert!(parse_rfc3339("2300-01-01T00:00:00Z").unwrap_err().contains("outside"));
+    }
 }

@@ -86,6 +86,34 @@ impl DeadLetter {
     }
 }
 
+/// A dead-letter record's body read back, as a dead-letter output receives
+/// it (see [`DeadLetter::into_record`]); `weir test` compares these.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Envelope {
+    /// Why.
+    pub reason: String,
+    /// Where it failed.
+    pub stage: String,
+    /// The original tag.
+    pub tag: String,
+    /// The original event time, RFC 3339.
+    pub time: String,
+    /// The original identity, if any.
+    pub origin: Option<String>,
+    /// The original body: JSON when it parsed, else a string of its text.
+    pub record: serde_json::Value,
+}
+
+impl Envelope {
+    /// Read the body of a dead-letter record.
+    ///
+    /// # Errors
+    /// When `body` is not an envelope (it was not made by [`DeadLetter::into_record`]).
+    pub fn read(body: &[u8]) -> Result<Envelope, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +140,18 @@ mod tests {
         assert_eq!(v["tag"], "app");
         assert_eq!(v["origin"], "file:x@3");
         assert_eq!(v["time"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn an_envelope_reads_back_what_was_written() {
+        let out = DeadLetter::of(record(br#"{"a":1}"#), "filter split", "no logs field").into_record(&Arc::from("dlq"));
+        let envelope = Envelope::read(&out.body).unwrap();
+        assert_eq!(envelope.stage, "filter split");
+        assert_eq!(envelope.reason, "no logs field");
+        assert_eq!(envelope.tag, "app");
+        assert_eq!(envelope.time, "1970-01-01T00:00:00Z");
+        assert_eq!(envelope.origin.as_deref(), Some("file:x@3"));
+        assert_eq!(envelope.record, serde_json::json!({"a": 1}));
     }
 
     #[test]

@@ -21,7 +21,7 @@ impl TagMatch {
         Ok(TagMatch { globs })
     }
 
-    /// The globs, as configured.
+    /// The globs, in the order given.
     pub fn globs(&self) -> &[String] {
         &self.globs
     }

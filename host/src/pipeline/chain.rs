@@ -19,6 +19,11 @@ use crate::core::record::{Batch, Record, Timestamp};
 use crate::core::tag_match::TagMatch;
 use crate::plugin::{FilterInstance, PluginEngine, PluginError, Processed};
 
+/// The `stage` of the dead letters of the filter named `name`.
+pub fn filter_stage(name: &str) -> String {
+    format!("filter {name}")
+}
+
 /// One filter in the chain.
 pub struct Stage {
     instance: FilterInstance,
@@ -38,7 +43,7 @@ impl Stage {
         let labels = [("filter", name.as_str())];
         Stage {
             matches: instance.spec().matches.clone(),
-            stage_name: format!("filter {name}"),
+            stage_name: filter_stage(&name),
             records_in: registry().counter("weir_filter_records_in_total", "Records given to a filter.", &labels),
             records_out: registry().counter("weir_filter_records_out_total", "Records a filter emitted.", &labels),
             dead_letters: registry().counter(

@@ -11,11 +11,13 @@
 //! `state_dir` is set) and restored at the next start.
 //!
 //! While it runs, a [`Reloader`] applies a new config: see [`reload`].
+//! [`DryRun`] runs a config's filters and routing alone, for `weir test`.
 
 mod chain;
 pub mod console;
 mod dead_letters;
 mod drain;
+mod dry_run;
 mod error;
 mod output_task;
 pub mod reload;
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+pub use dry_run::{DryRun, DryRunOutput};
 pub use error::PipelineError;
 
 use crate::config::{Config, InputSpec, OutputSpec};

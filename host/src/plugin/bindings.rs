@@ -20,7 +20,7 @@ pub(super) use generated::{Filter, FilterPre};
 
 /// The contract version this host implements: the `package` line of
 /// `wit/filter.wit`.
-pub(super) const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.0";
 
 /// The interface every plugin must export, without its version.
 pub(super) const FILTER_EXPORT: &str = "weir:filter/plugin";

@@ -48,15 +48,12 @@ impl PluginEngine {
     /// Compile the component at `path` for the filter `plugin`, or load it
     /// from the cache, and check its contract version.
     pub fn load(&self, plugin: &str, path: &Path) -> Result<Component, PluginError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| PluginError::new(plugin, PluginErrorKind::Read { path: path.into(), source }))?;
+        let bytes = read(plugin, path)?;
         let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{}.cwasm", self.cache_key(&bytes))));
         let component = match cached.as_deref().and_then(|file| self.load_cached(file)) {
             Some(component) => component,
             None => {
-                let component = Component::new(&self.engine, &bytes).map_err(|e| {
-                    PluginError::new(plugin, PluginErrorKind::Compile { path: path.into(), reason: format!("{e:#}") })
-                })?;
+                let component = self.compile(plugin, path, &bytes)?;
                 if let Some(file) = &cached {
                     self.store_cached(file, &component);
                 }
@@ -65,6 +62,13 @@ impl PluginEngine {
         };
         self.check_contract(plugin, path, &component)?;
         Ok(component)
+    }
+
+    /// Compile the component `bytes`, read from `path`, bypassing the cache.
+    pub(super) fn compile(&self, plugin: &str, path: &Path, bytes: &[u8]) -> Result<Component, PluginError> {
+        Component::new(&self.engine, bytes).map_err(|e| {
+            PluginError::new(plugin, PluginErrorKind::Compile { path: path.into(), reason: format!("{e:#}") })
+        })
     }
 
     /// The cache key: the component's bytes and everything about the engine
@@ -121,7 +125,15 @@ impl PluginEngine {
         }
     }
 
-    fn check_contract(&self, plugin: &str, path: &Path, component: &Component) -> Result<(), PluginError> {
+    /// Refuse a component that does not export the filter interface, or
+    /// exports it for a contract this host is not compatible with; the
+    /// error names both versions. Returns the component's version.
+    pub(super) fn check_contract(
+        &self,
+        plugin: &str,
+        path: &Path,
+        component: &Component,
+    ) -> Result<String, PluginError> {
         let contract =
             |reason: String| PluginError::new(plugin, PluginErrorKind::Contract { path: path.into(), reason });
         let ty = component.component_type();
@@ -137,13 +149,18 @@ impl PluginEngine {
             )));
         };
         if compatible(&version, CONTRACT_VERSION) {
-            Ok(())
+            Ok(version)
         } else {
             Err(contract(format!(
                 "built for contract weir:filter@{version}, but this host supports weir:filter@{CONTRACT_VERSION}; rebuild the plugin against a compatible wit/"
             )))
         }
     }
+}
+
+/// The bytes of the component file at `path`, for the filter `plugin`.
+pub(super) fn read(plugin: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
+    std::fs::read(path).map_err(|source| PluginError::new(plugin, PluginErrorKind::Read { path: path.into(), source }))
 }
 
 /// A digest of the file at `path` (`None` when unreadable), to notice a

@@ -51,7 +51,9 @@ impl HostState {
             wasi.monotonic_clock(HostClock(clock.clone()));
         }
         if grants.network {
-            wasi.inherit_network().allow_ip_name_lookup(true);
+            // TCP and UDP are off in wasmtime-wasi until allowed, whatever
+            // addresses the check lets through.
+            wasi.inherit_network().allow_ip_name_lookup(true).allow_tcp(true).allow_udp(true);
         }
         Ok(HostState {
             plugin,

@@ -272,7 +272,14 @@ fn instantiate(
         if store.data_mut().memory.take_hit() {
             PluginError::new(&spec.name, PluginErrorKind::MemoryCap { limit: spec.limits.memory, call: "instantiate" })
         } else {
-            PluginError::new(&spec.name, PluginErrorKind::Instantiate(format!("{e:#}")))
+            // A runtime that fails while starting (Go's `throw`, a Rust
+            // panic) says why on stderr; the trap alone does not.
+            let stderr = store.data().stderr.take();
+            let reason = match stderr.trim() {
+                "" => format!("{e:#}"),
+                said => format!("{e:#}; the plugin's stderr: {said}"),
+            };
+            PluginError::new(&spec.name, PluginErrorKind::Instantiate(reason))
         }
     })?;
     Ok((store, bindings))

@@ -7,12 +7,15 @@ mod bindings;
 mod engine;
 mod error;
 mod host_api;
+mod inspect;
 mod instance;
 mod limits;
 mod spec;
 
+pub use bindings::CONTRACT_VERSION;
 pub use engine::{PluginEngine, file_digest};
 pub use error::{PluginError, PluginErrorKind};
+pub use inspect::{Capability, Inspection, Interface};
 pub use instance::{FilterInstance, Processed};
 pub use limits::{DirGrant, Grants, Limits};
 pub use spec::FilterSpec;

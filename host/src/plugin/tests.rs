@@ -265,20 +265,24 @@ fn the_sandbox_grants_nothing_by_default() {
     assert_eq!(seen["env"], serde_json::Value::Null, "no environment: {seen}");
     assert!(seen["dir"].as_str().is_some_and(|e| e.starts_with("error: ")), "no filesystem: {seen}");
     assert_eq!(seen["now_ns"], 1_234_000_000_000u64, "the wall clock is the host clock: {seen}");
+    assert!(seen["network"].as_str().is_some_and(|e| e.starts_with("error: ")), "no network: {seen}");
 }
 
 #[test]
 fn grants_open_exactly_what_they_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("visible.txt"), b"x").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
     let grants = Grants {
-        env: vec![("WEIR_PROBE".into(), "granted".into())],
+        env: vec![("WEIR_PROBE".into(), "granted".into()), ("WEIR_PROBE_PORT".into(), port)],
         dirs: vec![super::DirGrant { host: dir.path().to_path_buf(), guest: "/data".into(), writable: false }],
         wall_clock: true,
-        network: false,
+        network: true,
     };
     let seen = probe(grants, Clock::manual(5));
     assert_eq!(seen["env"], "granted");
+    assert_eq!(seen["network"], "connected", "{seen}");
     assert_eq!(seen["dir"], json!(["visible.txt"]));
     assert!(seen["now_ns"].as_u64().unwrap() > 1_700_000_000_000_000_000, "the real wall clock: {seen}");
 }

@@ -14,7 +14,9 @@
 //! - `amplify`: emits `factor` copies (default 1000);
 //! - `probe`: replaces the event with what the sandbox let it see:
 //!   `{"env": $WEIR_PROBE or null, "dir": entries of /data or an error,
-//!   "now_ns": WASI wall-clock time}`, to test grants.
+//!   "now_ns": WASI wall-clock time, "network": "connected" or an error
+//!   connecting to 127.0.0.1:$WEIR_PROBE_PORT}`, to test grants (and so it
+//!   imports WASI sockets, which `weir plugin inspect` must show).
 //!
 //! `snapshot` returns the number of events processed so far as decimal text;
 //! `restore` takes it back, and panics when the state is exactly `trap` (for
@@ -151,8 +153,18 @@ fn probe() -> Vec<u8> {
     };
     let now_ns =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    serde_json::to_vec(&serde_json::json!({ "env": std::env::var("WEIR_PROBE").ok(), "dir": dir, "now_ns": now_ns }))
-        .expect("a JSON value serialises")
+    let port = std::env::var("WEIR_PROBE_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(9);
+    let network = match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(_) => "connected".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let seen = serde_json::json!({
+        "env": std::env::var("WEIR_PROBE").ok(),
+        "dir": dir,
+        "now_ns": now_ns,
+        "network": network,
+    });
+    serde_json::to_vec(&seen).expect("a JSON value serialises")
 }
 
 /// Spin until the host interrupts. `black_box` keeps the optimiser from
