@@ -30,7 +30,11 @@
 //! - `statements`: `split` keeps each statement's own time: year-less and
 //!   date-less formats completed, formats naming no instant refused, stack
 //!   traces kept with their statement
-//! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
+//! - `plugin_languages`: the `redact` example in C, Go, JavaScript, Python and
+//!   Rust: byte-identical output, state across a hot reload, counters, config
+//!   errors (the examples must be built: `just examples`, part of `just plugins`)
+//! - `plugin_limits`: trapping, looping and memory-hungry filters, in Rust and
+//!   Go, are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
 //! - `observability`: every catalogued metric served and moving, the Grafana
 //!   dashboard's queries, the README's metrics table, `/health` on a stall
@@ -55,6 +59,7 @@ mod metrics;
 mod observability;
 mod otel_collector;
 mod otlp_input;
+mod plugin_languages;
 mod plugin_limits;
 mod quickstart;
 mod real;

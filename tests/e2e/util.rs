@@ -1,8 +1,9 @@
 //! Helpers: a temporary folder per test, a `weir` command with the built
-//! plugins and a shared compile cache, and NDJSON readers.
+//! plugins and a shared compile cache, a running `weir` with an admin API,
+//! and NDJSON readers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -62,6 +63,52 @@ impl TestDir {
         let out = weir().args(["run", "-c"]).arg(&file).stdin(Stdio::null()).output().expect("weir runs");
         assert!(out.status.success(), "weir failed: {}", String::from_utf8_lossy(&out.stderr));
         out
+    }
+}
+
+/// A `weir run` in the background, with its admin API on `admin`.
+pub struct Running {
+    child: Child,
+    admin: u16,
+}
+
+impl Running {
+    /// Write `config` to `weir.yaml` in `dir`, start `weir run` on it and
+    /// wait until `/ready` answers 200.
+    pub fn start(dir: &TestDir, config: &str, admin: u16) -> Running {
+        let file = dir.write("weir.yaml", config);
+        let child = weir().args(["run", "-c"]).arg(&file).stdin(Stdio::null()).spawn().unwrap();
+        // Built first, so that if it never gets ready, dropping it stops it.
+        let running = Running { child, admin };
+        assert!(wait_for(Duration::from_secs(20), || http("GET", admin, "/ready").is_some_and(|(s, _)| s == 200)));
+        running
+    }
+
+    /// `POST /-/reload`: the status and the JSON answer.
+    pub fn reload(&self) -> (u16, Value) {
+        let (status, body) = http("POST", self.admin, "/-/reload").expect("the admin API answers");
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub fn metrics(&self) -> String {
+        http("GET", self.admin, "/metrics").expect("the admin API answers").1
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        sigterm(self.child.id());
+        assert!(self.child.wait().unwrap().success(), "weir exits cleanly");
+    }
+}
+
+/// A test that fails before `stop` leaves no `weir` behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
