@@ -18,12 +18,19 @@ plugin_packages := `for n in $(ls plugins/*/Cargo.toml | xargs -n1 dirname | xar
 default:
     @just --list
 
-# Install what building needs (idempotent).
+# wasip2 for components; wasip1 and unknown-unknown for Fluent Bit-ABI modules.
+# Install what building needs (idempotent): the WebAssembly targets.
 setup:
-    @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    #!/usr/bin/env bash
+    set -euo pipefail
+    installed="$(rustup target list --installed)"
+    for target in wasm32-wasip2 wasm32-wasip1 wasm32-unknown-unknown; do
+        grep -qx "$target" <<<"$installed" || rustup target add "$target"
+    done
 
-# Build every plugin: the bundled ones, then the examples in other languages.
-plugins: bundled-plugins examples
+# Build every plugin: the bundled ones, the examples in other languages, and the
+# Fluent Bit-ABI test modules (to target/plugins/fluent-bit/).
+plugins: bundled-plugins examples fluent-bit-test-modules
 
 # Build the Rust plugins (plugins/* and tests/plugins/*) to target/plugins/NAME.wasm.
 bundled-plugins: setup
@@ -57,8 +64,8 @@ examples:
         bash "$build" "$out"
     done
 
-# The examples' own tests natively, then each example and the non-Rust test plugin on the real weir (plugins/examples/check.sh).
-test-examples: build
+# The examples' own tests, natively; on the real weir they are tests/e2e/plugin_languages.rs.
+test-examples:
     #!/usr/bin/env bash
     set -euo pipefail
     data=plugins/examples/testdata
@@ -71,7 +78,35 @@ test-examples: build
     "{{target_dir}}/examples/c-redact-test" < "$data/input.ndjson" | cmp - "$data/expected-default.ndjson"
     "{{target_dir}}/examples/c-redact-test" "$(cat "$data/custom.json")" < "$data/input.ndjson" | cmp - "$data/expected-custom.ndjson"
     echo "c-redact: native output matches"
-    WEIR="{{weir}}" bash plugins/examples/check.sh
+
+# The Rust one for wasm32-unknown-unknown and wasm32-wasip1, the Go one for
+# GOOS=wasip1 (Go from PATH, 1.24 or newer for //go:wasmexport).
+# Build the filters written to Fluent Bit's filter_wasm ABI that Weir's tests run.
+fluent-bit-test-modules: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out="{{plugin_dir}}/fluent-bit"
+    mkdir -p "$out"
+    for target in wasm32-unknown-unknown wasm32-wasip1; do
+        cargo build --release --target "$target" --config profile.release.debug=false --config profile.release.strip=true -p weir-test-fluent-bit
+        cp "{{target_dir}}/$target/release/weir_test_fluent_bit.wasm" "$out/rust-${target#wasm32-}.wasm"
+    done
+    (cd tests/fluent-bit/go && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$out/go-wasip1.wasm" .)
+    # The reverse direction: bundled filters built as Fluent Bit modules.
+    for name in extract split; do
+        cp "$(just fluent-bit-module "$name" "configs/fluent-bit/$name.json" | tail -1)" "$out/$name.wasm"
+    done
+
+# Writes target/fluent-bit/NAME.wasm, `Function_Name weir_filter` (docs/fluent-bit-abi.md).
+# Build a bundled stateless filter (extract, split) as a Fluent Bit module, CONFIG (JSON file) built in.
+fluent-bit-module name config target="wasm32-wasip1": setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    config="$(cat "{{config}}")"
+    WEIR_FLUENT_BIT_CONFIG="$config" cargo build --release --target "{{target}}" --config profile.release.debug=false --config profile.release.strip=true -p "weir-plugin-{{name}}" --features fluent-bit
+    mkdir -p "{{target_dir}}/fluent-bit"
+    cp "{{target_dir}}/{{target}}/release/weir_plugin_{{replace(name, '-', '_')}}.wasm" "{{target_dir}}/fluent-bit/{{name}}.wasm"
+    echo "{{target_dir}}/fluent-bit/{{name}}.wasm"
 
 # Build the host.
 host:
@@ -138,9 +173,10 @@ test-one-worker:
 # Per package set, not --workspace: that would unify features across host
 # and plugins and rebuild wasmtime a second time.
 
-# The plugins' own unit tests, natively.
+# The plugins' own unit tests, natively (and the SDK's Fluent Bit glue).
 test-plugins:
     cargo test --release {{plugin_packages}}
+    cargo test --release -p weir-plugin-sdk --features fluent-bit
 
 # The console's tests in headless Chromium (installs Debian's chromium and
 # playwright-core on first use; see tests/browser/).
@@ -238,4 +274,6 @@ lint:
     python3 .ci/check-layers.py
     cargo clippy --release -p weir --all-targets -- -D warnings
     cargo clippy --release {{plugin_packages}} --all-targets -- -D warnings
+    cargo clippy --release -p weir-plugin-sdk -p weir-plugin-extract -p weir-plugin-split --features fluent-bit --all-targets -- -D warnings
+    cargo clippy --release --target wasm32-wasip1 -p weir-test-fluent-bit -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --document-private-items -p weir -p weir-plugin-sdk

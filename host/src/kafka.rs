@@ -67,6 +67,9 @@ impl TryFrom<BTreeMap<String, PropertyValue>> for Properties {
                 PropertyValue::Float(f) => f.to_string(),
                 PropertyValue::Text(s) => s,
             };
+            if text.is_empty() && is_secret_property(&key) {
+                return Err(format!("librdkafka property `{key}` is empty; a credential must not be empty"));
+            }
             out.insert(key, text);
         }
         Ok(Properties(out))
@@ -78,13 +81,19 @@ impl TryFrom<BTreeMap<String, PropertyValue>> for Properties {
 /// never appear in `Debug` output, so no log line of a config leaks them.
 const SECRET_PROPERTY_WORDS: &[&str] = &["password", "secret", "token", "credential"];
 
+/// Whether property `key` holds a credential (see [`SECRET_PROPERTY_WORDS`]).
+fn is_secret_property(key: &str) -> bool {
+    SECRET_PROPERTY_WORDS.iter().any(|w| key.contains(w))
+}
+
 impl fmt::Debug for Properties {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.0.iter().map(|(key, value)| {
-                let secret = SECRET_PROPERTY_WORDS.iter().any(|w| key.contains(w));
-                (key, if secret { "<redacted>" } else { value.as_str() })
-            }))
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(key, value)| (key, if is_secret_property(key) { "<redacted>" } else { value.as_str() })),
+            )
             .finish()
     }
 }
@@ -118,5 +127,12 @@ mod tests {
         for secret in ["hunter2", "k3y", "\"s\""] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
+    }
+
+    #[test]
+    fn an_empty_credential_property_is_refused() {
+        let error = serde_norway::from_str::<Properties>("{ sasl.password: '' }").unwrap_err().to_string();
+        assert!(error.contains("`sasl.password` is empty; a credential must not be empty"), "{error}");
+        assert!(serde_norway::from_str::<Properties>("{ client.id: '' }").is_ok(), "other properties may be empty");
     }
 }

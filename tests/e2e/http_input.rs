@@ -14,21 +14,26 @@ use serde_json::{Value, json};
 use crate::util::{TestDir, read_ndjson, repo, wait_for, weir};
 
 /// A running `weir` with an http input.
-struct Running {
+pub struct Running {
     child: Child,
     /// `http://127.0.0.1:PORT`
-    url: String,
+    pub url: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Running {
     fn start(dir: &TestDir, config: &str) -> Running {
+        Running::start_with_env(dir, config, &[("WEIR_TEST_HTTP_TOKEN", "s3cret")])
+    }
+
+    /// Start `weir run` on `config` with extra environment variables.
+    pub fn start_with_env(dir: &TestDir, config: &str, env: &[(&str, &str)]) -> Running {
         let file = dir.write("weir.yaml", config);
         let mut child = weir()
             .args(["--log-format", "json", "run", "-c"])
             .arg(&file)
             .env("RUST_LOG", "warn,weir::inputs::http=info")
-            .env("WEIR_TEST_HTTP_TOKEN", "s3cret")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -60,7 +65,7 @@ impl Running {
     }
 
     /// SIGTERM, then expect a clean exit.
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();
@@ -302,5 +307,81 @@ outputs:
     let mut ns: Vec<u64> = records.iter().map(|r| r["body"]["n"].as_u64().unwrap()).collect();
     ns.sort_unstable();
     assert_eq!(ns, (0..500).collect::<Vec<_>>());
+    weir.stop();
+}
+
+/// POST the file `body` to `url` with curl (chunked when asked, so no
+/// Content-Length announces the size); returns the status and the answer.
+fn post_file(url: &str, body: &Path, chunked: bool) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "120", "-H", "Content-Type: application/x-ndjson", "-w", "\n%{http_code}"]);
+    if chunked {
+        cmd.args(["-H", "Transfer-Encoding: chunked"]);
+    }
+    let data = format!("@{}", body.display());
+    let out = cmd.args(["--data-binary", &data, url]).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (answer, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        code.trim().parse().unwrap_or_else(|_| panic!("curl failed: {text}")),
+        serde_json::from_str(answer).unwrap_or(Value::Null),
+    )
+}
+
+/// `n` `_bulk` items of about 1 KiB each, as a large Logstash bulk.
+fn bulk_of(n: usize) -> String {
+    let pad = "x".repeat(980);
+    (0..n)
+        .map(|i| format!("{{\"create\":{{\"_index\":\"logs-app\"}}}}\n{{\"n\":{i},\"message\":\"{pad}\"}}\n"))
+        .collect()
+}
+
+/// The `http` input with its defaults, as a collector first meets it.
+const BULK_TO_NOWHERE: &str =
+    "inputs: [{ type: http, address: 127.0.0.1:0 }]\noutputs: [{ type: blackhole, match: 'es.*' }]\n";
+
+/// Elasticsearch's default `http.max_content_length`, Weir's default
+/// `max_body_bytes`.
+const ES_MAX_CONTENT_LENGTH: usize = 100 << 20;
+
+#[test]
+fn a_bulk_the_size_shippers_send_is_accepted_with_the_default_limits() {
+    let dir = TestDir::new();
+    let weir = Running::start(&dir, BULK_TO_NOWHERE);
+    let bulk = bulk_of(12_500);
+    assert!(bulk.len() > 12 << 20, "{} bytes", bulk.len());
+    let file = dir.write("bulk", &bulk);
+    for chunked in [false, true] {
+        let (status, answer) = post_file(&format!("{}/_bulk", weir.url), &file, chunked);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["errors"], false);
+        assert_eq!(answer["items"].as_array().unwrap().len(), 12_500);
+    }
+    weir.stop();
+}
+
+#[test]
+fn a_bulk_one_byte_over_the_default_limit_is_413_in_elasticsearchs_error_shape() {
+    let dir = TestDir::new();
+    let weir = Running::start(&dir, BULK_TO_NOWHERE);
+    let mut bulk = bulk_of(ES_MAX_CONTENT_LENGTH / 1040).into_bytes();
+    bulk.resize(ES_MAX_CONTENT_LENGTH + 1, b'\n');
+    let file = dir.path("bulk");
+    std::fs::write(&file, &bulk).unwrap();
+    // Announced by Content-Length (refused before reading), and chunked
+    // (refused while reading).
+    for chunked in [false, true] {
+        let (status, answer) = post_file(&format!("{}/_bulk", weir.url), &file, chunked);
+        assert_eq!(status, 413, "chunked: {chunked}: {answer}");
+        assert_eq!(answer["status"], 413);
+        assert_eq!(answer["error"]["type"], "content_too_long_exception");
+        assert_eq!(answer["error"]["root_cause"][0]["type"], "content_too_long_exception");
+        assert_eq!(answer["error"]["reason"], "the request body is larger than max_body_bytes (104857600 bytes)");
+    }
+    // Exactly at the limit is accepted.
+    bulk.truncate(ES_MAX_CONTENT_LENGTH);
+    std::fs::write(&file, &bulk).unwrap();
+    let (status, answer) = post_file(&format!("{}/_bulk", weir.url), &file, false);
+    assert_eq!((status, &answer["errors"]), (200, &json!(false)));
     weir.stop();
 }

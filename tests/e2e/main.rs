@@ -7,18 +7,38 @@
 //! - `cli`: `--version`, `--help`, `validate` and error exit codes
 //! - `authoring`: `weir test` (every shipped test file, diffs, exit codes),
 //!   `weir plugin new` and `weir plugin inspect`
+//! - `config`: `${VAR}`s arrive verbatim (an HTTP token is enforced exactly),
+//!   anchors, aliases and merge keys
 //! - `quickstart`: `configs/quickstart.yaml` against an oracle built from its input
 //! - `local_io`: file/stdin inputs (read once, follow, rotation), file/stdout
 //!   outputs, dead letters, routing, shutdown
 //! - `http_input`: the `http` input: curl and the Elasticsearch Python
 //!   client against the real binary, delivered acks, 429 under backpressure
+//! - `deploy`: `deploy/kubernetes/` against the Kubernetes schemas, and its
+//!   Weir configs through `weir validate`
+//! - `forward_input`: the `forward` input: Fluentd's `fluent-logger` and
+//!   frames built from the Forward spec (all modes, acks after delivery, a
+//!   sender hanging up before its ack, bad frames, the handshake, TLS)
+//! - `otlp_input`: the `otlp` input: the OpenTelemetry Python SDK's OTLP
+//!   exporters (gRPC and HTTP), OTLP/JSON with partial success
+//! - `otel_collector`: a real OpenTelemetry Collector (built from the Go
+//!   module proxy) exporting to Weir over OTLP gRPC and HTTP
+//! - `fluent_bit_abi`: Rust and Go modules written to Fluent Bit's
+//!   `filter_wasm` ABI run as filters; `extract` and `split` built as such
 //! - `metrics`: split -> extract -> percentiles -> threshold against an exact oracle;
 //!   precision at any magnitude; a fast clock cannot close others' windows
 //! - `statements`: `split` keeps each statement's own time: year-less and
 //!   date-less formats completed, formats naming no instant refused, stack
 //!   traces kept with their statement
-//! - `plugin_limits`: trapping, looping and memory-hungry filters are contained
+//! - `plugin_languages`: the `redact` example in C, Go, JavaScript, Python and
+//!   Rust: byte-identical output, state across a hot reload, counters, config
+//!   errors (the examples must be built: `just examples`, part of `just plugins`)
+//! - `plugin_limits`: trapping, looping and memory-hungry filters, in Rust and
+//!   Go, are contained
 //! - `reload`: hot reload under load, refused reloads, plugin file watching
+//! - `observability`: every catalogued metric served and moving, the Grafana
+//!   dashboard's queries, the README's metrics table, `/health` on a stall
+//! - `secrets`: no credential in logs, responses, metrics, `validate` output
 //! - `shutdown`: a bounded drain with an output down keeps filter state
 //! - `workers`: the chain on 1, 2 and 8 workers equals one worker and the
 //!   oracle; stateful filters are partitioned only by their key, in order;
@@ -31,14 +51,23 @@ mod util;
 mod admin;
 mod authoring;
 mod cli;
+mod config;
 mod console;
+mod deploy;
+mod fluent_bit_abi;
+mod forward_input;
 mod http_input;
 mod local_io;
 mod metrics;
+mod observability;
+mod otel_collector;
+mod otlp_input;
+mod plugin_languages;
 mod plugin_limits;
 mod quickstart;
 mod real;
 mod reload;
+mod secrets;
 mod shutdown;
 mod statements;
 mod workers;

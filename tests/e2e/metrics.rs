@@ -2,14 +2,16 @@
 //! percentiles -> threshold) against an oracle computed here: exact
 //! nearest-rank percentiles from the sorted values of each series and
 //! window, late events classified from the watermark, and the alert
-//! lifecycle from the oracle's own windows.
+//! lifecycle from the oracle's own windows. And that a record delivered
+//! twice (a client's retry, a replay after a restart) counts once.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Timelike, Utc};
 use serde_json::Value;
 
-use crate::util::{TestDir, read_ndjson, repo, weir};
+use crate::http_input::{Running, post};
+use crate::util::{TestDir, read_ndjson, repo, sigterm, wait_for, weir};
 
 pub const WINDOW_SECS: i64 = 60;
 pub const LATENESS_SECS: i64 = 30;
@@ -30,6 +32,7 @@ impl Rng {
     }
 }
 
+#[derive(Clone)]
 pub struct Statement {
     pub time: DateTime<Utc>,
     pub txn: &'static str,
@@ -370,4 +373,139 @@ fn a_device_whose_clock_is_a_day_fast_does_not_make_other_devices_late() {
     let reason = dead[0]["reason"].as_str().unwrap();
     assert!(reason.starts_with(r#"future event for value{name="pay"} at "#), "{reason}");
     assert!(reason.contains("ahead of the host clock") && reason.ends_with("more than max_future 5m"), "{reason}");
+}
+
+/// The `filters:` section of `configs/mobile-metrics.yaml`, as shipped
+/// (with its `dedupe: true` on `percentiles`).
+fn shipped_filters() -> String {
+    let text = std::fs::read_to_string(repo().join("configs/mobile-metrics.yaml")).unwrap();
+    let start = text.find("\nfilters:").unwrap();
+    let end = text.find("\noutputs:").unwrap();
+    text[start..end].to_string()
+}
+
+/// The response-time windows in `path`, by (start, txn, os); panics on a
+/// window emitted twice.
+fn windows_in(path: &std::path::Path) -> BTreeMap<(String, String, String), Value> {
+    let mut got = BTreeMap::new();
+    for w in read_ndjson(path).into_iter().filter(|w| w["metric"] == "response_time_ms") {
+        let key = (
+            w["window_start"].as_str().unwrap().to_string(),
+            w["labels"]["txn"].as_str().unwrap().to_string(),
+            w["labels"]["os"].as_str().unwrap().to_string(),
+        );
+        assert!(!got.contains_key(&key), "window {key:?} emitted twice");
+        got.insert(key, w);
+    }
+    got
+}
+
+/// Every window of `expected` whose end the watermark of `arrived` passed.
+fn closed_windows(expected: &Series, arrived: &[Vec<Statement>]) -> Series {
+    let last_event = arrived.iter().flatten().map(|s| s.time.timestamp_millis()).max().unwrap();
+    expected
+        .iter()
+        .filter(|((start, _, _), _)| start + WINDOW_SECS * 1000 <= last_event - LATENESS_SECS * 1000)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn a_retried_request_counts_once_and_a_repeated_one_with_a_new_key_twice() {
+    let (chunks, _) = traffic();
+    let dir = TestDir::new();
+    let config = format!(
+        "inputs: [{{ type: http, address: 127.0.0.1:0, tag: mobile.chunks }}]{}\noutputs:\n  \
+         - {{ type: blackhole, match: mobile.statements }}\n  \
+         - {{ type: file, name: windows, match: metrics.window, path: windows.ndjson, batch: {{ max_wait: 20ms }} }}\n  \
+         - {{ type: blackhole, name: rest, match: [alerts, weir.dead_letter] }}\n",
+        shipped_filters()
+    );
+    let weir = Running::start_with_env(&dir, &config, &[]);
+    let url = format!("{}/ingest", weir.url);
+    let json = "Content-Type: application/x-ndjson";
+    // What the pipeline is given, in order; the oracle counts each once.
+    let mut arrived: Vec<Vec<Statement>> = Vec::new();
+    for (i, request) in chunks.chunks(10).enumerate() {
+        let body: String = request.iter().map(|c| chunk_line(c[0].os, c) + "\n").collect();
+        let once = |headers: &[&str]| assert_eq!(post(&url, headers, body.as_bytes()).0, 200, "request {i}");
+        match i % 10 {
+            // A client retry: the same body again (its first answer lost).
+            2 | 5 => {
+                once(&[json]);
+                once(&[json]);
+            }
+            // A retry naming its request.
+            7 => {
+                once(&[json, "Idempotency-Key: req-7"]);
+                once(&[json, "Idempotency-Key: \"req-7\""]);
+            }
+            // The same body sent twice on purpose, as two requests.
+            9 => {
+                once(&[json, &format!("Idempotency-Key: first-{i}")]);
+                once(&[json, &format!("Idempotency-Key: second-{i}")]);
+                arrived.extend(request.iter().cloned());
+            }
+            _ => once(&[json]),
+        }
+        arrived.extend(request.iter().cloned());
+    }
+    let (expected, _) = oracle(&arrived);
+    let closed = closed_windows(&expected, &arrived);
+    assert!(closed.len() >= 50, "{} closed windows", closed.len());
+    let out = dir.path("windows.ndjson");
+    assert!(wait_for(Duration::seconds(20).to_std().unwrap(), || windows_in(&out).len() >= closed.len()));
+    weir.stop();
+    let got = windows_in(&out);
+    assert_eq!(got.len(), closed.len(), "every closed window, once");
+    for ((start, txn, os), values) in &closed {
+        let w = got.get(&(iso(*start), txn.clone(), os.clone())).unwrap_or_else(|| panic!("no window {}", iso(*start)));
+        check_window(w, *start, values);
+    }
+}
+
+#[test]
+fn a_replay_after_a_restart_counts_once() {
+    // As a Kafka consumer replays a partition from its last committed
+    // offset: the second run reads the file again from the start, with the
+    // first run's filter state (and dedupe set) restored.
+    let (chunks, _) = traffic();
+    let lines: Vec<String> = chunks.iter().map(|c| chunk_line(c[0].os, c)).collect();
+    let half = chunks.len() / 2;
+    let dir = TestDir::new();
+    dir.write("chunks.ndjson", &(lines[..half].join("\n") + "\n"));
+    let config = |follow: bool| {
+        format!(
+            "state_dir: state\ninputs: [{{ type: file, path: chunks.ndjson, follow: {follow}, poll_interval: 20ms, tag: mobile.chunks }}]{}\noutputs:\n  \
+             - {{ type: file, name: raw, match: mobile.statements, path: statements.ndjson, batch: {{ max_wait: 20ms }} }}\n  \
+             - {{ type: file, name: windows, match: metrics.window, path: windows.ndjson }}\n  \
+             - {{ type: file, name: dead_letter, match: weir.dead_letter, path: dead.ndjson }}\n  \
+             - {{ type: blackhole, match: alerts }}\n",
+            shipped_filters()
+        )
+    };
+    let file = dir.write("weir.yaml", &config(true));
+    let mut first = weir().args(["run", "-c"]).arg(&file).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let first_statements: usize = chunks[..half].iter().map(Vec::len).sum();
+    let raw = dir.path("statements.ndjson");
+    assert!(wait_for(std::time::Duration::from_secs(30), || read_ndjson(&raw).len() == first_statements));
+    sigterm(first.id());
+    assert!(first.wait().unwrap().success());
+    assert!(dir.path("state/percentiles.seen").is_file(), "the dedupe set is saved beside the state");
+
+    // The whole file, its first half replayed; read once, so every window closes.
+    dir.write("chunks.ndjson", &(lines.join("\n") + "\n"));
+    dir.run_config(&config(false));
+    assert_eq!(read_ndjson(&raw).len(), first_statements * 2 + (chunks.len() - half) * 10, "outputs see the replay");
+    let (expected, late) = oracle(&chunks);
+    let got = windows_in(&dir.path("windows.ndjson"));
+    assert_eq!(got.len(), expected.len(), "one window record per series and window, across both runs");
+    for ((start, txn, os), values) in &expected {
+        let w = got.get(&(iso(*start), txn.clone(), os.clone())).unwrap_or_else(|| panic!("no window {}", iso(*start)));
+        check_window(w, *start, values);
+    }
+    // Replayed statements of windows closed in the first run are repeats,
+    // not late: only the traffic's own late events are dead-lettered.
+    let stages = dead_letter_stages(&read_ndjson(&dir.path("dead.ndjson")));
+    assert_eq!(stages.get("filter percentiles").copied().unwrap_or(0), late, "{stages:?}");
 }

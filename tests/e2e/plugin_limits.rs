@@ -3,12 +3,14 @@
 //! split until the record at fault is found; it is dead-lettered with the
 //! reason), its instance is recreated, and every other record flows. Ticks
 //! are contained the same way, and a long run of calls keeps memory flat.
+//! Faults in process are shown in Rust (`tests/plugins/misbehave`) and in Go
+//! (`go-misbehave`).
 
 use serde_json::Value;
 
 use crate::util::{TestDir, read_ndjson};
 
-fn contained(mode: &str, limits: &str, reason: &str) {
+fn contained(plugin: &str, mode: &str, limits: &str, reason: &str) {
     let dir = TestDir::new();
     let lines: String = (0..200)
         .map(|i| if i == 57 { "{\"n\":57,\"m\":\"poison\"}\n".to_string() } else { format!("{{\"n\":{i}}}\n") })
@@ -19,7 +21,7 @@ fn contained(mode: &str, limits: &str, reason: &str) {
 pipeline: {{ batch_max_records: 10 }}
 inputs: [{{ type: file, path: in.ndjson, tag: t }}]
 filters:
-  - {{ type: misbehave, match: t, limits: {limits}, config: {{ mode: {mode} }} }}
+  - {{ type: {plugin}, match: t, limits: {limits}, config: {{ mode: {mode} }} }}
 outputs:
   - {{ type: file, path: out.ndjson, match: t }}
   - {{ type: file, name: dead_letter, path: dead.ndjson, match: weir.dead_letter }}
@@ -36,25 +38,44 @@ outputs:
     for d in &dead {
         let text = d["reason"].as_str().unwrap();
         assert!(text.contains(reason), "reason {text:?} does not contain {reason:?}");
-        assert_eq!(d["stage"], "filter misbehave");
+        assert_eq!(d["stage"], format!("filter {plugin}"));
     }
     assert!(out.iter().any(|r| n(r) > 60), "records after the failure still flow through the recreated instance");
 }
 
 #[test]
 fn a_trapping_filter_loses_only_the_record_at_fault() {
-    contained("trap", "{}", "plugin misbehave: trapped in process: ");
-    contained("trap", "{}", "poisoned record");
+    contained("misbehave", "trap", "{}", "plugin misbehave: trapped in process: ");
+    contained("misbehave", "trap", "{}", "poisoned record");
+    contained("go-misbehave", "trap", "{}", "plugin go-misbehave: trapped in process: ");
+    contained("go-misbehave", "trap", "{}", "panic: poisoned record");
 }
 
 #[test]
 fn a_looping_filter_is_cut_off_at_its_deadline() {
-    contained("loop", "{ deadline: 200ms }", "plugin misbehave: deadline of 200ms exceeded in process");
+    contained("misbehave", "loop", "{ deadline: 200ms }", "plugin misbehave: deadline of 200ms exceeded in process");
+    contained(
+        "go-misbehave",
+        "loop",
+        "{ deadline: 200ms }",
+        "plugin go-misbehave: deadline of 200ms exceeded in process",
+    );
 }
 
 #[test]
 fn a_memory_hungry_filter_is_capped() {
-    contained("memory_bomb", "{ memory: 32MiB }", "plugin misbehave: memory cap of 33554432 bytes exceeded in process");
+    contained(
+        "misbehave",
+        "memory_bomb",
+        "{ memory: 32MiB }",
+        "plugin misbehave: memory cap of 33554432 bytes exceeded in process",
+    );
+    contained(
+        "go-misbehave",
+        "memory_bomb",
+        "{ memory: 32MiB }",
+        "plugin go-misbehave: memory cap of 33554432 bytes exceeded in process",
+    );
 }
 
 #[test]

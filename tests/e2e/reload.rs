@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::metrics::{LATENESS_SECS, Series, WINDOW_SECS, chunk_line, iso, nearest_rank, oracle, traffic};
-use crate::util::{TestDir, free_port, http, plugin_dir, read_ndjson, sigterm, wait_for, weir};
+use crate::util::{Running, TestDir, free_port, http, plugin_dir, read_ndjson, wait_for};
 
 fn tagger_config(admin: u16, plugin: &Path, tag: &str, version: &str, extra: &str) -> String {
     format!(
@@ -26,30 +25,6 @@ outputs:
 ",
         plugin = plugin.display()
     )
-}
-
-pub struct Running {
-    child: Child,
-    admin: u16,
-}
-
-impl Running {
-    pub fn start(dir: &TestDir, config: &str, admin: u16) -> Running {
-        let file = dir.write("weir.yaml", config);
-        let child = weir().args(["run", "-c"]).arg(&file).stdin(Stdio::null()).spawn().unwrap();
-        assert!(wait_for(Duration::from_secs(20), || http("GET", admin, "/ready").is_some_and(|(s, _)| s == 200)));
-        Running { child, admin }
-    }
-
-    pub fn reload(&self) -> (u16, Value) {
-        let (status, body) = http("POST", self.admin, "/-/reload").expect("the admin API answers");
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
-    }
-
-    pub fn stop(mut self) {
-        sigterm(self.child.id());
-        assert!(self.child.wait().unwrap().success(), "weir exits cleanly");
-    }
 }
 
 /// Appends `{"n": i}` lines to `path` until stopped; returns how many.

@@ -15,8 +15,7 @@ use serde_json::Value;
 use crate::metrics::{
     LATENESS_SECS, Statement, WINDOW_SECS, alert_transitions, assert_oracle, chunk_line, oracle, traffic_of,
 };
-use crate::reload::Running;
-use crate::util::{TestDir, free_port, http, read_ndjson, repo, sigterm, wait_for, weir};
+use crate::util::{Running, TestDir, free_port, http, read_ndjson, repo, sigterm, wait_for, weir};
 
 /// Sixteen series: eight transactions on two systems, so each of 8
 /// partitions holds a few of them.

@@ -1,4 +1,5 @@
-//! The admin server: `/health` (the process is up), `/ready` (the pipeline
+//! The admin server: `/health` (the process is up and its pipeline is not
+//! stalled), `/ready` (the pipeline
 //! is running), `/metrics` (Prometheus text), `POST /-/reload` (re-read the
 //! config and apply what changed), the console's JSON API under `/api/v1`
 //! ([`api`]) and the console itself under `/console/` ([`assets`]), with
@@ -24,6 +25,10 @@ use axum::routing::get;
 
 use crate::core::secret::Secret;
 
+/// What is wrong with the pipeline, one line per problem (a stalled
+/// queue); empty when it is healthy.
+pub type HealthFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// What the admin handlers read.
 #[derive(Clone, Default)]
 pub struct AdminState {
@@ -37,6 +42,9 @@ pub struct AdminState {
     /// The bearer token guarding everything but health, readiness and the
     /// console's files.
     pub token: Option<Secret>,
+    /// What `/health` checks beyond the process answering; `None` checks
+    /// nothing more.
+    pub health: Option<HealthFn>,
 }
 
 /// The admin routes.
@@ -47,7 +55,7 @@ pub fn router(state: AdminState) -> Router {
         .nest("/api/v1", api::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorise));
     Router::new()
-        .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
@@ -74,6 +82,17 @@ async fn authorise(State(state): State<AdminState>, request: Request, next: Next
     }
     let body = serde_json::json!({ "error": { "kind": "unauthorized", "message": "missing or wrong bearer token (admin.token)" } });
     (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
+}
+
+/// 200 `ok`, or 503 `stalled: ...` naming each stalled queue, so a
+/// liveness probe restarts a pipeline that stopped moving.
+async fn health(State(state): State<AdminState>) -> impl IntoResponse {
+    let problems = state.health.as_ref().map(|check| check()).unwrap_or_default();
+    if problems.is_empty() {
+        (StatusCode::OK, "ok\n".to_string())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("stalled: {}\n", problems.join("; ")))
+    }
 }
 
 async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
@@ -149,10 +168,21 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_are_served_as_prometheus_text() {
-        crate::core::metrics::registry().counter("weir_admin_test_total", "test", &[]).add(1);
+        let metric = &crate::core::metrics::catalogue::ALERTMANAGER_ACTIVE;
+        crate::core::metrics::registry().gauge(metric, &["admin-test"]).set(7);
         let (status, body) = get_status(router(AdminState::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(body.contains("weir_admin_test_total 1"), "{body}");
+        assert!(body.contains("weir_alertmanager_active_alerts{output=\"admin-test\"} 7"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn health_answers_503_naming_what_stalled() {
+        assert_eq!(get_status(router(AdminState::default()), "/health").await, (StatusCode::OK, "ok\n".into()));
+        let stalled: HealthFn = Arc::new(|| vec!["output es: full (8 of 8 batches), nothing taken for 61s".into()]);
+        let state = AdminState { health: Some(stalled), ..AdminState::default() };
+        let (status, body) = get_status(router(state), "/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "stalled: output es: full (8 of 8 batches), nothing taken for 61s\n");
     }
 
     #[tokio::test]

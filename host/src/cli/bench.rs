@@ -11,13 +11,18 @@ use anyhow::{Context, bail};
 use crate::core::clock::Clock;
 use crate::core::record::Record;
 use crate::core::tag_match::TagMatch;
-use crate::plugin::{FilterInstance, FilterSpec, Grants, Limits, PluginEngine};
+use crate::plugin::{Abi, EventFormat, FilterInstance, FilterSpec, Grants, Limits, PluginEngine};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// The plugin component (.wasm).
+    /// The plugin component (.wasm), or with `--fluent-bit-function` a core
+    /// module written to Fluent Bit's filter_wasm ABI.
     #[arg(long)]
     plugin: PathBuf,
+    /// Run the plugin as a Fluent Bit-ABI module, calling this export once
+    /// per record (`abi: fluent-bit`, `function:` in a pipeline).
+    #[arg(long, value_name = "FUNCTION")]
+    fluent_bit_function: Option<String>,
     /// The plugin's config block, as JSON.
     #[arg(long, default_value = "{}")]
     config: String,
@@ -41,7 +46,14 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let records: Vec<Record> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| Record { time: 0, tag: tag.clone(), body: l.as_bytes().to_vec().into(), origin: None, ack: None })
+        .map(|l| Record {
+            time: 0,
+            tag: tag.clone(),
+            body: l.as_bytes().to_vec().into(),
+            origin: None,
+            ack: None,
+            arrival: None,
+        })
         .collect();
     if records.is_empty() {
         bail!("{}: no records", args.input.display());
@@ -49,11 +61,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let spec = FilterSpec {
         name: args.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into()),
         wasm: args.plugin.clone(),
+        abi: match &args.fluent_bit_function {
+            None => Abi::Component,
+            Some(function) => Abi::FluentBit { function: function.clone(), format: EventFormat::Json },
+        },
         matches: TagMatch::new(vec!["*".into()]).map_err(anyhow::Error::msg)?,
         config: serde_json::from_str(&args.config).context("--config is not JSON")?,
         partition_by: None,
         limits: Limits { deadline: Duration::from_secs(60), ..Limits::default() },
         grants: Grants::default(),
+        dedupe: None,
     };
     let engine = PluginEngine::new(None).map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
     let mut instance = FilterInstance::new(&engine, &spec, Clock::system())?;
@@ -75,10 +92,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Ok((records_in, records_out, start.elapsed()))
     };
     run(Duration::from_secs(1))?;
+    let cpu_before = thread_cpu();
     let (records_in, records_out, elapsed) = run(args.duration)?;
+    let cpu = thread_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     let secs = elapsed.as_secs_f64();
+    // CPU time per record: what a busy, shared machine distorts least.
+    let per_record = cpu
+        .map(|cpu| format!(", {:.2} µs CPU per record in", cpu.as_secs_f64() * 1e6 / records_in.max(1) as f64))
+        .unwrap_or_default();
     println!(
-        "{}: {} records in/s, {} records out/s ({} in, {} out, {:.1} s, batches of {})",
+        "{}: {} records in/s, {} records out/s ({} in, {} out, {:.1} s, batches of {}{per_record})",
         spec.name,
         (records_in as f64 / secs).round(),
         (records_out as f64 / secs).round(),
@@ -88,4 +111,17 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.batch
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CPU time (user and system) this thread has used, from
+/// `/proc/thread-self/stat`; `None` where there is no such file.
+fn thread_cpu() -> Option<Duration> {
+    /// Linux reports these times in ticks of 1/100 s (`USER_HZ`).
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so cut at its
+    // closing parenthesis): utime and stime are the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }

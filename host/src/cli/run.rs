@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::config;
 use crate::core::clock::Clock;
+use crate::core::metrics::catalogue::RELOADS;
 use crate::core::metrics::registry;
 use crate::pipeline::{Pipeline, Reloader, Stop};
 use crate::plugin::PluginEngine;
@@ -60,6 +61,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(trigger.clone().watch_config());
         }
         let reload_trigger = trigger.clone();
+        let queues = pipeline.queues();
         let state = AdminState {
             reload: Some(Arc::new(move |overrides| {
                 let trigger = reload_trigger.clone();
@@ -67,6 +69,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             })),
             console: pipeline.console(),
             token: admin.as_ref().and_then(|a| a.token.clone()),
+            health: Some(Arc::new(move || queues.stalls().iter().map(ToString::to_string).collect())),
             ..AdminState::default()
         };
         if let Some(address) = admin.map(|a| a.address) {
@@ -133,7 +136,7 @@ impl ReloadTrigger {
                 "refused"
             }
         };
-        registry().counter("weir_reloads_total", "Reloads applied or refused.", &[("result", result)]).add(1);
+        registry().counter(&RELOADS, &[result]).add(1);
         outcome
     }
 

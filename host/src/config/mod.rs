@@ -1,18 +1,21 @@
 //! Configuration: the YAML schema, loading and validation.
 //!
-//! [`load`] reads a file, interpolates `${VAR}`s, parses the YAML into the
-//! raw shape ([`raw`]) and resolves it into [`Config`] ([`resolve`]), the
-//! only form the rest of Weir sees. Every error names the file, line,
+//! [`load`] reads a file, parses the YAML into a tree of positioned nodes
+//! ([`yaml`]), interpolating `${VAR}`s inside its values ([`interpolate`]),
+//! reads the raw shape from it through serde ([`de`], [`raw`]) and resolves
+//! it into [`Config`] ([`resolve`]), the only form the rest of Weir sees. Every error names the file, line,
 //! column and key. Checks that need a plugin instance (the plugin's own
 //! `config:` block) happen in `weir validate` and at start-up, in
 //! [`crate::plugin`].
 
+mod de;
 mod error;
 mod interpolate;
 mod raw;
 mod resolve;
 mod spans;
 mod test_suite;
+mod yaml;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,9 @@ pub struct PipelineSettings {
     /// instance per worker; a stateful one runs one instance per partition
     /// (`partition_by`). Only a restart changes it.
     pub workers: usize,
+    /// How long a queue may stay full with nothing taken from it before
+    /// `/health` reports the pipeline stalled (503). A reload applies it.
+    pub stall_timeout: Duration,
 }
 
 /// The admin API and console (`admin:`).
@@ -154,8 +160,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validate config `text` as if read from `path`.
 pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = interpolated(path, text, &env)?;
-    resolve::resolve(path, &text, &env)
+    resolve::resolve(path, text, &env)
 }
 
 /// Load the `weir test` file at `path` and every config its tests name,
@@ -167,26 +172,12 @@ pub fn load_tests(path: &Path) -> Result<TestSuite, ConfigError> {
 /// Validate test-file `text` as if read from `path`; the configs its tests
 /// name are read from disk.
 pub fn parse_tests(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<TestSuite, ConfigError> {
-    let text = interpolated(path, text, &env)?;
     let load = |config: &Path| parse(config, &read(config)?, &env);
-    test_suite::resolve(path, &text, &env, &load)
+    test_suite::resolve(path, text, &env, &load)
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
-}
-
-/// `text` with its `${VAR}`s replaced.
-fn interpolated(path: &Path, text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    interpolate::interpolate(text, env).map_err(|missing| ConfigError::Invalid {
-        file: path.to_path_buf(),
-        position: Some((missing.line, missing.column)),
-        key: String::new(),
-        message: format!(
-            "environment variable {name} is not set; set it or give a default: ${{{name}:-default}}",
-            name = missing.name
-        ),
-    })
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
 //! The YAML shape, checked by serde and nothing more ("low args"). Only
-//! `config::resolve` reads these structs. Input and output bodies stay as
-//! YAML mappings here: their fields belong to each component's own
-//! `…Config` struct, deserialised during resolution.
+//! `config::resolve` reads these structs. Input and output bodies are not
+//! here: the resolver takes them out of the tree first, since their fields
+//! belong to each component's own `…Config` struct.
 
 use serde::Deserialize;
-use serde_norway::{Mapping, Value};
 
 use crate::core::secret::{Secret, present};
 
-/// The whole file.
+/// The whole file but `inputs` and `outputs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -21,11 +20,7 @@ pub struct RawConfig {
     pub dead_letter: RawDeadLetter,
     pub admin: Option<RawAdmin>,
     #[serde(default)]
-    pub inputs: Vec<Mapping>,
-    #[serde(default)]
     pub filters: Vec<RawFilter>,
-    #[serde(default)]
-    pub outputs: Vec<Mapping>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +31,7 @@ pub struct RawPipeline {
     pub tick_interval: Option<String>,
     pub shutdown_timeout: Option<String>,
     pub workers: Option<usize>,
+    pub stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,12 +76,33 @@ pub struct RawFilter {
     #[serde(rename = "match")]
     pub matches: RawMatch,
     pub path: Option<String>,
-    pub config: Option<Value>,
+    /// `component` (default) or `fluent-bit`.
+    pub abi: Option<String>,
+    /// The exported function of a `fluent-bit` module.
+    pub function: Option<String>,
+    /// `json` (default) or `msgpack`, for a `fluent-bit` module.
+    pub event_format: Option<String>,
+    pub config: Option<serde_json::Value>,
     pub partition_by: Option<Vec<String>>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
     pub grants: RawGrants,
+    pub dedupe: Option<RawDedupe>,
+}
+
+/// `dedupe: true`, or with settings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDedupe {
+    On(bool),
+    With(RawDedupeSettings),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDedupeSettings {
+    pub capacity: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

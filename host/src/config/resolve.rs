@@ -7,17 +7,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_norway::{Mapping, Value};
+use serde::Deserialize;
 
-use super::raw::{RawAdmin, RawBatch, RawConfig, RawFilter, RawGrants, RawLimits, RawMatch, RawRetry};
+use super::de::DeError;
+use super::interpolate;
+use super::raw::{RawAdmin, RawBatch, RawConfig, RawDedupe, RawFilter, RawGrants, RawLimits, RawMatch, RawRetry};
 use super::spans::Spans;
+use super::yaml::{self, Kind, LoadError, Node};
 use super::{
     AdminSpec, BatchSettings, Config, ConfigError, InputSpec, OutputSpec, PipelineSettings, RetrySettings, SampleSpec,
 };
 use crate::core::tag_match::TagMatch;
 use crate::core::template::FieldPath;
 use crate::core::units::{ByteSize, HumanDuration};
-use crate::plugin::{DirGrant, FilterSpec, Grants, Limits};
+use crate::plugin::{Abi, DedupeSettings, DirGrant, EventFormat, FilterSpec, Grants, Limits};
 use crate::{inputs, outputs};
 
 /// Records per filter call: large enough to amortise the ~1.5 µs fixed cost
@@ -30,20 +33,45 @@ const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(1);
 /// Under Kubernetes' default grace period (30 s) before SIGKILL, with room
 /// for the process to exit after giving up.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// Long enough that a destination's brief hiccup (a slow bulk request, a
+/// leader election) is no stall, short enough for a liveness probe to act
+/// within minutes.
+const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_DEAD_LETTER_TAG: &str = "weir.dead_letter";
 const DEFAULT_OUTPUT_MAX_RECORDS: usize = 1000;
 const DEFAULT_OUTPUT_MAX_WAIT: Duration = Duration::from_millis(200);
+/// Identities a `dedupe` filter remembers: at 1,000 records a second, a
+/// quarter of an hour of retries and replays (a 15-minute window's worth),
+/// for about 25 MB at most.
+const DEFAULT_DEDUPE_CAPACITY: usize = 1_000_000;
 /// The windows of the bundled scenario are a minute long; a bucket per
 /// window keeps each window's samples apart.
 const DEFAULT_SAMPLE_BUCKET: Duration = Duration::from_secs(60);
 
+/// Parse `text` (interpolating `${VAR}`s with `env` inside its values) and
+/// resolve it into a [`Config`].
 pub fn resolve(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let resolver = Resolver::new(file, text)?;
-    if text.trim().is_empty() {
-        return Err(resolver.error("", "the config is empty; expected `inputs:` and `outputs:`"));
+    let (resolver, mut root) =
+        Resolver::load(file, text, env, "the config is empty; expected `inputs:` and `outputs:`")?;
+    let inputs = resolver.items("inputs", root.remove("inputs"))?;
+    let outputs = resolver.items("outputs", root.remove("outputs"))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(&root).map_err(|e| resolver.serde_error("", e))?;
+    resolver.config(raw, inputs, outputs, env)
+}
+
+/// Top-level keys starting with this are ignored: a place for anchors
+/// (`x-defaults: &defaults {…}`) that only merge keys and aliases read.
+const EXTENSION_PREFIX: &str = "x-";
+
+/// A `${VAR}` written unquoted inside `{ }` or `[ ]` is YAML syntax there
+/// (`{` and `}` are flow indicators); say so when that is where YAML failed.
+fn hint_flow_quoting(text: &str, error: LoadError) -> String {
+    let line = text.lines().nth(error.at.0.saturating_sub(1)).unwrap_or_default();
+    if error.message.starts_with("invalid YAML") && line.contains("${") && line.contains(['{', '[']) {
+        format!("{} (inside `{{ }}` or `[ ]`, write a variable quoted: \"${{VAR}}\")", error.message)
+    } else {
+        error.message
     }
-    let raw: RawConfig = resolver.deserialize(text)?;
-    resolver.config(raw, env)
 }
 
 /// Resolves one YAML file: knows its folder (relative paths) and where each
@@ -55,26 +83,40 @@ pub(super) struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver for `text`, read from `file`. Fails on YAML syntax errors.
-    pub(super) fn new(file: &Path, text: &str) -> Result<Resolver, ConfigError> {
-        let spans = Spans::index(text).map_err(|e| ConfigError::Invalid {
+    /// Parse `text`, read from `file`, into a mapping (interpolating
+    /// `${VAR}`s inside its values), and a resolver for it; `empty` is the
+    /// error for a file with no settings. Top-level `x-…` keys are dropped.
+    pub(super) fn load(
+        file: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        empty: &str,
+    ) -> Result<(Resolver, Node), ConfigError> {
+        let positioned = |e: LoadError| ConfigError::Invalid {
             file: file.to_path_buf(),
-            position: Some((e.marker().line(), e.marker().col() + 1)),
+            position: Some(e.at),
             key: String::new(),
-            message: format!("invalid YAML: {}", e.info()),
-        })?;
-        Ok(Resolver { file: file.to_path_buf(), base: file.parent().map(Path::to_path_buf).unwrap_or_default(), spans })
-    }
-
-    /// The whole of `text` as `T`, errors positioned.
-    pub(super) fn deserialize<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ConfigError> {
-        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text))
-            .map_err(|e| self.serde_error("", e, true))
-    }
-
-    /// The value at `key` as `T`, errors positioned.
-    pub(super) fn value<T: serde::de::DeserializeOwned>(&self, key: &str, value: Value) -> Result<T, ConfigError> {
-        serde_path_to_error::deserialize(value).map_err(|e| self.serde_error(key, e, false))
+            message: hint_flow_quoting(text, e),
+        };
+        let root =
+            yaml::load(text, |value, style, at| interpolate::scalar(value, style, at, env)).map_err(positioned)?;
+        let empty = || positioned(LoadError::new((1, 1), empty));
+        let mut root = root.ok_or_else(empty)?;
+        match &root.kind {
+            Kind::Map(entries) if entries.is_empty() => return Err(empty()),
+            Kind::Map(_) => {}
+            _ => return Err(positioned(LoadError::new(root.at, "expected a mapping"))),
+        }
+        let resolver = Resolver {
+            file: file.to_path_buf(),
+            base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            spans: Spans::index(&root),
+        };
+        // `x-…` keys hold anchors for merge keys and aliases, as in Compose files.
+        if let Kind::Map(entries) = &mut root.kind {
+            entries.retain(|e| !e.key.starts_with(EXTENSION_PREFIX));
+        }
+        Ok((resolver, root))
     }
 
     /// The 1-based line and column of `key`, or of its nearest ancestor.
@@ -92,44 +134,21 @@ impl Resolver {
     }
 
     /// Turn a serde error at `prefix` into a positioned [`ConfigError`].
-    /// `located` says whether serde's own line/column is meaningful (it is
-    /// not when deserialising from an already-parsed value).
-    fn serde_error(
-        &self,
-        prefix: &str,
-        error: serde_path_to_error::Error<serde_norway::Error>,
-        located: bool,
-    ) -> ConfigError {
+    pub(super) fn serde_error(&self, prefix: &str, error: serde_path_to_error::Error<DeError>) -> ConfigError {
         let inner_path = error.path().to_string();
         let mut key = match (prefix, inner_path.as_str()) {
             (p, ".") => p.to_string(),
             ("", i) => i.to_string(),
             (p, i) => format!("{p}.{i}"),
         };
-        let inner = error.into_inner();
-        let mut message = inner.to_string();
-        if let Some(cut) = message.find(" at line ") {
-            message.truncate(cut);
-        }
-        // serde_norway starts a nested error with its own path, which `key` already says.
-        if let Some((head, rest)) = message.split_once(": ")
-            && (inner_path == head
-                || inner_path.starts_with(&format!("{head}."))
-                || inner_path.starts_with(&format!("{head}[")))
-        {
-            message = rest.to_string();
-        }
+        let message = error.into_inner().to_string();
         // serde reports an unknown field at its parent; name the field itself.
         if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next())
             && !key.ends_with(field)
         {
             key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
         }
-        let position = match inner.location() {
-            Some(l) if located => Some((l.line(), l.column())),
-            _ => self.spans.find(&key),
-        };
-        ConfigError::Invalid { file: self.file.clone(), position, key, message }
+        ConfigError::Invalid { file: self.file.clone(), position: self.spans.find(&key), key, message }
     }
 
     /// `value` relative to the file's folder.
@@ -170,6 +189,7 @@ impl Resolver {
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
                 // A dry run is one thread: one instance of each filter.
                 workers: 1,
+                stall_timeout: DEFAULT_STALL_TIMEOUT,
             },
             dead_letter_tag: DEFAULT_DEAD_LETTER_TAG.into(),
             admin: None,
@@ -179,7 +199,28 @@ impl Resolver {
         }
     }
 
-    fn config(&self, raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    /// The mappings listed under `section` (`inputs`, `outputs`); none when
+    /// it is absent or empty.
+    fn items(&self, section: &str, node: Option<Node>) -> Result<Vec<Node>, ConfigError> {
+        let Some(node) = node.filter(|n| !n.is_null()) else { return Ok(Vec::new()) };
+        let Kind::Seq(items) = node.kind else {
+            return Err(self.error(section, "expected a list, each item a mapping with `type:`"));
+        };
+        for (i, item) in items.iter().enumerate() {
+            if !matches!(item.kind, Kind::Map(_)) {
+                return Err(self.error(&format!("{section}[{i}]"), "expected a mapping with `type:`"));
+            }
+        }
+        Ok(items)
+    }
+
+    fn config(
+        &self,
+        raw: RawConfig,
+        inputs: Vec<Node>,
+        outputs: Vec<Node>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let plugin_dir = self.plugin_dir(raw.plugin_dir.as_deref(), env);
         let cache_dir = self.cache_dir(raw.cache_dir.as_deref(), env);
         let pipeline = PipelineSettings {
@@ -206,19 +247,23 @@ impl Resolver {
                 DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
             workers: positive(self, "pipeline.workers", raw.pipeline.workers, self.default_workers(env)?)?,
+            stall_timeout: self.duration(
+                "pipeline.stall_timeout",
+                raw.pipeline.stall_timeout.as_deref(),
+                DEFAULT_STALL_TIMEOUT,
+            )?,
         };
         let dead_letter_tag: Arc<str> = raw.dead_letter.tag.as_deref().unwrap_or(DEFAULT_DEAD_LETTER_TAG).into();
 
         // Names are unique within each section: an input and an output may
         // both be called `file` (metrics label them `input=` and `output=`).
-        if raw.inputs.is_empty() {
+        if inputs.is_empty() {
             return Err(self.error("inputs", "no inputs; expected at least one"));
         }
-        if raw.outputs.is_empty() {
+        if outputs.is_empty() {
             return Err(self.error("outputs", "no outputs; expected at least one"));
         }
-        let inputs = raw
-            .inputs
+        let inputs = inputs
             .into_iter()
             .enumerate()
             .map({
@@ -236,8 +281,7 @@ impl Resolver {
                 move |(i, f)| self.filter(&format!("filters[{i}]"), f, plugin_dir, env, &mut names)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let outputs = raw
-            .outputs
+        let outputs = outputs
             .into_iter()
             .enumerate()
             .map({
@@ -245,11 +289,11 @@ impl Resolver {
                 move |(i, body)| self.output(&format!("outputs[{i}]"), body, &mut names)
             })
             .collect::<Result<Vec<_>, _>>()?;
-
         let admin = match raw.admin {
             None => None,
             Some(admin) => Some(self.admin(admin, &filters)?),
         };
+
         Ok(Config {
             cache_dir,
             state_dir: raw.state_dir.as_deref().map(|d| self.path(d)),
@@ -324,21 +368,50 @@ impl Resolver {
     fn identity(
         &self,
         key: &str,
-        body: &mut Mapping,
+        body: &mut Node,
         names: &mut HashSet<String>,
     ) -> Result<(String, String), ConfigError> {
-        let kind = match body.remove("type") {
-            Some(Value::String(kind)) => kind,
-            Some(_) => return Err(self.error(&format!("{key}.type"), "expected a string")),
+        let kind = match self.text(&format!("{key}.type"), body.remove("type"))? {
+            Some(kind) => kind,
             None => return Err(self.error(key, "missing field `type`")),
         };
-        let name = match body.remove("name") {
-            Some(Value::String(name)) => name,
-            Some(_) => return Err(self.error(&format!("{key}.name"), "expected a string")),
-            None => kind.clone(),
-        };
+        let name = self.text(&format!("{key}.name"), body.remove("name"))?.unwrap_or_else(|| kind.clone());
         self.unique_name(key, &name, names)?;
         Ok((kind, name))
+    }
+
+    /// A setting that must be a non-empty string, when present.
+    fn text(&self, key: &str, node: Option<Node>) -> Result<Option<String>, ConfigError> {
+        match node {
+            None => Ok(None),
+            Some(node) => match String::deserialize(&node) {
+                Ok(text) if !text.is_empty() => Ok(Some(text)),
+                _ => Err(self.error(key, "expected a non-empty string")),
+            },
+        }
+    }
+
+    /// The setting `key` from an already-parsed YAML value (a `weir test`
+    /// file completes its `filter:` before reading it).
+    pub(super) fn value<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+        value: serde_norway::Value,
+    ) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let key = if path == "." { key.to_string() } else { format!("{key}.{path}") };
+            let mut message = e.into_inner().to_string();
+            if let Some(cut) = message.find(" at line ") {
+                message.truncate(cut);
+            }
+            self.error(&key, message)
+        })
+    }
+
+    /// Deserialise the setting `key` from `node`.
+    pub(super) fn setting<T: for<'de> Deserialize<'de>>(&self, key: &str, node: &Node) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(node).map_err(|e| self.serde_error(key, e))
     }
 
     fn unique_name(&self, key: &str, name: &str, names: &mut HashSet<String>) -> Result<(), ConfigError> {
@@ -348,38 +421,35 @@ impl Resolver {
         Ok(())
     }
 
-    fn input(&self, key: &str, mut body: Mapping, names: &mut HashSet<String>) -> Result<InputSpec, ConfigError> {
+    fn input(&self, key: &str, mut body: Node, names: &mut HashSet<String>) -> Result<InputSpec, ConfigError> {
         let (kind, name) = self.identity(key, &mut body, names)?;
-        let tag: Arc<str> = match body.remove("tag") {
-            Some(Value::String(tag)) if !tag.is_empty() => tag.into(),
-            Some(_) => return Err(self.error(&format!("{key}.tag"), "expected a non-empty string")),
-            None => name.as_str().into(),
-        };
-        let config = match inputs::parse_config(&kind, Value::Mapping(body)) {
+        let tag: Arc<str> =
+            self.text(&format!("{key}.tag"), body.remove("tag"))?.unwrap_or_else(|| name.clone()).into();
+        let config = match inputs::parse_config(&kind, &body) {
             None => {
                 return Err(self.error(
                     &format!("{key}.type"),
                     format!("unknown input type {kind:?}; expected one of: {}", inputs::TYPES.join(", ")),
                 ));
             }
-            Some(parsed) => parsed.map_err(|e| self.serde_error(key, e, false))?,
+            Some(parsed) => parsed.map_err(|e| self.serde_error(key, e))?,
         }
         .rebase(&self.base);
         Ok(InputSpec { name, tag, config })
     }
 
-    fn output(&self, key: &str, mut body: Mapping, names: &mut HashSet<String>) -> Result<OutputSpec, ConfigError> {
+    fn output(&self, key: &str, mut body: Node, names: &mut HashSet<String>) -> Result<OutputSpec, ConfigError> {
         let (kind, name) = self.identity(key, &mut body, names)?;
         let matches = match body.remove("match") {
             None => return Err(self.error(key, "missing field `match` (a tag glob such as \"*\" or \"mobile.*\")")),
             Some(value) => {
-                let raw: RawMatch = self.value(&format!("{key}.match"), value)?;
+                let raw: RawMatch = self.setting(&format!("{key}.match"), &value)?;
                 self.tag_match(&format!("{key}.match"), raw)?
             }
         };
         let batch: RawBatch = match body.remove("batch") {
             None => RawBatch::default(),
-            Some(value) => self.value(&format!("{key}.batch"), value)?,
+            Some(value) => self.setting(&format!("{key}.batch"), &value)?,
         };
         let batch = BatchSettings {
             max_records: positive(
@@ -396,7 +466,7 @@ impl Resolver {
         };
         let retry: RawRetry = match body.remove("retry") {
             None => RawRetry::default(),
-            Some(value) => self.value(&format!("{key}.retry"), value)?,
+            Some(value) => self.setting(&format!("{key}.retry"), &value)?,
         };
         if retry.max_attempts == Some(0) {
             return Err(
@@ -404,14 +474,14 @@ impl Resolver {
             );
         }
         let retry = RetrySettings { max_attempts: retry.max_attempts };
-        let config = match outputs::parse_config(&kind, Value::Mapping(body)) {
+        let config = match outputs::parse_config(&kind, &body) {
             None => {
                 return Err(self.error(
                     &format!("{key}.type"),
                     format!("unknown output type {kind:?}; expected one of: {}", outputs::TYPES.join(", ")),
                 ));
             }
-            Some(parsed) => parsed.map_err(|e| self.serde_error(key, e, false))?,
+            Some(parsed) => parsed.map_err(|e| self.serde_error(key, e))?,
         }
         .rebase(&self.base);
         Ok(OutputSpec { name, matches, batch, retry, config })
@@ -453,11 +523,17 @@ impl Resolver {
             let at = if raw.path.is_some() { format!("{key}.path") } else { format!("{key}.type") };
             return Err(self.error(&at, format!("plugin file {} not found{hint}", wasm.display())));
         }
+        let abi = self.abi(key, &raw)?;
         let matches = self.tag_match(&format!("{key}.match"), raw.matches)?;
+        if matches!(abi, Abi::FluentBit { .. }) && raw.config.is_some() {
+            return Err(self.error(
+                &format!("{key}.config"),
+                "a fluent-bit module takes no config: its ABI has none (use `grants` for environment variables and folders)",
+            ));
+        }
         let config = match raw.config {
             None => serde_json::Value::Object(Default::default()),
-            Some(value @ Value::Mapping(_)) => serde_json::to_value(&value)
-                .map_err(|e| self.error(&format!("{key}.config"), format!("cannot be expressed as JSON: {e}")))?,
+            Some(value @ serde_json::Value::Object(_)) => value,
             Some(_) => return Err(self.error(&format!("{key}.config"), "expected a mapping")),
         };
         let partition_by = match raw.partition_by {
@@ -475,12 +551,63 @@ impl Resolver {
         Ok(FilterSpec {
             name,
             wasm,
+            abi,
             matches,
             config,
             partition_by,
             limits: self.limits(&format!("{key}.limits"), &raw.limits)?,
             grants: self.grants(raw.grants, env),
+            dedupe: self.dedupe(&format!("{key}.dedupe"), raw.dedupe)?,
         })
+    }
+
+    fn dedupe(&self, key: &str, raw: Option<RawDedupe>) -> Result<Option<DedupeSettings>, ConfigError> {
+        let capacity = match raw {
+            None | Some(RawDedupe::On(false)) => return Ok(None),
+            Some(RawDedupe::On(true)) => None,
+            Some(RawDedupe::With(settings)) => settings.capacity,
+        };
+        let capacity = positive(self, &format!("{key}.capacity"), capacity, DEFAULT_DEDUPE_CAPACITY)?;
+        Ok(Some(DedupeSettings { capacity }))
+    }
+
+    /// `abi:` with its `function:` and `event_format:`.
+    fn abi(&self, key: &str, raw: &RawFilter) -> Result<Abi, ConfigError> {
+        match raw.abi.as_deref() {
+            None | Some("component") => {
+                for (field, value) in [("function", &raw.function), ("event_format", &raw.event_format)] {
+                    if value.is_some() {
+                        return Err(
+                            self.error(&format!("{key}.{field}"), "only a filter with `abi: fluent-bit` takes this")
+                        );
+                    }
+                }
+                Ok(Abi::Component)
+            }
+            Some("fluent-bit") => {
+                let Some(function) = raw.function.clone().filter(|f| !f.is_empty()) else {
+                    return Err(self.error(
+                        &format!("{key}.function"),
+                        "`abi: fluent-bit` needs the exported function to call (Fluent Bit's Function_Name)",
+                    ));
+                };
+                let format = match raw.event_format.as_deref() {
+                    None | Some("json") => EventFormat::Json,
+                    Some("msgpack") => EventFormat::Msgpack,
+                    Some(other) => {
+                        return Err(self.error(
+                            &format!("{key}.event_format"),
+                            format!("unknown event format {other:?}; expected json or msgpack"),
+                        ));
+                    }
+                };
+                Ok(Abi::FluentBit { function, format })
+            }
+            Some(other) => {
+                Err(self
+                    .error(&format!("{key}.abi"), format!("unknown abi {other:?}; expected component or fluent-bit")))
+            }
+        }
     }
 
     fn limits(&self, key: &str, raw: &RawLimits) -> Result<Limits, ConfigError> {

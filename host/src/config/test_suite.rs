@@ -228,11 +228,8 @@ pub(super) fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     load: &dyn Fn(&Path) -> Result<Config, ConfigError>,
 ) -> Result<TestSuite, ConfigError> {
-    let r = Resolver::new(path, text)?;
-    if text.trim().is_empty() {
-        return Err(r.error("", "the test file is empty; expected `tests:`"));
-    }
-    let raw: RawSuite = r.deserialize(text)?;
+    let (r, root) = Resolver::load(path, text, env, "the test file is empty; expected `tests:`")?;
+    let raw: RawSuite = r.setting("", &root)?;
     if raw.tests.is_empty() {
         return Err(r.error("tests", "no tests; expected at least one"));
     }
@@ -345,6 +342,7 @@ fn step(
                 body: body.into(),
                 origin: None,
                 ack: None,
+                arrival: None,
             };
             Ok((TestStep::Record(record), at))
         }

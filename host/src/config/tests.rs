@@ -159,7 +159,7 @@ fn an_unknown_input_type_lists_the_known_ones() {
     let (key, position, message) = error(&MINIMAL.replace("type: file", "type: fiel"));
     assert_eq!(key, "inputs[0].type");
     assert_eq!(position, Some((2, 5)));
-    assert_eq!(message, "unknown input type \"fiel\"; expected one of: stdin, file, kafka, http");
+    assert_eq!(message, "unknown input type \"fiel\"; expected one of: stdin, file, kafka, http, forward, otlp");
 }
 
 #[test]
@@ -222,6 +222,227 @@ fn a_missing_variable_names_its_line() {
         ),
         "{text}"
     );
+}
+
+/// Values that are YAML syntax when pasted into the text: each must arrive
+/// as the credential, byte for byte.
+const AWKWARD: &[&str] = &[
+    "k3y #Zq9x-2026",
+    "&Zq9x-2026",
+    "*Zq9x",
+    "!Zq9x-2026",
+    "!!str x",
+    "Zq9x: 2026",
+    "|Zq9x",
+    ">Zq9x",
+    "- item",
+    "? key",
+    "'single'",
+    "\"double\"",
+    "back\\slash\\n\\t",
+    "two\nlines",
+    "{a: b}",
+    "[a, b]",
+    "%TAG",
+    "@at",
+    "`tick",
+    ",comma",
+    "~",
+    "null",
+    "true",
+    "0123",
+    "1e3",
+    " padded ",
+    "Ünïcødé-密码-🔑",
+    "${NOT_A_VAR}",
+    "$$",
+];
+
+fn http_token(text: &str, token: &str) -> Result<String, String> {
+    let (_dir, file) = workspace();
+    let env = |name: &str| (name == "TOKEN").then(|| token.to_string());
+    let config = parse(&file, text, env).map_err(|e| e.to_string())?;
+    let InputConfig::Http(http) = &config.inputs[0].config else { panic!() };
+    Ok(http.auth_token.as_ref().expect("a token").expose().to_string())
+}
+
+#[test]
+fn a_variable_arrives_verbatim_whatever_characters_it_holds() {
+    let unquoted = "inputs:\n  - type: http\n    auth_token: ${TOKEN}\noutputs:\n  - { type: stdout, match: '*' }\n";
+    let quoted = "inputs:\n  - { type: http, auth_token: \"${TOKEN}\" }\noutputs:\n  - { type: stdout, match: '*' }\n";
+    let block =
+        "inputs:\n  - type: http\n    auth_token: |-\n      ${TOKEN}\noutputs:\n  - { type: stdout, match: '*' }\n";
+    for token in AWKWARD {
+        for text in [unquoted, quoted, block] {
+            assert_eq!(http_token(text, token).as_deref(), Ok(*token), "{text}");
+        }
+    }
+    // Around other text, too.
+    let text = unquoted.replace("${TOKEN}", "pre-${TOKEN}-post");
+    assert_eq!(http_token(&text, "a #b").unwrap(), "pre-a #b-post");
+}
+
+#[test]
+fn an_empty_or_null_credential_is_an_error_never_no_auth() {
+    let text = "inputs:\n  - type: http\n    auth_token: ${TOKEN}\noutputs:\n  - { type: stdout, match: '*' }\n";
+    let error = http_token(text, "").unwrap_err();
+    assert!(error.contains(":3:5: inputs[0].auth_token: a credential must not be empty"), "{error}");
+    for written in ["", "~", "null", "&anchor", "*anchor"] {
+        let text = format!(
+            "x-anchors: &anchor\ninputs:\n  - type: http\n    auth_token: {written}\noutputs:\n  - {{ type: stdout, match: '*' }}\n"
+        );
+        let error = http_token(&text, "unused").unwrap_err();
+        assert!(error.contains("inputs[0].auth_token: is null"), "{written:?}: {error}");
+    }
+    for auth in [
+        "{ bearer: { token: \"${TOKEN}\" } }",
+        "{ basic: { username: u, password: \"${TOKEN}\" } }",
+        "{ api_key: \"${TOKEN}\" }",
+        "{ bearer: { token: ~ } }",
+        "~",
+    ] {
+        let text =
+            format!("inputs:\n  - {{ type: http, auth: {auth} }}\noutputs:\n  - {{ type: stdout, match: '*' }}\n");
+        let (_dir, file) = workspace();
+        let error = parse(&file, &text, |_| Some(String::new())).unwrap_err().to_string();
+        assert!(error.contains("inputs[0].auth"), "{auth}: {error}");
+        assert!(error.contains("must not be") || error.contains("is null"), "{auth}: {error}");
+    }
+}
+
+#[test]
+fn interpolated_values_take_the_type_of_their_setting() {
+    let (_dir, file) = workspace();
+    let text = "\
+pipeline: { queue_capacity: \"${N}\", batch_max_records: 7 }
+inputs:
+  - type: http
+    address: ${ADDRESS:-127.0.0.1:9880}
+    max_records: ${N}
+    max_body_bytes: ${SIZE}
+  - type: file
+    path: ${N}
+    follow: ${YES}
+outputs:
+  - { type: stdout, match: '*', batch: { max_records: \"${N}\" } }
+";
+    let env = |name: &str| match name {
+        "N" => Some("12".to_string()),
+        "SIZE" => Some("2MiB".to_string()),
+        "YES" => Some("true".to_string()),
+        _ => None,
+    };
+    let config = parse(&file, text, env).unwrap();
+    assert_eq!(config.pipeline.queue_capacity, 12);
+    let InputConfig::Http(http) = &config.inputs[0].config else { panic!() };
+    assert_eq!(
+        (http.address.to_string().as_str(), http.max_records, http.max_body_bytes.0),
+        ("127.0.0.1:9880", 12, 2 << 20)
+    );
+    let InputConfig::File(input) = &config.inputs[1].config else { panic!() };
+    assert!(input.path.ends_with("12") && input.follow);
+    assert_eq!(config.outputs[0].batch.max_records, 12);
+    // A literal keeps YAML's own types: a quoted number is text.
+    let (key, _, message) = error(&MINIMAL.replace("match: \"*\"", "match: \"*\"\n    batch: { max_records: \"5\" }"));
+    assert_eq!(key, "outputs[0].batch.max_records");
+    assert!(message.contains("invalid type: string \"5\""), "{message}");
+}
+
+#[test]
+fn a_plugin_config_types_unquoted_variables_and_keeps_quoted_ones_text() {
+    let (_dir, file) = workspace();
+    let text = MINIMAL.replace(
+        "match: file",
+        "match: file\n    config:\n      a: ${N}\n      b: \"${N}\"\n      c: ${T}\n      d: x${N}",
+    );
+    let env = |name: &str| match name {
+        "N" => Some("800".to_string()),
+        "T" => Some("true".to_string()),
+        _ => None,
+    };
+    let config = parse(&file, &text, env).unwrap();
+    assert_eq!(config.filters[0].config, serde_json::json!({ "a": 800, "b": "800", "c": true, "d": "x800" }));
+}
+
+#[test]
+fn variables_in_comments_are_never_looked_at() {
+    let (_dir, file) = workspace();
+    let text = format!("# ${{NOPE}} at the top\n{}", MINIMAL.replace("in.ndjson", "in.ndjson   # or ${NOPE}"));
+    let config = parse(&file, &text, no_env).unwrap();
+    let InputConfig::File(input) = &config.inputs[0].config else { panic!() };
+    assert!(input.path.ends_with("in.ndjson"));
+}
+
+#[test]
+fn positions_are_those_of_the_file_whatever_a_variable_holds() {
+    let (_dir, file) = workspace();
+    let text =
+        "inputs:\n  - { type: file, path: \"${LONG}\", folow: true }\noutputs:\n  - { type: stdout, match: '*' }\n";
+    let env = |name: &str| (name == "LONG").then(|| "x".repeat(40));
+    let err = parse(&file, text, env).unwrap_err().to_string();
+    // Column 36 is where `folow` is written, not where it would be once
+    // 40 characters were pasted in before it.
+    assert!(err.contains("weir.yaml:2:36: inputs[0].folow: unknown field"), "{err}");
+}
+
+#[test]
+fn an_unquoted_variable_inside_braces_gets_a_hint() {
+    let (_, position, message) = error("inputs:\n  - { type: file, path: ${IN} }\noutputs: []\n");
+    assert_eq!(position.map(|p| p.0), Some(2));
+    assert!(message.contains("write a variable quoted: \"${VAR}\""), "{message}");
+}
+
+#[test]
+fn anchors_aliases_and_merge_keys_apply() {
+    let (_dir, file) = workspace();
+    let text = "\
+inputs: [{ type: stdin }]
+outputs:
+  - &defaults
+    type: file
+    name: a
+    match: '*'
+    path: a.ndjson
+    encoding: envelope
+    batch: &batching { max_records: 10, max_wait: 50ms }
+  - <<: *defaults
+    name: b
+    path: b.ndjson
+  - { type: stdout, name: c, match: x, batch: *batching }
+  - <<: [{ name: d, path: d.ndjson }, *defaults]
+";
+    let config = parse(&file, text, no_env).unwrap();
+    let names: Vec<&str> = config.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "d"]);
+    for output in [&config.outputs[1], &config.outputs[3]] {
+        let OutputConfig::File(f) = &output.config else { panic!() };
+        assert_eq!(f.encoding, crate::outputs::LineEncoding::Envelope, "merged from the anchor");
+        assert!(f.path.ends_with(format!("{}.ndjson", output.name)), "own keys win: {:?}", f.path);
+        assert_eq!(output.batch.max_records, 10);
+    }
+    assert_eq!(config.outputs[2].batch.max_wait, Duration::from_millis(50));
+}
+
+#[test]
+fn dedupe_is_off_by_default_and_on_with_a_bounded_capacity() {
+    let (_dir, file) = workspace();
+    let dedupe = |setting: &str| {
+        let text = MINIMAL.replace("match: file", &format!("match: file\n    {setting}"));
+        parse(&file, &text, no_env).map(|c| c.filters[0].dedupe.map(|d| d.capacity)).map_err(|e| e.to_string())
+    };
+    assert_eq!(dedupe(""), Ok(None));
+    assert_eq!(dedupe("dedupe: false"), Ok(None));
+    assert_eq!(dedupe("dedupe: true"), Ok(Some(1_000_000)));
+    assert_eq!(dedupe("dedupe: { capacity: 5000 }"), Ok(Some(5000)));
+    assert!(dedupe("dedupe: { capacity: 0 }").unwrap_err().contains("filters[0].dedupe.capacity: must be at least 1"));
+    assert!(dedupe("dedupe: { size: 5 }").is_err());
+}
+
+#[test]
+fn a_misused_merge_key_is_named_in_the_error() {
+    let (key, position, message) = error("inputs: [{ type: stdin }]\noutputs:\n  - <<: nope\n    type: stdout\n");
+    assert_eq!((key.as_str(), position), ("", Some((3, 9))));
+    assert!(message.contains("merge key `<<`"), "{message}");
 }
 
 #[test]
@@ -339,4 +560,41 @@ fn window_samples_name_a_configured_filter_and_a_key() {
     let (key, _, message) = error(&format!("admin: {{ address: 127.0.0.1:1, token: '' }}\n{base}"));
     assert_eq!(key, "admin.token");
     assert!(message.contains("must not be empty"), "{message}");
+}
+
+#[test]
+fn debug_output_of_a_config_shows_no_credential() {
+    let (_dir, file) = workspace();
+    let text = r#"
+inputs:
+  - { type: http, address: 127.0.0.1:0, auth_token: s3cret-token }
+  - type: kafka
+    brokers: k:9092
+    group_id: g
+    topics: [t]
+    librdkafka: { sasl.username: weir, sasl.password: s3cret-sasl }
+outputs:
+  - type: elasticsearch
+    match: '*'
+    hosts: ["https://weir:s3cret-url@es:9200"]
+    index: i
+    auth: { basic: { username: weir, password: s3cret-basic } }
+  - type: alertmanager
+    match: alerts
+    urls: ["https://am:s3cret-am-url@am:9093"]
+    auth: { bearer: { token: s3cret-bearer } }
+  - type: elasticsearch
+    name: es_api_key
+    match: x
+    hosts: ["https://es:9200"]
+    index: i
+    auth: { api_key: s3cret-key }
+"#;
+    let shown = format!("{:?}", parse(&file, text, no_env).unwrap());
+    for secret in
+        ["s3cret-token", "s3cret-sasl", "s3cret-url", "s3cret-basic", "s3cret-am-url", "s3cret-bearer", "s3cret-key"]
+    {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("https://es:9200/") && shown.contains("https://am:9093"), "hosts still shown: {shown}");
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::clock::rfc3339;
-use super::record::{Origin, Record, Timestamp};
+use super::record::{Arrival, Origin, Record, Timestamp};
 use crate::core::ack::AckToken;
 
 /// A record that failed, and why.
@@ -30,6 +30,8 @@ pub struct DeadLetter {
     pub origin: Option<Origin>,
     /// The original acknowledgement.
     pub ack: Option<AckToken>,
+    /// When the original record entered the pipeline ([`Record::arrival`]).
+    pub arrival: Option<Arrival>,
 }
 
 impl DeadLetter {
@@ -43,6 +45,7 @@ impl DeadLetter {
             body: record.body,
             origin: record.origin,
             ack: record.ack,
+            arrival: record.arrival,
         }
     }
 
@@ -82,7 +85,14 @@ impl DeadLetter {
             record,
         };
         let body = serde_json::to_vec(&envelope).expect("the envelope always serialises");
-        Record { time: self.time, tag: dead_letter_tag.clone(), body: body.into(), origin: self.origin, ack: self.ack }
+        Record {
+            time: self.time,
+            tag: dead_letter_tag.clone(),
+            body: body.into(),
+            origin: self.origin,
+            ack: self.ack,
+            arrival: self.arrival,
+        }
     }
 }
 
@@ -125,6 +135,7 @@ mod tests {
             body: Bytes::from_static(body),
             origin: Some(Origin { stream: "file:x".into(), offset: 3, lineage: 0 }),
             ack: None,
+            arrival: None,
         }
     }
 

@@ -2,9 +2,12 @@
 //! stages. Bodies are JSON object bytes in a [`Bytes`] so fan-out to several
 //! outputs clones a pointer, not the data.
 
-use std::sync::Arc;
+use std::num::NonZeroU64;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 use super::ack::AckToken;
 use super::hash::fnv1a;
@@ -26,6 +29,66 @@ pub struct Record {
     /// Delivery acknowledgement of the accepted input this record derives
     /// from; `None` when the input does not track delivery.
     pub ack: Option<AckToken>,
+    /// When the record entered the pipeline: set by the input context as it
+    /// queues the record, inherited by what a filter derives from it, and
+    /// set by the chain for what a filter emits without a parent. Read once
+    /// per delivered batch for `weir_pipeline_latency_seconds`; `None` for
+    /// records made outside a pipeline (tests, `weir bench`).
+    pub arrival: Option<Arrival>,
+}
+
+/// When a record entered the pipeline, on the process's monotonic clock.
+/// Eight bytes (an `Instant` takes sixteen), and `Option<Arrival>` too:
+/// every record carries one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Arrival(NonZeroU64);
+
+/// The instant arrivals count from: the first one read.
+fn arrival_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl Arrival {
+    /// Now.
+    pub fn now() -> Self {
+        let nanos = u64::try_from(arrival_epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Arrival(NonZeroU64::MIN.saturating_add(nanos))
+    }
+
+    /// The time since this arrival.
+    pub fn elapsed(self) -> Duration {
+        Arrival::now().0.get().checked_sub(self.0.get()).map_or(Duration::ZERO, Duration::from_nanos)
+    }
+}
+
+impl Record {
+    /// The record's identity, the same on every run for the same record:
+    /// SHA-256 over its origin (input stream, offset and derivation lineage)
+    /// when it has one, always together with its tag, event time and body.
+    /// The origin keeps apart two identical statements on different lines;
+    /// the content keeps apart different statements that reuse an origin, as
+    /// lines of a rotated file do (line numbers restart). The Elasticsearch
+    /// output's `_id` and filters' `dedupe` both use it, so a record is a
+    /// repeat for one exactly when it is for the other.
+    pub fn identity(&self) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        match &self.origin {
+            Some(origin) => {
+                hash.update(b"o\0");
+                hash.update(origin.stream.as_bytes());
+                hash.update(b"\0");
+                hash.update(origin.offset.to_le_bytes());
+                hash.update(origin.lineage.to_le_bytes());
+            }
+            None => hash.update(b"c\0"),
+        }
+        hash.update(self.tag.as_bytes());
+        hash.update(b"\0");
+        hash.update(self.time.to_le_bytes());
+        hash.update(&self.body);
+        hash.finalize().into()
+    }
 }
 
 /// A batch of records: the unit that moves through queues and filter calls.
@@ -79,6 +142,15 @@ mod tests {
         assert_ne!(o.child(1).lineage, o.child(2).lineage);
         assert_ne!(o.child(1).child(0).lineage, o.child(0).child(1).lineage);
         assert_eq!(o.child(3).offset, 7);
+    }
+
+    #[test]
+    fn an_arrival_takes_eight_bytes_and_tells_its_age() {
+        assert_eq!(std::mem::size_of::<Option<Arrival>>(), 8);
+        let then = Arrival::now();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(then.elapsed() >= Duration::from_millis(5));
+        assert!(then < Arrival::now());
     }
 
     #[test]

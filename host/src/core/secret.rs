@@ -7,14 +7,16 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 
 /// A credential; read it with [`Secret::expose`] where it is sent or
-/// compared, nowhere else. An empty one is refused when read from config:
-/// an unset variable must never turn into "no credential".
+/// compared, nowhere else. An empty or null one is refused when read from
+/// config: an unset variable must never turn into "no credential".
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = String::deserialize(deserializer)?;
+        let Some(value) = Option::<String>::deserialize(deserializer)? else {
+            return Err(serde::de::Error::custom("a credential must not be null"));
+        };
         if value.is_empty() {
             return Err(serde::de::Error::custom("a credential must not be empty"));
         }

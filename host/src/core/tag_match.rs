@@ -32,6 +32,18 @@ impl TagMatch {
     }
 }
 
+/// Longest tag an input takes from its sender: room for any naming scheme,
+/// bounded so tags stay usable as metric labels and in logs.
+pub const MAX_TAG_BYTES: usize = 256;
+
+/// Whether a tag from a sender (a Fluent forward frame, a request path) can
+/// be routed: 1 to [`MAX_TAG_BYTES`] printable ASCII bytes, none of them a
+/// glob character (`*`, `?`) or a list separator (`,`).
+pub fn valid_tag(tag: &str) -> bool {
+    (1..=MAX_TAG_BYTES).contains(&tag.len())
+        && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
+}
+
 /// Iterative wildcard match with single-star backtracking: linear in
 /// practice, no recursion.
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
@@ -66,6 +78,15 @@ mod tests {
 
     fn m(glob: &str, tag: &str) -> bool {
         TagMatch::new(vec![glob.into()]).unwrap().matches(tag)
+    }
+
+    #[test]
+    fn tags_from_senders_are_printable_and_free_of_glob_characters() {
+        assert!(valid_tag("app.logs-1"));
+        assert!(!valid_tag(""));
+        assert!(!valid_tag("a b"));
+        assert!(!valid_tag("app.*"));
+        assert!(!valid_tag(&"a".repeat(MAX_TAG_BYTES + 1)));
     }
 
     #[test]

@@ -273,6 +273,11 @@ impl Template {
         self.parts.iter().any(|p| matches!(p, Part::Field(_)))
     }
 
+    /// Whether rendering depends on event time (it has strftime specifiers).
+    pub fn uses_time(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Time(_)))
+    }
+
     /// The field paths, in order.
     pub fn fields(&self) -> impl Iterator<Item = &FieldPath> {
         self.parts.iter().filter_map(|p| match p {

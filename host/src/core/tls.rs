@@ -1,12 +1,14 @@
 //! [`TlsSettings`]: the one `tls:` shape of every component. A client (the
 //! `elasticsearch` and `alertmanager` outputs) reads `ca_file` and
-//! `insecure_skip_verify`; a server (the `http` input) reads `cert` and
-//! `key`. Each side refuses the other's keys, naming them, rather than
-//! ignoring them.
+//! `insecure_skip_verify`; a server (the `http`, `forward` and `otlp`
+//! inputs) reads `cert` and `key`, and [`server_config`] builds its rustls
+//! configuration. Each side refuses the other's keys, naming them, rather
+//! than ignoring them.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tokio_rustls::rustls;
 
 /// `tls:` settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -66,4 +68,33 @@ impl TlsSettings {
             _ => Err("a server needs both `cert` and `key`".into()),
         }
     }
+}
+
+/// A rustls server configuration from the `cert` and `key` files, offering
+/// `alpn` protocols (e.g. `h2`, `http/1.1`; none for a raw TCP protocol).
+///
+/// # Errors
+/// `(file, reason)`: the settings do not suit a server, a file cannot be
+/// read or holds no certificate, or the key does not match it.
+pub fn server_config(tls: &TlsSettings, alpn: &[&[u8]]) -> Result<rustls::ServerConfig, (String, String)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let error = |file: &Path, reason: String| (file.display().to_string(), reason);
+    let (cert, key) = tls.for_server().map_err(|reason| ("tls".to_string(), reason))?;
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| error(cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(error(cert, "no certificate in the file".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| error(key, e.to_string()))?;
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| error(cert, e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key_der)
+            .map_err(|e| error(key, format!("certificate and key do not work together: {e}")))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
 }

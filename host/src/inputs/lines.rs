@@ -1,6 +1,8 @@
 //! Line framing and decoding shared by inputs that read byte streams
 //! (`stdin`, `file`): split on `\n`, decode each line as NDJSON or plain
-//! text, batch, and dead-letter what does not decode, naming the line.
+//! text, batch, and dead-letter what does not decode, naming the line. A
+//! byte order mark before the first line of a stream (of a file, and of
+//! each file after rotation or truncation) is dropped ([`bom`]).
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{InputContext, PipelineClosed};
+use crate::core::bom;
 use crate::core::dead_letter::DeadLetter;
 use crate::core::record::{Origin, Record};
 
@@ -66,7 +69,8 @@ impl LineDecoder {
         }
     }
 
-    /// Restart numbering, e.g. after the file was rotated.
+    /// Restart numbering, e.g. after the file was rotated: the next line is
+    /// the first of a new stream again.
     pub fn reset(&mut self) {
         self.line_no = 0;
         self.pending.clear();
@@ -119,6 +123,7 @@ impl LineDecoder {
     }
 
     fn line(&mut self, line: &[u8], ctx: &InputContext, out: &mut Decoded) {
+        let line = if self.line_no == 0 { bom::strip(line) } else { line };
         self.line_no += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -131,6 +136,7 @@ impl LineDecoder {
                 body,
                 origin: Some(Origin { stream: self.stream.clone(), offset: self.line_no, lineage: 0 }),
                 ack: None,
+                arrival: None,
             }),
             Err(reason) => {
                 let reason = format!("line {}: {reason}", self.line_no);
@@ -169,6 +175,7 @@ impl LineDecoder {
             body: Bytes::copy_from_slice(line),
             origin: Some(Origin { stream: self.stream.clone(), offset: self.line_no, lineage: 0 }),
             ack: None,
+            arrival: None,
         }
     }
 }

@@ -5,26 +5,32 @@
 //! source.
 
 pub mod file;
+pub mod forward;
 pub mod http;
 pub mod kafka;
 mod lines;
+pub mod otlp;
 pub mod stdin;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_norway::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::clock::Clock;
 use crate::core::dead_letter::DeadLetter;
-use crate::core::metrics::{Counter, registry};
-use crate::core::record::Batch;
+use crate::core::metrics::catalogue::{INPUT_DEAD_LETTERS, INPUT_RECORDS, INPUT_SEND_WAIT};
+use crate::core::metrics::{Counter, Histogram, registry};
+use crate::core::record::{Arrival, Batch};
+
+/// When an input that can tell its sender answers "taken": the `ack:`
+/// setting of the `http`, `forward` and `otlp` inputs.
+pub use http::AckMode;
 
 /// The input types this build knows, as written in `type:`.
-pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http"];
+pub const TYPES: &[&str] = &["stdin", "file", "kafka", "http", "forward", "otlp"];
 
 /// The settings of one input, by type.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,18 +43,24 @@ pub enum InputConfig {
     Kafka(kafka::KafkaInputConfig),
     /// `type: http`
     Http(http::HttpInputConfig),
+    /// `type: forward`
+    Forward(forward::ForwardInputConfig),
+    /// `type: otlp`
+    Otlp(otlp::OtlpInputConfig),
 }
 
 /// Parse the body of an input of type `kind`; `None` for an unknown type.
-pub fn parse_config(
+pub fn parse_config<'de, D: serde::Deserializer<'de>>(
     kind: &str,
-    body: Value,
-) -> Option<Result<InputConfig, serde_path_to_error::Error<serde_norway::Error>>> {
+    body: D,
+) -> Option<Result<InputConfig, serde_path_to_error::Error<D::Error>>> {
     Some(match kind {
         "stdin" => serde_path_to_error::deserialize(body).map(InputConfig::Stdin),
         "file" => serde_path_to_error::deserialize(body).map(InputConfig::File),
         "kafka" => serde_path_to_error::deserialize(body).map(InputConfig::Kafka),
         "http" => serde_path_to_error::deserialize(body).map(InputConfig::Http),
+        "forward" => serde_path_to_error::deserialize(body).map(InputConfig::Forward),
+        "otlp" => serde_path_to_error::deserialize(body).map(InputConfig::Otlp),
         _ => return None,
     })
 }
@@ -61,6 +73,8 @@ impl InputConfig {
             InputConfig::File(_) => "file",
             InputConfig::Kafka(_) => "kafka",
             InputConfig::Http(_) => "http",
+            InputConfig::Forward(_) => "forward",
+            InputConfig::Otlp(_) => "otlp",
         }
     }
 
@@ -69,6 +83,8 @@ impl InputConfig {
         match self {
             InputConfig::File(c) => InputConfig::File(c.rebase(base)),
             InputConfig::Http(c) => InputConfig::Http(c.rebase(base)),
+            InputConfig::Forward(c) => InputConfig::Forward(c.rebase(base)),
+            InputConfig::Otlp(c) => InputConfig::Otlp(c.rebase(base)),
             other => other,
         }
     }
@@ -80,6 +96,8 @@ impl InputConfig {
             InputConfig::File(c) => Box::new(file::FileInput::new(c.clone())),
             InputConfig::Kafka(c) => Box::new(kafka::KafkaInput::new(c.clone())),
             InputConfig::Http(c) => Box::new(http::HttpInput::new(c.clone())),
+            InputConfig::Forward(c) => Box::new(forward::ForwardInput::new(c.clone())),
+            InputConfig::Otlp(c) => Box::new(otlp::OtlpInput::new(c.clone())),
         })
     }
 }
@@ -129,6 +147,12 @@ pub enum InputErrorKind {
     /// The HTTP input could not start or serve.
     #[error(transparent)]
     Http(#[from] http::HttpInputError),
+    /// The Forward input could not start.
+    #[error(transparent)]
+    Forward(#[from] forward::ForwardInputError),
+    /// The OTLP input could not start or serve.
+    #[error(transparent)]
+    Otlp(#[from] otlp::OtlpInputError),
 }
 
 /// A source of records.
@@ -155,6 +179,7 @@ pub struct InputContext {
     dead_letter_tag: Arc<str>,
     records: Counter,
     dead_letters: Counter,
+    send_wait: Histogram,
     listening: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
@@ -175,6 +200,26 @@ pub enum SendRefused {
     Closed,
 }
 
+/// Why [`InputContext::send_and_confirm`] cannot confirm a unit. Every
+/// case means "send again": nothing was queued (`Full`, `Closed` before
+/// queueing), or the records may yet arrive (`Failed`, `Timeout`), so a
+/// retry may duplicate them (at-least-once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unconfirmed {
+    /// The pipeline stayed full: nothing was queued.
+    #[error("the pipeline is full; retry later")]
+    Full,
+    /// The pipeline has stopped (Weir is shutting down).
+    #[error("weir is shutting down")]
+    Closed,
+    /// A record could not be delivered nor dead-lettered.
+    #[error("delivery failed; retry")]
+    Failed,
+    /// Not confirmed within the ack timeout.
+    #[error("not confirmed within {0:?}; the records may still be delivered")]
+    Timeout(Duration),
+}
+
 impl InputContext {
     /// A context sending into `sender`.
     pub fn new(
@@ -186,7 +231,6 @@ impl InputContext {
         sender: mpsc::Sender<Batch>,
         dead_letter_tag: Arc<str>,
     ) -> Self {
-        let labels = [("input", name)];
         InputContext {
             name: name.into(),
             tag,
@@ -195,12 +239,9 @@ impl InputContext {
             shutdown,
             sender,
             dead_letter_tag,
-            records: registry().counter("weir_input_records_total", "Records accepted by an input.", &labels),
-            dead_letters: registry().counter(
-                "weir_input_dead_letters_total",
-                "Malformed input units sent to dead letter by an input.",
-                &labels,
-            ),
+            records: registry().counter(&INPUT_RECORDS, &[name]),
+            dead_letters: registry().counter(&INPUT_DEAD_LETTERS, &[name, "malformed"]),
+            send_wait: registry().histogram(&INPUT_SEND_WAIT, &[name]),
             listening: std::sync::Mutex::new(None),
         }
     }
@@ -222,12 +263,15 @@ impl InputContext {
     }
 
     /// Send a batch, waiting while the pipeline is full.
-    pub async fn send(&self, batch: Batch) -> Result<(), PipelineClosed> {
+    pub async fn send(&self, mut batch: Batch) -> Result<(), PipelineClosed> {
         if batch.is_empty() {
             return Ok(());
         }
         let n = batch.len() as u64;
+        let started = Instant::now();
+        stamp(&mut batch, Arrival::now());
         self.sender.send(batch).await.map_err(|_| PipelineClosed)?;
+        self.send_wait.observe(started.elapsed());
         self.records.add(n);
         Ok(())
     }
@@ -244,28 +288,76 @@ impl InputContext {
             return Ok(());
         }
         let first = batches.len().min(self.sender.max_capacity());
+        let started = Instant::now();
         let permits = match tokio::time::timeout(wait, self.sender.reserve_many(first)).await {
-            Err(_) => return Err(SendRefused::Full),
+            Err(_) => {
+                self.send_wait.observe(started.elapsed());
+                return Err(SendRefused::Full);
+            }
             Ok(Err(_)) => return Err(SendRefused::Closed),
             Ok(Ok(permits)) => permits,
         };
         let mut queued = 0u64;
         let mut batches = batches.into_iter();
-        for (permit, batch) in permits.zip(batches.by_ref()) {
+        for (permit, mut batch) in permits.zip(batches.by_ref()) {
             queued += batch.len() as u64;
+            stamp(&mut batch, Arrival::now());
             permit.send(batch);
         }
         let mut result = Ok(());
-        for batch in batches {
+        for mut batch in batches {
             let n = batch.len() as u64;
+            stamp(&mut batch, Arrival::now());
             if self.sender.send(batch).await.is_err() {
                 result = Err(SendRefused::Closed);
                 break;
             }
             queued += n;
         }
+        self.send_wait.observe(started.elapsed());
         self.records.add(queued);
         result
+    }
+
+    /// Cut `records` into batches of at most `batch_max_records`, moving
+    /// them (a clone would keep their acknowledgements alive).
+    pub fn batches(&self, records: impl IntoIterator<Item = crate::core::record::Record>) -> Vec<Batch> {
+        let size = self.batch_max_records.max(1);
+        let mut records = records.into_iter().peekable();
+        let mut out = Vec::new();
+        while records.peek().is_some() {
+            out.push(records.by_ref().take(size).collect());
+        }
+        out
+    }
+
+    /// Queue one unit's batches and dead letters, then with a `delivery`
+    /// receiver (`ack: delivered`) wait up to `ack_timeout` for its outcome:
+    /// what an input that answers its sender (`otlp`) needs between
+    /// decoding a request and answering it. Nothing is queued when the
+    /// pipeline stays full for `queue_wait`.
+    ///
+    /// # Errors
+    /// [`Unconfirmed`]: why the sender must not take the unit as done.
+    pub async fn send_and_confirm(
+        &self,
+        batches: Vec<Batch>,
+        letters: Vec<DeadLetter>,
+        queue_wait: Duration,
+        delivery: Option<tokio::sync::oneshot::Receiver<crate::core::ack::Delivery>>,
+        ack_timeout: Duration,
+    ) -> Result<(), Unconfirmed> {
+        self.send_within(batches, queue_wait).await.map_err(|refused| match refused {
+            SendRefused::Full => Unconfirmed::Full,
+            SendRefused::Closed => Unconfirmed::Closed,
+        })?;
+        self.dead_letter(letters).await.map_err(|_| Unconfirmed::Closed)?;
+        let Some(delivery) = delivery else { return Ok(()) };
+        match tokio::time::timeout(ack_timeout, delivery).await {
+            Ok(Ok(crate::core::ack::Delivery::Delivered)) => Ok(()),
+            Ok(Ok(crate::core::ack::Delivery::Failed) | Err(_)) => Err(Unconfirmed::Failed),
+            Err(_) => Err(Unconfirmed::Timeout(ack_timeout)),
+        }
     }
 
     /// Send malformed input to dead letter.
@@ -274,7 +366,17 @@ impl InputContext {
             return Ok(());
         }
         self.dead_letters.add(letters.len() as u64);
-        let batch = letters.into_iter().map(|l| l.into_record(&self.dead_letter_tag)).collect();
+        let mut batch: Batch = letters.into_iter().map(|l| l.into_record(&self.dead_letter_tag)).collect();
+        stamp(&mut batch, Arrival::now());
         self.sender.send(batch).await.map_err(|_| PipelineClosed)
+    }
+}
+
+/// Mark `batch` as entering the pipeline at `now` ([`Record::arrival`]).
+///
+/// [`Record::arrival`]: crate::core::record::Record::arrival
+fn stamp(batch: &mut Batch, now: Arrival) {
+    for record in batch {
+        record.arrival = Some(now);
     }
 }

@@ -99,6 +99,21 @@ pub fn with_auth(request: RequestBuilder, auth: Option<&Auth>) -> RequestBuilder
     }
 }
 
+/// `url` without credentials (`user:password@`), query or fragment, for
+/// messages, logs, metric labels and `Debug` output. Works on text that is
+/// not a valid URL too, so an error about a malformed URL shows no secret.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    format!("{scheme}{host}{path}")
+}
+
 /// An error and its causes, `: `-separated and without repeats: reqwest's
 /// own Display omits the cause ("connection refused") that tells an
 /// operator what to fix.
@@ -131,6 +146,18 @@ mod tests {
         let tls = TlsSettings { ca_file: Some(empty), ..TlsSettings::default() };
         let err = build(Duration::from_secs(1), Duration::from_secs(1), Some(&tls)).unwrap_err();
         assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials_even_when_malformed() {
+        assert_eq!(
+            redact_url("https://user:s3cret@es.example:9200/_bulk?filter_path=x"),
+            "https://es.example:9200/_bulk"
+        );
+        assert_eq!(redact_url("http://am:9093/prefix"), "http://am:9093/prefix");
+        assert_eq!(redact_url("http://u:p@w@am:notaport"), "http://am:notaport");
+        assert_eq!(redact_url("u:s3cret@am:9093"), "am:9093");
+        assert_eq!(redact_url("https://es?token=s3cret"), "https://es");
     }
 
     #[test]

@@ -15,7 +15,6 @@ pub mod stdout;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_norway::Value;
 
 use crate::core::clock::rfc3339;
 use crate::core::record::Record;
@@ -41,10 +40,10 @@ pub enum OutputConfig {
 }
 
 /// Parse the body of an output of type `kind`; `None` for an unknown type.
-pub fn parse_config(
+pub fn parse_config<'de, D: serde::Deserializer<'de>>(
     kind: &str,
-    body: Value,
-) -> Option<Result<OutputConfig, serde_path_to_error::Error<serde_norway::Error>>> {
+    body: D,
+) -> Option<Result<OutputConfig, serde_path_to_error::Error<D::Error>>> {
     Some(match kind {
         "stdout" => serde_path_to_error::deserialize(body).map(OutputConfig::Stdout),
         "file" => serde_path_to_error::deserialize(body).map(OutputConfig::File),
@@ -203,6 +202,7 @@ mod tests {
             body: br#"{"x":1}"#.as_slice().into(),
             origin: None,
             ack: None,
+            arrival: None,
         };
         let mut out = Vec::new();
         LineEncoding::Envelope.encode(&record, &mut out);

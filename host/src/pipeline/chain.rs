@@ -3,7 +3,8 @@
 //! [`Placement`]), and what one instance does with the records its `match`
 //! selects ([`Stage`]). The worker threads that move batches through them
 //! are [`super::workers`]'; reloads swap filters here ([`Chain::apply`]),
-//! while no batch is between filters.
+//! while no batch is between filters. A filter with `dedupe` is
+//! given no record it was given before (see [`super::dedupe`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +13,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::console::taps::Taps;
+use super::dedupe::{self, Seen};
 use super::partition::Placement;
 use super::reload::ReloadError;
 use crate::core::clock::Clock;
 use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::catalogue::{
+    FILTER_DEAD_LETTERS, FILTER_ERRORS, FILTER_RECORDS_IN, FILTER_RECORDS_OUT, FILTER_REPEATS, FILTER_RESTARTS,
+};
 use crate::core::metrics::{Counter, registry};
 use crate::core::record::{Batch, Record, Timestamp};
 use crate::core::tag_match::TagMatch;
@@ -33,33 +38,72 @@ pub struct Stage {
     stage_name: String,
     records_in: Counter,
     records_out: Counter,
-    dead_letters: Counter,
+    /// Records rejected one by one.
+    rejected: Counter,
     restarts: Counter,
-    errors: HashMap<&'static str, Counter>,
+    /// Records given to the filter before, not given again (`dedupe`).
+    repeats: Counter,
+    /// Failed calls, and the records they took to dead letter, by kind.
+    errors: HashMap<&'static str, (Counter, Counter)>,
+    /// With `dedupe`: the identities of the records given to the filter.
+    seen: Option<Seen>,
 }
 
 impl Stage {
     /// Wrap a configured instance.
     pub fn new(instance: FilterInstance) -> Self {
         let name = instance.name().to_string();
-        let labels = [("filter", name.as_str())];
+        let labels = [name.as_str()];
         Stage {
             matches: instance.spec().matches.clone(),
             stage_name: filter_stage(&name),
-            records_in: registry().counter("weir_filter_records_in_total", "Records given to a filter.", &labels),
-            records_out: registry().counter("weir_filter_records_out_total", "Records a filter emitted.", &labels),
-            dead_letters: registry().counter(
-                "weir_filter_dead_letters_total",
-                "Records a filter rejected or failed on, sent to dead letter.",
-                &labels,
-            ),
-            restarts: registry().counter(
-                "weir_filter_restarts_total",
-                "Filter instances recreated after a trap, deadline or memory cap.",
-                &labels,
-            ),
+            records_in: registry().counter(&FILTER_RECORDS_IN, &labels),
+            records_out: registry().counter(&FILTER_RECORDS_OUT, &labels),
+            rejected: registry().counter(&FILTER_DEAD_LETTERS, &[&name, "rejected"]),
+            restarts: registry().counter(&FILTER_RESTARTS, &labels),
+            repeats: registry().counter(&FILTER_REPEATS, &labels),
             errors: HashMap::new(),
+            seen: instance.spec().dedupe.map(|d| Seen::new(d.capacity)),
             instance,
+        }
+    }
+
+    /// The identities remembered for `dedupe`, if it is on.
+    pub fn seen(&self) -> Option<&Seen> {
+        self.seen.as_ref()
+    }
+
+    /// Take the remembered identities over from `old`, the stage this one
+    /// replaces with its state handed over, when both have `dedupe`.
+    pub fn take_seen(&mut self, old: &mut Stage) {
+        if let (Some(seen), Some(mut old_seen)) = (self.seen.as_mut(), old.seen.take()) {
+            old_seen.set_capacity(seen.capacity());
+            *seen = old_seen;
+        }
+    }
+
+    /// Replace the remembered identities with `saved` (read at start-up),
+    /// when `dedupe` is on.
+    pub fn restore_seen(&mut self, saved: &[u8]) -> Result<(), String> {
+        if let Some(seen) = &mut self.seen {
+            *seen = Seen::from_bytes(saved, seen.capacity())?;
+        }
+        Ok(())
+    }
+
+    /// Drop the records given to this filter before, remembering the rest.
+    fn drop_repeats(&mut self, records: Batch) -> Batch {
+        let Some(seen) = &mut self.seen else { return records };
+        let before = records.len();
+        let kept: Batch = records.into_iter().filter(|r| dedupe::id(r).is_none_or(|id| seen.first_time(id))).collect();
+        self.repeats.add((before - kept.len()) as u64);
+        kept
+    }
+
+    /// Forget the records of a call that failed: they were not counted.
+    fn forget(&mut self, records: &[Record]) {
+        if let Some(seen) = &mut self.seen {
+            records.iter().filter_map(dedupe::id).for_each(|id| seen.forget(id));
         }
     }
 
@@ -92,6 +136,9 @@ impl Stage {
     ) -> Batch {
         let (selected, mut out): (Batch, Batch) =
             records.into_iter().partition(|r| r.tag != *dead_letter_tag && self.matches.matches(&r.tag));
+        // A repeat is dropped here: its acknowledgement goes with it, as for
+        // a record the filter consumed.
+        let selected = self.drop_repeats(selected);
         if selected.is_empty() {
             return out;
         }
@@ -118,25 +165,22 @@ impl Stage {
             }
             Err(error) => {
                 tracing::warn!(filter = %self.instance.name(), %error, "tick failed");
+                self.count_error(&error, 0);
                 self.recover(engine, &error);
                 Vec::new()
             }
         }
     }
 
-    fn count_error(&mut self, error: &PluginError) {
+    /// Count a failed call that took `records` to dead letter.
+    fn count_error(&mut self, error: &PluginError, records: usize) {
         let kind = error.kind();
-        let name = self.instance.name().to_string();
-        self.errors
-            .entry(kind)
-            .or_insert_with(|| {
-                registry().counter(
-                    "weir_filter_errors_total",
-                    "Filter calls that failed, by kind.",
-                    &[("filter", &name), ("kind", kind)],
-                )
-            })
-            .add(1);
+        let name = self.instance.name();
+        let (calls, dead_letters) = self.errors.entry(kind).or_insert_with(|| {
+            (registry().counter(&FILTER_ERRORS, &[name, kind]), registry().counter(&FILTER_DEAD_LETTERS, &[name, kind]))
+        });
+        calls.add(1);
+        dead_letters.add(records as u64);
     }
 
     /// Process `chunk`, appending what comes out to `out`. When a call
@@ -157,14 +201,20 @@ impl Stage {
         out: &mut Batch,
     ) {
         match self.instance.process(&chunk) {
-            Ok(Processed { emitted, parents, rejected }) => {
+            Ok(Processed { emitted, parents, rejected, recreated }) => {
                 if let Some(taps) = taps {
                     taps.filter_batch(self.instance.name(), &chunk, &emitted, &parents);
                 }
                 self.records_out.add(emitted.len() as u64);
+                if recreated > 0 {
+                    // A Fluent Bit-ABI filter isolates its records itself.
+                    self.restarts.add(recreated);
+                    let first = rejected.first().map(|(_, reason)| reason.as_str()).unwrap_or_default();
+                    tracing::warn!(filter = %self.instance.name(), recreated, first, "filter instance recreated after records trapped; those records sent to dead letter");
+                }
                 out.extend(emitted);
                 if !rejected.is_empty() {
-                    self.dead_letters.add(rejected.len() as u64);
+                    self.rejected.add(rejected.len() as u64);
                     let mut chunk: Vec<Option<Record>> = chunk.into_iter().map(Some).collect();
                     for (index, reason) in rejected {
                         if let Some(record) = chunk[index].take() {
@@ -178,6 +228,7 @@ impl Stage {
             Err(error) => {
                 let usable = self.recover(engine, &error);
                 if usable && error.poisons_instance() && chunk.len() > 1 {
+                    self.count_error(&error, 0);
                     tracing::debug!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; splitting the batch to find the record at fault");
                     let mut first = chunk;
                     let second = first.split_off(first.len() / 2);
@@ -186,7 +237,9 @@ impl Stage {
                     return;
                 }
                 tracing::warn!(filter = %self.instance.name(), records = chunk.len(), %error, "filter call failed; records sent to dead letter");
-                self.dead_letters.add(chunk.len() as u64);
+                // Not counted by the filter: a retry of them must not be taken for a repeat.
+                self.forget(&chunk);
+                self.count_error(&error, chunk.len());
                 let reason = error.to_string();
                 out.extend(
                     chunk.into_iter().map(|r| {
@@ -197,14 +250,17 @@ impl Stage {
         }
     }
 
-    /// After a call error: recreate a poisoned instance. False when the
-    /// instance is unusable (recreating it failed).
+    /// After a call error (counted by the caller): recreate a poisoned
+    /// instance. False when the instance is unusable (recreating it failed).
     fn recover(&mut self, engine: &PluginEngine, error: &PluginError) -> bool {
-        self.count_error(error);
         if !error.poisons_instance() {
             return true;
         }
         self.restarts.add(1);
+        // The state is lost: what was counted is no more.
+        if let Some(seen) = &mut self.seen {
+            seen.clear();
+        }
         match self.instance.recreate(engine) {
             Ok(()) => {
                 tracing::warn!(filter = %self.instance.name(), %error, "filter instance recreated; its state was reset");
@@ -242,7 +298,8 @@ impl Filter {
         workers: usize,
     ) -> Result<Filter, PluginError> {
         let mut first = FilterInstance::new(engine, spec, clock)?;
-        let stateless = first.snapshot()?.is_empty();
+        // The host's own dedupe set is state too.
+        let stateless = spec.dedupe.is_none() && first.snapshot()?.is_empty();
         let placement = Placement::decide(spec.partition_by.as_deref(), stateless, workers);
         if spec.partition_by.is_none() && !stateless && workers > 1 {
             tracing::info!(
@@ -262,6 +319,16 @@ impl Filter {
     /// The filter's name.
     pub fn name(&self) -> &str {
         self.instances[0].name()
+    }
+
+    /// Take over `old`'s dedupe sets instance by instance, when both are
+    /// placed alike (a filter with `dedupe` is never stateless).
+    fn take_seen(&mut self, old: &mut Filter) {
+        if self.placement == old.placement && self.instances.len() == old.instances.len() {
+            for (new, old) in self.instances.iter_mut().zip(&mut old.instances) {
+                new.take_seen(old);
+            }
+        }
     }
 
     /// Take over `old`'s state instance by instance (partition by partition).
@@ -363,7 +430,12 @@ impl Chain {
             .into_iter()
             .map(|slot| match slot {
                 FilterSlot::Keep(name) => old.remove(&name).expect("checked above that every kept filter runs"),
-                FilterSlot::Replace { filter, .. } => *filter,
+                FilterSlot::Replace { mut filter, hand_over } => {
+                    if let (true, Some(old)) = (hand_over, old.get_mut(filter.name())) {
+                        filter.take_seen(old);
+                    }
+                    *filter
+                }
             })
             .collect();
         Ok(())

@@ -9,12 +9,16 @@ use tokio::sync::mpsc;
 
 use super::console::taps::Taps;
 use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::catalogue::RECORDS_DROPPED;
+use crate::core::metrics::registry;
 use crate::core::record::{Batch, Record};
 use crate::core::tag_match::TagMatch;
 
-/// Log a dead letter that cannot be kept anywhere, and fail its ack.
-pub fn log_lost_dead_letter(record: &Record, why: &str) {
-    tracing::error!(why, record = %String::from_utf8_lossy(&record.body), "dead letter could not be delivered; logging it here");
+/// Log a dead letter that cannot be kept anywhere, count it as dropped at
+/// `stage`, and fail its ack.
+pub fn log_lost_dead_letter(record: &Record, stage: &str, why: &str) {
+    registry().counter(&RECORDS_DROPPED, &[stage, "dead_letter_lost"]).add(1);
+    tracing::error!(stage, why, record = %String::from_utf8_lossy(&record.body), "dead letter could not be delivered; logging it here");
     if let Some(ack) = &record.ack {
         ack.fail();
     }
@@ -69,7 +73,7 @@ impl DeadLetterRoute {
                 }
             }
             if !delivered {
-                log_lost_dead_letter(&record, "no running output matches the dead-letter tag");
+                log_lost_dead_letter(&record, "dead letter", "no running output matches the dead-letter tag");
             }
         }
     }
@@ -100,8 +104,8 @@ impl DeadLetterRoute {
     pub async fn send_refused(&self, letters: Vec<DeadLetter>) {
         let (lost, kept): (Vec<_>, Vec<_>) = letters.into_iter().partition(|l| l.tag == self.tag);
         for letter in lost {
-            let reason = letter.reason.clone();
-            log_lost_dead_letter(&letter.into_record(&self.tag), &reason);
+            let (stage, reason) = (letter.stage.clone(), letter.reason.clone());
+            log_lost_dead_letter(&letter.into_record(&self.tag), &stage, &reason);
         }
         self.send(kept).await;
     }

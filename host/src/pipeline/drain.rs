@@ -15,13 +15,15 @@
 //! An abandoned record has its acknowledgement failed, so its input knows
 //! (a Kafka offset is not committed and the message is replayed; an HTTP
 //! client still waiting gets a 503), and it is counted in
-//! `weir_shutdown_abandoned_records_total` and logged with the reason.
+//! `weir_records_dropped_total{reason="shutdown"}` and logged with the
+//! reason.
 //! `weir run` then exits 1: the drain was incomplete.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::core::metrics::catalogue::RECORDS_DROPPED;
 use crate::core::metrics::{Counter, registry};
 use crate::core::record::Record;
 
@@ -36,20 +38,13 @@ pub struct Drain {
     pub abort: CancellationToken,
     /// Fires when outputs must stop retrying and give up what they hold.
     pub give_up: CancellationToken,
+    /// This drain's total, for the exit status; the metric is by stage.
     abandoned: Counter,
 }
 
 impl Default for Drain {
     fn default() -> Self {
-        Drain {
-            abort: CancellationToken::new(),
-            give_up: CancellationToken::new(),
-            abandoned: registry().counter(
-                "weir_shutdown_abandoned_records_total",
-                "Records given up at shutdown because shutdown_timeout ran out; their inputs were told.",
-                &[],
-            ),
-        }
+        Drain { abort: CancellationToken::new(), give_up: CancellationToken::new(), abandoned: Counter::default() }
     }
 }
 
@@ -85,11 +80,12 @@ impl Drain {
         }
         if n > 0 {
             self.abandoned.add(n);
+            registry().counter(&RECORDS_DROPPED, &[stage, "shutdown"]).add(n);
             tracing::error!(stage, records = n, why, "records abandoned at shutdown; their inputs were told");
         }
     }
 
-    /// How many records this process abandoned.
+    /// How many records this drain abandoned.
     pub fn abandoned(&self) -> u64 {
         self.abandoned.get()
     }

@@ -50,6 +50,14 @@ pub enum PipelineError {
         /// The configured layout.
         configured: String,
     },
+    /// A saved dedupe set is not one.
+    #[error("{}: cannot read the saved dedupe set: {reason} (delete the file to start with an empty one)", file.display())]
+    Seen {
+        /// The `.seen` file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A chain thread (dispatcher or worker) could not be started.
     #[error("cannot start a filter chain thread: {0}")]
     Thread(std::io::Error),

@@ -13,15 +13,19 @@
 //!
 //! While it runs, a [`Reloader`] applies a new config: see [`reload`].
 //! [`DryRun`] runs a config's filters and routing alone, for `weir test`.
+//! While it runs, a [`Reloader`] applies a new config: see [`reload`]; a
+//! [`QueueWatch`] tells whether it has stalled: see [`queues`].
 
 mod chain;
 pub mod console;
 mod dead_letters;
+mod dedupe;
 mod drain;
 mod dry_run;
 mod error;
 mod output_task;
 mod partition;
+pub mod queues;
 pub mod reload;
 mod router;
 mod sequence;
@@ -38,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dry_run::{DryRun, DryRunOutput};
 pub use error::PipelineError;
+pub use queues::QueueWatch;
 
 use crate::config::{Config, InputSpec, OutputSpec};
 use crate::core::clock::Clock;
@@ -66,6 +71,7 @@ pub struct Pipeline {
     reloads: mpsc::Receiver<ReloadRequest>,
     reloader: Reloader,
     console: Option<Arc<PipelineConsole>>,
+    queues: QueueWatch,
 }
 
 struct ReloadRequest {
@@ -102,7 +108,8 @@ impl Pipeline {
             let taps = Arc::new(Taps::new(admin.samples.clone()));
             Arc::new(PipelineConsole::new(&config, engine.clone(), clock.clone(), taps))
         });
-        Ok(Pipeline { config, engine, clock, filters, reloads, reloader: Reloader(tx), console })
+        let queues = QueueWatch::new(config.pipeline.stall_timeout, config.pipeline.queue_capacity);
+        Ok(Pipeline { config, engine, clock, filters, reloads, reloader: Reloader(tx), console, queues })
     }
 
     /// A handle to reload this pipeline once it runs.
@@ -113,6 +120,11 @@ impl Pipeline {
     /// What the admin server's console reads, when `admin:` is set.
     pub fn console(&self) -> Option<Arc<dyn crate::admin::Console>> {
         self.console.clone().map(|c| c as Arc<dyn crate::admin::Console>)
+    }
+
+    /// Its queues, to ask whether it has stalled (what `/health` reports).
+    pub fn queues(&self) -> QueueWatch {
+        self.queues.clone()
     }
 
     /// Run until every input ends or `stop.shutdown` fires; see the module
@@ -126,7 +138,7 @@ impl Pipeline {
     /// [`PipelineError`] when an output, input or the chain cannot start, or
     /// a chain thread panics.
     pub async fn run(self, stop: Stop, ready: Arc<AtomicBool>) -> Result<Drained, PipelineError> {
-        let Pipeline { config, engine, clock, filters, mut reloads, reloader, console } = self;
+        let Pipeline { config, engine, clock, filters, mut reloads, reloader, console, queues } = self;
         let Stop { shutdown, hurry } = stop;
         drop(reloader);
         let drain = Drain::default();
@@ -134,13 +146,15 @@ impl Pipeline {
         let dead_letters = DeadLetterRoute::new(config.dead_letter_tag.clone()).with_taps(taps.clone());
         let mut outputs = Outputs::default();
         for spec in &config.outputs {
-            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters, &drain).await?;
+            outputs.start(spec, config.pipeline.queue_capacity, &dead_letters, &drain, &queues).await?;
         }
         let routes = routes(&outputs.senders, &config.outputs);
         dead_letters.set_outputs(&routes);
         let router = Router::new(routes, config.dead_letter_tag.clone(), drain.clone()).with_taps(taps.clone());
 
         let (input_tx, input_rx) = mpsc::channel(config.pipeline.queue_capacity);
+        let taken = queues.chain_queue(&input_tx);
+        tokio::spawn(queues.clone().log_stalls(shutdown.clone()));
         let (control, control_rx) = mpsc::unbounded_channel();
         let settings = workers::Settings {
             workers: config.pipeline.workers,
@@ -149,6 +163,7 @@ impl Pipeline {
             clock: clock.clone(),
             shutdown: shutdown.clone(),
             taps,
+            taken,
         };
         let chain_thread = workers::start(Chain::new(filters), router, engine.clone(), settings, input_rx, control_rx)?;
 
@@ -160,6 +175,7 @@ impl Pipeline {
             outputs,
             dead_letters,
             drain: drain.clone(),
+            queues,
             control,
             input_tx,
             shutdown,
@@ -272,6 +288,7 @@ impl Outputs {
         capacity: usize,
         dead_letters: &DeadLetterRoute,
         drain: &Drain,
+        queues: &QueueWatch,
     ) -> Result<(), crate::outputs::OutputError> {
         let output = spec.config.build(&spec.name).await?;
         let (tx, rx) = mpsc::channel(capacity);
@@ -281,6 +298,7 @@ impl Outputs {
             retry: spec.retry,
             dead_letters: dead_letters.clone(),
             drain: drain.clone(),
+            taken: queues.output_queue(&spec.name, &tx),
         };
         let task = tokio::spawn(output_task::run(driver, output, rx));
         self.tasks.push((spec.name.clone(), task, spec.matches.matches(dead_letters.tag())));
@@ -355,6 +373,7 @@ struct Running {
     outputs: Outputs,
     dead_letters: DeadLetterRoute,
     drain: Drain,
+    queues: QueueWatch,
     control: mpsc::UnboundedSender<ChainCommand>,
     input_tx: mpsc::Sender<Batch>,
     shutdown: CancellationToken,

@@ -20,10 +20,14 @@ use tokio::time::Instant;
 
 use super::dead_letters::DeadLetterRoute;
 use super::drain::Drain;
+use super::queues::Taken;
 use crate::config::{BatchSettings, RetrySettings};
 use crate::core::backoff;
 use crate::core::dead_letter::DeadLetter;
-use crate::core::metrics::{Counter, registry};
+use crate::core::metrics::catalogue::{
+    OUTPUT_DEAD_LETTERS, OUTPUT_RECORDS, OUTPUT_RETRIES, OUTPUT_WRITE, PIPELINE_LATENCY,
+};
+use crate::core::metrics::{Counter, Histogram, registry};
 use crate::core::record::{Batch, Record};
 use crate::outputs::Output;
 
@@ -39,26 +43,15 @@ pub struct OutputDriver {
     pub dead_letters: DeadLetterRoute,
     /// The shutdown deadlines.
     pub drain: Drain,
+    /// Marks each batch taken from the queue, for the stall check.
+    pub taken: Taken,
 }
 
 /// Drive `output` until its queue closes, then flush it; or until the
 /// drain gives up.
 pub async fn run(driver: OutputDriver, mut output: Box<dyn Output>, mut queue: mpsc::Receiver<Batch>) {
-    let OutputDriver { name, batch, retry, dead_letters, drain } = driver;
-    let labels = [("output", name.as_str())];
-    let task = Task {
-        stage: format!("output {name}"),
-        retry,
-        dead_letters,
-        drain,
-        delivered: registry().counter("weir_output_records_total", "Records an output delivered.", &labels),
-        retries: registry().counter("weir_output_retries_total", "Write attempts an output retried.", &labels),
-        refused: registry().counter(
-            "weir_output_dead_letters_total",
-            "Records an output's destination refused, sent to dead letter.",
-            &labels,
-        ),
-    };
+    let OutputDriver { name, batch, retry, dead_letters, drain, taken } = driver;
+    let task = Task { stage: format!("output {name}"), retry, dead_letters, drain, metrics: OutputMetrics::new(&name) };
     let mut pending: Batch = Vec::new();
     let mut gathering_since: Option<Instant> = None;
     loop {
@@ -68,14 +61,17 @@ pub async fn run(driver: OutputDriver, mut output: Box<dyn Output>, mut queue: m
             Some(since) => tokio::select! {
                 biased;
                 () = task.drain.give_up.cancelled() => break,
-                r = queue.recv() => r,
+                r = queue.recv() => r.inspect(|_| taken.mark()),
                 () = tokio::time::sleep_until(since + batch.max_wait) => None,
             },
             None => tokio::select! {
                 biased;
                 () = task.drain.give_up.cancelled() => break,
                 r = queue.recv() => match r {
-                    Some(records) => Some(records),
+                    Some(records) => {
+                        taken.mark();
+                        Some(records)
+                    }
                     None => break,
                 },
             },
@@ -85,7 +81,10 @@ pub async fn run(driver: OutputDriver, mut output: Box<dyn Output>, mut queue: m
             pending.extend(records);
             while pending.len() < batch.max_records {
                 match queue.try_recv() {
-                    Ok(more) => pending.extend(more),
+                    Ok(more) => {
+                        taken.mark();
+                        pending.extend(more);
+                    }
                     Err(_) => break,
                 }
             }
@@ -130,9 +129,37 @@ struct Task {
     retry: RetrySettings,
     dead_letters: DeadLetterRoute,
     drain: Drain,
+    metrics: OutputMetrics,
+}
+
+/// The metrics of one output, bumped once per write attempt.
+#[derive(Default)]
+struct OutputMetrics {
     delivered: Counter,
     retries: Counter,
-    refused: Counter,
+    /// Dead letters by reason: the output rejected them (its destination
+    /// refused them, or it gave up on them itself), retries ran out, or
+    /// shutdown_timeout did.
+    rejected: Counter,
+    exhausted: Counter,
+    shutdown: Counter,
+    write_time: Histogram,
+    latency: Histogram,
+}
+
+impl OutputMetrics {
+    fn new(output: &str) -> Self {
+        let dead_letters = |reason| registry().counter(&OUTPUT_DEAD_LETTERS, &[output, reason]);
+        OutputMetrics {
+            delivered: registry().counter(&OUTPUT_RECORDS, &[output]),
+            retries: registry().counter(&OUTPUT_RETRIES, &[output]),
+            rejected: dead_letters("rejected"),
+            exhausted: dead_letters("retries_exhausted"),
+            shutdown: dead_letters("shutdown"),
+            write_time: registry().histogram(&OUTPUT_WRITE, &[output]),
+            latency: registry().histogram(&PIPELINE_LATENCY, &[output]),
+        }
+    }
 }
 
 /// Records an output still held when the drain gave up, and why.
@@ -148,13 +175,17 @@ impl Task {
         let stage = self.stage.as_str();
         let mut attempt = 0u32;
         let mut last_failure = String::from("shutdown began before it was written");
+        let metrics = &self.metrics;
         while !batch.is_empty() {
             attempt += 1;
+            let oldest = batch.iter().filter_map(|r| r.arrival).min();
+            let started = Instant::now();
             let written = tokio::select! {
                 biased;
                 () = self.drain.give_up.cancelled() => return Err(Held { records: batch, why: last_failure }),
                 written = output.write(&batch) => written,
             };
+            metrics.write_time.observe(started.elapsed());
             let (failed, reason): (Batch, String) = match written {
                 Ok(report) => {
                     let total = batch.len();
@@ -165,8 +196,12 @@ impl Task {
                         .filter_map(|(i, reason)| slots.get_mut(i)?.take().map(|r| DeadLetter::of(r, stage, reason)))
                         .collect();
                     let again: Batch = report.retry.iter().filter_map(|&i| slots.get_mut(i)?.take()).collect();
-                    self.delivered.add((total - refused.len() - again.len()) as u64);
-                    self.refused.add(refused.len() as u64);
+                    let delivered = total - refused.len() - again.len();
+                    metrics.delivered.add(delivered as u64);
+                    if let Some(oldest) = oldest.filter(|_| delivered > 0) {
+                        metrics.latency.observe(oldest.elapsed());
+                    }
+                    metrics.rejected.add(refused.len() as u64);
                     self.dead_letters.send_refused(refused).await;
                     if again.is_empty() {
                         return Ok(());
@@ -185,7 +220,7 @@ impl Task {
                     reason,
                     "giving up; records sent to dead letter"
                 );
-                self.refused.add(batch.len() as u64);
+                metrics.exhausted.add(batch.len() as u64);
                 let letters = batch
                     .into_iter()
                     .map(|r| DeadLetter::of(r, stage, format!("gave up after {attempt} attempts: {reason}")))
@@ -193,7 +228,7 @@ impl Task {
                 self.dead_letters.send_refused(letters).await;
                 return Ok(());
             }
-            self.retries.add(1);
+            metrics.retries.add(1);
             let delay = backoff::jittered(attempt);
             tracing::warn!(stage, attempt, records = batch.len(), reason, ?delay, "write failed; retrying");
             last_failure = reason;
@@ -220,8 +255,10 @@ impl Task {
             return;
         }
         let reason = format!("shutdown_timeout ran out while the output could not deliver: {why}");
+        let total = records.len();
         let letters = records.into_iter().map(|r| DeadLetter::of(r, self.stage.as_str(), reason.as_str())).collect();
         let unsent = self.dead_letters.try_send(letters);
+        self.metrics.shutdown.add((total - unsent.len()) as u64);
         self.drain.abandon(unsent, &self.stage, &reason);
     }
 }
@@ -273,19 +310,15 @@ mod tests {
     }
 
     fn task(retry: RetrySettings, dead_letters: DeadLetterRoute, drain: Drain) -> Task {
-        Task {
-            stage: "output flaky".into(),
-            retry,
-            dead_letters,
-            drain,
-            delivered: Counter::default(),
-            retries: Counter::default(),
-            refused: Counter::default(),
-        }
+        Task { stage: "output flaky".into(), retry, dead_letters, drain, metrics: OutputMetrics::default() }
+    }
+
+    fn taken(queue: &mpsc::Sender<Batch>) -> Taken {
+        super::super::QueueWatch::new(std::time::Duration::from_secs(60), 4).output_queue("flaky", queue)
     }
 
     fn record(tag: &str, ack: Option<AckToken>) -> Record {
-        Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack }
+        Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack, arrival: None }
     }
 
     #[tokio::test]
@@ -302,6 +335,7 @@ mod tests {
                 body: bytes::Bytes::from_static(b"{}"),
                 origin: None,
                 ack: Some(token.clone()),
+                arrival: None,
             })
             .collect();
         drop(token);
@@ -309,9 +343,10 @@ mod tests {
         let task = task(RetrySettings { max_attempts: None }, route, Drain::default());
         assert!(task.write(&mut flaky, batch).await.is_ok());
         assert_eq!(flaky.written, ["ok", "retry"]);
-        assert_eq!(task.retries.get(), 3, "two whole-batch failures and one retried record");
-        assert_eq!(task.delivered.get(), 2);
-        assert_eq!(task.refused.get(), 1);
+        assert_eq!(task.metrics.retries.get(), 3, "two whole-batch failures and one retried record");
+        assert_eq!(task.metrics.delivered.get(), 2);
+        assert_eq!(task.metrics.rejected.get(), 1);
+        assert_eq!(task.metrics.write_time.count(), 4, "one observation per write attempt");
         let dead = dlq_rx.try_recv().unwrap();
         let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
         assert_eq!(body["reason"], "mapping error");
@@ -326,8 +361,14 @@ mod tests {
         let route = DeadLetterRoute::new("dlq".into());
         route.set_outputs(&[(TagMatch::new(vec!["dlq".into()]).unwrap(), dlq_tx.clone())]);
         let mut flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
-        let batch =
-            vec![Record { time: 0, tag: "ok".into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }];
+        let batch = vec![Record {
+            time: 0,
+            tag: "ok".into(),
+            body: bytes::Bytes::from_static(b"{}"),
+            origin: None,
+            ack: None,
+            arrival: None,
+        }];
         let task = task(RetrySettings { max_attempts: Some(2) }, route, Drain::default());
         assert!(task.write(&mut flaky, batch).await.is_ok());
         let dead = dlq_rx.try_recv().unwrap();
@@ -351,6 +392,7 @@ mod tests {
             retry: RetrySettings { max_attempts: None },
             dead_letters: route,
             drain: drain.clone(),
+            taken: taken(&queue_tx),
         };
         let flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
         let run = tokio::spawn(run(driver, Box::new(flaky), queue));
@@ -375,6 +417,7 @@ mod tests {
             retry: RetrySettings { max_attempts: None },
             dead_letters: DeadLetterRoute::new("dlq".into()),
             drain: drain.clone(),
+            taken: taken(&queue_tx),
         };
         let (token, mut outcome) = AckToken::channel();
         let flaky = Flaky { failures: u32::MAX, retried: false, written: Vec::new() };
@@ -398,6 +441,7 @@ mod tests {
             retry: RetrySettings { max_attempts: None },
             dead_letters: DeadLetterRoute::new("dlq".into()),
             drain: Drain::default(),
+            taken: taken(&queue_tx),
         };
         let (token, outcome) = AckToken::channel();
         let flaky = Flaky { failures: 0, retried: false, written: Vec::new() };

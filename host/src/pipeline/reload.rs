@@ -216,8 +216,9 @@ impl Running {
         // Start new and modified outputs beside the old ones.
         let mut started = Outputs::default();
         for spec in new.outputs.iter().filter(|o| plan.outputs.builds(&o.name)) {
-            if let Err(error) = started.start(spec, new.pipeline.queue_capacity, &self.dead_letters, &self.drain).await
-            {
+            let started_one =
+                started.start(spec, new.pipeline.queue_capacity, &self.dead_letters, &self.drain, &self.queues).await;
+            if let Err(error) = started_one {
                 started.finish().await;
                 return Err(error.into());
             }
@@ -255,6 +256,7 @@ impl Running {
         for name in plan.inputs.removed.iter().chain(&plan.inputs.modified) {
             self.inputs.stop(name);
         }
+        self.queues.set_stall_timeout(new.pipeline.stall_timeout);
         self.config = new;
         self.digests = digests;
         for spec in self.config.inputs.clone().iter().filter(|i| plan.inputs.builds(&i.name)) {

@@ -12,6 +12,7 @@ use super::console::taps::Taps;
 use super::dead_letters::log_lost_dead_letter;
 use super::drain::Drain;
 use crate::core::dead_letter::DeadLetter;
+use crate::core::metrics::catalogue::RECORDS_UNROUTED;
 use crate::core::metrics::{Counter, registry};
 use crate::core::record::Batch;
 use crate::core::tag_match::TagMatch;
@@ -43,11 +44,7 @@ impl Router {
             runtime: tokio::runtime::Handle::current(),
             outputs: outputs.into_iter().map(|(matches, sender)| RouteTarget { matches, sender }).collect(),
             dead_letter_tag,
-            unrouted: registry().counter(
-                "weir_records_unrouted_total",
-                "Records no output matched, sent to dead letter.",
-                &[],
-            ),
+            unrouted: registry().counter(&RECORDS_UNROUTED, &[]),
             taps: None,
         }
     }
@@ -124,7 +121,7 @@ impl Router {
         let mut letters = Vec::new();
         for record in unrouted {
             if record.tag == self.dead_letter_tag {
-                log_lost_dead_letter(&record, "no output matches the dead-letter tag");
+                log_lost_dead_letter(&record, "routing", "no output matches the dead-letter tag");
             } else {
                 let reason = format!("no output matches tag {:?}", &*record.tag);
                 letters.push(DeadLetter::of(record, "routing", reason).into_record(&self.dead_letter_tag));
@@ -153,7 +150,14 @@ mod tests {
     use crate::core::record::Record;
 
     fn record(tag: &str) -> Record {
-        Record { time: 0, tag: tag.into(), body: bytes::Bytes::from_static(b"{}"), origin: None, ack: None }
+        Record {
+            time: 0,
+            tag: tag.into(),
+            body: bytes::Bytes::from_static(b"{}"),
+            origin: None,
+            ack: None,
+            arrival: None,
+        }
     }
 
     fn all() -> TagMatch {

@@ -8,7 +8,10 @@
 //!   `<filter>.state`;
 //! - partitioned: `<filter>.<partition>.state` for each partition, and
 //!   `<filter>.partitions`, the layout they were saved with
-//!   (`{"partitions": 2, "partition_by": ["metric", "labels"]}`).
+//!   (`{"partitions": 2, "partition_by": ["metric", "labels"]}`);
+//! - with `dedupe`, beside each `.state` file a `.seen` file, the
+//!   identities that instance was given, written at the same moment (so the
+//!   two agree).
 //!
 //! A filter's keys are spread over partitions by hash, and no plugin can
 //! merge or split its snapshots through the contract, so state saved with
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{Chain, Filter};
+use super::chain::{Chain, Filter, Stage};
 use super::error::PipelineError;
 use super::partition::{Partitioner, Placement};
 use crate::config::Config;
@@ -55,12 +58,17 @@ struct Files<'a> {
 }
 
 impl Files<'_> {
+    /// The `.state` file of the one instance.
     fn single(&self) -> PathBuf {
         self.dir.join(format!("{}.state", self.filter))
     }
 
-    fn partition(&self, partition: usize) -> PathBuf {
-        self.dir.join(format!("{}.{partition}.state", self.filter))
+    /// The file of `extension` of the instance at `partition` of `partitions`.
+    fn instance(&self, partition: usize, partitions: usize, extension: &str) -> PathBuf {
+        match partitions {
+            1 => self.dir.join(format!("{}.{extension}", self.filter)),
+            _ => self.dir.join(format!("{}.{partition}.{extension}", self.filter)),
+        }
     }
 
     fn layout(&self) -> PathBuf {
@@ -109,16 +117,28 @@ pub(super) fn restore(config: &Config, filter: &mut Filter) -> Result<(), Pipeli
         });
     }
     for (partition, stage) in filter.instances.iter_mut().enumerate() {
-        let file = if configured.partitions == 1 { files.single() } else { files.partition(partition) };
-        if !file.is_file() {
-            continue;
+        if let Some((file, state)) = read(files.instance(partition, configured.partitions, "state"))? {
+            let instance = stage.instance_mut();
+            instance.restore(&state).map_err(|e| PipelineError::Restore { file: file.clone(), source: e })?;
+            tracing::info!(filter = %name, partition, file = %file.display(), bytes = state.len(), "restored filter state");
         }
-        let state = std::fs::read(&file).map_err(|source| PipelineError::State { file: file.clone(), source })?;
-        let instance = stage.instance_mut();
-        instance.restore(&state).map_err(|e| PipelineError::Restore { file: file.clone(), source: e })?;
-        tracing::info!(filter = %instance.name(), partition, file = %file.display(), bytes = state.len(), "restored filter state");
+        if stage.seen().is_some()
+            && let Some((file, seen)) = read(files.instance(partition, configured.partitions, "seen"))?
+        {
+            stage.restore_seen(&seen).map_err(|reason| PipelineError::Seen { file: file.clone(), reason })?;
+            tracing::info!(filter = %name, partition, file = %file.display(), "restored dedupe set");
+        }
     }
     Ok(())
+}
+
+/// The contents of `file`, when there is one.
+fn read(file: PathBuf) -> Result<Option<(PathBuf, Vec<u8>)>, PipelineError> {
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&file).map_err(|source| PipelineError::State { file: file.clone(), source })?;
+    Ok(Some((file, bytes)))
 }
 
 /// Save every stateful filter's state to `state_dir`, when set. A filter
@@ -131,18 +151,20 @@ pub(super) fn save(config: &Config, chain: &mut Chain) {
         let name = filter.name().to_string();
         let files = Files { dir, filter: &name };
         let layout = Layout::of(partitioner);
-        let result = if layout.partitions == 1 {
+        let partitions = layout.partitions;
+        let result = if partitions == 1 {
             // A partitioned layout saved earlier no longer applies.
             let _ = std::fs::remove_file(files.layout());
-            save_instance(&files.single(), filter.instances[0].instance_mut())
+            save_instance(&files, 0, 1, &mut filter.instances[0])
         } else {
             let _ = std::fs::remove_file(files.single());
+            let _ = std::fs::remove_file(files.instance(0, 1, "seen"));
             let layout = serde_json::to_vec(&layout).expect("a layout is plain JSON");
             filter
                 .instances
                 .iter_mut()
                 .enumerate()
-                .try_for_each(|(partition, stage)| save_instance(&files.partition(partition), stage.instance_mut()))
+                .try_for_each(|(partition, stage)| save_instance(&files, partition, partitions, stage))
                 .and_then(|()| write_atomically(&files.layout(), &layout))
         };
         match result {
@@ -156,9 +178,15 @@ pub(super) fn save(config: &Config, chain: &mut Chain) {
     }
 }
 
-fn save_instance(file: &Path, instance: &mut crate::plugin::FilterInstance) -> Result<(), String> {
-    let state = instance.snapshot().map_err(|e| e.to_string())?;
-    write_atomically(file, &state)
+/// Save the instance at `partition`: its snapshot, and its dedupe set.
+fn save_instance(files: &Files, partition: usize, partitions: usize, stage: &mut Stage) -> Result<(), String> {
+    let seen = stage.seen().map(|seen| seen.to_bytes());
+    let state = stage.instance_mut().snapshot().map_err(|e| e.to_string())?;
+    write_atomically(&files.instance(partition, partitions, "state"), &state)?;
+    match seen {
+        Some(seen) => write_atomically(&files.instance(partition, partitions, "seen"), &seen),
+        None => Ok(()),
+    }
 }
 
 fn write_atomically(file: &Path, bytes: &[u8]) -> Result<(), String> {

@@ -53,6 +53,7 @@ use super::console::taps::Taps;
 use super::drain::Drain;
 use super::error::PipelineError;
 use super::partition::{Partitioner, Placement};
+use super::queues::Taken;
 use super::reload::ReloadError;
 use super::router::Router;
 use super::sequence::Resequencer;
@@ -83,6 +84,8 @@ pub struct Settings {
     pub shutdown: CancellationToken,
     /// What the console sees of each filter call, when it runs.
     pub taps: Option<Arc<Taps>>,
+    /// Marked at each take from the input queue (stall detection).
+    pub taken: Taken,
 }
 
 /// Start the dispatcher and the workers on `chain`, routing through
@@ -100,7 +103,7 @@ pub fn start(
     input: mpsc::Receiver<Batch>,
     control: mpsc::UnboundedReceiver<ChainCommand>,
 ) -> Result<std::thread::JoinHandle<Result<Chain, PipelineError>>, PipelineError> {
-    let Settings { workers, batch_max_records, tick_interval, clock, shutdown, taps } = settings;
+    let Settings { workers, batch_max_records, tick_interval, clock, shutdown, taps, taken } = settings;
     let runtime = tokio::runtime::Handle::current();
     let drain = router.drain().clone();
     // A worker that panics stops the others too, or they would wait for
@@ -160,7 +163,7 @@ pub fn start(
     };
     std::thread::Builder::new()
         .name("weir-chain".into())
-        .spawn(move || dispatcher.run(input, control, &shutdown, &clock))
+        .spawn(move || dispatcher.run(input, &taken, control, &shutdown, &clock))
         .map_err(PipelineError::Thread)
 }
 
@@ -614,6 +617,7 @@ impl Dispatcher {
     fn run(
         mut self,
         mut input: mpsc::Receiver<Batch>,
+        taken: &Taken,
         mut control: mpsc::UnboundedReceiver<ChainCommand>,
         shutdown: &CancellationToken,
         clock: &Clock,
@@ -640,6 +644,7 @@ impl Dispatcher {
             });
             match next {
                 Next::Batch(Some(mut batch)) => {
+                    taken.mark();
                     // Coalesce what is already waiting, up to one full batch.
                     while batch.len() < self.batch_max_records {
                         match input.try_recv() {

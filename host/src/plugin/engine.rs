@@ -1,6 +1,7 @@
 //! The wasmtime engine all plugins share: component model, cranelift, epoch
 //! interruption driven by a ticker thread, a linker with WASI and the
-//! `weir:filter/host` imports, and an on-disk cache of compiled components
+//! `weir:filter/host` imports for components, another with WASI preview 1
+//! for Fluent Bit-ABI core modules, and an on-disk cache of compiled code
 //! so a restart does not recompile.
 
 use std::hash::{Hash, Hasher};
@@ -9,10 +10,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Module};
 
 use super::bindings::{CONTRACT_VERSION, FILTER_EXPORT, Filter};
 use super::error::{PluginError, PluginErrorKind};
+use super::fluent_bit::ModuleState;
 use super::host_api::HostState;
 use super::limits::EPOCH_TICK;
 
@@ -21,6 +23,7 @@ use super::limits::EPOCH_TICK;
 pub struct PluginEngine {
     pub(super) engine: Engine,
     pub(super) linker: Arc<Linker<HostState>>,
+    pub(super) module_linker: Arc<wasmtime::Linker<ModuleState>>,
     cache_dir: Option<PathBuf>,
 }
 
@@ -41,34 +44,64 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Filter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+        let mut module_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut module_linker, |state: &mut ModuleState| &mut state.wasi)?;
         spawn_epoch_ticker(&engine)?;
-        Ok(PluginEngine { engine, linker: Arc::new(linker), cache_dir })
+        Ok(PluginEngine { engine, linker: Arc::new(linker), module_linker: Arc::new(module_linker), cache_dir })
     }
 
     /// Compile the component at `path` for the filter `plugin`, or load it
     /// from the cache, and check its contract version.
     pub fn load(&self, plugin: &str, path: &Path) -> Result<Component, PluginError> {
         let bytes = read(plugin, path)?;
-        let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{}.cwasm", self.cache_key(&bytes))));
-        let component = match cached.as_deref().and_then(|file| self.load_cached(file)) {
-            Some(component) => component,
-            None => {
-                let component = self.compile(plugin, path, &bytes)?;
-                if let Some(file) = &cached {
-                    self.store_cached(file, &component);
-                }
-                component
-            }
-        };
+        if is_core_module(&bytes) {
+            return Err(PluginError::new(
+                plugin,
+                PluginErrorKind::Contract {
+                    path: path.into(),
+                    reason: "is a core WebAssembly module, not a component; for a module written to Fluent Bit's filter_wasm ABI set `abi: fluent-bit` and `function:`".into(),
+                },
+            ));
+        }
+        let component = self.compile_cached(plugin, path, &bytes)?;
         self.check_contract(plugin, path, &component)?;
         Ok(component)
     }
 
-    /// Compile the component `bytes`, read from `path`, bypassing the cache.
-    pub(super) fn compile(&self, plugin: &str, path: &Path, bytes: &[u8]) -> Result<Component, PluginError> {
-        Component::new(&self.engine, bytes).map_err(|e| {
+    /// Compile `bytes` (a component or a core module), read from `path`,
+    /// bypassing the cache.
+    pub(super) fn compile<T: Compiled>(&self, plugin: &str, path: &Path, bytes: &[u8]) -> Result<T, PluginError> {
+        T::compile(&self.engine, bytes).map_err(|e| {
             PluginError::new(plugin, PluginErrorKind::Compile { path: path.into(), reason: format!("{e:#}") })
         })
+    }
+
+    /// Compile the core module at `path` (a Fluent Bit-ABI filter), or load
+    /// it from the cache.
+    pub fn load_module(&self, plugin: &str, path: &Path) -> Result<Module, PluginError> {
+        let bytes = read(plugin, path)?;
+        if !is_core_module(&bytes) && bytes.starts_with(b"\0asm") {
+            return Err(PluginError::new(
+                plugin,
+                PluginErrorKind::Contract {
+                    path: path.into(),
+                    reason: "is a component, not a core module; `abi: fluent-bit` takes the core module Fluent Bit loads (drop `abi:` for a Weir component)".into(),
+                },
+            ));
+        }
+        self.compile_cached(plugin, path, &bytes)
+    }
+
+    fn compile_cached<T: Compiled>(&self, plugin: &str, path: &Path, bytes: &[u8]) -> Result<T, PluginError> {
+        let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{}.cwasm", self.cache_key(bytes))));
+        if let Some(compiled) = cached.as_deref().and_then(|file| self.load_cached(file)) {
+            return Ok(compiled);
+        }
+        let compiled = self.compile::<T>(plugin, path, bytes)?;
+        if let Some(file) = &cached {
+            self.store_cached(file, &compiled);
+        }
+        Ok(compiled)
     }
 
     /// The cache key: the component's bytes and everything about the engine
@@ -82,7 +115,7 @@ impl PluginEngine {
         hex::encode(&sha.finalize()[..16])
     }
 
-    fn load_cached(&self, file: &Path) -> Option<Component> {
+    fn load_cached<T: Compiled>(&self, file: &Path) -> Option<T> {
         if !file.is_file() {
             return None;
         }
@@ -96,8 +129,8 @@ impl PluginEngine {
         // from `Component::serialize` of an engine with the same
         // compatibility hash (it is in the file name), and replaced
         // atomically, so it is never read half-written.
-        match unsafe { Component::deserialize_file(&self.engine, file) } {
-            Ok(component) => Some(component),
+        match unsafe { T::deserialize_file(&self.engine, file) } {
+            Ok(compiled) => Some(compiled),
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e, "ignoring unusable compiled-plugin cache entry");
                 None
@@ -105,11 +138,11 @@ impl PluginEngine {
         }
     }
 
-    fn store_cached(&self, file: &Path, component: &Component) {
+    fn store_cached<T: Compiled>(&self, file: &Path, compiled: &T) {
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-            let bytes = component.serialize().map_err(std::io::Error::other)?;
+            let bytes = compiled.serialize().map_err(std::io::Error::other)?;
             // Private to this user whatever the umask, as `private_to_us` expects.
             if let Some(dir) = file.parent() {
                 std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
@@ -161,6 +194,48 @@ impl PluginEngine {
 /// The bytes of the component file at `path`, for the filter `plugin`.
 pub(super) fn read(plugin: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
     std::fs::read(path).map_err(|source| PluginError::new(plugin, PluginErrorKind::Read { path: path.into(), source }))
+}
+
+/// Whether `bytes` are a core module: the `\0asm` magic, then version 1
+/// (a component's header has layer 1 there instead).
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\0asm\x01\0\0\0")
+}
+
+/// What the compile cache holds: compiled components and core modules.
+pub(super) trait Compiled: Sized {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    /// # Safety
+    /// As [`Component::deserialize_file`]: the file must come from
+    /// [`Compiled::serialize`] of a compatible engine.
+    unsafe fn deserialize_file(engine: &Engine, file: &Path) -> wasmtime::Result<Self>;
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+}
+
+impl Compiled for Component {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, bytes)
+    }
+    unsafe fn deserialize_file(engine: &Engine, file: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: passed on to the caller (see the trait).
+        unsafe { Component::deserialize_file(engine, file) }
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+}
+
+impl Compiled for Module {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Module::new(engine, bytes)
+    }
+    unsafe fn deserialize_file(engine: &Engine, file: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: passed on to the caller (see the trait).
+        unsafe { Module::deserialize_file(engine, file) }
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
 }
 
 /// A digest of the file at `path` (`None` when unreadable), to notice a

@@ -15,6 +15,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, 
 use super::bindings::{HostImports, Level, TypesImports};
 use super::limits::{Grants, MemoryCap};
 use crate::core::clock::Clock;
+use crate::core::metrics::catalogue::{FILTER_EVENTS, RECORDS_DROPPED};
 use crate::core::metrics::{Counter, registry};
 
 /// Everything a plugin's store holds.
@@ -32,24 +33,15 @@ pub struct HostState {
 /// warning so a plugin cannot blow up the metrics' cardinality.
 const MAX_COUNTERS_PER_PLUGIN: usize = 64;
 
+/// Counters named with this prefix and a reason are drops
+/// (`weir_records_dropped_total`), not plugin events (see `wit/README.md`).
+const DROPPED_PREFIX: &str = "dropped_";
+
 impl HostState {
     /// A sandbox for the plugin named `plugin`.
     pub fn new(plugin: Arc<str>, clock: Clock, memory_limit: u64, grants: &Grants) -> Result<Self, std::io::Error> {
         let stderr = GuestStderr::default();
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stderr(stderr.clone());
-        for (name, value) in &grants.env {
-            wasi.env(name, value);
-        }
-        for dir in &grants.dirs {
-            let perms = if dir.writable { wasmtime_wasi::FsPerms::ReadWrite } else { wasmtime_wasi::FsPerms::ReadOnly };
-            wasi.preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(|e| std::io::Error::other(format!("granting {}: {e}", dir.host.display())))?;
-        }
-        if !grants.wall_clock {
-            wasi.wall_clock(HostClock(clock.clone()));
-            wasi.monotonic_clock(HostClock(clock.clone()));
-        }
+        let mut wasi = sandbox(&clock, grants, &stderr)?;
         if grants.network {
             // TCP and UDP are off in wasmtime-wasi until allowed, whatever
             // addresses the check lets through.
@@ -65,6 +57,31 @@ impl HostState {
             table: ResourceTable::new(),
         })
     }
+}
+
+/// The WASI context every plugin gets, components and core modules alike:
+/// stderr (and stdout, which is Weir's own) kept for trap reasons, and
+/// only the environment, folders and real clock that `grants` gives.
+///
+/// # Errors
+/// When a granted folder cannot be opened.
+pub(super) fn sandbox(clock: &Clock, grants: &Grants, stderr: &GuestStderr) -> std::io::Result<WasiCtxBuilder> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stderr.clone());
+    wasi.stderr(stderr.clone());
+    for (name, value) in &grants.env {
+        wasi.env(name, value);
+    }
+    for dir in &grants.dirs {
+        let perms = if dir.writable { wasmtime_wasi::FsPerms::ReadWrite } else { wasmtime_wasi::FsPerms::ReadOnly };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| std::io::Error::other(format!("granting {}: {e}", dir.host.display())))?;
+    }
+    if !grants.wall_clock {
+        wasi.wall_clock(HostClock(clock.clone()));
+        wasi.monotonic_clock(HostClock(clock.clone()));
+    }
+    Ok(wasi)
 }
 
 impl WasiView for HostState {
@@ -100,11 +117,12 @@ impl HostImports for HostState {
             tracing::warn!(plugin = &*self.plugin, counter = name, "too many counter names; dropping this one");
             return;
         }
-        let counter = registry().counter(
-            "weir_filter_events_total",
-            "Counters reported by filter plugins.",
-            &[("filter", &self.plugin), ("counter", &name)],
-        );
+        // `dropped_<reason>`: records the filter consumed on purpose without
+        // emitting anything for them, counted with every other drop.
+        let counter = match name.strip_prefix(DROPPED_PREFIX).filter(|reason| !reason.is_empty()) {
+            Some(reason) => registry().counter(&RECORDS_DROPPED, &[&format!("filter {}", self.plugin), reason]),
+            None => registry().counter(&FILTER_EVENTS, &[&self.plugin, &name]),
+        };
         counter.add(delta);
         self.counters.insert(name, counter);
     }

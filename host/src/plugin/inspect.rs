@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::CONTRACT_VERSION;
@@ -144,7 +145,7 @@ impl PluginEngine {
     pub fn inspect(&self, plugin: &str, path: &Path) -> Result<Inspection, PluginError> {
         let bytes = read(plugin, path)?;
         let started = Instant::now();
-        let component = self.compile(plugin, path, &bytes)?;
+        let component: Component = self.compile(plugin, path, &bytes)?;
         let compile_time = started.elapsed();
         let contract = self.check_contract(plugin, path, &component)?;
         let ty = component.component_type();

@@ -25,11 +25,13 @@ fn spec(name: &str, config: serde_json::Value, limits: Limits) -> FilterSpec {
     FilterSpec {
         name: name.to_string(),
         wasm: plugin(name),
+        abi: super::Abi::Component,
         matches: TagMatch::new(vec!["*".into()]).unwrap(),
         config,
         partition_by: None,
         limits,
         grants: Grants::default(),
+        dedupe: None,
     }
 }
 
@@ -49,6 +51,7 @@ fn batch(bodies: &[&str]) -> Vec<Record> {
             body: body.as_bytes().to_vec().into(),
             origin: Some(Origin { stream: "test".into(), offset: i as u64, lineage: 0 }),
             ack: None,
+            arrival: None,
         })
         .collect()
 }
@@ -286,4 +289,70 @@ fn grants_open_exactly_what_they_name() {
     assert_eq!(seen["network"], "connected", "{seen}");
     assert_eq!(seen["dir"], json!(["visible.txt"]));
     assert!(seen["now_ns"].as_u64().unwrap() > 1_700_000_000_000_000_000, "the real wall clock: {seen}");
+}
+
+/// A module written to Fluent Bit's ABI, from `tests/fluent-bit/` (built
+/// by `just plugins` into `$WEIR_PLUGIN_DIR/fluent-bit/`).
+fn fluent_bit_spec(module: &str, function: &str) -> FilterSpec {
+    let wasm = plugin("split").with_file_name("fluent-bit").join(format!("{module}.wasm"));
+    assert!(wasm.is_file(), "{} is missing: run `just plugins` first", wasm.display());
+    FilterSpec {
+        name: "fluent-bit".into(),
+        wasm,
+        abi: super::Abi::FluentBit { function: function.into(), format: super::EventFormat::Json },
+        matches: TagMatch::new(vec!["*".into()]).unwrap(),
+        config: json!({}),
+        partition_by: None,
+        limits: Limits::default(),
+        grants: Grants::default(),
+        dedupe: None,
+    }
+}
+
+fn load_error(spec: &FilterSpec) -> String {
+    match FilterInstance::new(&engine(), spec, Clock::system()) {
+        Ok(_) => panic!("{} loaded", spec.wasm.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_fluent_bit_module_is_called_per_record_and_a_trap_costs_only_its_record() {
+    let mut filter = FilterInstance::new(&engine(), &fluent_bit_spec("rust-wasip1", "rust_filter"), Clock::system())
+        .expect("the module loads");
+    let out = filter.process(&batch(&[r#"{"message":"a 1ms"}"#, r#"{"trap":1}"#, r#"{"message":"b 2ms"}"#])).unwrap();
+    assert_eq!(parents(&out), [Some(0), Some(2)], "each output is its input's child");
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].0, 1);
+    assert!(out.rejected[0].1.contains("asked to trap"), "{}", out.rejected[0].1);
+    assert_eq!(out.recreated, 1);
+    let second: serde_json::Value = serde_json::from_slice(&out.emitted[1].body).unwrap();
+    assert_eq!(second["ms"], 2);
+    // No timers, no state to hand over: the calls a component has answer empty.
+    assert!(filter.tick(5).unwrap().is_empty());
+    assert!(filter.snapshot().unwrap().is_empty());
+}
+
+#[test]
+fn a_fluent_bit_module_without_the_function_or_with_another_signature_is_refused() {
+    let missing = load_error(&fluent_bit_spec("rust-wasip1", "no_such_filter"));
+    assert!(missing.contains(r#"does not export a function "no_such_filter"; it exports:"#), "{missing}");
+    assert!(missing.contains("rust_filter"), "the exports are listed: {missing}");
+    let wrong = load_error(&fluent_bit_spec("go-wasip1", "malloc"));
+    assert!(
+        wrong.contains(
+            r#"function "malloc" takes (i32) and returns (i32); Fluent Bit's filter_wasm ABI calls (i32 tag_ptr"#
+        ),
+        "{wrong}"
+    );
+}
+
+#[test]
+fn a_component_and_a_core_module_each_given_as_the_other_say_which_is_which() {
+    let component_as_module = FilterSpec { wasm: plugin("split"), ..fluent_bit_spec("rust-wasip1", "rust_filter") };
+    assert!(load_error(&component_as_module).contains("is a component, not a core module"));
+    let module_as_component =
+        FilterSpec { abi: super::Abi::Component, ..fluent_bit_spec("rust-wasip1", "rust_filter") };
+    let error = load_error(&module_as_component);
+    assert!(error.contains("is a core WebAssembly module, not a component; for a module written to Fluent Bit's filter_wasm ABI set `abi: fluent-bit`"), "{error}");
 }

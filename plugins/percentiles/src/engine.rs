@@ -31,6 +31,13 @@
 //!   it); that series' later events for those windows are then late.
 //! - Series with no open pane are forgotten, so `max_series` caps the series
 //!   with open windows, not every series ever seen.
+//! - A window is open from its series' first value in it until it is
+//!   emitted. Counters say how many are open without a gauge: open windows
+//!   = `windows_opened` - `windows_closed`, open series = `series_opened` -
+//!   `series_forgotten`. A snapshot hands every open window and series over
+//!   ([`Percentiles::handed_over`]: closed and forgotten by this instance)
+//!   and a restore takes them on ([`Percentiles::taken_over`]: opened), so
+//!   the differences hold across reloads and restarts.
 //! - All of this is per instance. Partitioned by series on several workers
 //!   (`partition_by`), an instance's watermark is that of its own series,
 //!   at most the single instance's; the README's "Workers" says what that
@@ -95,11 +102,24 @@ pub struct Counters {
     pub windows_emitted: u64,
     /// Series whose windows `tick` closed early for idleness.
     pub idle_closed: u64,
+    /// Late events consumed under `late: drop` (also counted in `late`);
+    /// the host counts them as dropped records.
+    pub dropped_late: u64,
+    /// Windows that received their series' first value in them, or were
+    /// taken over from a snapshot.
+    pub windows_opened: u64,
+    /// Windows emitted, or handed over in a snapshot.
+    pub windows_closed: u64,
+    /// Series that started (or were taken over from a snapshot).
+    pub series_opened: u64,
+    /// Series forgotten once they had no open window (or handed over in a
+    /// snapshot).
+    pub series_forgotten: u64,
 }
 
 impl Counters {
     /// `(host counter name, delta)` for every counter.
-    pub fn by_name(&self) -> [(&'static str, u64); 10] {
+    pub fn by_name(&self) -> [(&'static str, u64); 15] {
         [
             ("accepted", self.accepted),
             ("invalid", self.invalid),
@@ -111,6 +131,11 @@ impl Counters {
             ("series_cap", self.series_cap),
             ("windows_emitted", self.windows_emitted),
             ("idle_closed", self.idle_closed),
+            ("dropped_late", self.dropped_late),
+            ("windows_opened", self.windows_opened),
+            ("windows_closed", self.windows_closed),
+            ("series_opened", self.series_opened),
+            ("series_forgotten", self.series_forgotten),
         ]
     }
 }
@@ -147,6 +172,30 @@ pub(crate) struct Series {
     /// Set when `tick` closed this series' windows early: every window
     /// ending at or before it is closed for this series.
     pub(crate) flushed_through: Option<i64>,
+}
+
+impl Series {
+    /// Ends of the windows this series still has to emit: those of its
+    /// panes past what is closed for it (`closed`, or its idle flush).
+    fn open_window_ends(&self, windows: Windows, closed: Option<i64>) -> BTreeSet<i64> {
+        let boundary = closed.max(self.flushed_through);
+        self.panes
+            .keys()
+            .flat_map(|&pane| windows.ends_of_pane(pane))
+            .filter(|&end| boundary.is_none_or(|b| end > b))
+            .collect()
+    }
+
+    /// How many windows a new pane at `pane` opens: those of its windows
+    /// not closed yet and holding no other pane of the series.
+    fn opened_by(&self, windows: Windows, closed: Option<i64>, pane: i64) -> u64 {
+        let boundary = closed.max(self.flushed_through);
+        windows
+            .ends_of_pane(pane)
+            .filter(|&end| boundary.is_none_or(|b| end > b))
+            .filter(|&end| self.panes.range(end - windows.size..end).next().is_none())
+            .count() as u64
+    }
 }
 
 /// Tracks one stretch of time during which `max_series` refuses series, so
@@ -192,6 +241,26 @@ impl Percentiles {
     /// The config in force.
     pub fn config(&self) -> &PercentilesConfig {
         &self.config
+    }
+
+    /// Windows opened and not yet emitted, over every series.
+    pub fn open_windows(&self) -> u64 {
+        self.series.values().map(|s| s.open_window_ends(self.windows, self.closed).len() as u64).sum()
+    }
+
+    /// What a snapshot hands over, counted by the instance that takes it:
+    /// every open window closed and every series forgotten here.
+    pub fn handed_over(&self) -> Counters {
+        Counters {
+            windows_closed: self.open_windows(),
+            series_forgotten: self.series.len() as u64,
+            ..Counters::default()
+        }
+    }
+
+    /// What a restore took on: every open window and series opened here.
+    pub fn taken_over(&self) -> Counters {
+        Counters { windows_opened: self.open_windows(), series_opened: self.series.len() as u64, ..Counters::default() }
     }
 
     /// The watermark: largest recorded event time (capped at the host clock)
@@ -253,7 +322,10 @@ impl Percentiles {
             if self.windows.is_late(t, boundary) {
                 out.counters.late += 1;
                 return match self.config.late {
-                    LatePolicy::Drop => Ok(()),
+                    LatePolicy::Drop => {
+                        out.counters.dropped_late += 1;
+                        Ok(())
+                    }
                     LatePolicy::DeadLetter => Err(self.late_reason(&metric.key, t, boundary, flushed)),
                 };
             }
@@ -277,13 +349,16 @@ impl Percentiles {
             return Err(format!("series cap of {max} reached: new series {} refused (max_series)", metric.key));
         }
 
-        let precision = self.precision;
-        let series = self.series.entry(metric.key).or_insert_with(|| Series {
-            panes: BTreeMap::new(),
-            last_seen: now,
-            flushed_through: None,
+        let (precision, windows, closed) = (self.precision, self.windows, self.closed);
+        let series = self.series.entry(metric.key).or_insert_with(|| {
+            out.counters.series_opened += 1;
+            Series { panes: BTreeMap::new(), last_seen: now, flushed_through: None }
         });
-        series.panes.entry(self.windows.pane_start(t)).or_insert_with(|| Pane::new(precision)).record(sample);
+        let pane = windows.pane_start(t);
+        if !series.panes.contains_key(&pane) {
+            out.counters.windows_opened += series.opened_by(windows, closed, pane);
+        }
+        series.panes.entry(pane).or_insert_with(|| Pane::new(precision)).record(sample);
         series.last_seen = now;
         out.counters.accepted += 1;
         out.counters.partially_late += u64::from(partially_late);
@@ -323,6 +398,7 @@ impl Percentiles {
         let mut emitted = Vec::new();
         let windows = self.windows;
         let config = &self.config;
+        let before = self.series.len();
         self.series.retain(|key, series| {
             let already = previous.max(series.flushed_through);
             let target = boundary.max(series.flushed_through.unwrap_or(i64::MIN));
@@ -332,6 +408,7 @@ impl Percentiles {
             series.panes.retain(|&start, _| windows.last_end_of_pane(start) > target);
             !series.panes.is_empty() || series.flushed_through.is_some_and(|f| f > boundary)
         });
+        out.counters.series_forgotten += (before - self.series.len()) as u64;
         self.finish(emitted, out);
     }
 
@@ -372,8 +449,10 @@ impl Percentiles {
                 ),
             ));
         }
+        let before = self.series.len();
         self.series
             .retain(|_, s| !s.panes.is_empty() || s.flushed_through.is_some_and(|f| closed.is_none_or(|c| f > c)));
+        out.counters.series_forgotten += (before - self.series.len()) as u64;
         self.finish(emitted, &mut out);
         out
     }
@@ -383,6 +462,7 @@ impl Percentiles {
     fn finish(&mut self, mut emitted: Vec<WindowRecord>, out: &mut Outcome) {
         emitted.sort_by_key(|w| w.end);
         out.counters.windows_emitted += emitted.len() as u64;
+        out.counters.windows_closed += emitted.len() as u64;
         out.windows.extend(emitted);
         if self.cap.active && self.series.len() < self.config.max_series {
             out.logs.push((

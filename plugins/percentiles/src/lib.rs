@@ -62,11 +62,14 @@ impl Filter for Percentiles {
     }
 
     fn snapshot(&self) -> Vec<u8> {
+        counters::flush(self.handed_over().by_name(), host::counter_add);
         Percentiles::snapshot(self)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        Percentiles::restore(self, state)
+        Percentiles::restore(self, state)?;
+        counters::flush(self.taken_over().by_name(), host::counter_add);
+        Ok(())
     }
 }
 

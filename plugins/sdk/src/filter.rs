@@ -85,6 +85,7 @@ pub trait Filter: Sized + Send + 'static {
 /// plugin exists only for its unit tests. A call other than `configure`
 /// before `configure` succeeded is refused (or, for `tick` and `snapshot`,
 /// answered with nothing).
+#[cfg(not(feature = "fluent-bit"))]
 #[macro_export]
 macro_rules! export_filter {
     ($filter:ty) => {
@@ -119,6 +120,41 @@ macro_rules! export_filter {
             #[cfg(not(target_arch = "wasm32"))]
             const _: fn(String) -> Result<(), $crate::filter::__export::ConfigError> =
                 <Component as $crate::filter::__export::Guest>::configure;
+        };
+    };
+}
+
+/// With the SDK's `fluent-bit` feature, `export_filter!` exports
+/// `weir_filter`, Fluent Bit's `filter_wasm` entry point, instead of the
+/// component's interface (see [`crate::fluent_bit`]); the config is the
+/// build's `WEIR_FLUENT_BIT_CONFIG` (JSON), `{}` when unset.
+#[cfg(feature = "fluent-bit")]
+#[macro_export]
+macro_rules! export_filter {
+    ($filter:ty) => {
+        const _: () = {
+            static INSTANCE: $crate::InstanceState<$filter> = $crate::InstanceState::new();
+
+            /// Fluent Bit's `Function_Name weir_filter`.
+            #[unsafe(no_mangle)]
+            pub extern "C" fn weir_filter(
+                tag: *const u8,
+                tag_len: i32,
+                time_sec: u32,
+                time_nsec: u32,
+                record: *const u8,
+                record_len: i32,
+            ) -> *const u8 {
+                let config = match option_env!("WEIR_FLUENT_BIT_CONFIG") {
+                    Some(config) => config,
+                    None => "{}",
+                };
+                // SAFETY: Fluent Bit passes pointers to `tag_len` and
+                // `record_len` bytes of this module's own memory.
+                unsafe {
+                    $crate::fluent_bit::call(&INSTANCE, config, tag, tag_len, time_sec, time_nsec, record, record_len)
+                }
+            }
         };
     };
 }

@@ -51,6 +51,7 @@
 //! | module     | owns                                                              |
 //! |------------|-------------------------------------------------------------------|
 //! | `filter`   | the `Filter` trait and `export_filter!`                           |
+//! | `fluent_bit` | (feature `fluent-bit`) the filter as a Fluent Bit `filter_wasm` module |
 //! | `host`     | the host's log, clock and counters (WIT imports)                  |
 //! | `wit`      | the bindings generated from `wit/filter.wit`; hidden             |
 //! | `state`    | the per-instance state `configure` sets and later calls use       |
@@ -72,6 +73,8 @@ pub mod counters;
 pub mod duration;
 pub mod event;
 pub mod filter;
+#[cfg(feature = "fluent-bit")]
+pub mod fluent_bit;
 pub mod host;
 pub mod json;
 pub mod snapshot;

@@ -576,3 +576,72 @@ outputs: [{{ type: file, path: out.ndjson, match: '*', batch: {{ max_wait: 10ms 
     assert!(!text.contains("partitions revoked"), "no rebalance during the reload:\n{text}");
     assert_eq!(committed(&group, &topic, 2).iter().sum::<i64>(), 600, "offsets committed through the last message");
 }
+
+/// `weir_kafka_consumer_lag_messages` counts, per partition, the messages
+/// between the end of the log and the group's commit: 0 once everything is
+/// delivered, and exactly what is stuck behind an output that cannot
+/// deliver.
+#[test]
+#[ignore = "needs the real servers: just test-full"]
+fn consumer_lag_per_partition_counts_what_is_not_yet_delivered_and_committed() {
+    let dir = TestDir::new();
+    let (topic, group) = (unique("lag"), unique("lag-group"));
+    create_topic(&topic, 2);
+    let admin = crate::util::free_port();
+    let config = |output: &str| {
+        format!(
+            "admin: {{ address: 127.0.0.1:{admin} }}
+pipeline: {{ shutdown_timeout: 2s }}
+inputs:
+  - type: kafka
+    name: collectors
+    brokers: [{brokers}]
+    group_id: {group}
+    topics: [{topic}]
+    commit_interval: 200ms
+    librdkafka: {{ statistics.interval.ms: 500 }}
+outputs: [{output}]
+",
+            brokers = kafka_bootstrap(),
+        )
+    };
+    let lag = |partition: i32| -> Option<i64> {
+        let series = format!(
+            "weir_kafka_consumer_lag_messages{{input=\"collectors\",topic=\"{topic}\",partition=\"{partition}\"}} "
+        );
+        let (_, metrics) = crate::util::http("GET", admin, "/metrics")?;
+        metrics.lines().find_map(|l| l.strip_prefix(&series)).map(|v| v.parse().unwrap())
+    };
+    let log = dir.path("weir.log");
+    let lags_become = |expected: [i64; 2], timeout: Duration| {
+        let ok = wait_for(timeout, || [lag(0), lag(1)] == expected.map(Some));
+        assert!(ok, "lags {:?}, not {expected:?}: {}", [lag(0), lag(1)], std::fs::read_to_string(&log).unwrap());
+    };
+    let to = |counts: [usize; 2]| -> Vec<Msg> {
+        (0..2)
+            .flat_map(|p| {
+                (0..counts[p as usize]).map(move |i| Msg { partition: Some(p), ..msg(format!("{{\"n\":{i}}}")) })
+            })
+            .collect()
+    };
+
+    // Everything delivered and committed: no lag.
+    produce(&topic, &to([10, 4]));
+    let file = dir.write("weir.yaml", &config("{ type: blackhole, match: '*' }"));
+    let child = spawn_weir(&file, &[], &log);
+    assert!(wait_caught_up(&group, &topic, 2, Duration::from_secs(60)), "{}", std::fs::read_to_string(&log).unwrap());
+    lags_become([0, 0], Duration::from_secs(20));
+    stop(child, &log);
+
+    // Behind an Elasticsearch nobody answers for, nothing new is delivered,
+    // so nothing new is committed: the lag is what was produced since.
+    produce(&topic, &to([25, 7]));
+    let dead = crate::util::free_port();
+    let output = format!("{{ type: elasticsearch, match: '*', hosts: [\"http://127.0.0.1:{dead}\"], index: x }}");
+    let file = dir.write("weir.yaml", &config(&output));
+    let mut child = spawn_weir(&file, &[], &log);
+    lags_become([25, 7], Duration::from_secs(30));
+    // The drain gives up on the stuck records at shutdown_timeout: exit 1.
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+}

@@ -23,6 +23,7 @@ use crate::http_input::post;
 use crate::metrics::{
     LATENESS_SECS, WINDOW_SECS, alert_transitions, check_window, chunk_line, dead_letter_stages, iso, oracle, traffic,
 };
+use crate::observability::{dashboard, panels, selectors};
 use crate::util::{TestDir, free_port, http, read_ndjson, repo, sigterm, wait_for, weir};
 
 /// The minutes of traffic posted over HTTP; the rest comes from Kafka.
@@ -159,14 +160,30 @@ fn the_mobile_monitoring_config_pages_on_a_latency_shift_and_stores_everything()
         count("mobile-metrics-*"),
         closed.len()
     );
-    // The pipeline's own metrics tell the same story.
+    // The pipeline's own metrics tell the same story, the Kafka lag too once
+    // librdkafka's statistics (every 10 s) have seen the commits.
+    let lag = format!("weir_kafka_consumer_lag_messages{{input=\"collectors\",topic=\"{topic}\",partition=\"0\"}} 0");
+    assert!(
+        wait_for(Duration::from_secs(30), || http("GET", admin, "/metrics").unwrap().1.lines().any(|l| l == lag)),
+        "no {lag} in:\n{}",
+        http("GET", admin, "/metrics").unwrap().1
+    );
     let (_, metrics) = http("GET", admin, "/metrics").unwrap();
+    // The dashboard's Kafka panels, which need a broker, query what is served.
+    let board = dashboard();
+    for panel in panels(&board) {
+        for expr in panel["targets"].as_array().into_iter().flatten().filter_map(|t| t["expr"].as_str()) {
+            for (name, _) in selectors(expr).into_iter().filter(|(n, _)| n.starts_with("weir_kafka_")) {
+                assert!(metrics.contains(&format!("# TYPE {name} ")), "panel {:?}: {name} not served", panel["title"]);
+            }
+        }
+    }
     let expected_metrics = [
         ("weir_input_records_total{input=\"apps\"}", HTTP_CHUNKS + 1),
         ("weir_input_records_total{input=\"collectors\"}", chunks.len() - HTTP_CHUNKS),
-        ("weir_input_dead_letters_total{input=\"collectors\"}", 1),
-        ("weir_filter_dead_letters_total{filter=\"split\"}", 1),
-        ("weir_filter_dead_letters_total{filter=\"percentiles\"}", late),
+        ("weir_input_dead_letters_total{input=\"collectors\",reason=\"malformed\"}", 1),
+        ("weir_filter_dead_letters_total{filter=\"split\",reason=\"rejected\"}", 1),
+        ("weir_filter_dead_letters_total{filter=\"percentiles\",reason=\"rejected\"}", late),
         ("weir_output_records_total{output=\"logs\"}", statements),
         ("weir_output_records_total{output=\"metrics\"}", closed.len()),
         ("weir_output_records_total{output=\"alertmanager\"}", transitions.len()),

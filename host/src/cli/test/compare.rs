@@ -260,6 +260,7 @@ mod tests {
             body: serde_json::to_vec(&body).unwrap().into(),
             origin: None,
             ack: None,
+            arrival: None,
         };
         Got::record(&record)
     }

@@ -10,11 +10,13 @@
 //! where possible (no copy), re-serialised only when a pretty-printed JSON
 //! value spans lines (a record body never holds a newline).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::core::bom;
 
 /// Why a body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,26 +143,43 @@ impl ContentEncoding {
     }
 }
 
-/// Decompress `body`, refusing to produce more than `max` bytes.
-pub fn decompress(body: Bytes, encoding: ContentEncoding, max: usize) -> Result<Bytes, DecodeError> {
+/// Decompress what `reader` yields (the body as sent, read as it arrives)
+/// into one buffer, refusing to produce more than `max` bytes: the body is
+/// held once, decompressed, and the compressed form never whole.
+/// `capacity` is a first guess of the decompressed size.
+pub fn decompress(
+    reader: impl Read,
+    encoding: ContentEncoding,
+    max: usize,
+    capacity: usize,
+) -> Result<Bytes, DecodeError> {
+    let mut reader = std::io::BufReader::new(reader);
+    let corrupt = |encoding, e: std::io::Error| DecodeError::Corrupt { encoding, reason: e.to_string() };
     let (name, reader): (&'static str, Box<dyn Read + '_>) = match encoding {
-        ContentEncoding::Identity => return Ok(body),
-        ContentEncoding::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(&body[..]))),
-        ContentEncoding::Deflate if is_zlib(&body) => ("deflate", Box::new(flate2::read::ZlibDecoder::new(&body[..]))),
-        ContentEncoding::Deflate => ("deflate", Box::new(flate2::read::DeflateDecoder::new(&body[..]))),
+        ContentEncoding::Identity => ("identity", Box::new(reader)),
+        ContentEncoding::Gzip => ("gzip", Box::new(flate2::bufread::MultiGzDecoder::new(reader))),
+        // The zlib header is in the first two bytes; `fill_buf` peeks at
+        // them (a body of one byte is corrupt either way).
+        ContentEncoding::Deflate if is_zlib(reader.fill_buf().map_err(|e| corrupt("deflate", e))?) => {
+            ("deflate", Box::new(flate2::bufread::ZlibDecoder::new(reader)))
+        }
+        ContentEncoding::Deflate => ("deflate", Box::new(flate2::bufread::DeflateDecoder::new(reader))),
     };
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
+    let mut out = Vec::with_capacity(capacity.min(max));
     // One byte past the limit tells "exactly max" from "more than max"
     // without ever holding more than that.
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeError::Corrupt { encoding: name, reason: e.to_string() })?;
+    reader.take(limit).read_to_end(&mut out).map_err(|e| corrupt(name, e))?;
     if out.len() > max {
         return Err(DecodeError::DecompressedTooLarge { encoding: name, max });
     }
     Ok(out.into())
+}
+
+/// `body` without a leading byte order mark ([`bom`]), a slice of it.
+pub fn without_bom(body: Bytes) -> Bytes {
+    let skip = body.len() - bom::strip(&body).len();
+    body.slice(skip..)
 }
 
 fn is_zlib(body: &[u8]) -> bool {

@@ -34,8 +34,14 @@ pub enum RequestError {
     #[error("reading the request body: {0}")]
     Body(String),
     /// The tag from the path or header is not usable.
-    #[error("invalid tag {0:?}: expected 1 to {max} printable ASCII characters, no spaces, `*`, `?` or `,`", max = super::server::MAX_TAG_BYTES)]
+    #[error("invalid tag {0:?}: expected 1 to {max} printable ASCII characters, no spaces, `*`, `?` or `,`", max = crate::core::tag_match::MAX_TAG_BYTES)]
     InvalidTag(String),
+    /// The `Idempotency-Key` header cannot name a request.
+    #[error(
+        "invalid Idempotency-Key: expected 1 to {max} printable ASCII characters, optionally in double quotes",
+        max = super::server::MAX_IDEMPOTENCY_KEY_BYTES
+    )]
+    InvalidIdempotencyKey,
     /// The pipeline had no room within `queue_wait`.
     #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]
     Full,
@@ -63,7 +69,9 @@ impl RequestError {
             },
             RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
             RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::Body(_) | RequestError::InvalidTag(_) => StatusCode::BAD_REQUEST,
+            RequestError::Body(_) | RequestError::InvalidTag(_) | RequestError::InvalidIdempotencyKey => {
+                StatusCode::BAD_REQUEST
+            }
             RequestError::Full => StatusCode::TOO_MANY_REQUESTS,
             RequestError::Closed | RequestError::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -85,6 +93,7 @@ impl RequestError {
             RequestError::Unauthorized => "security_exception",
             RequestError::BodyTooLarge { .. } => "content_too_long_exception",
             RequestError::Body(_) | RequestError::InvalidTag(_) => "parse_exception",
+            RequestError::InvalidIdempotencyKey => "illegal_argument_exception",
             RequestError::Full => "es_rejected_execution_exception",
             RequestError::Closed | RequestError::DeliveryFailed => "unavailable_shards_exception",
             RequestError::AckTimeout(_) => "timeout_exception",

@@ -57,14 +57,20 @@ pub struct HttpInputConfig {
     #[serde(default = "default_message_key")]
     pub message_key: String,
     /// Largest request body as sent (before decompression); larger bodies get
-    /// 413. Default 10MiB.
+    /// 413. Default 100MiB: Elasticsearch's `http.max_content_length`, what
+    /// shippers size their `_bulk` requests for (Logstash sends up to 20 MiB),
+    /// so none of them meets a 413 it would retry forever. The body is held
+    /// once, as its records' bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: ByteSize,
     /// Largest body after gzip/deflate decompression (the bomb guard); larger
     /// gets 413. Default 100MiB, as Vector.
     #[serde(default = "default_max_decompressed_bytes")]
     pub max_decompressed_bytes: ByteSize,
-    /// Most records one request may carry; more gets 413. Default 100000.
+    /// Most records one request may carry; more gets 413. Default 1000000:
+    /// shippers size `_bulk` requests in bytes, and a `max_body_bytes` body
+    /// of 100-byte events holds about that many, each costing some 300 bytes
+    /// of bookkeeping on top of its own.
     #[serde(default = "default_max_records")]
     pub max_records: usize,
     /// Longest line (NDJSON, text, `_bulk`) or record (JSON array element);
@@ -140,13 +146,13 @@ fn default_message_key() -> String {
     "message".into()
 }
 fn default_max_body_bytes() -> ByteSize {
-    ByteSize(10 << 20)
+    ByteSize(100 << 20)
 }
 fn default_max_decompressed_bytes() -> ByteSize {
     ByteSize(100 << 20)
 }
 fn default_max_records() -> usize {
-    100_000
+    1_000_000
 }
 fn default_max_line_bytes() -> ByteSize {
     ByteSize(1 << 20)

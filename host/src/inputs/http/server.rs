@@ -7,6 +7,8 @@
 //! Elasticsearch probe endpoints in `es_compat.rs`, HTTPS in `tls.rs`.
 
 use sha2::Digest;
+use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -27,17 +30,18 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Required;
 use super::decode::{self, BodyFormat, ContentEncoding, Limits};
 use super::errors::RequestError;
-use super::es_compat::{
-    elastic_product, es_cluster_health, es_license, es_nodes, es_respond, es_root, es_xpack, not_found,
-};
+use super::es_compat::{elastic_product, es_cluster_health, es_license, es_nodes, es_root, es_xpack, not_found};
 use super::tls::TlsListener;
 use super::{AckMode, HttpInputConfig, HttpInputError};
 use crate::core::ack::{AckToken, Delivery};
+use crate::core::metrics::catalogue::INPUT_REQUESTS_IN_FLIGHT;
+use crate::core::metrics::{Gauge, registry};
 use crate::core::record::{Batch, Origin, Record};
+use crate::core::tag_match::valid_tag;
 use crate::inputs::{InputContext, SendRefused};
 
 /// What the handlers share: settings, the pipeline's [`InputContext`] and
-/// counters for origins and `_seq_no`.
+/// the `_seq_no` counter.
 #[derive(Clone)]
 pub struct HttpInputState(Arc<Shared>);
 
@@ -56,11 +60,8 @@ struct Shared {
     bulk_metadata_key: Option<String>,
     /// `http:<listener>`, the start of every origin stream.
     stream: String,
-    /// Start time in ms: with the request sequence, makes origins unique
-    /// across restarts.
-    boot: u64,
-    requests: AtomicU64,
     seq_no: AtomicU64,
+    in_flight: Gauge,
 }
 
 impl HttpInputState {
@@ -74,7 +75,6 @@ impl HttpInputState {
                     .map_err(|_| HttpInputError::TagHeader { header: config.tag_header.clone() })?,
             ),
         };
-        let boot = u64::try_from(ctx.clock.now() / 1_000_000).unwrap_or(0);
         let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Ok(HttpInputState(Arc::new(Shared {
             tag_header,
@@ -89,9 +89,8 @@ impl HttpInputState {
             bulk_tag_prefix: config.bulk_tag_prefix.clone(),
             bulk_metadata_key: config.bulk_metadata_key.clone(),
             stream: format!("http:{listener}"),
-            boot,
-            requests: AtomicU64::new(0),
             seq_no: AtomicU64::new(0),
+            in_flight: registry().gauge(&INPUT_REQUESTS_IN_FLIGHT, &[&ctx.name]),
             ctx,
         })))
     }
@@ -110,6 +109,7 @@ fn required_auth(config: &HttpInputConfig) -> Result<Option<Required>, HttpInput
 /// The input's routes: `/health`, `/ingest[/{tag}]` and the
 /// Elasticsearch-compatible endpoints.
 pub fn router(state: HttpInputState) -> Router {
+    let in_flight = state.0.in_flight.clone();
     let es = Router::new()
         .route("/", get(es_root))
         .route("/_bulk", post(bulk).put(bulk))
@@ -126,6 +126,14 @@ pub fn router(state: HttpInputState) -> Router {
         .route("/ingest/{tag}", post(ingest_tagged))
         .merge(es)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
+            let guard = in_flight.track();
+            async move {
+                let response = next.run(request).await;
+                drop(guard);
+                response
+            }
+        }))
         .with_state(state)
 }
 
@@ -150,7 +158,7 @@ fn respond(result: Result<Value, RequestError>) -> Response {
 }
 
 async fn bulk(State(state): State<HttpInputState>, headers: HeaderMap, body: Body) -> Response {
-    es_respond(state.bulk(None, &headers, body).await)
+    bulk_respond(state.bulk(None, &headers, body).await)
 }
 
 async fn bulk_into(
@@ -159,7 +167,15 @@ async fn bulk_into(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    es_respond(state.bulk(Some(index), &headers, body).await)
+    bulk_respond(state.bulk(Some(index), &headers, body).await)
+}
+
+/// A `_bulk` answer, already JSON, or a refusal in Elasticsearch's shape.
+fn bulk_respond(result: Result<Vec<u8>, RequestError>) -> Response {
+    match result {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(error) => error.es_response(),
+    }
 }
 
 impl HttpInputState {
@@ -187,8 +203,10 @@ impl HttpInputState {
         }
     }
 
-    /// Credentials, the raw body within `max_body_bytes`, decompressed
-    /// within `max_decompressed_bytes`.
+    /// Credentials, then the body: read as it arrives within
+    /// `max_body_bytes`, decompressed as it arrives within
+    /// `max_decompressed_bytes`, without a leading byte order mark. The body
+    /// is held once (decompressed): records are slices of it.
     async fn body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, RequestError> {
         self.authorize(headers)?;
         let encoding = ContentEncoding::parse(header_str(headers, &header::CONTENT_ENCODING))?;
@@ -197,18 +215,38 @@ impl HttpInputState {
         if declared.is_some_and(|n| n > max as u64) {
             return Err(RequestError::BodyTooLarge { max });
         }
-        let raw = match http_body_util::Limited::new(body, max).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(RequestError::BodyTooLarge { max });
+        let declared = declared.map_or(0, |n| usize::try_from(n).unwrap_or(max));
+        let mut chunks = Chunks { body, received: 0, max };
+        let decoded = if encoding == ContentEncoding::Identity {
+            let mut out = Vec::with_capacity(declared);
+            while let Some(chunk) = chunks.next().await? {
+                out.extend_from_slice(&chunk);
             }
-            Err(e) => return Err(RequestError::Body(e.to_string())),
+            Bytes::from(out)
+        } else {
+            // Decompressing is CPU work: off the async threads, fed chunk
+            // by chunk as they arrive.
+            let (tx, rx) = tokio::sync::mpsc::channel(DECOMPRESS_QUEUE_CHUNKS);
+            let max_decompressed = self.0.max_decompressed_bytes;
+            let guess = declared.saturating_mul(EXPECTED_COMPRESSION_RATIO);
+            let decompressing = tokio::task::spawn_blocking(move || {
+                decode::decompress(ChunkReader { rx, current: Bytes::new() }, encoding, max_decompressed, guess)
+            });
+            let fed = async {
+                while let Some(chunk) = chunks.next().await? {
+                    if tx.send(chunk).await.is_err() {
+                        break; // the decompressor stopped; its result says why
+                    }
+                }
+                Ok::<(), RequestError>(())
+            }
+            .await;
+            drop(tx);
+            let decompressed = decompressing.await.map_err(|e| RequestError::Body(format!("decompressing: {e}")))?;
+            fed?;
+            decompressed?
         };
-        Ok(decode::decompress(raw, encoding, self.0.max_decompressed_bytes)?)
-    }
-
-    fn next_request(&self) -> u64 {
-        self.0.requests.fetch_add(1, Ordering::Relaxed) + 1
+        Ok(decode::without_bom(decoded))
     }
 
     async fn ingest(&self, path_tag: Option<String>, headers: &HeaderMap, body: Body) -> Result<Value, RequestError> {
@@ -219,11 +257,7 @@ impl HttpInputState {
         let items = decode::decode(&body, format, &self.0.message_key, self.0.limits)?;
         let n = items.len();
         let time = self.0.ctx.clock.now();
-        // The request's identity is its content: a client retrying the same
-        // body gets the same origins, so outputs with deterministic ids
-        // (Elasticsearch) do not index the retry twice.
-        let digest = sha2::Sha256::digest(&body);
-        let stream: Arc<str> = format!("{}/{tag}/{}", self.0.stream, hex::encode(&digest[..12])).into();
+        let stream: Arc<str> = format!("{}/{tag}/{}", self.0.stream, request_id(headers, &body)?).into();
         let (token, delivery) = self.ack_token();
         let records = items.into_iter().map(|item| Record {
             time,
@@ -231,6 +265,7 @@ impl HttpInputState {
             body: item.body,
             origin: Some(Origin { stream: stream.clone(), offset: item.position, lineage: 0 }),
             ack: token.clone(),
+            arrival: None,
         });
         let batches = self.batches(records);
         drop(token);
@@ -238,80 +273,97 @@ impl HttpInputState {
         Ok(json!({ "records": n, "ack": self.ack_name() }))
     }
 
-    async fn bulk(&self, path_index: Option<String>, headers: &HeaderMap, body: Body) -> Result<Value, RequestError> {
+    /// The `_bulk` endpoint: queue the documents of `index` and `create`
+    /// actions, answer each item as Elasticsearch would. The answer is
+    /// written as JSON bytes item by item, straight into the response (no
+    /// value tree per item: a 100 MB bulk of small documents has about a
+    /// million), once the records are queued; `took` is the time to read,
+    /// decode and queue them.
+    async fn bulk(&self, path_index: Option<String>, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, RequestError> {
         let started = Instant::now();
         let body = self.body(headers, body).await?;
         let items = decode::decode_bulk(&body, path_index.as_deref(), self.0.limits)?;
         let time = self.0.ctx.clock.now();
-        let request = self.next_request();
-        let request_stream: Arc<str> = format!("{}/{}.{request}", self.0.stream, self.0.boot).into();
+        let request_id = request_id(headers, &body)?;
+        let request_stream: Arc<str> = format!("{}/_bulk/{request_id}", self.0.stream).into();
         let (token, delivery) = self.ack_token();
-        let mut records = Vec::with_capacity(items.len());
-        let mut answers = Vec::with_capacity(items.len());
-        let mut errors = false;
-        for item in items {
+        let mut tags: HashMap<&str, Arc<str>> = HashMap::new();
+        let records = items.iter().filter_map(|item| {
+            let doc = item.doc.as_ref()?;
+            let origin = match &item.id {
+                Some(id) => {
+                    Origin { stream: format!("{}/{}/{id}", self.0.stream, item.index).into(), offset: 0, lineage: 0 }
+                }
+                None => Origin { stream: request_stream.clone(), offset: item.line, lineage: 0 },
+            };
+            let body = match &self.0.bulk_metadata_key {
+                None => doc.clone(),
+                Some(key) => {
+                    let mut meta = json!({ "index": item.index, "action": item.action.name() });
+                    if let Some(id) = &item.id {
+                        meta["id"] = Value::String(id.clone());
+                    }
+                    crate::core::json::with_field(doc, key, &meta).into()
+                }
+            };
+            let tag = tags
+                .entry(item.index.as_str())
+                .or_insert_with(|| format!("{}{}", self.0.bulk_tag_prefix, item.index).into())
+                .clone();
+            Some(Record { time, tag, body, origin: Some(origin), ack: token.clone(), arrival: None })
+        });
+        let batches = self.batches(records);
+        drop(tags);
+        drop(token);
+        self.enqueue(batches).await?;
+        let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Elasticsearch's order: shippers may read `errors` before `items`.
+        let errors = items.iter().any(|item| item.doc.is_none());
+        let mut out = Vec::with_capacity(items.len() * BULK_ANSWER_BYTES);
+        write!(out, "{{\"took\":{took},\"errors\":{errors},\"items\":[").expect("writing to a Vec cannot fail");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
             let action = item.action.name();
-            let Some(doc) = item.doc else {
-                errors = true;
+            if item.doc.is_none() {
                 let reason = format!(
                     "weir's _bulk endpoint accepts only index and create actions; {action} (line {}) was not applied",
                     item.line
                 );
-                let mut answer = json!({
-                    "_index": item.index,
-                    "status": 400,
-                    "error": { "type": "illegal_argument_exception", "reason": reason },
-                });
-                if let Some(id) = item.id {
-                    answer["_id"] = Value::String(id);
-                }
-                answers.push(json!({ action: answer }));
+                let answer = BulkRefusal {
+                    index: &item.index,
+                    id: item.id.as_deref(),
+                    status: 400,
+                    error: BulkError { kind: "illegal_argument_exception", reason: &reason },
+                };
+                write_answer(&mut out, action, &answer);
                 continue;
-            };
-            let (origin, id) = match &item.id {
-                Some(id) => (
-                    Origin { stream: format!("{}/{}/{id}", self.0.stream, item.index).into(), offset: 0, lineage: 0 },
-                    id.clone(),
-                ),
-                None => (
-                    Origin { stream: request_stream.clone(), offset: item.line, lineage: 0 },
-                    format!("{:x}-{request}-{}", self.0.boot, item.line),
-                ),
-            };
-            let body = match &self.0.bulk_metadata_key {
-                None => doc,
-                Some(key) => {
-                    let mut meta = json!({ "index": item.index, "action": action });
-                    if let Some(id) = &item.id {
-                        meta["id"] = Value::String(id.clone());
-                    }
-                    crate::core::json::with_field(&doc, key, &meta).into()
+            }
+            let generated;
+            let id = match &item.id {
+                Some(id) => id.as_str(),
+                None => {
+                    generated = format!("{request_id}-{}", item.line);
+                    &generated
                 }
             };
-            records.push(Record {
-                time,
-                tag: format!("{}{}", self.0.bulk_tag_prefix, item.index).into(),
-                body,
-                origin: Some(origin),
-                ack: token.clone(),
-            });
-            let seq_no = self.0.seq_no.fetch_add(1, Ordering::Relaxed);
-            answers.push(json!({ action: {
-                "_index": item.index,
-                "_id": id,
-                "_version": 1,
-                "result": "created",
-                "_shards": { "total": 1, "successful": 1, "failed": 0 },
-                "_seq_no": seq_no,
-                "_primary_term": 1,
-                "status": 201,
-            } }));
+            let answer = BulkCreated {
+                index: &item.index,
+                id,
+                version: 1,
+                result: "created",
+                shards: Shards { total: 1, successful: 1, failed: 0 },
+                seq_no: self.0.seq_no.fetch_add(1, Ordering::Relaxed),
+                primary_term: 1,
+                status: 201,
+            };
+            write_answer(&mut out, action, &answer);
         }
-        let batches = self.batches(records.into_iter());
-        drop(token);
-        self.enqueue_and_wait(batches, delivery).await?;
-        let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(json!({ "took": took, "errors": errors, "items": answers }))
+        out.extend_from_slice(b"]}");
+        drop(items);
+        self.wait(delivery).await?;
+        Ok(out)
     }
 
     fn ack_name(&self) -> &'static str {
@@ -354,10 +406,20 @@ impl HttpInputState {
         batches: Vec<Batch>,
         delivery: Option<tokio::sync::oneshot::Receiver<Delivery>>,
     ) -> Result<(), RequestError> {
+        self.enqueue(batches).await?;
+        self.wait(delivery).await
+    }
+
+    /// Queue the batches, or refuse them all when the pipeline stays full.
+    async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), RequestError> {
         self.0.ctx.send_within(batches, self.0.queue_wait).await.map_err(|refused| match refused {
             SendRefused::Full => RequestError::Full,
             SendRefused::Closed => RequestError::Closed,
-        })?;
+        })
+    }
+
+    /// With `ack: delivered`, wait for the outcome of what was queued.
+    async fn wait(&self, delivery: Option<tokio::sync::oneshot::Receiver<Delivery>>) -> Result<(), RequestError> {
         let Some(delivery) = delivery else {
             return Ok(());
         };
@@ -369,19 +431,146 @@ impl HttpInputState {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// Chunks in flight between the request and the decompressing thread:
+/// enough to keep both busy, few enough that a slow decompressor holds the
+/// client back (through TCP) rather than buffering its body.
+const DECOMPRESS_QUEUE_CHUNKS: usize = 4;
+/// A first guess of decompressed size per byte sent, to size the buffer:
+/// log text compresses about 5-10x.
+const EXPECTED_COMPRESSION_RATIO: usize = 4;
+
+/// A request body's data chunks, refusing more than `max` bytes in all.
+struct Chunks {
+    body: Body,
+    received: usize,
+    max: usize,
 }
 
-/// Longest tag a request may set: room for any naming scheme, bounded so
-/// tags stay usable as metric labels and in logs.
-pub(super) const MAX_TAG_BYTES: usize = 256;
+impl Chunks {
+    async fn next(&mut self) -> Result<Option<Bytes>, RequestError> {
+        while let Some(frame) = self.body.frame().await {
+            let frame = frame.map_err(|e| RequestError::Body(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                self.received += data.len();
+                if self.received > self.max {
+                    return Err(RequestError::BodyTooLarge { max: self.max });
+                }
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+}
 
-/// Tags are matched by `match:` globs, so glob characters, separators and
-/// whitespace are refused.
-pub(super) fn valid_tag(tag: &str) -> bool {
-    (1..=MAX_TAG_BYTES).contains(&tag.len())
-        && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
+/// The chunks a request handler sends, read as one stream by the blocking
+/// decompressor; the end of the stream is the sender dropping.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// About the size of one item's answer, to size the answer buffer.
+const BULK_ANSWER_BYTES: usize = 200;
+
+/// A created document's answer, as Elasticsearch writes it.
+#[derive(Serialize)]
+struct BulkCreated<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id")]
+    id: &'a str,
+    #[serde(rename = "_version")]
+    version: u32,
+    result: &'static str,
+    #[serde(rename = "_shards")]
+    shards: Shards,
+    #[serde(rename = "_seq_no")]
+    seq_no: u64,
+    #[serde(rename = "_primary_term")]
+    primary_term: u32,
+    status: u16,
+}
+
+#[derive(Serialize)]
+struct Shards {
+    total: u32,
+    successful: u32,
+    failed: u32,
+}
+
+/// A refused item's answer.
+#[derive(Serialize)]
+struct BulkRefusal<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    status: u16,
+    error: BulkError<'a>,
+}
+
+#[derive(Serialize)]
+struct BulkError<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    reason: &'a str,
+}
+
+/// Append `{"<action>": <answer>}` to `out`.
+fn write_answer(out: &mut Vec<u8>, action: &str, answer: &impl Serialize) {
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(action.as_bytes());
+    out.extend_from_slice(b"\":");
+    serde_json::to_writer(&mut *out, answer).expect("writing to a Vec cannot fail");
+    out.push(b'}');
+}
+
+/// The header a client names a request with, so that its retry is known
+/// for one and a second, identical request is not (IETF
+/// draft-ietf-httpapi-idempotency-key-header; Stripe's and others' APIs).
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Longest idempotency key: a UUID is 36 characters; room for any scheme.
+pub(super) const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// A request's identity, the part of its records' origin that tells a
+/// retry from a new request: the client's `Idempotency-Key` when it sends
+/// one (`key-` and 96 bits of its SHA-256), else 96 bits of the SHA-256 of
+/// the (decompressed) body, so a retried body is the same request and two
+/// identical bodies are too (README, "Identity of a request").
+///
+/// # Errors
+/// [`RequestError::InvalidIdempotencyKey`] for an empty, over-long or
+/// non-printable key.
+pub(super) fn request_id(headers: &HeaderMap, body: &[u8]) -> Result<String, RequestError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(hex::encode(&sha2::Sha256::digest(body)[..12]));
+    };
+    // The draft writes the key as a structured-field string, in quotes.
+    let raw = value.as_bytes();
+    let key = raw.strip_prefix(b"\"").and_then(|k| k.strip_suffix(b"\"")).unwrap_or(raw);
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES || !key.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err(RequestError::InvalidIdempotencyKey);
+    }
+    Ok(format!("key-{}", hex::encode(&sha2::Sha256::digest(key)[..12])))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Serve `state` on `listener` (with TLS when given) until `shutdown`

@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use super::HttpInputConfig;
 use super::auth::Presented;
 use super::decode::*;
-use super::server::{HttpInputState, router, serve, valid_tag};
+use super::server::{HttpInputState, router, serve};
 use super::tls::tls_acceptor;
 use crate::core::clock::Clock;
 use crate::core::record::{Batch, Record};
@@ -62,7 +62,7 @@ fn content_encoding_is_parsed_case_insensitively_and_unknown_is_refused() {
 fn gzip_bodies_decompress_including_several_members() {
     let mut two = gzip(b"{\"a\":1}\n");
     two.extend(gzip(b"{\"a\":2}\n"));
-    let out = decompress(two.into(), ContentEncoding::Gzip, 1 << 20).unwrap();
+    let out = decompress(&two[..], ContentEncoding::Gzip, 1 << 20, 0).unwrap();
     assert_eq!(&out[..], b"{\"a\":1}\n{\"a\":2}\n");
 }
 
@@ -70,11 +70,11 @@ fn gzip_bodies_decompress_including_several_members() {
 fn deflate_bodies_decompress_as_zlib_or_raw() {
     let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
     zlib.write_all(b"zlib wrapped").unwrap();
-    let out = decompress(zlib.finish().unwrap().into(), ContentEncoding::Deflate, 100).unwrap();
+    let out = decompress(&zlib.finish().unwrap()[..], ContentEncoding::Deflate, 100, 0).unwrap();
     assert_eq!(&out[..], b"zlib wrapped");
     let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     raw.write_all(b"raw deflate").unwrap();
-    let out = decompress(raw.finish().unwrap().into(), ContentEncoding::Deflate, 100).unwrap();
+    let out = decompress(&raw.finish().unwrap()[..], ContentEncoding::Deflate, 100, 0).unwrap();
     assert_eq!(&out[..], b"raw deflate");
 }
 
@@ -82,17 +82,48 @@ fn deflate_bodies_decompress_as_zlib_or_raw() {
 fn a_decompression_bomb_stops_at_the_limit() {
     let bomb = gzip(&vec![0u8; 8 << 20]);
     assert!(bomb.len() < 64 << 10, "8 MiB of zeros compress to {} bytes", bomb.len());
-    let error = decompress(bomb.into(), ContentEncoding::Gzip, 1 << 20).unwrap_err();
+    let error = decompress(&bomb[..], ContentEncoding::Gzip, 1 << 20, 0).unwrap_err();
     assert_eq!(error.to_string(), "the gzip body decompresses to more than 1048576 bytes (max_decompressed_bytes)");
     assert_eq!(error.class(), ErrorClass::TooLarge);
     // Exactly at the limit is fine.
-    let out = decompress(gzip(&[b'x'; 1000]).into(), ContentEncoding::Gzip, 1000).unwrap();
+    let out = decompress(&gzip(&[b'x'; 1000])[..], ContentEncoding::Gzip, 1000, 0).unwrap();
     assert_eq!(out.len(), 1000);
+}
+
+/// A reader that yields `data` a few bytes at a time, as a body arrives.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(3);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_body_arriving_in_pieces_decompresses_the_same() {
+    let text = b"{\"a\":1}\n".repeat(500);
+    for (encoding, compressed) in [(ContentEncoding::Gzip, gzip(&text)), (ContentEncoding::Identity, text.clone())] {
+        assert_eq!(&decompress(Trickle(&compressed), encoding, 1 << 20, 10).unwrap()[..], &text[..]);
+    }
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    zlib.write_all(&text).unwrap();
+    let zlib = zlib.finish().unwrap();
+    assert_eq!(&decompress(Trickle(&zlib), ContentEncoding::Deflate, 1 << 20, 0).unwrap()[..], &text[..]);
+}
+
+#[test]
+fn a_truncated_compressed_body_is_corrupt_not_shorter() {
+    let whole = gzip(&b"{\"a\":1}\n".repeat(500));
+    let error = decompress(&whole[..whole.len() - 10], ContentEncoding::Gzip, 1 << 20, 0).unwrap_err();
+    assert!(matches!(error, DecodeError::Corrupt { encoding: "gzip", .. }), "{error:?}");
 }
 
 #[test]
 fn a_corrupt_compressed_body_is_a_bad_request() {
-    let error = decompress(Bytes::from_static(b"\x1f\x8bnot gzip at all"), ContentEncoding::Gzip, 100).unwrap_err();
+    let error = decompress(&b"\x1f\x8bnot gzip at all"[..], ContentEncoding::Gzip, 100, 0).unwrap_err();
     assert!(matches!(error, DecodeError::Corrupt { encoding: "gzip", .. }), "{error:?}");
     assert!(error.to_string().starts_with("the gzip body is corrupt: "), "{error}");
     assert_eq!(error.class(), ErrorClass::BadRequest);
@@ -276,10 +307,6 @@ fn credentials_come_from_bearer_apikey_or_basic() {
     );
     assert_eq!(secret(b"Digest x"), None);
     assert_eq!(secret(b"Basic a"), None, "invalid base64");
-    assert!(valid_tag("app.web-1:x/y"));
-    assert!(!valid_tag("a*"));
-    assert!(!valid_tag("a b"));
-    assert!(!valid_tag(""));
 }
 
 // ---- router ----
@@ -372,6 +399,50 @@ async fn ndjson_lines_are_queued_with_tag_time_and_origin() {
     assert_eq!(retried[1].origin.as_ref(), Some(origin));
 }
 
+/// The origin stream of the records of one request.
+async fn origin_of(h: &mut Harness, path: &str, key: Option<&str>, body: &'static str) -> String {
+    let mut request = Request::post(path).header("content-type", "application/x-ndjson");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let (status, _, answer) = send(&h.app, request.body(Body::from(body)).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    drain(&mut h.rx)[0].origin.as_ref().unwrap().stream.to_string()
+}
+
+#[tokio::test]
+async fn an_idempotency_key_names_the_request_else_its_body_does() {
+    let mut h = accepted();
+    let body = "{\"n\":1}\n";
+    let by_body = origin_of(&mut h, "/ingest", None, body).await;
+    assert_eq!(origin_of(&mut h, "/ingest", None, body).await, by_body, "a retry is the same request");
+    let first = origin_of(&mut h, "/ingest", Some("8e03978e-40d5-43e8"), body).await;
+    assert!(first.starts_with("http:test/http/key-"), "{first}");
+    assert_eq!(
+        origin_of(&mut h, "/ingest", Some("\"8e03978e-40d5-43e8\""), body).await,
+        first,
+        "quoted as the draft writes it"
+    );
+    let second = origin_of(&mut h, "/ingest", Some("another-key"), body).await;
+    assert_ne!(second, first, "an identical body with another key is another request");
+    assert_ne!(first, by_body);
+    // _bulk without `_id`: the same rules.
+    let bulk = "{\"create\":{\"_index\":\"logs\"}}\n{\"n\":1}\n";
+    let retried = origin_of(&mut h, "/_bulk", None, bulk).await;
+    assert!(retried.starts_with("http:test/_bulk/"), "{retried}");
+    assert_eq!(origin_of(&mut h, "/_bulk", None, bulk).await, retried);
+    assert_ne!(
+        origin_of(&mut h, "/_bulk", Some("k1"), bulk).await,
+        origin_of(&mut h, "/_bulk", Some("k2"), bulk).await
+    );
+    for bad in ["", "\"\"", &"x".repeat(256)] {
+        let request = Request::post("/ingest").header("idempotency-key", bad).body(Body::from(body)).unwrap();
+        let (status, _, answer) = send(&h.app, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert!(answer["reason"].as_str().unwrap().starts_with("invalid Idempotency-Key"), "{answer}");
+    }
+}
+
 #[tokio::test]
 async fn the_tag_comes_from_the_path_then_the_header_then_the_config() {
     let mut h = accepted();
@@ -411,6 +482,48 @@ async fn text_json_and_sniffed_bodies_are_accepted() {
         send(&h.app, post("/ingest", Some("application/x-www-form-urlencoded"), "{\"a\":1}\n{\"a\":2}")).await;
     assert_eq!(sniffed.2["records"], 2);
     assert_eq!(drain(&mut h.rx).len(), 2);
+}
+
+/// The UTF-8 byte order mark.
+const BOM: &str = "\u{feff}";
+
+#[tokio::test]
+async fn a_leading_byte_order_mark_is_ignored_in_every_format() {
+    let mut h = accepted();
+    for (content_type, body, expected) in [
+        (Some("application/json; charset=utf-8"), "{\"a\":1}", vec![json!({"a": 1})]),
+        (Some("application/json"), "[{\"a\":1},{\"a\":2}]", vec![json!({"a": 1}), json!({"a": 2})]),
+        (Some("application/x-ndjson"), "{\"a\":1}\n{\"a\":2}\n", vec![json!({"a": 1}), json!({"a": 2})]),
+        (Some("text/plain"), "one\ntwo", vec![json!({"message": "one"}), json!({"message": "two"})]),
+        (None, "{\"a\":1}", vec![json!({"a": 1})]),
+        (None, "{\"a\":1}\n{\"a\":2}", vec![json!({"a": 1}), json!({"a": 2})]),
+        (None, "[{\"a\":1}]", vec![json!({"a": 1})]),
+        (None, "plain words", vec![json!({"message": "plain words"})]),
+    ] {
+        let with_bom = format!("{BOM}{body}");
+        let (status, _, answer) = send(&h.app, post("/ingest", content_type, with_bom.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{content_type:?} {body}: {answer}");
+        let got: Vec<Value> = drain(&mut h.rx).iter().map(body_of).collect();
+        assert_eq!(got, expected, "{content_type:?} {body}");
+        // Compressed too: the mark is in the decompressed text.
+        let request = Request::post("/ingest").header("content-encoding", "gzip");
+        let request = match content_type {
+            Some(ct) => request.header("content-type", ct),
+            None => request,
+        };
+        let (status, _, _) = send(&h.app, request.body(Body::from(gzip(with_bom.as_bytes()))).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(drain(&mut h.rx).iter().map(body_of).collect::<Vec<_>>(), expected);
+    }
+    // A mark inside the text is a character like any other.
+    let (status, _, _) = send(&h.app, post("/ingest", Some("text/plain"), format!("a{BOM}b"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body_of(&drain(&mut h.rx)[0]), json!({"message": format!("a{BOM}b")}));
+    // And _bulk.
+    let bulk = format!("{BOM}{{\"index\":{{\"_index\":\"logs\"}}}}\n{{\"a\":1}}\n");
+    let (status, _, answer) = send(&h.app, post("/_bulk", Some("application/x-ndjson"), bulk)).await;
+    assert_eq!((status, &answer["errors"]), (StatusCode::OK, &json!(false)), "{answer}");
+    assert_eq!(body_of(&drain(&mut h.rx)[0]), json!({"a": 1}));
 }
 
 #[tokio::test]

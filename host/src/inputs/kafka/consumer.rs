@@ -28,6 +28,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::lag::{DEFAULT_STATISTICS_INTERVAL_MS, LagGauges};
 use super::offsets::{OffsetTracker, TopicPartition};
 use super::{KafkaInputConfig, MessageMeta, StartPosition};
 use crate::core::ack::{AckToken, Delivery};
@@ -54,16 +55,22 @@ fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
     tracker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Receives librdkafka's callbacks: logs, errors, rebalances, commits.
+/// Receives librdkafka's callbacks: logs, errors, statistics, rebalances,
+/// commits.
 struct WeirConsumerContext {
     input: Arc<str>,
     tracker: SharedTracker,
     drain_timeout: Duration,
+    lag: LagGauges,
 }
 
 impl ClientContext for WeirConsumerContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         crate::kafka::log(&self.input, level, fac, log_message);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.lag.update(statistics);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -167,11 +174,12 @@ impl KafkaInput {
         KafkaInput { config }
     }
 
-    /// The librdkafka client settings: the user's pass-through properties,
-    /// then Weir's own, which win.
+    /// The librdkafka client settings: defaults the user may change, the
+    /// user's pass-through properties, then Weir's own, which win.
     fn client_config(&self) -> ClientConfig {
         let c = &self.config;
         let mut client = ClientConfig::new();
+        client.set("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS);
         for (key, value) in &c.librdkafka.0 {
             client.set(key, value);
         }
@@ -198,8 +206,12 @@ impl KafkaInput {
             move |error: KafkaError| InputError::new(input, InputErrorKind::Kafka { what, source: Box::new(error) })
         };
         let tracker: SharedTracker = Arc::new(Mutex::new(OffsetTracker::new()));
-        let context =
-            WeirConsumerContext { input: ctx.name.clone(), tracker: tracker.clone(), drain_timeout: c.drain_timeout.0 };
+        let context = WeirConsumerContext {
+            input: ctx.name.clone(),
+            tracker: tracker.clone(),
+            drain_timeout: c.drain_timeout.0,
+            lag: LagGauges::new(&ctx.name),
+        };
         let consumer: Arc<WeirConsumer> = Arc::new(
             self.client_config()
                 .create_with_context(context)
@@ -320,8 +332,8 @@ impl KafkaInput {
         let origin =
             u64::try_from(offset).ok().map(|offset| Origin { stream: names.stream.clone(), offset, lineage: 0 });
         let meta = MessageMeta { topic, partition, offset, key: message.key(), timestamp_ms };
-        match self.config.body(message.payload(), &meta) {
-            Ok(body) => batch.push(Record { time, tag: ctx.tag.clone(), body, origin, ack: Some(ack) }),
+        match self.config.decode_message(message.payload(), &meta) {
+            Ok(body) => batch.push(Record { time, tag: ctx.tag.clone(), body, origin, ack: Some(ack), arrival: None }),
             Err(error) => letters.push(DeadLetter {
                 stage: format!("input {}", ctx.name),
                 reason: error.to_string(),
@@ -330,6 +342,7 @@ impl KafkaInput {
                 body: bytes::Bytes::copy_from_slice(message.payload().unwrap_or_default()),
                 origin,
                 ack: Some(ack),
+                arrival: None,
             }),
         }
     }

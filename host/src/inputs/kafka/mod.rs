@@ -6,6 +6,7 @@
 //! derived record of which was delivered (see the README's "Kafka" section).
 
 mod consumer;
+mod lag;
 pub mod offsets;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{Input, InputContext, InputError};
+use crate::core::bom;
 use crate::core::units::HumanDuration;
 use crate::kafka::{Brokers, Properties};
 
@@ -58,6 +60,8 @@ pub struct KafkaInputConfig {
     /// `sasl.username`, `sasl.password`, `ssl.ca.location`. Weir owns
     /// `bootstrap.servers`, `group.id`, `enable.auto.commit` and
     /// `enable.auto.offset.store`; setting them here is an error.
+    /// `statistics.interval.ms` defaults to 10000: the consumer lag metric
+    /// is read from those statistics (0 turns it off).
     #[serde(default)]
     pub librdkafka: Properties,
 }
@@ -163,11 +167,11 @@ pub enum MessageError {
 }
 
 impl KafkaInputConfig {
-    /// The body of the record for a message: the payload untouched (only
-    /// trailing whitespace trimmed) for `json`, wrapped for `text`, plus the
-    /// metadata field when configured.
-    pub fn body(&self, payload: Option<&[u8]>, meta: &MessageMeta<'_>) -> Result<Bytes, MessageError> {
-        let payload = payload.unwrap_or_default();
+    /// The body of the record for a message: the payload untouched (only a
+    /// leading byte order mark and surrounding whitespace dropped) for
+    /// `json`, wrapped for `text`, plus the metadata field when configured.
+    pub fn decode_message(&self, payload: Option<&[u8]>, meta: &MessageMeta<'_>) -> Result<Bytes, MessageError> {
+        let payload = bom::strip(payload.unwrap_or_default());
         let body: Vec<u8> = match self.format {
             KafkaFormat::Json => {
                 let trimmed = payload.trim_ascii();
@@ -270,7 +274,7 @@ mod tests {
     #[test]
     fn json_bodies_are_kept_as_is() {
         let c = parse("brokers: a\ngroup_id: g\ntopics: t\n").unwrap();
-        let body = c.body(Some(b"{\"a\": 1}\n"), &meta()).unwrap();
+        let body = c.decode_message(Some(b"{\"a\": 1}\n"), &meta()).unwrap();
         assert_eq!(&body[..], b"{\"a\": 1}");
     }
 
@@ -278,16 +282,16 @@ mod tests {
     fn malformed_messages_name_their_position() {
         let c = parse("brokers: a\ngroup_id: g\ntopics: t\n").unwrap();
         for payload in [&b"[1,2]"[..], b"{oops", b"", b"\"s\""] {
-            let e = c.body(Some(payload), &meta()).unwrap_err().to_string();
+            let e = c.decode_message(Some(payload), &meta()).unwrap_err().to_string();
             assert!(e.starts_with("topic raw partition 3 offset 17: not a JSON object"), "{e}");
         }
-        assert!(c.body(None, &meta()).is_err(), "a tombstone is not an object");
+        assert!(c.decode_message(None, &meta()).is_err(), "a tombstone is not an object");
     }
 
     #[test]
     fn text_is_wrapped_and_metadata_spliced() {
         let c = parse("brokers: a\ngroup_id: g\ntopics: t\nformat: text\nmetadata_field: _kafka\n").unwrap();
-        let body = c.body(Some(b"hello \"world\"\n"), &meta()).unwrap();
+        let body = c.decode_message(Some(b"hello \"world\"\n"), &meta()).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["message"], "hello \"world\"");
         assert_eq!(v["_kafka"]["topic"], "raw");
@@ -295,16 +299,26 @@ mod tests {
         assert_eq!(v["_kafka"]["offset"], 17);
         assert_eq!(v["_kafka"]["key"], "k1");
         assert_eq!(v["_kafka"]["timestamp"], 1_700_000_000_000i64);
-        assert!(c.body(Some(&[0xff, 0xfe]), &meta()).unwrap_err().to_string().contains("not UTF-8"));
+        assert!(c.decode_message(Some(&[0xff, 0xfe]), &meta()).unwrap_err().to_string().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped_in_both_formats() {
+        let json = parse("brokers: a\ngroup_id: g\ntopics: t\n").unwrap();
+        assert_eq!(&json.decode_message(Some(b"\xef\xbb\xbf{\"a\":1}"), &meta()).unwrap()[..], b"{\"a\":1}");
+        let text = parse("brokers: a\ngroup_id: g\ntopics: t\nformat: text\n").unwrap();
+        let body = text.decode_message(Some(b"\xef\xbb\xbfhello"), &meta()).unwrap();
+        assert_eq!(&body[..], b"{\"message\":\"hello\"}");
     }
 
     #[test]
     fn metadata_is_spliced_into_empty_and_full_objects() {
         let c = parse("brokers: a\ngroup_id: g\ntopics: t\nmetadata_field: m\n").unwrap();
         let m = MessageMeta { key: None, timestamp_ms: None, ..meta() };
-        let v: serde_json::Value = serde_json::from_slice(&c.body(Some(b"{ }"), &m).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&c.decode_message(Some(b"{ }"), &m).unwrap()).unwrap();
         assert_eq!(v["m"]["key"], serde_json::Value::Null);
-        let v: serde_json::Value = serde_json::from_slice(&c.body(Some(b"{\"a\":{\"b\":1}}"), &m).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&c.decode_message(Some(b"{\"a\":{\"b\":1}}"), &m).unwrap()).unwrap();
         assert_eq!(v["a"]["b"], 1);
         assert_eq!(v["m"]["offset"], 17);
     }

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 
 use super::{AlertmanagerError, AlertmanagerOutputConfig};
 use crate::core::auth::Auth;
-use crate::outputs::http_client;
+use crate::outputs::http_client::{self, redact_url};
 
 /// The longest part of an error body kept in a message: enough for
 /// Alertmanager's one-line validation errors.
@@ -46,13 +46,19 @@ pub fn classify(status: StatusCode, body: &str) -> Attempt {
     }
 }
 
-/// One Alertmanager.
-#[derive(Debug, Clone)]
+/// One Alertmanager. Its `Debug` shows no credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// The base URL as configured, for messages and metric labels.
+    /// The base URL as configured, without credentials: for messages.
     pub base: String,
-    /// `{base}/api/v2/alerts`.
+    /// `{base}/api/v2/alerts`, with the credentials if the URL had some.
     alerts: reqwest::Url,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Endpoint").field(&self.base).finish()
+    }
 }
 
 impl Endpoint {
@@ -60,12 +66,13 @@ impl Endpoint {
     /// Alertmanager is served under).
     pub fn new(base: &str) -> Result<Self, String> {
         let trimmed = base.trim_end_matches('/');
+        let shown = redact_url(trimmed);
         let alerts = reqwest::Url::parse(&format!("{trimmed}/api/v2/alerts"))
-            .map_err(|e| format!("invalid url {base:?}: {e}"))?;
+            .map_err(|e| format!("invalid url {shown:?}: {e}"))?;
         if !matches!(alerts.scheme(), "http" | "https") {
-            return Err(format!("invalid url {base:?}: expected an http:// or https:// url"));
+            return Err(format!("invalid url {shown:?}: expected an http:// or https:// url"));
         }
-        Ok(Endpoint { base: trimmed.to_string(), alerts })
+        Ok(Endpoint { base: shown, alerts })
     }
 }
 
@@ -145,5 +152,9 @@ mod tests {
         assert_eq!(Endpoint::new("https://am/prefix/").unwrap().base, "https://am/prefix");
         assert!(Endpoint::new("ftp://am").unwrap_err().contains("expected an http:// or https:// url"));
         assert!(Endpoint::new("am:9093").is_err());
+        let with_credentials = Endpoint::new("https://weir:s3cret@am:9093/").unwrap();
+        assert_eq!(with_credentials.base, "https://am:9093");
+        assert!(!format!("{with_credentials:?}").contains("s3cret"));
+        assert!(!Endpoint::new("https://weir:s3cret@am:x").unwrap_err().contains("s3cret"));
     }
 }

@@ -48,6 +48,9 @@ use self::lifecycle::{ActiveAlerts, Now};
 use super::{Output, OutputError, WriteReport};
 use crate::core::auth::Auth;
 use crate::core::backoff;
+use crate::core::metrics::catalogue::{
+    ALERTMANAGER_ACTIVE, ALERTMANAGER_PARTIAL, ALERTMANAGER_RESEND_FAILURES, ALERTMANAGER_RESENDS,
+};
 use crate::core::metrics::{Counter, Gauge, registry};
 use crate::core::record::Record;
 use crate::core::tls::TlsSettings;
@@ -61,7 +64,7 @@ pub struct AlertmanagerOutputConfig {
     /// Base URLs of the Alertmanagers, e.g. `http://am-0:9093`; an HA set
     /// lists every peer, and every peer gets every alert.
     #[serde(deserialize_with = "urls")]
-    pub urls: Vec<String>,
+    pub urls: Vec<Endpoint>,
     /// How often an active (firing) alert is re-sent so Alertmanager keeps
     /// it active; firing alerts are sent with `endsAt` = now + 4 × this.
     #[serde(default = "default_resend_interval", deserialize_with = "positive_duration")]
@@ -83,7 +86,7 @@ pub struct AlertmanagerOutputConfig {
     pub generator_url: Option<GeneratorUrl>,
     /// HTTP authentication, in the shape every component shares ([`Auth`]):
     /// `{basic: {username, password}}`, `{bearer: {token}}` or `{api_key}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::secret::present")]
     pub auth: Option<Auth>,
     /// `tls: {ca_file, insecure_skip_verify}` for https URLs ([`TlsSettings`]).
     #[serde(default)]
@@ -107,15 +110,12 @@ fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
 }
 
-fn urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Endpoint>, D::Error> {
     let urls = Vec::<String>::deserialize(d)?;
     if urls.is_empty() {
         return Err(serde::de::Error::custom("expected at least one alertmanager url"));
     }
-    for url in &urls {
-        Endpoint::new(url).map_err(serde::de::Error::custom)?;
-    }
-    Ok(urls)
+    urls.iter().map(|url| Endpoint::new(url).map_err(serde::de::Error::custom)).collect()
 }
 
 fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
@@ -160,34 +160,18 @@ pub fn build(name: &str, config: &AlertmanagerOutputConfig) -> Result<Alertmanag
 
 fn build_named(name: &str, config: &AlertmanagerOutputConfig) -> Result<AlertmanagerOutput, AlertmanagerError> {
     let client = AlertmanagerClient::new(config)?;
-    let endpoints = config
-        .urls
-        .iter()
-        .map(|u| Endpoint::new(u).map_err(|message| AlertmanagerError::Url { message }))
-        .collect::<Result<Vec<_>, _>>()?;
-    let labels = [("output", name)];
+    let endpoints = config.urls.clone();
+    let labels = [name];
     let shared = Arc::new(Shared {
         name: name.to_string(),
         active: Mutex::new(ActiveAlerts::new(config.resend_interval.0)),
         wake: Notify::new(),
         client,
         endpoints,
-        active_gauge: registry().gauge(
-            "weir_alertmanager_active_alerts",
-            "Firing alerts an alertmanager output re-sends.",
-            &labels,
-        ),
-        resends: registry().counter("weir_alertmanager_resends_total", "Alerts re-sent to keep them active.", &labels),
-        resend_failures: registry().counter(
-            "weir_alertmanager_resend_failures_total",
-            "Resend posts that an alertmanager did not accept (best-effort, not dead-lettered).",
-            &labels,
-        ),
-        partial: registry().counter(
-            "weir_alertmanager_partial_deliveries_total",
-            "Batches some but not all alertmanagers accepted.",
-            &labels,
-        ),
+        active_gauge: registry().gauge(&ALERTMANAGER_ACTIVE, &labels),
+        resends: registry().counter(&ALERTMANAGER_RESENDS, &labels),
+        resend_failures: registry().counter(&ALERTMANAGER_RESEND_FAILURES, &labels),
+        partial: registry().counter(&ALERTMANAGER_PARTIAL, &labels),
     });
     let resender = tokio::spawn(resend_loop(Arc::clone(&shared)));
     Ok(AlertmanagerOutput {
@@ -206,12 +190,6 @@ pub enum AlertmanagerError {
     Client {
         /// Why.
         source: ClientError,
-    },
-    /// A URL is invalid (normally caught at config load).
-    #[error("urls: {message}")]
-    Url {
-        /// Why.
-        message: String,
     },
 }
 

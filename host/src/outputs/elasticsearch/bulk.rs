@@ -12,7 +12,6 @@ use chrono::{DateTime, SecondsFormat};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::core::record::{Record, Timestamp};
 use crate::core::template::{FieldPath, Template};
@@ -78,6 +77,11 @@ impl IndexTemplate {
         self.0.uses_fields()
     }
 
+    /// Whether the record's event time chooses the index (a daily index).
+    pub fn uses_time(&self) -> bool {
+        self.0.uses_time()
+    }
+
     /// The index for a record at `time` with `body` (parsed only when
     /// [`uses_fields`](Self::uses_fields)). A missing or null field takes
     /// `fallback`.
@@ -100,32 +104,10 @@ impl<'de> Deserialize<'de> for IndexTemplate {
     }
 }
 
-/// A record's `_id`, the same on every run for the same record so a retry
-/// or a replay overwrites nothing new and duplicates nothing.
-///
-/// It hashes the record's identity: its origin (input stream, offset and
-/// derivation lineage) when it has one, always together with its tag, event
-/// time and body. The origin keeps apart two identical statements on
-/// different lines; the content keeps apart different statements that reuse
-/// an origin, as lines of a rotated file do (line numbers restart), which
-/// would otherwise answer 409 "already there" and be lost.
+/// A record's `_id`: 128 bits of its [`Record::identity`], so a retry or a
+/// replay overwrites nothing new and duplicates nothing.
 pub fn document_id(record: &Record) -> String {
-    let mut hash = Sha256::new();
-    match &record.origin {
-        Some(origin) => {
-            hash.update(b"o\0");
-            hash.update(origin.stream.as_bytes());
-            hash.update(b"\0");
-            hash.update(origin.offset.to_le_bytes());
-            hash.update(origin.lineage.to_le_bytes());
-        }
-        None => hash.update(b"c\0"),
-    }
-    hash.update(record.tag.as_bytes());
-    hash.update(b"\0");
-    hash.update(record.time.to_le_bytes());
-    hash.update(&record.body);
-    hex::encode(&hash.finalize()[..ID_BYTES])
+    hex::encode(&record.identity()[..ID_BYTES])
 }
 
 /// Event time as Elasticsearch's default date format accepts it: RFC 3339,
@@ -188,6 +170,65 @@ pub struct ItemMeta {
     pub id: String,
 }
 
+/// What an event time outside [`TimeBounds`] does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutOfRange {
+    /// Dead-letter the record, naming its time and the bound.
+    #[default]
+    DeadLetter,
+    /// Choose the index by the host clock (the arrival day); the document
+    /// keeps its own `@timestamp`.
+    Now,
+}
+
+/// How far from the host clock an event time may choose an index: one
+/// phone with its clock in 2099 or 1970 must not create an index per bogus
+/// day, nor put its records beside another day's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBounds {
+    /// Furthest ahead of the host clock, in nanoseconds.
+    pub max_future: i64,
+    /// Furthest behind the host clock, in nanoseconds.
+    pub max_past: i64,
+    /// What a record outside them does.
+    pub out_of_range: OutOfRange,
+}
+
+impl TimeBounds {
+    /// The bound (nanoseconds, setting name) `time` passes when the host
+    /// clock says `now`; `None` within both.
+    pub fn passed(&self, time: Timestamp, now: Timestamp) -> Option<(i64, &'static str)> {
+        if time > now.saturating_add(self.max_future) {
+            Some((self.max_future, "max_future"))
+        } else if time < now.saturating_sub(self.max_past) {
+            Some((self.max_past, "max_past"))
+        } else {
+            None
+        }
+    }
+
+    /// The time that chooses the index of a record at `time` when the host
+    /// clock says `now`; `Err` with the dead letter's reason, or `Ok(now)`
+    /// with [`OutOfRange::Now`], for a time outside the bounds.
+    ///
+    /// # Errors
+    /// A reason naming the event time and the bound it passed.
+    pub fn index_time(&self, time: Timestamp, now: Timestamp) -> Result<Timestamp, String> {
+        let Some((bound, setting)) = self.passed(time, now) else { return Ok(time) };
+        match self.out_of_range {
+            OutOfRange::Now => Ok(now),
+            OutOfRange::DeadLetter => Err(format!(
+                "event time {} is more than {} {} the host clock ({}, {setting}); not indexed by it",
+                timestamp(time),
+                humantime::format_duration(std::time::Duration::from_nanos(bound.unsigned_abs())),
+                if setting == "max_future" { "ahead of" } else { "behind" },
+                timestamp(now),
+            )),
+        }
+    }
+}
+
 /// Turns records into `_bulk` action and source lines.
 #[derive(Debug, Clone)]
 pub struct BulkEncoder {
@@ -199,18 +240,32 @@ pub struct BulkEncoder {
     pub index_fallback: Option<String>,
     /// Take `_id` from this body field instead of the record's identity.
     pub id_field: Option<FieldPath>,
+    /// Bounds on the event time that chooses a daily index; `None` when the
+    /// index does not depend on time.
+    pub time_bounds: Option<TimeBounds>,
 }
 
 impl BulkEncoder {
-    /// Append one record's two lines to `out`, returning where it goes. On
-    /// `Err` (the reason to dead-letter it with) `out` is left unchanged.
-    pub fn encode(&mut self, position: usize, record: &Record, out: &mut Vec<u8>) -> Result<ItemMeta, String> {
+    /// Append one record's two lines to `out`, returning where it goes; the
+    /// host clock says `now`. On `Err` (the reason to dead-letter it with)
+    /// `out` is left unchanged.
+    pub fn encode(
+        &mut self,
+        position: usize,
+        record: &Record,
+        now: Timestamp,
+        out: &mut Vec<u8>,
+    ) -> Result<ItemMeta, String> {
         let parsed = if self.index.uses_fields() || self.id_field.is_some() {
             Some(serde_json::from_slice::<Value>(&record.body).map_err(|e| format!("the body is not JSON: {e}"))?)
         } else {
             None
         };
-        let index = self.index.render(record.time, parsed.as_ref(), self.index_fallback.as_deref())?;
+        let index_time = match &self.time_bounds {
+            Some(bounds) => bounds.index_time(record.time, now)?,
+            None => record.time,
+        };
+        let index = self.index.render(index_time, parsed.as_ref(), self.index_fallback.as_deref())?;
         let id = match &self.id_field {
             None => document_id(record),
             Some(path) => match parsed.as_ref().and_then(|b| path.lookup(b)) {

@@ -15,7 +15,7 @@ use reqwest::{Method, Url};
 use super::{ElasticsearchError, ElasticsearchOutputConfig};
 use crate::core::auth::Auth;
 use crate::core::tls::TlsSettings;
-use crate::outputs::http_client::{self, error_chain};
+use crate::outputs::http_client::{self, error_chain, redact_url};
 
 /// What `_bulk` answers with: only what `response.rs` reads, so a 1,000
 /// document answer is a few KiB instead of a few hundred.
@@ -100,7 +100,7 @@ impl EsClient {
             self.next = self.next.wrapping_add(1);
             let url = host.join(path).map_err(|e| ElasticsearchError::Setting {
                 key: "hosts",
-                message: format!("cannot join {host} and {path}: {e}"),
+                message: format!("cannot join {} and {path}: {e}", redact_url(host.as_str())),
             })?;
             let mut request =
                 self.http.request(method.clone(), url.clone()).header(CONTENT_TYPE, content_type).body(body.clone());
@@ -108,7 +108,7 @@ impl EsClient {
                 request = request.header(CONTENT_ENCODING, "gzip");
             }
             request = http_client::with_auth(request, self.auth.as_ref());
-            let shown = redact(&url);
+            let shown = redact_url(url.as_str());
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => {
@@ -145,25 +145,5 @@ impl EsClient {
             });
         }
         Err(last.unwrap_or_else(|| ElasticsearchError::Setting { key: "hosts", message: "no hosts".into() }))
-    }
-}
-
-/// The URL without credentials or query, for messages.
-fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_password(None);
-    let _ = shown.set_username("");
-    shown.set_query(None);
-    shown.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_in_messages_carry_no_credentials() {
-        let url = Url::parse("https://user:secret@es.example:9200/_bulk?filter_path=x").unwrap();
-        assert_eq!(redact(&url), "https://es.example:9200/_bulk");
     }
 }

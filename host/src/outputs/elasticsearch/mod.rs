@@ -22,18 +22,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 
-pub use bulk::{BulkAction, IndexTemplate};
-use bulk::{BulkEncoder, ItemMeta};
+pub use bulk::{BulkAction, IndexTemplate, OutOfRange};
+use bulk::{BulkEncoder, ItemMeta, TimeBounds};
 use client::EsClient;
 use response::ItemOutcome;
 
 use super::{Output, OutputError, WriteReport};
 use crate::core::auth::Auth;
+use crate::core::clock::Clock;
+use crate::core::metrics::catalogue::ELASTICSEARCH_OUT_OF_RANGE;
+use crate::core::metrics::{Counter, registry};
 use crate::core::record::Record;
 use crate::core::template::FieldPath;
 use crate::core::tls::TlsSettings;
 use crate::core::units::{ByteSize, HumanDuration};
-use crate::outputs::http_client::ClientError;
+use crate::outputs::http_client::{ClientError, redact_url};
 
 /// Settings of the `elasticsearch` output.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -65,10 +68,26 @@ pub struct ElasticsearchOutputConfig {
     /// from the record's identity; a record without it is dead-lettered.
     #[serde(default)]
     pub id_field: Option<FieldPath>,
+    /// With a time-based `index` (`%Y.%m.%d`), how far ahead of the host
+    /// clock an event time may be and still choose the index. Default 1d
+    /// (time zones, skewed devices); a phone clock in 2099 is out.
+    #[serde(default = "default_max_future")]
+    pub max_future: HumanDuration,
+    /// With a time-based `index`, how far behind the host clock an event
+    /// time may be. Default 10y: any backfill fits, a clock reset to 1970 or
+    /// 2000 does not; lower it (e.g. `30d`) where old data never comes.
+    #[serde(default = "default_max_past")]
+    pub max_past: HumanDuration,
+    /// What a record outside `max_future`/`max_past` does: `dead_letter`
+    /// (default; the reason names its time and the bound) or `now` (indexed
+    /// by the host clock, keeping its own `@timestamp`). Counted either way
+    /// in `weir_elasticsearch_out_of_range_total`.
+    #[serde(default)]
+    pub out_of_range: OutOfRange,
     /// Credentials, in the shape every component shares
     /// ([`Auth`]): `{basic: {username, password}}`, `{bearer: {token}}` or
     /// `{api_key: <base64 of id:key>}`; `{user, password}` still reads as basic.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::secret::present")]
     pub auth: Option<Auth>,
     /// `tls: {ca_file, insecure_skip_verify}` for `https://` hosts
     /// ([`TlsSettings`]).
@@ -116,19 +135,27 @@ pub struct TemplateConfig {
     pub file: PathBuf,
 }
 
-/// An `http://` or `https://` URL, normalised to end in `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An `http://` or `https://` URL, normalised to end in `/`. Its `Debug`
+/// shows no credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HostUrl(pub reqwest::Url);
+
+impl std::fmt::Debug for HostUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HostUrl").field(&redact_url(self.0.as_str())).finish()
+    }
+}
 
 impl<'de> Deserialize<'de> for HostUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
+        let shown = redact_url(&text);
         let mut url = reqwest::Url::parse(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid url {text:?}: {e}; expected e.g. \"http://127.0.0.1:9200\""))
+            serde::de::Error::custom(format!("invalid url {shown:?}: {e}; expected e.g. \"http://127.0.0.1:9200\""))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(serde::de::Error::custom(format!(
-                "invalid url {text:?}: expected http:// or https:// and a host"
+                "invalid url {shown:?}: expected http:// or https:// and a host"
             )));
         }
         if !url.path().ends_with('/') {
@@ -155,6 +182,19 @@ fn default_gzip() -> bool {
 /// under its 100 MB `http.max_content_length`.
 fn default_max_bytes() -> ByteSize {
     ByteSize(10 << 20)
+}
+
+/// One day: a device a time zone off, or a few hours fast, still lands in
+/// tomorrow's index at worst; a clock years off does not.
+fn default_max_future() -> HumanDuration {
+    HumanDuration(Duration::from_secs(86_400))
+}
+
+/// Ten years (of 365.25 days, humantime's `10y`): backfills of archives
+/// and replays still land by their event time; a device clock reset to
+/// 1970 or 2000, the usual bogus pasts, does not create an index.
+fn default_max_past() -> HumanDuration {
+    HumanDuration(Duration::from_secs(315_576_000))
 }
 
 /// 60 s: a loaded cluster can take tens of seconds on a large `_bulk`;
@@ -206,13 +246,21 @@ impl ElasticsearchOutputConfig {
                 Some((t.name.clone(), Bytes::from(text)))
             }
         };
+        let nanos = |d: &HumanDuration| i64::try_from(d.0.as_nanos()).unwrap_or(i64::MAX);
         let encoder = BulkEncoder {
             action: self.action,
             index: self.index.clone(),
             index_fallback: self.index_fallback.clone(),
             id_field: self.id_field.clone(),
+            time_bounds: self.index.uses_time().then(|| TimeBounds {
+                max_future: nanos(&self.max_future),
+                max_past: nanos(&self.max_past),
+                out_of_range: self.out_of_range,
+            }),
         };
         Ok(ElasticsearchOutput {
+            clock: Clock::system(),
+            out_of_range: registry().counter(&ELASTICSEARCH_OUT_OF_RANGE, &[name]),
             name: name.to_string(),
             client: EsClient::new(self)?,
             encoder,
@@ -300,6 +348,9 @@ pub enum ElasticsearchError {
 /// Writes batches to Elasticsearch.
 pub struct ElasticsearchOutput {
     name: String,
+    /// The host clock, against which event times are bounded.
+    clock: Clock,
+    out_of_range: Counter,
     client: EsClient,
     encoder: BulkEncoder,
     max_bytes: usize,
@@ -371,6 +422,8 @@ impl Output for ElasticsearchOutput {
         let mut tally = Tally::default();
         let mut failure: Option<ElasticsearchError> = None;
         let mut metas: Vec<ItemMeta> = Vec::new();
+        let now = self.clock.now();
+        let mut out_of_range = 0;
         self.body.clear();
         for (position, record) in batch.iter().enumerate() {
             if failure.is_some() {
@@ -379,7 +432,10 @@ impl Output for ElasticsearchOutput {
                 continue;
             }
             let mark = self.body.len();
-            match self.encoder.encode(position, record, &mut self.body) {
+            if self.encoder.time_bounds.is_some_and(|b| b.passed(record.time, now).is_some()) {
+                out_of_range += 1;
+            }
+            match self.encoder.encode(position, record, now, &mut self.body) {
                 Err(reason) => report.rejected.push((position, format!("output {}: {reason}", self.name))),
                 Ok(meta) => {
                     if self.body.len() > self.max_bytes && !metas.is_empty() {
@@ -398,6 +454,7 @@ impl Output for ElasticsearchOutput {
                 }
             }
         }
+        self.out_of_range.add(out_of_range);
         if !metas.is_empty()
             && failure.is_none()
             && let Err(e) = self.send(&metas, &mut report, &mut tally).await

@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::any;
 use serde_json::{Value, json};
 
-use super::bulk::{BulkAction, BulkEncoder, IndexTemplate, ItemMeta, document_id, splice_timestamp, timestamp};
+use super::bulk::{
+    BulkAction, BulkEncoder, IndexTemplate, ItemMeta, OutOfRange, TimeBounds, document_id, splice_timestamp, timestamp,
+};
 use super::response::{ItemOutcome, classify};
 use super::*;
 use crate::core::record::Origin;
@@ -25,6 +27,7 @@ fn record(time: i64, body: &str, origin: Option<(&str, u64, u64)>) -> Record {
         body: Bytes::copy_from_slice(body.as_bytes()),
         origin: origin.map(|(s, offset, lineage)| Origin { stream: s.into(), offset, lineage }),
         ack: None,
+        arrival: None,
     }
 }
 
@@ -135,14 +138,58 @@ fn encoder(index: &str) -> BulkEncoder {
         index: IndexTemplate::parse(index).unwrap(),
         index_fallback: None,
         id_field: None,
+        time_bounds: None,
     }
+}
+
+const DAY: i64 = 86_400_000_000_000;
+
+fn bounds(out_of_range: OutOfRange) -> TimeBounds {
+    TimeBounds { max_future: DAY, max_past: 30 * DAY, out_of_range }
+}
+
+#[test]
+fn event_times_far_from_the_host_clock_do_not_choose_the_index() {
+    let now = LAST_MS_OF_NOV_22;
+    let dead = bounds(OutOfRange::DeadLetter);
+    assert_eq!(dead.index_time(now - 29 * DAY, now), Ok(now - 29 * DAY), "within bounds: the event time");
+    assert_eq!(dead.index_time(now + DAY, now), Ok(now + DAY), "the bound itself is within");
+    let year_2099 = 4_102_444_800_000_000_000;
+    let error = dead.index_time(year_2099, now).unwrap_err();
+    assert_eq!(
+        error,
+        "event time 2100-01-01T00:00:00.000Z is more than 1day ahead of the host clock (2026-11-22T23:59:59.999Z, max_future); not indexed by it"
+    );
+    let error = dead.index_time(0, now).unwrap_err();
+    assert!(
+        error.starts_with("event time 1970-01-01T00:00:00.000Z is more than 30days behind")
+            && error.contains("max_past"),
+        "{error}"
+    );
+    let now_bounds = bounds(OutOfRange::Now);
+    assert_eq!(now_bounds.index_time(year_2099, now), Ok(now), "the host clock chooses the index");
+    assert_eq!(now_bounds.index_time(-1, now), Ok(now));
+}
+
+#[test]
+fn an_out_of_range_record_is_dead_lettered_or_indexed_by_the_host_clock_keeping_its_timestamp() {
+    let now = LAST_MS_OF_NOV_22;
+    let r = record(0, r#"{"n":1}"#, None);
+    let mut e = BulkEncoder { time_bounds: Some(bounds(OutOfRange::DeadLetter)), ..encoder("logs-%Y.%m.%d") };
+    let mut out = Vec::new();
+    assert!(e.encode(0, &r, now, &mut out).unwrap_err().contains("max_past"));
+    assert!(out.is_empty(), "nothing written for a refused record");
+    let mut e = BulkEncoder { time_bounds: Some(bounds(OutOfRange::Now)), ..encoder("logs-%Y.%m.%d") };
+    let meta = e.encode(0, &r, now, &mut out).unwrap();
+    assert_eq!(meta.index, "logs-2026.11.22");
+    assert!(String::from_utf8(out).unwrap().contains(r#""@timestamp":"1970-01-01T00:00:00.000Z""#));
 }
 
 #[test]
 fn documents_are_encoded_as_action_and_source_lines_with_typed_fields() {
     let r = record(LAST_MS_OF_NOV_22, r#"{"ms":812,"ratio":0.5,"ok":true,"txn":"pay"}"#, Some(("file:/x", 1, 0)));
     let mut out = Vec::new();
-    let meta = encoder("mobile-logs-%Y.%m.%d").encode(3, &r, &mut out).unwrap();
+    let meta = encoder("mobile-logs-%Y.%m.%d").encode(3, &r, LAST_MS_OF_NOV_22, &mut out).unwrap();
     assert_eq!(meta, ItemMeta { position: 3, index: "mobile-logs-2026.11.22".into(), id: document_id(&r) });
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -162,14 +209,14 @@ fn id_field_takes_the_id_from_the_body_or_refuses_the_record() {
     e.action = BulkAction::Index;
     e.id_field = Some(FieldPath::parse("req.id").unwrap());
     let mut out = Vec::new();
-    let meta = e.encode(0, &record(0, r#"{"req":{"id":"abc-1"}}"#, None), &mut out).unwrap();
+    let meta = e.encode(0, &record(0, r#"{"req":{"id":"abc-1"}}"#, None), LAST_MS_OF_NOV_22, &mut out).unwrap();
     assert_eq!(meta.id, "abc-1");
     assert!(out.starts_with(br#"{"index":{"_index":"logs","_id":"abc-1"}}"#));
     let before = out.len();
-    let error = e.encode(1, &record(0, r#"{"req":{}}"#, None), &mut out).unwrap_err();
+    let error = e.encode(1, &record(0, r#"{"req":{}}"#, None), LAST_MS_OF_NOV_22, &mut out).unwrap_err();
     assert!(error.contains("index logs: `id_field` req.id is missing"), "{error}");
     assert_eq!(out.len(), before, "nothing written for a refused record");
-    let error = e.encode(2, &record(0, "not json", None), &mut out).unwrap_err();
+    let error = e.encode(2, &record(0, "not json", None), LAST_MS_OF_NOV_22, &mut out).unwrap_err();
     assert!(error.contains("not JSON"), "{error}");
 }
 
@@ -266,6 +313,8 @@ fn a_minimal_config_gets_the_defaults() {
     assert!(c.gzip);
     assert_eq!(c.max_bytes, ByteSize(10 << 20));
     assert_eq!(c.timeout, HumanDuration(Duration::from_secs(60)));
+    assert_eq!((c.max_future, c.max_past), (HumanDuration::parse("1d").unwrap(), HumanDuration::parse("10y").unwrap()));
+    assert_eq!(c.out_of_range, OutOfRange::DeadLetter);
     let c = config("{ hosts: [\"https://u:p@es:9200/prefix\"], index: x, auth: { api_key: abc }, template: { name: t, file: t.json } }").unwrap();
     assert_eq!(c.hosts[0].0.path(), "/prefix/", "a path prefix keeps its last segment when joined");
     assert!(matches!(c.auth, Some(Auth::ApiKey { ref key }) if key.expose() == "abc"));
@@ -319,15 +368,11 @@ fn the_config_loader_positions_elasticsearch_errors() {
 fn contradicting_or_unreadable_settings_fail_the_build() {
     let c = config("{ hosts: [\"http://x\"], index: logs, mode: data_stream, action: index }").unwrap();
     let error = c.build("es").err().unwrap().to_string();
+    // The output's name is added once, by `OutputError`.
     assert_eq!(error, "output es: action: data streams accept only `create`");
     let c = config("{ hosts: [\"http://x\"], index: logs, template: { name: t, file: /nonexistent/t.json } }").unwrap();
-    assert!(
-        c.build("es")
-            .err()
-            .unwrap()
-            .to_string()
-            .starts_with("output es: cannot read template file /nonexistent/t.json")
-    );
+    let error = c.build("es").err().unwrap().to_string();
+    assert!(error.starts_with("output es: cannot read template file /nonexistent/t.json"), "{error}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
     let c = config("{ hosts: [\"https://x\"], index: logs, ca_file: ca.pem }").unwrap().rebase(dir.path());
@@ -446,6 +491,35 @@ async fn a_write_reports_retries_and_rejections_by_position_and_installs_the_tem
     );
     assert!(requests.iter().all(|(_, auth, _)| auth == "Basic ZWxhc3RpYzpwdw=="));
     assert_eq!(requests[1].2.lines().count(), 8, "four documents, two lines each");
+}
+
+#[tokio::test]
+async fn bogus_clocks_create_no_index_per_bogus_day_and_are_counted() {
+    let c = Canned::default();
+    let url = serve(c.clone()).await;
+    let mut output =
+        config(&format!("{{ hosts: [\"{url}\"], index: \"logs-%Y.%m.%d\" }}")).unwrap().build("es").unwrap();
+    output.clock = crate::core::clock::Clock::manual(LAST_MS_OF_NOV_22);
+    let year_2099 = 4_102_444_800_000_000_000;
+    let records = [
+        record(LAST_MS_OF_NOV_22, r#"{"n":0}"#, None),
+        record(year_2099, r#"{"n":1}"#, None),
+        record(0, r#"{"n":2}"#, None),
+        record(LAST_MS_OF_NOV_22 - 86_400_000_000_000, r#"{"n":3}"#, None),
+    ];
+    let report = output.write(&records).await.unwrap();
+    let rejected: Vec<usize> = report.rejected.iter().map(|(p, _)| *p).collect();
+    assert_eq!(rejected, [1, 2], "dead-lettered by default: {:?}", report.rejected);
+    assert!(report.rejected[0].1.contains("max_future"), "{}", report.rejected[0].1);
+    assert_eq!(output.out_of_range.get(), 2);
+    let requests = c.requests.lock().unwrap();
+    let indices: Vec<String> = requests[0]
+        .2
+        .lines()
+        .step_by(2)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["create"]["_index"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(indices, ["logs-2026.11.22", "logs-2026.11.21"], "only real days have indices");
 }
 
 #[tokio::test]

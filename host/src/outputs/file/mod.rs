@@ -1,4 +1,7 @@
-//! `type: file`: appends one NDJSON line per record to a file.
+//! `type: file`: appends one NDJSON line per record to a file, or writes
+//! them to a device or a pipe (`/dev/stdout`, `/dev/null`, a FIFO). Only a
+//! regular file is synced to disk: the others have nothing to sync, and
+//! `fsync` on them fails with `EINVAL`.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +21,8 @@ pub struct FileOutputConfig {
     #[serde(default)]
     pub encoding: LineEncoding,
     /// `fsync` after every batch, so a crash cannot lose acknowledged
-    /// records. Default false: the OS page cache is trusted.
+    /// records. Default false: the OS page cache is trusted. Ignored for a
+    /// path that is not a regular file (a device, a FIFO).
     #[serde(default)]
     pub fsync: bool,
 }
@@ -35,11 +39,14 @@ pub struct FileOutput {
     name: String,
     config: FileOutputConfig,
     file: tokio::fs::File,
+    /// Whether `path` is a regular file, the only kind that can be synced.
+    syncable: bool,
     buf: Vec<u8>,
 }
 
 impl FileOutput {
-    /// Open (creating) the file for appending.
+    /// Open (creating) the file for appending. Opening a FIFO waits for a
+    /// reader, as any writer of a FIFO does.
     pub async fn open(name: &str, config: FileOutputConfig) -> Result<Self, OutputError> {
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await.map_err(|source| {
@@ -53,7 +60,14 @@ impl FileOutput {
                     OutputErrorKind::Io { what: format!("opening {}", config.path.display()), source },
                 )
             })?;
-        Ok(FileOutput { name: name.to_string(), config, file, buf: Vec::new() })
+        let metadata = file.metadata().await.map_err(|source| {
+            OutputError::new(
+                name,
+                OutputErrorKind::Io { what: format!("inspecting {}", config.path.display()), source },
+            )
+        })?;
+        let syncable = metadata.file_type().is_file();
+        Ok(FileOutput { name: name.to_string(), config, file, syncable, buf: Vec::new() })
     }
 
     fn io(&self, what: &str) -> impl FnOnce(std::io::Error) -> OutputError {
@@ -74,7 +88,7 @@ impl Output for FileOutput {
         written.map_err(self.io("writing"))?;
         let flushed = self.file.flush().await;
         flushed.map_err(self.io("flushing"))?;
-        if self.config.fsync {
+        if self.config.fsync && self.syncable {
             let synced = self.file.sync_data().await;
             synced.map_err(self.io("syncing"))?;
         }
@@ -82,6 +96,9 @@ impl Output for FileOutput {
     }
 
     async fn flush(&mut self) -> Result<(), OutputError> {
+        if !self.syncable {
+            return Ok(());
+        }
         let synced = self.file.sync_data().await;
         synced.map_err(self.io("syncing"))
     }

@@ -28,6 +28,10 @@ use crate::admin::api::{
 };
 use crate::config::{Config, OutputSpec};
 use crate::core::clock::{Clock, parse_rfc3339};
+use crate::core::metrics::catalogue::{
+    FILTER_DEAD_LETTERS, FILTER_RECORDS_IN, FILTER_RECORDS_OUT, FILTER_RESTARTS, INPUT_DEAD_LETTERS, INPUT_RECORDS,
+    Metric, OUTPUT_DEAD_LETTERS, OUTPUT_RECORDS, OUTPUT_RETRIES, RECORDS_UNROUTED,
+};
 use crate::core::metrics::registry;
 use crate::core::record::{Batch, Record};
 use crate::outputs::OutputConfig;
@@ -97,19 +101,15 @@ fn queue(sender: Option<&mpsc::WeakSender<Batch>>, capacity: usize) -> Value {
     json!({ "depth": depth, "capacity": capacity })
 }
 
-/// `{key: value}` of the counters `metrics` (`(key, metric name)`) of one
-/// component, labelled `label=value`.
-fn counters(label: &str, value: &str, metrics: &[(&str, &str)]) -> Value {
-    let read = |metric: &str| json!(registry().counter_value(metric, &[(label, value)]));
+/// `{key: value}` of the counters `metrics` (`(key, metric)`) of one
+/// component, labelled `label=value`, each summed over its other labels.
+fn counters(label: &str, value: &str, metrics: &[(&str, &'static Metric)]) -> Value {
+    let read = |metric: &'static Metric| json!(registry().counter_sum(metric, &[(label, value)]));
     Value::Object(metrics.iter().map(|(key, metric)| ((*key).to_string(), read(metric))).collect())
 }
 
 fn input_counters(name: &str) -> Value {
-    counters(
-        "input",
-        name,
-        &[("records", "weir_input_records_total"), ("dead_letters", "weir_input_dead_letters_total")],
-    )
+    counters("input", name, &[("records", &INPUT_RECORDS), ("dead_letters", &INPUT_DEAD_LETTERS)])
 }
 
 fn filter_counters(name: &str) -> Value {
@@ -117,10 +117,10 @@ fn filter_counters(name: &str) -> Value {
         "filter",
         name,
         &[
-            ("in", "weir_filter_records_in_total"),
-            ("out", "weir_filter_records_out_total"),
-            ("dead_letters", "weir_filter_dead_letters_total"),
-            ("restarts", "weir_filter_restarts_total"),
+            ("in", &FILTER_RECORDS_IN),
+            ("out", &FILTER_RECORDS_OUT),
+            ("dead_letters", &FILTER_DEAD_LETTERS),
+            ("restarts", &FILTER_RESTARTS),
         ],
     )
 }
@@ -129,11 +129,7 @@ fn output_counters(name: &str) -> Value {
     counters(
         "output",
         name,
-        &[
-            ("records", "weir_output_records_total"),
-            ("retries", "weir_output_retries_total"),
-            ("dead_letters", "weir_output_dead_letters_total"),
-        ],
+        &[("records", &OUTPUT_RECORDS), ("retries", &OUTPUT_RETRIES), ("dead_letters", &OUTPUT_DEAD_LETTERS)],
     )
 }
 
@@ -220,7 +216,7 @@ impl Console for PipelineConsole {
             "filters": filters,
             "outputs": outputs,
             "queue": queue(view.input_queue.as_ref(), capacity),
-            "unrouted": registry().counter_value("weir_records_unrouted_total", &[]),
+            "unrouted": registry().counter_sum(&RECORDS_UNROUTED, &[]),
             "dead_letter_tag": &*config.dead_letter_tag,
             "samples": samples,
         })
@@ -240,7 +236,7 @@ impl Console for PipelineConsole {
                 (o.name.clone(), counters)
             }).collect()),
             "queue": queue(view.input_queue.as_ref(), capacity),
-            "unrouted": registry().counter_value("weir_records_unrouted_total", &[]),
+            "unrouted": registry().counter_sum(&RECORDS_UNROUTED, &[]),
         })
     }
 
@@ -273,7 +269,7 @@ impl Console for PipelineConsole {
                 };
                 let body = serde_json::to_vec(&body).expect("a JSON map serialises");
                 let tag = tag.unwrap_or_else(|| DEFAULT_TEST_TAG.into());
-                Ok(Record { time, tag: tag.into(), body: Bytes::from(body), origin: None, ack: None })
+                Ok(Record { time, tag: tag.into(), body: Bytes::from(body), origin: None, ack: None, arrival: None })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         let started = Instant::now();

@@ -193,7 +193,7 @@ mod tests {
     }
 
     fn record(time: i64, tag: &str, body: &str) -> Record {
-        Record { time, tag: tag.into(), body: body.to_string().into(), origin: None, ack: None }
+        Record { time, tag: tag.into(), body: body.to_string().into(), origin: None, ack: None, arrival: None }
     }
 
     #[test]

@@ -315,7 +315,7 @@ mod tests {
     use super::*;
 
     fn record(time: i64, body: &str) -> Record {
-        Record { time, tag: "t".into(), body: Bytes::from(body.to_string()), origin: None, ack: None }
+        Record { time, tag: "t".into(), body: Bytes::from(body.to_string()), origin: None, ack: None, arrival: None }
     }
 
     #[test]

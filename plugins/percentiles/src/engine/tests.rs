@@ -41,8 +41,12 @@ impl Run {
     fn absorb(&mut self, outcome: Outcome, offset: usize) {
         self.windows.extend(outcome.windows);
         self.rejected.extend(outcome.rejected.into_iter().map(|r| (offset + r.index as usize, r.reason)));
+        self.add(&outcome.counters);
+        self.logs.extend(outcome.logs);
+    }
+
+    fn add(&mut self, d: &Counters) {
         let c = &mut self.counters;
-        let d = outcome.counters;
         c.accepted += d.accepted;
         c.invalid += d.invalid;
         c.out_of_range += d.out_of_range;
@@ -53,7 +57,19 @@ impl Run {
         c.series_cap += d.series_cap;
         c.windows_emitted += d.windows_emitted;
         c.idle_closed += d.idle_closed;
-        self.logs.extend(outcome.logs);
+        c.dropped_late += d.dropped_late;
+        c.windows_opened += d.windows_opened;
+        c.windows_closed += d.windows_closed;
+        c.series_opened += d.series_opened;
+        c.series_forgotten += d.series_forgotten;
+    }
+
+    /// Open windows and series as the counters tell them, which must be
+    /// what the engine holds.
+    fn check_open(&self, engine: &Percentiles, when: &str) {
+        let c = &self.counters;
+        assert_eq!(c.windows_opened - c.windows_closed, engine.open_windows(), "open windows {when}");
+        assert_eq!(c.series_opened - c.series_forgotten, engine.series.len() as u64, "open series {when}");
     }
 }
 
@@ -762,7 +778,53 @@ fn dropped_late_events_are_counted_not_rejected() {
         engine.process(&[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0, body: &b }], HOST);
     assert!(out.rejected.is_empty());
     assert_eq!(out.counters.late, 1);
+    assert_eq!(out.counters.dropped_late, 1, "reported to the host as a drop");
     assert_eq!(out.counters.accepted, 1);
+}
+
+#[test]
+fn dead_lettered_late_events_are_no_drop() {
+    let mut engine = Percentiles::new(config(json!({"window": "1m"})));
+    let b = body("m", 3.0, &[]);
+    let out =
+        engine.process(&[InputEvent { time: T0 + 2 * MINUTE, body: &b }, InputEvent { time: T0, body: &b }], HOST);
+    assert_eq!((out.rejected.len(), out.counters.late, out.counters.dropped_late), (1, 1, 0));
+}
+
+#[test]
+fn counters_tell_the_open_windows_and_series_through_ticks_and_handovers() {
+    for text in [
+        json!({"window": "1m", "allowed_lateness": "10s", "idle_timeout": "5m"}),
+        json!({"window": "3m", "step": "1m", "allowed_lateness": "20s", "idle_timeout": "2m"}),
+    ] {
+        let events = mixed_stream(5, 3000);
+        let mut engine = Percentiles::new(config(text.clone()));
+        let mut run = Run::default();
+        for (i, chunk) in events.chunks(40).enumerate() {
+            feed(&mut engine, chunk, 40, HOST, &mut run, 0);
+            run.check_open(&engine, &format!("after batch {i} of {text}"));
+            if i % 10 == 9 {
+                // Ticks at host times that make some series idle.
+                let now = chunk.last().unwrap().0 + 4 * MINUTE;
+                run.absorb(engine.tick(now), 0);
+                run.check_open(&engine, &format!("after a tick at batch {i} of {text}"));
+            }
+            if i % 25 == 24 {
+                // A reload's handover: the old instance hands over, the new takes on.
+                run.add(&engine.handed_over());
+                let bytes = engine.snapshot();
+                engine = Percentiles::new(config(text.clone()));
+                engine.restore(&bytes).unwrap();
+                run.add(&engine.taken_over());
+                run.check_open(&engine, &format!("after a handover at batch {i} of {text}"));
+            }
+        }
+        assert!(run.counters.windows_opened > 100 && engine.open_windows() > 0, "{:?}", run.counters);
+        run.absorb(engine.tick(i64::MAX), 0);
+        run.check_open(&engine, "at the end of time");
+        assert_eq!(engine.open_windows(), 0);
+        assert_eq!(run.counters.windows_emitted, run.windows.len() as u64);
+    }
 }
 
 #[test]

@@ -1,0 +1,3 @@
+module weir.invalid/fluentbitgo
+
+go 1.24
