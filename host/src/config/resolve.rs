@@ -309,7 +309,8 @@ impl Resolver {
     /// `$WEIR_WORKERS` when set (so a test suite can run every config with
     /// one worker), else the number of cores the process may use.
     fn default_workers(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
-        match env("WEIR_WORKERS") {
+        // Set but empty counts as unset, as for other variables.
+        match env("WEIR_WORKERS").filter(|text| !text.trim().is_empty()) {
             Some(text) => match text.trim().parse::<usize>() {
                 Ok(n) if n > 0 => Ok(n),
                 _ => Err(self.error(
