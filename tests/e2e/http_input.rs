@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::{TestDir, read_ndjson, repo, wait_for, weir};
+use crate::util::{TestDir, python_clients, read_ndjson, wait_for, weir};
 
 /// A running `weir` with an http input.
 pub struct Running {
@@ -252,27 +252,6 @@ outputs:
     assert!(counts.values().all(|&c| c == 1), "none twice: a 429 queued nothing");
 }
 
-/// A venv under target/ with the official Elasticsearch client (installed
-/// once, reused after).
-fn python_with_elasticsearch() -> std::path::PathBuf {
-    let venv = repo().join("target/py");
-    let python = venv.join("bin/python");
-    let has_client = |python: &Path| {
-        python.is_file()
-            && Command::new(python).args(["-c", "import elasticsearch"]).status().is_ok_and(|s| s.success())
-    };
-    if !has_client(&python) {
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap();
-        assert!(made.success(), "python3 -m venv failed");
-        let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "--disable-pip-version-check", "elasticsearch>=8,<9"])
-            .status()
-            .unwrap();
-        assert!(installed.success(), "pip install elasticsearch failed");
-    }
-    python
-}
-
 const ES_BULK_SCRIPT: &str = r#"
 import json, sys
 from elasticsearch import Elasticsearch, helpers
@@ -285,7 +264,7 @@ print(json.dumps({"version": info["version"]["number"], "ok": ok, "errors": erro
 
 #[test]
 fn the_elasticsearch_python_clients_bulk_helper_succeeds_against_weir() {
-    let python = python_with_elasticsearch();
+    let python = python_clients();
     let dir = TestDir::new();
     let weir = Running::start(
         &dir,
