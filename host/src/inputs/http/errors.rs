@@ -76,9 +76,7 @@ impl RequestError {
             RequestError::Body(_)
             | RequestError::InvalidTag(_)
             | RequestError::InvalidIdempotencyKey
-            | RequestError::IllegalArgument(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            | RequestError::IllegalArgument(_) => StatusCode::BAD_REQUEST,
             RequestError::Full => StatusCode::TOO_MANY_REQUESTS,
             RequestError::Closed | RequestError::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,

@@ -110,11 +110,8 @@ fn advance<'a>(path: &'a [Segment], key: &str, next: &mut Vec<&'a [Segment]>) {
                 advance(&path[1..], key, next);
             }
         }
-        Some(Segment::Name(pattern)) => {
-            if wildcard_match(pattern, key) {
-                next.push(&path[1..]);
-            }
-        }
+        Some(Segment::Name(pattern)) if wildcard_match(pattern, key) => next.push(&path[1..]),
+        Some(Segment::Name(_)) => {}
     }
 }
 
@@ -165,7 +162,10 @@ mod tests {
     #[test]
     fn wildcards_double_stars_and_exclusions_select_as_elasticsearch_does() {
         assert_eq!(apply("took", bulk_answer()), json!({"took": 3}));
-        assert_eq!(apply("items.*._sh*.total", bulk_answer()), json!({"items": [{"index": {"_shards": {"total": 1}}}]}));
+        assert_eq!(
+            apply("items.*._sh*.total", bulk_answer()),
+            json!({"items": [{"index": {"_shards": {"total": 1}}}]})
+        );
         assert_eq!(apply("**.reason", bulk_answer()), json!({"items": [{"delete": {"error": {"reason": "y"}}}]}));
         assert_eq!(apply("-items,-took", bulk_answer()), json!({"errors": true}));
         assert_eq!(

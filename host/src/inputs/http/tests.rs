@@ -714,8 +714,14 @@ async fn bulk_answers_per_item_like_elasticsearch() {
     assert!(first["_seq_no"].is_u64() && first["_primary_term"] == 1);
     assert_eq!(items[1]["create"]["_index"], "other", "the path's index");
     assert!(items[1]["create"]["_id"].as_str().is_some_and(|id| !id.is_empty()), "an id is generated");
-    assert_eq!((items[2]["delete"]["status"].as_u64(), items[2]["delete"]["result"].as_str()), (Some(200), Some("deleted")));
-    assert_eq!((items[3]["update"]["status"].as_u64(), items[3]["update"]["result"].as_str()), (Some(200), Some("updated")));
+    assert_eq!(
+        (items[2]["delete"]["status"].as_u64(), items[2]["delete"]["result"].as_str()),
+        (Some(200), Some("deleted"))
+    );
+    assert_eq!(
+        (items[3]["update"]["status"].as_u64(), items[3]["update"]["result"].as_str()),
+        (Some(200), Some("updated"))
+    );
     assert!(items.iter().all(|i| i.as_object().unwrap().values().all(|a| a.get("_type").is_none())), "8.x: no _type");
 
     let records = drain(&mut h.rx);
@@ -913,8 +919,14 @@ async fn routing_and_pipeline_reach_the_metadata_and_query_parameters_are_defaul
     let (status, _, answer) = send(&h.app, post("/_bulk?routing=u0&pipeline=p0&refresh=wait_for", None, body)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let records = drain(&mut h.rx);
-    assert_eq!(body_of(&records[0])["_es"], json!({"index": "a", "id": "1", "action": "index", "routing": "u1", "pipeline": "p1"}));
-    assert_eq!(body_of(&records[1])["_es"], json!({"index": "a", "id": "2", "action": "create", "routing": "u0", "pipeline": "p0"}));
+    assert_eq!(
+        body_of(&records[0])["_es"],
+        json!({"index": "a", "id": "1", "action": "index", "routing": "u1", "pipeline": "p1"})
+    );
+    assert_eq!(
+        body_of(&records[1])["_es"],
+        json!({"index": "a", "id": "2", "action": "create", "routing": "u0", "pipeline": "p0"})
+    );
     let (status, _, answer) = send(&h.app, post("/_bulk?refresh=soon", None, body)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"]["type"], "illegal_argument_exception");
@@ -941,11 +953,13 @@ async fn filter_path_trims_the_bulk_answer_as_logstash_asks() {
 async fn a_pipeline_that_stalls_part_way_answers_429_for_only_the_items_it_did_not_take() {
     // Room for two batches of one record, and nothing drains.
     let mut h = harness_batched("ack: accepted\nqueue_wait: 20ms", 2, 1);
-    let body: String = (0..4).map(|i| format!("{{\"index\":{{\"_index\":\"a\",\"_id\":\"{i}\"}}}}\n{{\"n\":{i}}}\n")).collect();
+    let body: String =
+        (0..4).map(|i| format!("{{\"index\":{{\"_index\":\"a\",\"_id\":\"{i}\"}}}}\n{{\"n\":{i}}}\n")).collect();
     let (status, _, answer) = send(&h.app, post("/_bulk", None, body.clone())).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["errors"], true);
-    let statuses: Vec<u64> = answer["items"].as_array().unwrap().iter().map(|i| i["index"]["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> =
+        answer["items"].as_array().unwrap().iter().map(|i| i["index"]["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [201, 201, 429, 429]);
     assert_eq!(answer["items"][2]["index"]["error"]["type"], "es_rejected_execution_exception");
     assert_eq!(answer["items"][2]["index"]["_id"], "2");
@@ -967,11 +981,15 @@ async fn a_7x_version_is_claimed_and_answered_with_types() {
     let (_, _, root) = send(&h.app, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(root["version"]["number"], "7.17.0");
     assert_eq!(root["version"]["minimum_wire_compatibility_version"], "6.8.0");
-    let (_, _, answer) = send(&h.app, post("/_bulk", None, "{\"index\":{\"_index\":\"a\",\"_type\":\"_doc\"}}\n{}\n")).await;
+    let (_, _, answer) =
+        send(&h.app, post("/_bulk", None, "{\"index\":{\"_index\":\"a\",\"_type\":\"_doc\"}}\n{}\n")).await;
     assert_eq!(answer["items"][0]["index"]["_type"], "_doc");
     for bad in ["6.8.0", "8.15", "8.x.0", ""] {
         let error = serde_norway::from_str::<HttpInputConfig>(&format!("es_version: '{bad}'")).unwrap_err();
-        assert!(error.to_string().contains("expected MAJOR.MINOR.PATCH with a major version of 7, 8 or 9"), "{bad}: {error}");
+        assert!(
+            error.to_string().contains("expected MAJOR.MINOR.PATCH with a major version of 7, 8 or 9"),
+            "{bad}: {error}"
+        );
     }
 }
 
@@ -982,14 +1000,22 @@ async fn templates_policies_and_pipelines_are_found_once_put_as_shippers_check()
         Request::builder().method(method).uri(path).header("authorization", "Bearer t").body(Body::from(body)).unwrap()
     };
     for (path, put, get_key) in [
-        ("/_index_template/logs", "{\"index_patterns\":[\"logs-*\"]}", "/index_templates/0/index_template/index_patterns/0"),
+        (
+            "/_index_template/logs",
+            "{\"index_patterns\":[\"logs-*\"]}",
+            "/index_templates/0/index_template/index_patterns/0",
+        ),
         ("/_template/logs", "{\"index_patterns\":[\"logs-*\"]}", "/logs/index_patterns/0"),
         ("/_component_template/logs", "{\"template\":{}}", "/component_templates/0/name"),
         ("/_ilm/policy/logs", "{\"policy\":{\"phases\":{}}}", "/logs/policy/phases"),
         ("/_ingest/pipeline/logs", "{\"processors\":[]}", "/logs/processors"),
     ] {
         let (status, headers, _) = send(&h.app, request("HEAD", path, "")).await;
-        assert_eq!((status, &headers["x-elastic-product"]), (StatusCode::NOT_FOUND, &"Elasticsearch".parse().unwrap()), "{path}");
+        assert_eq!(
+            (status, &headers["x-elastic-product"]),
+            (StatusCode::NOT_FOUND, &"Elasticsearch".parse().unwrap()),
+            "{path}"
+        );
         let (status, _, answer) = send(&h.app, request("PUT", path, put)).await;
         assert_eq!((status, &answer), (StatusCode::OK, &json!({"acknowledged": true})), "{path}");
         let (status, _, _) = send(&h.app, request("HEAD", path, "")).await;
@@ -1004,7 +1030,10 @@ async fn templates_policies_and_pipelines_are_found_once_put_as_shippers_check()
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(answer["error"]["reason"], "index template matching [none] not found");
     let (status, _, answer) = send(&h.app, request("PUT", "/_ilm/policy/x", "[1]")).await;
-    assert_eq!((status, answer["error"]["reason"].as_str()), (StatusCode::BAD_REQUEST, Some("the body is not a JSON object")));
+    assert_eq!(
+        (status, answer["error"]["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("the body is not a JSON object"))
+    );
     let unauthorised = Request::get("/_ilm/policy/logs").body(Body::empty()).unwrap();
     assert_eq!(send(&h.app, unauthorised).await.0, StatusCode::UNAUTHORIZED);
     let (_, _, xpack) = send(&h.app, request("GET", "/_xpack", "")).await;

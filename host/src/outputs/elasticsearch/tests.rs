@@ -566,14 +566,20 @@ async fn an_unreachable_cluster_fails_the_whole_write_naming_the_host() {
 fn records_carrying_bulk_metadata_are_replayed_as_their_own_action() {
     let mut e = BulkEncoder { metadata_key: Some("_es".into()), ..encoder("configured") };
     let mut out = Vec::new();
-    let update = record(0, r#"{"doc":{"m":2},"doc_as_upsert":true,"_es":{"index":"a","action":"update","id":"1","routing":"u"}}"#, None);
+    let update = record(
+        0,
+        r#"{"doc":{"m":2},"doc_as_upsert":true,"_es":{"index":"a","action":"update","id":"1","routing":"u"}}"#,
+        None,
+    );
     let delete = record(0, r#"{"_es":{"index":"a","action":"delete","id":"2"}}"#, None);
     let index = record(0, r#"{"m":1,"_es":{"index":"b","action":"index","pipeline":"p"}}"#, None);
     let plain = record(0, r#"{"m":3}"#, None);
-    let metas: Vec<ItemMeta> =
-        [&update, &delete, &index, &plain].iter().enumerate().map(|(i, r)| e.encode(i, r, 0, &mut out).unwrap()).collect();
-    let lines: Vec<Value> =
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let metas: Vec<ItemMeta> = [&update, &delete, &index, &plain]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| e.encode(i, r, 0, &mut out).unwrap())
+        .collect();
+    let lines: Vec<Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[0], json!({"update": {"_index": "a", "_id": "1", "routing": "u"}}));
     assert_eq!(lines[1], json!({"doc": {"m": 2}, "doc_as_upsert": true}), "an update's body as sent, no @timestamp");
     assert_eq!(lines[2], json!({"delete": {"_index": "a", "_id": "2"}}), "a delete has no source line");
@@ -581,7 +587,10 @@ fn records_carrying_bulk_metadata_are_replayed_as_their_own_action() {
     assert_eq!(lines[4], json!({"@timestamp": "1970-01-01T00:00:00.000Z", "m": 1}));
     assert_eq!(lines[5]["create"]["_index"], "configured", "records without the field are written as configured");
     assert_eq!(lines.len(), 7);
-    assert_eq!(metas.iter().map(|m| m.replayed).collect::<Vec<_>>(), [Some("update"), Some("delete"), Some("index"), None]);
+    assert_eq!(
+        metas.iter().map(|m| m.replayed).collect::<Vec<_>>(),
+        [Some("update"), Some("delete"), Some("index"), None]
+    );
     let bad = record(0, r#"{"_es":{"index":"a","action":"update"}}"#, None);
     assert_eq!(e.encode(0, &bad, 0, &mut Vec::new()).unwrap_err(), "index a: `_es`: update without an id");
 
