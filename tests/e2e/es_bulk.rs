@@ -6,14 +6,11 @@
 //! their retry of 429s when the pipeline stalls part-way.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::Command;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::http_input::Running;
+use crate::http_input::{Running, held_fifo};
 use crate::util::{TestDir, client, read_ndjson};
 
 const CLIENTS: [&str; 2] = ["elasticsearch", "opensearch"];
@@ -95,22 +92,9 @@ const RETRY_DOCUMENTS: usize = 1500;
 fn both_clients_retry_only_the_items_refused_with_429_and_nothing_is_lost_or_duplicated() {
     for name in CLIENTS {
         let dir = TestDir::new();
-        let fifo = dir.path("out.fifo");
-        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        // The reader opens the FIFO but reads nothing for a while: the
-        // output blocks once the pipe buffer is full, the queues fill, and
-        // `_bulk` items the pipeline cannot take answer 429.
-        let (go, wait_for_go) = mpsc::channel::<()>();
-        let reader = {
-            let fifo = fifo.clone();
-            std::thread::spawn(move || {
-                let mut file = std::fs::File::open(&fifo).unwrap();
-                wait_for_go.recv().unwrap();
-                let mut all = String::new();
-                file.read_to_string(&mut all).unwrap();
-                all
-            })
-        };
+        // The output blocks once the pipe buffer is full, the queues fill,
+        // and `_bulk` items the pipeline cannot take answer 429.
+        let (go, reader) = held_fifo(&dir, "out.fifo");
         let weir = start(
             &dir,
             "

@@ -183,24 +183,28 @@ fn bad_requests_are_refused_with_a_reason_and_deliver_nothing() {
     assert!(read_ndjson(&dir.path("out.ndjson")).is_empty(), "nothing from a refused request was delivered");
 }
 
+/// A FIFO `name` in `dir` for a file output, and its reader: it opens the
+/// FIFO (so weir's open succeeds) but reads nothing until told through the
+/// sender, then everything until weir closes it, which the handle returns.
+/// Until then the output blocks once the pipe buffer is full.
+pub fn held_fifo(dir: &TestDir, name: &str) -> (mpsc::Sender<()>, std::thread::JoinHandle<String>) {
+    let fifo = dir.path(name);
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (go, wait_for_go) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut file = std::fs::File::open(&fifo).unwrap();
+        wait_for_go.recv().unwrap();
+        let mut all = String::new();
+        file.read_to_string(&mut all).unwrap();
+        all
+    });
+    (go, reader)
+}
+
 #[test]
 fn a_blocked_output_makes_requests_429_and_nothing_accepted_is_lost() {
     let dir = TestDir::new();
-    let fifo = dir.path("out.fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    // The reader opens the FIFO (so weir's open succeeds) but reads nothing
-    // until told: the output blocks once the pipe buffer is full.
-    let (go, wait_for_go) = mpsc::channel::<()>();
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            let mut file = std::fs::File::open(&fifo).unwrap();
-            wait_for_go.recv().unwrap();
-            let mut all = String::new();
-            file.read_to_string(&mut all).unwrap();
-            all
-        })
-    };
+    let (go, reader) = held_fifo(&dir, "out.fifo");
     let weir = Running::start(
         &dir,
         "
