@@ -8,9 +8,10 @@
 //! - `POST /ingest` and `POST /ingest/{tag}`: NDJSON, a JSON object, a JSON
 //!   array or raw text lines, optionally gzip/deflate compressed;
 //! - an Elasticsearch-compatible `POST /_bulk` and `POST /{index}/_bulk`,
-//!   plus the handful of `GET` endpoints ES clients probe on connect, so a
-//!   collector configured with an Elasticsearch output can point at Weir
-//!   unchanged.
+//!   plus the endpoints ES clients and shippers probe on connect (`GET /`
+//!   with the configured `es_version`, license, cluster health, index
+//!   templates, ILM policies, ingest pipelines), so a collector configured
+//!   with an Elasticsearch output can point at Weir unchanged.
 //!
 //! `GET /health` answers load balancers. Responses are sent only once the
 //! request's records are queued (`ack: accepted`) or delivered to every

@@ -4,7 +4,9 @@
 //!
 //! Elsewhere: parsing bodies in [`super::decode`] (pure), refusals and
 //! their answers in `errors.rs`, credentials in `auth.rs`, the
-//! Elasticsearch probe endpoints in `es_compat.rs`, HTTPS in `tls.rs`.
+//! Elasticsearch probe, template, ILM and pipeline endpoints in
+//! `es_compat.rs`, `filter_path` in `filter_path.rs` (pure), HTTPS in
+//! `tls.rs`.
 
 use sha2::Digest;
 use std::collections::HashMap;
