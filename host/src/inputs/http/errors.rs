@@ -42,6 +42,10 @@ pub enum RequestError {
         max = super::server::MAX_IDEMPOTENCY_KEY_BYTES
     )]
     InvalidIdempotencyKey,
+    /// A parameter or a template, policy or pipeline body that Weir
+    /// cannot take; the message says which and why.
+    #[error("{0}")]
+    IllegalArgument(String),
     /// The pipeline had no room within `queue_wait`.
     #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]
     Full,
@@ -69,9 +73,10 @@ impl RequestError {
             },
             RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
             RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::Body(_) | RequestError::InvalidTag(_) | RequestError::InvalidIdempotencyKey => {
-                StatusCode::BAD_REQUEST
-            }
+            RequestError::Body(_)
+            | RequestError::InvalidTag(_)
+            | RequestError::InvalidIdempotencyKey
+            | RequestError::IllegalArgument(_) => StatusCode::BAD_REQUEST,
             RequestError::Full => StatusCode::TOO_MANY_REQUESTS,
             RequestError::Closed | RequestError::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -93,7 +98,7 @@ impl RequestError {
             RequestError::Unauthorized => "security_exception",
             RequestError::BodyTooLarge { .. } => "content_too_long_exception",
             RequestError::Body(_) | RequestError::InvalidTag(_) => "parse_exception",
-            RequestError::InvalidIdempotencyKey => "illegal_argument_exception",
+            RequestError::InvalidIdempotencyKey | RequestError::IllegalArgument(_) => "illegal_argument_exception",
             RequestError::Full => "es_rejected_execution_exception",
             RequestError::Closed | RequestError::DeliveryFailed => "unavailable_shards_exception",
             RequestError::AckTimeout(_) => "timeout_exception",

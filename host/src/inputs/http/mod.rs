@@ -8,9 +8,10 @@
 //! - `POST /ingest` and `POST /ingest/{tag}`: NDJSON, a JSON object, a JSON
 //!   array or raw text lines, optionally gzip/deflate compressed;
 //! - an Elasticsearch-compatible `POST /_bulk` and `POST /{index}/_bulk`,
-//!   plus the handful of `GET` endpoints ES clients probe on connect, so a
-//!   collector configured with an Elasticsearch output can point at Weir
-//!   unchanged.
+//!   plus the endpoints ES clients and shippers probe on connect (`GET /`
+//!   with the configured `es_version`, license, cluster health, index
+//!   templates, ILM policies, ingest pipelines), so a collector configured
+//!   with an Elasticsearch output can point at Weir unchanged.
 //!
 //! `GET /health` answers load balancers. Responses are sent only once the
 //! request's records are queued (`ack: accepted`) or delivered to every
@@ -21,6 +22,7 @@ mod auth;
 pub mod decode;
 mod errors;
 mod es_compat;
+mod filter_path;
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use es_compat::EsVersion;
 
 use super::{Input, InputContext, InputError};
 use crate::core::auth::Auth;
@@ -115,11 +119,22 @@ pub struct HttpInputConfig {
     #[serde(default = "default_bulk_tag_prefix")]
     pub bulk_tag_prefix: String,
     /// When set, `_bulk` documents get this field added, holding
-    /// `{"index": …, "id": …, "action": …}` (`id` only when given). Default:
-    /// unset, the document is the body unchanged (the index is in the tag,
-    /// the `_id` in the record's origin).
+    /// `{"index": …, "action": …, "id": …, "routing": …, "pipeline": …}`
+    /// (the last three only when given), and `update` and `delete` items
+    /// become records too (an update's body as sent, a delete's `{}`), for
+    /// an Elasticsearch output with the same `bulk_metadata_key` to replay.
+    /// Default: unset, the document is the body unchanged (the index is in
+    /// the tag, the `_id` in the record's origin) and `update` and `delete`
+    /// items are refused one by one (400).
     #[serde(default)]
     pub bulk_metadata_key: Option<String>,
+    /// The Elasticsearch version the ES endpoints claim (`GET /`'s
+    /// `version.number`), `MAJOR.MINOR.PATCH` with a major of 7, 8 or 9.
+    /// Shippers choose their behaviour by it (README, "Shippers"); set it to
+    /// at least the version of a Beat that refuses older clusters. 7.x
+    /// answers carry `_type: _doc`. Default `8.15.0`.
+    #[serde(default)]
+    pub es_version: EsVersion,
 }
 
 /// When a request is answered 200.
