@@ -66,7 +66,7 @@ pub enum RequestError {
         received: usize,
     },
     /// The tag from the path or header is not usable.
-    #[error("invalid tag {0:?}: expected 1 to {max} printable ASCII characters, no spaces, `*`, `?` or `,`", max = super::server::MAX_TAG_BYTES)]
+    #[error("invalid tag {0:?}: expected 1 to {max} printable ASCII characters, no spaces, `*`, `?` or `,`", max = crate::core::tag_match::MAX_TAG_BYTES)]
     InvalidTag(String),
     /// The `Idempotency-Key` header cannot name a request.
     #[error(

@@ -38,6 +38,7 @@ use crate::core::ack::{AckToken, Delivery};
 use crate::core::metrics::catalogue::{INPUT_CONNECTIONS_CLOSED, INPUT_REQUESTS_IN_FLIGHT, INPUT_REQUESTS_REFUSED};
 use crate::core::metrics::{Counter, Gauge, registry};
 use crate::core::record::{Batch, Origin, Record};
+use crate::core::tag_match::valid_tag;
 use crate::inputs::{InputContext, SendRefused};
 
 /// What the handlers share: settings, the pipeline's [`InputContext`] and
@@ -638,17 +639,6 @@ pub(super) fn request_id(headers: &HeaderMap, body: &[u8]) -> Result<String, Req
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Longest tag a request may set: room for any naming scheme, bounded so
-/// tags stay usable as metric labels and in logs.
-pub(super) const MAX_TAG_BYTES: usize = 256;
-
-/// Tags are matched by `match:` globs, so glob characters, separators and
-/// whitespace are refused.
-pub(super) fn valid_tag(tag: &str) -> bool {
-    (1..=MAX_TAG_BYTES).contains(&tag.len())
-        && tag.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'?' | b','))
 }
 
 /// Serve `state` on `listener` (with TLS when given) until `shutdown`

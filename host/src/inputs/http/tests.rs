@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use super::HttpInputConfig;
 use super::auth::Presented;
 use super::decode::*;
-use super::server::{HttpInputState, router, serve, valid_tag};
+use super::server::{HttpInputState, router, serve};
 use super::tls::tls_acceptor;
 use crate::core::clock::Clock;
 use crate::core::record::{Batch, Record};
@@ -344,10 +344,6 @@ fn credentials_come_from_bearer_apikey_or_basic() {
     );
     assert_eq!(secret(b"Digest x"), None);
     assert_eq!(secret(b"Basic a"), None, "invalid base64");
-    assert!(valid_tag("app.web-1:x/y"));
-    assert!(!valid_tag("a*"));
-    assert!(!valid_tag("a b"));
-    assert!(!valid_tag(""));
 }
 
 // ---- router ----

@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
 
 use super::HttpInputError;
@@ -24,27 +23,10 @@ const READY_CONNECTIONS: usize = 64;
 /// loop does not spin while the cause lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// A TLS acceptor from the configured PEM files.
+/// A TLS acceptor from the configured PEM files, offering HTTP/1.1.
 pub fn tls_acceptor(tls: &TlsSettings) -> Result<TlsAcceptor, HttpInputError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let error =
-        |file: &std::path::Path, reason: String| HttpInputError::Tls { file: file.display().to_string(), reason };
-    let (cert, key) = tls.for_server().map_err(|reason| HttpInputError::Tls { file: "tls".into(), reason })?;
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| error(cert, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(error(cert, "no certificate in the file".into()));
-    }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| error(key, e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| error(cert, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| error(key, format!("certificate and key do not work together: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = crate::core::tls::server_config(tls, &[b"http/1.1"])
+        .map_err(|(file, reason)| HttpInputError::Tls { file, reason })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

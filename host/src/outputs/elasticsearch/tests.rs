@@ -368,10 +368,11 @@ fn the_config_loader_positions_elasticsearch_errors() {
 fn contradicting_or_unreadable_settings_fail_the_build() {
     let c = config("{ hosts: [\"http://x\"], index: logs, mode: data_stream, action: index }").unwrap();
     let error = c.build("es").err().unwrap().to_string();
-    // The output's name is added once, by `OutputError`, around this error.
-    assert_eq!(error, "action: data streams accept only `create`");
+    // The output's name is added once, by `OutputError`.
+    assert_eq!(error, "output es: action: data streams accept only `create`");
     let c = config("{ hosts: [\"http://x\"], index: logs, template: { name: t, file: /nonexistent/t.json } }").unwrap();
-    assert!(c.build("es").err().unwrap().to_string().starts_with("cannot read template file /nonexistent/t.json"));
+    let error = c.build("es").err().unwrap().to_string();
+    assert!(error.starts_with("output es: cannot read template file /nonexistent/t.json"), "{error}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
     let c = config("{ hosts: [\"https://x\"], index: logs, ca_file: ca.pem }").unwrap().rebase(dir.path());
