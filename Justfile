@@ -227,6 +227,13 @@ test-full: lint build
     just test-browser
     just test-templates
 
+# The pinned nightly and cargo-fuzz install on first use (tools/fuzz.sh,
+# outside the clone); a crash stops with its input under fuzz/DIR/artifacts/.
+# Not part of test-full: the crashes found are replayed by plain `cargo test`.
+# Fuzz the parsers of what clients and operators send, SECONDS per target (default 600), growing the corpora (RELIABILITY.md).
+fuzz seconds="600" *targets:
+    tools/fuzz.sh run {{seconds}} {{targets}}
+
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build
     #!/usr/bin/env bash

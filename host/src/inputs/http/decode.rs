@@ -71,6 +71,14 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
+    /// A JSON value nested deeper than [`MAX_DEPTH`].
+    #[error("{at}: JSON nested deeper than {max} levels")]
+    TooDeep {
+        /// `line 3 (byte offset 120)` or `element 2 of the array (byte offset 9)`, with the offset where it got too deep.
+        at: String,
+        /// The limit.
+        max: usize,
+    },
     /// A `_bulk` action names no index and the path gives none.
     #[error("line {line}: index is missing; give `_index` in the action or POST to /{{index}}/_bulk")]
     MissingIndex {
@@ -101,6 +109,7 @@ impl DecodeError {
             DecodeError::Corrupt { .. }
             | DecodeError::Empty { .. }
             | DecodeError::Malformed { .. }
+            | DecodeError::TooDeep { .. }
             | DecodeError::MissingIndex { .. } => ErrorClass::BadRequest,
         }
     }
@@ -110,13 +119,79 @@ impl DecodeError {
         match self {
             DecodeError::UnsupportedEncoding(_) => "content_type_header_exception",
             DecodeError::Corrupt { .. } | DecodeError::Empty { .. } => "parse_exception",
-            DecodeError::Malformed { .. } => "illegal_argument_exception",
+            DecodeError::Malformed { .. } | DecodeError::TooDeep { .. } => "illegal_argument_exception",
             DecodeError::MissingIndex { .. } => "action_request_validation_exception",
             DecodeError::DecompressedTooLarge { .. }
             | DecodeError::LineTooLong { .. }
             | DecodeError::TooManyRecords { .. } => "content_too_long_exception",
         }
     }
+}
+
+impl DecodeError {
+    /// A short fixed name of the error's kind, the `reason` of
+    /// `weir_input_requests_refused_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::UnsupportedEncoding(_) => "unsupported_encoding",
+            DecodeError::Corrupt { .. } => "corrupt",
+            DecodeError::DecompressedTooLarge { .. } => "decompressed_too_large",
+            DecodeError::Empty { .. } => "empty",
+            DecodeError::Malformed { .. } => "malformed",
+            DecodeError::TooDeep { .. } => "too_deep",
+            DecodeError::LineTooLong { .. } => "line_too_long",
+            DecodeError::TooManyRecords { .. } => "too_many_records",
+            DecodeError::MissingIndex { .. } => "missing_index",
+        }
+    }
+}
+
+/// Deepest nesting of arrays and objects a record may have: the most
+/// serde_json's recursion limit (128) lets it read, so every filter built
+/// on serde_json (the SDK's) can read what this input accepts, and no
+/// recursive reader downstream meets a body built to exhaust its stack.
+pub const MAX_DEPTH: usize = 127;
+
+/// The offset in `json` (valid JSON) where its nesting passes `max`, if it
+/// does: one pass over the bytes, strings skipped.
+fn too_deep_at(json: &[u8], max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b, in_string) in json_bytes(json) {
+        match b {
+            _ if in_string => {}
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Each byte of `json` with its offset and whether it is inside a string
+/// (quotes included).
+fn json_bytes(json: &[u8]) -> impl Iterator<Item = (usize, u8, bool)> + '_ {
+    let mut in_string = false;
+    let mut escaped = false;
+    json.iter().enumerate().map(move |(i, &b)| {
+        let inside = in_string || b == b'"';
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        }
+        (i, b, inside)
+    })
 }
 
 /// A `Content-Encoding`.
@@ -378,6 +453,9 @@ fn element(body: &Bytes, raw: &RawValue, position: u64, what: &str, limits: Limi
     if text.first() != Some(&b'{') {
         return Err(DecodeError::Malformed { at: at(), reason: "not a JSON object".into() });
     }
+    if let Some(deep) = too_deep_at(text, MAX_DEPTH) {
+        return Err(DecodeError::TooDeep { at: format!("{what} (byte offset {})", start + deep), max: MAX_DEPTH });
+    }
     let record = if text.contains(&b'\n') || text.contains(&b'\r') {
         Bytes::from(compact(text))
     } else {
@@ -394,13 +472,17 @@ fn check_json_object(text: &[u8], at: &str, offset: usize) -> Result<(), DecodeE
             reason: "expected a JSON object".into(),
         });
     }
-    serde_json::from_slice::<&RawValue>(text).map(drop).map_err(|e| {
+    serde_json::from_slice::<&RawValue>(text).map_err(|e| {
         let column = e.column();
         DecodeError::Malformed {
             at: format!("{at}, column {column} (byte offset {})", offset + column.saturating_sub(1)),
             reason: format!("invalid JSON: {}", json_message(&e)),
         }
-    })
+    })?;
+    match too_deep_at(text, MAX_DEPTH) {
+        Some(deep) => Err(DecodeError::TooDeep { at: format!("{at} (byte offset {})", offset + deep), max: MAX_DEPTH }),
+        None => Ok(()),
+    }
 }
 
 /// A serde_json error on a whole (possibly multi-line) body, with its place.
@@ -445,27 +527,7 @@ fn trim(body: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
 
 /// Remove whitespace outside strings from valid JSON.
 fn compact(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !b.is_ascii_whitespace() {
-            out.push(b);
-        }
-    }
-    out
+    json_bytes(json).filter(|&(_, b, in_string)| in_string || !b.is_ascii_whitespace()).map(|(_, b, _)| b).collect()
 }
 
 /// An Elasticsearch `_bulk` action.

@@ -19,6 +19,7 @@
 //! request is refused with 429 and `Retry-After`, never accepted and dropped.
 
 mod auth;
+mod connections;
 pub mod decode;
 mod errors;
 mod es_compat;
@@ -81,6 +82,24 @@ pub struct HttpInputConfig {
     /// longer gets 413 naming the line. Default 1MiB.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: ByteSize,
+    /// How long a client may take to send a request's headers, counted from
+    /// when the connection waits for a request: a client still sending
+    /// them then gets 408 and the connection closes (slowloris); a
+    /// kept-alive connection that sent nothing for this long is closed
+    /// quietly, so idle connections do not hold slots. Default 30s (hyper's
+    /// and Apache's order of magnitude; nginx waits 60s).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// How long the whole body may take to arrive once the headers did; a
+    /// body still arriving then gets 408 (a body dribbled in). Default 120s:
+    /// a `max_body_bytes` body of 100 MiB at 1 MB/s.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: HumanDuration,
+    /// Most connections held open at once; one more is answered 503 with
+    /// `Retry-After` and closed. Default 1024. The process's open-file limit
+    /// (`ulimit -n`) must be above it.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// When set, every request except `GET /health` must carry this token:
     /// `Authorization: Bearer <token>`, `Authorization: ApiKey <token>`, or
     /// Basic auth with any user and the token as password (what ES clients
@@ -171,6 +190,15 @@ fn default_max_records() -> usize {
 }
 fn default_max_line_bytes() -> ByteSize {
     ByteSize(1 << 20)
+}
+fn default_header_read_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_body_read_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(120))
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_ack_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))

@@ -30,8 +30,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Required;
+use super::connections::{self, ConnectionLimits};
 use super::decode::{self, BodyFormat, BulkAction, BulkItem, ContentEncoding, Limits};
-use super::errors::RequestError;
+use super::errors::{REFUSAL_REASONS, RequestError};
 use super::es_compat::{
     EsVersion, ResourceKind, Resources, elastic_product, es_cluster_health, es_license, es_nodes, es_root, es_xpack,
     not_found, resource,
@@ -40,8 +41,8 @@ use super::filter_path::FilterPath;
 use super::tls::TlsListener;
 use super::{AckMode, HttpInputConfig, HttpInputError};
 use crate::core::ack::{AckToken, Delivery};
-use crate::core::metrics::catalogue::INPUT_REQUESTS_IN_FLIGHT;
-use crate::core::metrics::{Gauge, registry};
+use crate::core::metrics::catalogue::{INPUT_CONNECTIONS_CLOSED, INPUT_REQUESTS_IN_FLIGHT, INPUT_REQUESTS_REFUSED};
+use crate::core::metrics::{Counter, Gauge, registry};
 use crate::core::record::{Batch, Origin, Record};
 use crate::core::tag_match::valid_tag;
 use crate::inputs::{InputContext, SendRefused};
@@ -70,6 +71,13 @@ struct Shared {
     stream: String,
     seq_no: AtomicU64,
     in_flight: Gauge,
+    body_read_timeout: Duration,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    /// `weir_input_requests_refused_total` by reason.
+    refused: HashMap<&'static str, Counter>,
+    /// Requests whose client hung up before their answer.
+    gone: Counter,
 }
 
 impl HttpInputState {
@@ -84,6 +92,12 @@ impl HttpInputState {
             ),
         };
         let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        if config.max_connections == 0 {
+            return Err(HttpInputError::Setting { message: "max_connections must be at least 1".into() });
+        }
+        let input: &str = &ctx.name;
+        let refused =
+            REFUSAL_REASONS.iter().map(|&r| (r, registry().counter(&INPUT_REQUESTS_REFUSED, &[input, r]))).collect();
         Ok(HttpInputState(Arc::new(Shared {
             tag_header,
             message_key: config.message_key.clone(),
@@ -100,7 +114,12 @@ impl HttpInputState {
             resources: Resources::default(),
             stream: format!("http:{listener}"),
             seq_no: AtomicU64::new(0),
-            in_flight: registry().gauge(&INPUT_REQUESTS_IN_FLIGHT, &[&ctx.name]),
+            in_flight: registry().gauge(&INPUT_REQUESTS_IN_FLIGHT, &[input]),
+            body_read_timeout: config.body_read_timeout.0,
+            header_read_timeout: config.header_read_timeout.0,
+            max_connections: config.max_connections,
+            refused,
+            gone: registry().counter(&INPUT_CONNECTIONS_CLOSED, &[input, "client_gone"]),
             ctx,
         })))
     }
@@ -119,7 +138,7 @@ fn required_auth(config: &HttpInputConfig) -> Result<Option<Required>, HttpInput
 /// The input's routes: `/health`, `/ingest[/{tag}]` and the
 /// Elasticsearch-compatible endpoints.
 pub fn router(state: HttpInputState) -> Router {
-    let in_flight = state.0.in_flight.clone();
+    let (in_flight, gone) = (state.0.in_flight.clone(), state.0.gone.clone());
     let mut es = Router::new()
         .route("/", get(es_root))
         .route("/_bulk", post(bulk).put(bulk))
@@ -146,8 +165,12 @@ pub fn router(state: HttpInputState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
             let guard = in_flight.track();
+            // Dropped unanswered when the client hangs up: hyper then drops
+            // the request's future. What it queued stays queued.
+            let unanswered = Unanswered(Some(gone.clone()));
             async move {
                 let response = next.run(request).await;
+                unanswered.answered();
                 drop(guard);
                 response
             }
@@ -155,8 +178,26 @@ pub fn router(state: HttpInputState) -> Router {
         .with_state(state)
 }
 
+/// Counts a request whose client hung up before it was answered, when
+/// dropped before [`Unanswered::answered`].
+struct Unanswered(Option<Counter>);
+
+impl Unanswered {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(gone) = &self.0 {
+            gone.add(1);
+        }
+    }
+}
+
 async fn ingest(State(state): State<HttpInputState>, headers: HeaderMap, body: Body) -> Response {
-    respond(state.ingest(None, &headers, body).await)
+    state.respond(state.ingest(None, &headers, body).await)
 }
 
 async fn ingest_tagged(
@@ -165,14 +206,7 @@ async fn ingest_tagged(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(state.ingest(Some(tag), &headers, body).await)
-}
-
-fn respond(result: Result<Value, RequestError>) -> Response {
-    match result {
-        Ok(body) => axum::Json(body).into_response(),
-        Err(error) => error.into_response(),
-    }
+    state.respond(state.ingest(Some(tag), &headers, body).await)
 }
 
 async fn bulk(
@@ -181,7 +215,7 @@ async fn bulk(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    bulk_respond(state.bulk(None, params, &headers, body).await)
+    state.bulk_respond(state.bulk(None, params, &headers, body).await)
 }
 
 async fn bulk_into(
@@ -191,7 +225,7 @@ async fn bulk_into(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    bulk_respond(state.bulk(Some(index), params, &headers, body).await)
+    state.bulk_respond(state.bulk(Some(index), params, &headers, body).await)
 }
 
 /// The `_bulk` query parameters Weir reads; the others (`timeout`,
@@ -210,15 +244,35 @@ pub(super) struct BulkParams {
     pipeline: Option<String>,
 }
 
-/// A `_bulk` answer, already JSON, or a refusal in Elasticsearch's shape.
-fn bulk_respond(result: Result<Vec<u8>, RequestError>) -> Response {
-    match result {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(error) => error.es_response(),
-    }
-}
-
 impl HttpInputState {
+    fn respond(&self, result: Result<Value, RequestError>) -> Response {
+        match result {
+            Ok(body) => axum::Json(body).into_response(),
+            Err(error) => {
+                self.count_refusal(&error);
+                error.into_response()
+            }
+        }
+    }
+
+    /// A `_bulk` answer, already JSON, or a refusal in Elasticsearch's shape.
+    fn bulk_respond(&self, result: Result<Vec<u8>, RequestError>) -> Response {
+        match result {
+            Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+            Err(error) => {
+                self.count_refusal(&error);
+                error.es_response()
+            }
+        }
+    }
+
+    /// One more `weir_input_requests_refused_total{reason}`.
+    pub(super) fn count_refusal(&self, error: &RequestError) {
+        if let Some(counter) = self.0.refused.get(error.reason()) {
+            counter.add(1);
+        }
+    }
+
     pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), RequestError> {
         match &self.0.auth {
             None => Ok(()),
@@ -271,7 +325,8 @@ impl HttpInputState {
             return Err(RequestError::BodyTooLarge { max });
         }
         let declared = declared.map_or(0, |n| usize::try_from(n).unwrap_or(max));
-        let mut chunks = Chunks { body, received: 0, max };
+        let deadline = tokio::time::Instant::now() + self.0.body_read_timeout;
+        let mut chunks = Chunks { body, received: 0, max, deadline, timeout: self.0.body_read_timeout };
         let decoded = if encoding == ContentEncoding::Identity {
             let mut out = Vec::with_capacity(declared);
             while let Some(chunk) = chunks.next().await? {
@@ -549,11 +604,17 @@ impl HttpInputState {
     }
 
     /// Queue the batches, or refuse them all when the pipeline stays full.
+    /// Queueing runs in a task of its own, so a client hanging up half-way
+    /// (hyper then drops the request) cannot stop it after the first
+    /// batches: a unit is queued whole or not at all.
     async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), RequestError> {
-        self.0.ctx.send_within(batches, self.0.queue_wait).await.map_err(|refused| match refused {
-            SendRefused::Full => RequestError::Full,
-            SendRefused::Closed => RequestError::Closed,
-        })
+        let state = self.clone();
+        let sent = tokio::spawn(async move { state.0.ctx.send_within(batches, state.0.queue_wait).await });
+        match sent.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(SendRefused::Full)) => Err(RequestError::Full),
+            Ok(Err(SendRefused::Closed)) | Err(_) => Err(RequestError::Closed),
+        }
     }
 
     /// Queue what the pipeline takes of the batches, in order; how many
@@ -586,16 +647,23 @@ const DECOMPRESS_QUEUE_CHUNKS: usize = 4;
 /// log text compresses about 5-10x.
 const EXPECTED_COMPRESSION_RATIO: usize = 4;
 
-/// A request body's data chunks, refusing more than `max` bytes in all.
+/// A request body's data chunks, refusing more than `max` bytes in all,
+/// or a body still arriving at `deadline` (`body_read_timeout`).
 struct Chunks {
     body: Body,
     received: usize,
     max: usize,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
 }
 
 impl Chunks {
     async fn next(&mut self) -> Result<Option<Bytes>, RequestError> {
-        while let Some(frame) = self.body.frame().await {
+        loop {
+            let frame = tokio::time::timeout_at(self.deadline, self.body.frame())
+                .await
+                .map_err(|_| RequestError::BodyTimeout { timeout: self.timeout, received: self.received })?;
+            let Some(frame) = frame else { break };
             let frame = frame.map_err(|e| RequestError::Body(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
                 self.received += data.len();
@@ -767,14 +835,15 @@ pub async fn serve(
     state: HttpInputState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let limits =
+        ConnectionLimits { max_connections: state.0.max_connections, header_read_timeout: state.0.header_read_timeout };
+    let input = state.0.ctx.name.to_string();
     let app = router(state);
-    let stop = shutdown.clone();
-    let stopped = async move { stop.cancelled().await };
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stopped).await,
+        None => connections::serve(listener, app, &input, limits, shutdown).await,
         Some(acceptor) => {
-            let listener = TlsListener::spawn(listener, acceptor, shutdown)?;
-            axum::serve(listener, app).with_graceful_shutdown(stopped).await
+            let listener = TlsListener::spawn(listener, acceptor, shutdown.clone())?;
+            connections::serve(listener, app, &input, limits, shutdown).await
         }
     }
 }

@@ -227,6 +227,43 @@ fn limits_on_lines_and_records_are_413_naming_the_line() {
     );
 }
 
+#[test]
+fn json_nested_deeper_than_serde_json_reads_is_refused_naming_where() {
+    let nested = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+    let deep = Bytes::from(nested(100_000));
+    let refused = decode(&deep, BodyFormat::Ndjson, "m", LIMITS).unwrap_err();
+    assert_eq!(refused, DecodeError::TooDeep { at: "line 1 (byte offset 635)".into(), max: 127 });
+    assert_eq!(refused.class(), ErrorClass::BadRequest);
+    assert_eq!(refused.reason(), "too_deep");
+    let array = Bytes::from(format!("[{{}}, {}]", nested(200)));
+    assert_eq!(
+        decode(&array, BodyFormat::Json, "m", LIMITS).unwrap_err().to_string(),
+        "element 2 of the array (byte offset 640): JSON nested deeper than 127 levels"
+    );
+    let bulk = Bytes::from(format!("{{\"index\":{{\"_index\":\"x\"}}}}\n{}\n", nested(128)));
+    assert_eq!(
+        decode_bulk(&bulk, None, LIMITS).unwrap_err().to_string(),
+        "line 2 (byte offset 660): JSON nested deeper than 127 levels"
+    );
+    // Brackets inside strings do not nest; the deepest accepted is what
+    // serde_json (every SDK filter) reads.
+    let strings = Bytes::from(format!("{{\"a\":\"{}\\\"{}\"}}", "[{".repeat(500), "{".repeat(10)));
+    assert_eq!(decode(&strings, BodyFormat::Ndjson, "m", LIMITS).unwrap().len(), 1);
+    let deepest = Bytes::from(nested(MAX_DEPTH));
+    let items = decode(&deepest, BodyFormat::Ndjson, "m", LIMITS).unwrap();
+    serde_json::from_slice::<Value>(&items[0].body).expect("serde_json reads the deepest accepted record");
+}
+
+#[test]
+fn invalid_utf8_inside_a_string_is_refused_naming_the_line() {
+    let body = Bytes::from_static(b"{\"m\":\"ok\"}\n{\"m\":\"caf\xe9 \xff\"}\n");
+    let refused = decode(&body, BodyFormat::Ndjson, "m", LIMITS).unwrap_err();
+    assert_eq!(refused, malformed("line 2, column 10 (byte offset 20)", "invalid JSON: invalid unicode code point"));
+    assert_eq!(refused.class(), ErrorClass::BadRequest);
+    let text = decode(&Bytes::from_static(b"ok\nnot \xff utf-8\n"), BodyFormat::Text, "m", LIMITS).unwrap_err();
+    assert_eq!(text, malformed("line 2 (byte offset 7)", "not UTF-8"));
+}
+
 // ---- decode: _bulk ----
 
 #[test]
