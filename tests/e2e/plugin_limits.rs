@@ -162,8 +162,11 @@ outputs:
     assert!(child.wait().unwrap().success());
     let (first, last) = (samples[1], *samples.last().unwrap());
     assert!(first > 0, "{samples:?}");
+    // 5 %, or 4 MiB on a small base: allocator and queue noise under load,
+    // while a leak of even 5 bytes a call would add more than 4 MiB here.
+    let allowed = (first as f64 * 0.05).max(4096.0);
     assert!(
-        last as f64 <= first as f64 * 1.05,
+        last as f64 <= first as f64 + allowed,
         "RSS grew from {first} KiB to {last} KiB over a million calls: {samples:?}"
     );
 }
