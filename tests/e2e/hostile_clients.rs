@@ -302,16 +302,7 @@ fn a_client_hanging_up_before_its_delivered_answer_has_its_records_delivered_onc
     let (admin, port) = (free_port(), free_port());
     // The output writes to a FIFO nobody reads yet: once the pipe's buffer
     // (64 KiB) is full, delivery waits, and so does the `delivered` answer.
-    let fifo = dir.path("out.fifo");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut file = std::fs::File::open(&fifo).unwrap();
-        wait_for_go.recv().unwrap();
-        let mut all = String::new();
-        file.read_to_string(&mut all).unwrap();
-        all
-    });
+    let (go, reader) = crate::http_input::held_fifo(&dir, "out.fifo");
     let config = config(admin, port, "", "10ms").replace("path: out.ndjson", "path: out.fifo");
     let weir = Running::start(&dir, &config, admin);
 
