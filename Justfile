@@ -39,8 +39,7 @@ bundled-plugins: setup
     packages=()
     for name in {{bundled}}; do packages+=(-p "weir-plugin-$name"); done
     for name in {{test_plugins}}; do packages+=(-p "weir-test-plugin-$name"); done
-    # Debug info only bloats components; the host profile keeps its own.
-    cargo build --release --target wasm32-wasip2 --config profile.release.debug=false --config profile.release.strip=true "${packages[@]}"
+    cargo build --release --target wasm32-wasip2 "${packages[@]}"
     mkdir -p "{{plugin_dir}}"
     out="{{target_dir}}/wasm32-wasip2/release"
     for name in {{bundled}}; do cp "$out/weir_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
@@ -88,7 +87,7 @@ fluent-bit-test-modules: setup
     out="{{plugin_dir}}/fluent-bit"
     mkdir -p "$out"
     for target in wasm32-unknown-unknown wasm32-wasip1; do
-        cargo build --release --target "$target" --config profile.release.debug=false --config profile.release.strip=true -p weir-test-fluent-bit
+        cargo build --release --target "$target" -p weir-test-fluent-bit
         cp "{{target_dir}}/$target/release/weir_test_fluent_bit.wasm" "$out/rust-${target#wasm32-}.wasm"
     done
     (cd tests/fluent-bit/go && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$out/go-wasip1.wasm" .)
@@ -103,7 +102,7 @@ fluent-bit-module name config target="wasm32-wasip1": setup
     #!/usr/bin/env bash
     set -euo pipefail
     config="$(cat "{{config}}")"
-    WEIR_FLUENT_BIT_CONFIG="$config" cargo build --release --target "{{target}}" --config profile.release.debug=false --config profile.release.strip=true -p "weir-plugin-{{name}}" --features fluent-bit
+    WEIR_FLUENT_BIT_CONFIG="$config" cargo build --release --target "{{target}}" -p "weir-plugin-{{name}}" --features fluent-bit
     mkdir -p "{{target_dir}}/fluent-bit"
     cp "{{target_dir}}/{{target}}/release/weir_plugin_{{replace(name, '-', '_')}}.wasm" "{{target_dir}}/fluent-bit/{{name}}.wasm"
     echo "{{target_dir}}/fluent-bit/{{name}}.wasm"
@@ -235,6 +234,13 @@ test-full: lint build
     just test-examples
     just test-browser
     just test-templates
+
+# The pinned nightly and cargo-fuzz install on first use (tools/fuzz.sh,
+# outside the clone); a crash stops with its input under fuzz/DIR/artifacts/.
+# Not part of test-full: the crashes found are replayed by plain `cargo test`.
+# Fuzz the parsers of what clients and operators send, SECONDS per target (default 600), growing the corpora (RELIABILITY.md).
+fuzz seconds="600" *targets:
+    tools/fuzz.sh run {{seconds}} {{targets}}
 
 # Benchmarks recorded in BENCHMARKS.md.
 bench: build

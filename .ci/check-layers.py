@@ -14,7 +14,7 @@ FLOORS = [
     ["inputs", "outputs", "plugin", "admin"],
     ["config"],
     ["pipeline"],
-    ["cli"],
+    ["cli", "fuzz"],
 ]
 FLOOR = {name: i for i, names in enumerate(FLOORS) for name in names}
 

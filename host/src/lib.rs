@@ -7,6 +7,7 @@
 //!
 //! | floor | module | owns |
 //! |---|---|---|
+//! | 5 | [`fuzz`] | entry points of the fuzz targets (`fuzz/host/`), replayed by the regression tests |
 //! | 5 | [`cli`] | the command line: `run`, `validate`, `test`, `plugin new`/`inspect`, `bench`, `generate`; reload triggers |
 //! | 4 | [`pipeline`] | the orchestrator: the filter chain on `pipeline.workers` threads (stateless filters one instance per worker, stateful ones one per partition of `partition_by`), routing, output drivers, dead-letter routing, reload, saved state, the console's taps, dry runs for `weir test`, queue watch (stalls) |
 //! | 3 | [`config`] | the YAML schema, `${VAR}`s, loading, validation; `weir test` files |
@@ -61,13 +62,15 @@
 // the private modules on purpose.
 #![allow(rustdoc::private_intra_doc_links)]
 
-// Only what other crates use is public: the command line (for `main.rs`)
-// and, for embedding and the example above, the model and the plugin
-// runtime. Everything else is the crate's own, so unused code shows.
+// Only what other crates use is public: the command line (for `main.rs`),
+// the fuzz targets' entry points (for `fuzz/host/`) and, for embedding and
+// the example above, the model and the plugin runtime. Everything else is
+// the crate's own, so unused code shows.
 mod admin;
 pub mod cli;
 mod config;
 pub mod core;
+pub mod fuzz;
 mod inputs;
 mod kafka;
 mod outputs;

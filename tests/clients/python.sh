@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A Python venv holding the pinned independent clients of requirements.txt
-# (fluent-logger, the OpenTelemetry SDK and exporters, kubernetes-validate),
+# (fluent-logger, the OpenTelemetry SDK and exporters, kubernetes-validate,
+# the Elasticsearch and OpenSearch clients),
 # under ~/.cache/weir, keyed by the requirements' hash so a change of pins
 # makes a fresh one. Idempotent; the end-to-end tests call it.
 #

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::{TestDir, read_ndjson, repo, wait_for, weir};
+use crate::util::{TestDir, python_clients, read_ndjson, wait_for, weir};
 
 /// A running `weir` with an http input.
 pub struct Running {
@@ -183,24 +183,28 @@ fn bad_requests_are_refused_with_a_reason_and_deliver_nothing() {
     assert!(read_ndjson(&dir.path("out.ndjson")).is_empty(), "nothing from a refused request was delivered");
 }
 
+/// A FIFO `name` in `dir` for a file output, and its reader: it opens the
+/// FIFO (so weir's open succeeds) but reads nothing until told through the
+/// sender, then everything until weir closes it, which the handle returns.
+/// Until then the output blocks once the pipe buffer is full.
+pub fn held_fifo(dir: &TestDir, name: &str) -> (mpsc::Sender<()>, std::thread::JoinHandle<String>) {
+    let fifo = dir.path(name);
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (go, wait_for_go) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut file = std::fs::File::open(&fifo).unwrap();
+        wait_for_go.recv().unwrap();
+        let mut all = String::new();
+        file.read_to_string(&mut all).unwrap();
+        all
+    });
+    (go, reader)
+}
+
 #[test]
 fn a_blocked_output_makes_requests_429_and_nothing_accepted_is_lost() {
     let dir = TestDir::new();
-    let fifo = dir.path("out.fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    // The reader opens the FIFO (so weir's open succeeds) but reads nothing
-    // until told: the output blocks once the pipe buffer is full.
-    let (go, wait_for_go) = mpsc::channel::<()>();
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            let mut file = std::fs::File::open(&fifo).unwrap();
-            wait_for_go.recv().unwrap();
-            let mut all = String::new();
-            file.read_to_string(&mut all).unwrap();
-            all
-        })
-    };
+    let (go, reader) = held_fifo(&dir, "out.fifo");
     let weir = Running::start(
         &dir,
         "
@@ -252,27 +256,6 @@ outputs:
     assert!(counts.values().all(|&c| c == 1), "none twice: a 429 queued nothing");
 }
 
-/// A venv under target/ with the official Elasticsearch client (installed
-/// once, reused after).
-fn python_with_elasticsearch() -> std::path::PathBuf {
-    let venv = repo().join("target/py");
-    let python = venv.join("bin/python");
-    let has_client = |python: &Path| {
-        python.is_file()
-            && Command::new(python).args(["-c", "import elasticsearch"]).status().is_ok_and(|s| s.success())
-    };
-    if !has_client(&python) {
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap();
-        assert!(made.success(), "python3 -m venv failed");
-        let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "--disable-pip-version-check", "elasticsearch>=8,<9"])
-            .status()
-            .unwrap();
-        assert!(installed.success(), "pip install elasticsearch failed");
-    }
-    python
-}
-
 const ES_BULK_SCRIPT: &str = r#"
 import json, sys
 from elasticsearch import Elasticsearch, helpers
@@ -285,7 +268,7 @@ print(json.dumps({"version": info["version"]["number"], "ok": ok, "errors": erro
 
 #[test]
 fn the_elasticsearch_python_clients_bulk_helper_succeeds_against_weir() {
-    let python = python_with_elasticsearch();
+    let python = python_clients();
     let dir = TestDir::new();
     let weir = Running::start(
         &dir,

@@ -14,6 +14,13 @@
 //!   outputs, dead letters, routing, shutdown
 //! - `http_input`: the `http` input: curl and the Elasticsearch Python
 //!   client against the real binary, delivered acks, 429 under backpressure
+//! - `es_bulk`: `_bulk` as real clients use it: the `elasticsearch` and
+//!   `opensearch-py` bulk helpers unchanged (start-up probes, every action
+//!   and its metadata, gzip, `filter_path`), their retry of per-item 429s
+//! - `hostile_clients`: the `http` input against slowloris headers and
+//!   bodies, a thousand idle connections and the connection limit, a 100 MB
+//!   line, a gzip bomb, deep JSON, invalid UTF-8, a client gone before its
+//!   ack: statuses, messages, counters, and a good client served meanwhile
 //! - `deploy`: `deploy/kubernetes/` against the Kubernetes schemas, and its
 //!   Weir configs through `weir validate`
 //! - `forward_input`: the `forward` input: Fluentd's `fluent-logger` and
@@ -54,8 +61,10 @@ mod cli;
 mod config;
 mod console;
 mod deploy;
+mod es_bulk;
 mod fluent_bit_abi;
 mod forward_input;
+mod hostile_clients;
 mod http_input;
 mod local_io;
 mod metrics;

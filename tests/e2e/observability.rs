@@ -20,13 +20,13 @@ use crate::metrics::{chunk_line, oracle, traffic};
 use crate::util::{TestDir, free_port, http, read_ndjson, repo, sigterm, wait_for, weir};
 
 /// One scrape of `/metrics`: the `# TYPE` of each family and every sample.
-struct Scrape {
+pub struct Scrape {
     types: BTreeMap<String, String>,
     samples: Vec<(String, BTreeMap<String, String>, f64)>,
 }
 
 impl Scrape {
-    fn parse(text: &str) -> Scrape {
+    pub fn parse(text: &str) -> Scrape {
         let mut types = BTreeMap::new();
         let mut samples = Vec::new();
         for line in text.lines() {
@@ -53,7 +53,7 @@ impl Scrape {
             .map(|(_, _, v)| *v)
     }
 
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.value(name, labels).unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
     }
 }

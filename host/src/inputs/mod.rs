@@ -319,6 +319,45 @@ impl InputContext {
         result
     }
 
+    /// Send as many of `batches`, in order, as the pipeline takes: each
+    /// waits at most `wait` for room, and the first that finds none within
+    /// it stops the sending. Returns how many records were queued (those of
+    /// the first batches); the caller refuses the rest, which are dropped
+    /// unqueued. For a unit whose parts are answered one by one (`_bulk`
+    /// items), so a pipeline that stalls refuses only what it did not take.
+    ///
+    /// # Errors
+    /// [`SendRefused::Full`] when not even the first batch found room,
+    /// [`SendRefused::Closed`] when the pipeline stopped before any did.
+    pub async fn send_prefix_within(&self, batches: Vec<Batch>, wait: Duration) -> Result<usize, SendRefused> {
+        let started = Instant::now();
+        let mut queued = 0usize;
+        let mut refused = None;
+        for mut batch in batches.into_iter().filter(|b| !b.is_empty()) {
+            match tokio::time::timeout(wait, self.sender.reserve()).await {
+                Ok(Ok(permit)) => {
+                    queued += batch.len();
+                    stamp(&mut batch, Arrival::now());
+                    permit.send(batch);
+                }
+                Ok(Err(_)) => {
+                    refused = Some(SendRefused::Closed);
+                    break;
+                }
+                Err(_) => {
+                    refused = Some(SendRefused::Full);
+                    break;
+                }
+            }
+        }
+        self.send_wait.observe(started.elapsed());
+        self.records.add(queued as u64);
+        match refused {
+            Some(why) if queued == 0 => Err(why),
+            _ => Ok(queued),
+        }
+    }
+
     /// Cut `records` into batches of at most `batch_max_records`, moving
     /// them (a clone would keep their acknowledgements alive).
     pub fn batches(&self, records: impl IntoIterator<Item = crate::core::record::Record>) -> Vec<Batch> {

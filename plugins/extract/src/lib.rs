@@ -24,6 +24,8 @@ pub mod body;
 pub mod config;
 pub mod duration;
 pub mod filter;
+#[cfg(not(target_family = "wasm"))]
+pub mod fuzz;
 pub mod rules;
 pub mod value;
 

@@ -62,6 +62,7 @@
 //! | `json`     | single values as JSON text: RFC 3339 times, numbers, quotes       |
 //! | `counters` | handing a call's counter deltas to the host, zeros skipped        |
 //! | `snapshot` | the versioned snapshot envelope `{plugin, format, ...state}`      |
+//! | `fuzz`     | replaying a bundled plugin's fuzz inputs in its tests (native)    |
 
 #![deny(missing_docs)]
 // Not `forbid`: the generated bindings in `wit` need `unsafe` and allow it there.
@@ -75,6 +76,8 @@ pub mod event;
 pub mod filter;
 #[cfg(feature = "fluent-bit")]
 pub mod fluent_bit;
+#[cfg(not(target_family = "wasm"))]
+pub mod fuzz;
 pub mod host;
 pub mod json;
 pub mod snapshot;

@@ -24,6 +24,8 @@
 
 pub mod chunk;
 pub mod config;
+#[cfg(not(target_family = "wasm"))]
+pub mod fuzz;
 pub mod time;
 
 use weir_plugin_sdk::host::{self, Level};

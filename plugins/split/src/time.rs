@@ -10,6 +10,8 @@
 //! zone name that names no offset) is refused at `configure`, so `weir
 //! validate` names it. Without an offset in the text, times are UTC.
 
+use std::fmt::Write as _;
+
 use chrono::format::{Fixed, Item, Parsed, StrftimeItems};
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use weir_plugin_sdk::RawValue;
@@ -201,7 +203,12 @@ fn completion(source: &str, items: &[Item<'static>]) -> Result<Completion, Strin
     let reference = FixedOffset::east_opt(3600)
         .and_then(|offset| offset.with_ymd_and_hms(2026, 11, 22, 10, 11, 12).single())
         .expect("a valid reference instant");
-    let text = reference.format_with_items(items.iter()).to_string();
+    // Formatting fails (and `to_string` would panic) on directives chrono
+    // only reads, such as `%#z`.
+    let mut text = String::new();
+    write!(text, "{}", reference.format_with_items(items.iter())).map_err(|_| {
+        format!("format {source:?} cannot write a time: it holds a directive that only reads, such as %#z; use %z")
+    })?;
     let mut parsed = Parsed::new();
     chrono::format::parse(&mut parsed, &text, items.iter())
         .map_err(|e| format!("format {source:?} cannot read its own output {text:?}: {e}"))?;
@@ -441,6 +448,19 @@ mod tests {
     fn from_config_refuses_unknown_names_and_bad_formats() {
         assert!(TimeFormat::from_config("iso").unwrap_err().starts_with("unknown format \"iso\""));
         assert!(TimeFormat::from_config("%Y-%Q").unwrap_err().starts_with("invalid strftime format"));
+    }
+
+    /// Found by the `split_time` fuzz target: `%#z` only reads, so writing
+    /// the reference instant with it failed, and `to_string` panicked (the
+    /// plugin trapped at configure instead of naming the setting).
+    /// See: fuzz/plugins/regressions/split_time/
+    #[test]
+    fn issue_16_a_directive_that_only_reads_is_a_config_error_not_a_panic() {
+        let refused = TimeFormat::from_config("%H:%M %#z").unwrap_err();
+        assert_eq!(
+            refused,
+            "format \"%H:%M %#z\" cannot write a time: it holds a directive that only reads, such as %#z; use %z"
+        );
     }
 
     #[test]

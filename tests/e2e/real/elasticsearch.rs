@@ -526,3 +526,47 @@ fn chunks_posted_over_http_are_indexed_once_even_when_the_client_retries() {
     assert!(child.wait().unwrap().success());
     assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty());
 }
+
+#[test]
+#[ignore = "needs the real servers: just test-full"]
+fn updates_and_deletes_posted_to_weirs_bulk_are_applied_by_the_elasticsearch_output() {
+    use crate::http_input::{Running, post};
+    let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
+    let p = prefix("replay");
+    let _cleanup = Cleanup(p.clone());
+    let dir = TestDir::new();
+    let config = format!(
+        "inputs: [{{ type: http, address: 127.0.0.1:0, bulk_metadata_key: _es }}]\n\
+         outputs:\n  \
+           - {{ type: elasticsearch, match: 'es.*', hosts: [\"{url}\"], index: {p}-unused, bulk_metadata_key: _es, batch: {{ max_wait: 20ms }} }}\n  \
+           - {{ type: file, name: dlq, match: weir.dead_letter, path: dead.ndjson }}\n",
+        url = elasticsearch_url()
+    );
+    let weir = Running::start_with_env(&dir, &config, &[]);
+    let bulk = format!("{}/_bulk", weir.url);
+    let index = format!("{p}-a");
+    let first = format!(
+        "{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"d1\"}}}}\n{{\"msg\":\"first\",\"n\":1}}\n\
+         {{\"index\":{{\"_index\":\"{index}\",\"_id\":\"d2\"}}}}\n{{\"msg\":\"second\"}}\n"
+    );
+    let (status, answer) = post(&bulk, &["Content-Type: application/x-ndjson"], first.as_bytes());
+    assert_eq!((status, &answer["errors"]), (200, &json!(false)), "{answer}");
+    // Delivered mode: the first request's documents are in before this one.
+    let second = format!(
+        "{{\"update\":{{\"_index\":\"{index}\",\"_id\":\"d1\"}}}}\n{{\"doc\":{{\"msg\":\"edited\"}}}}\n\
+         {{\"delete\":{{\"_index\":\"{index}\",\"_id\":\"d2\"}}}}\n\
+         {{\"delete\":{{\"_index\":\"{index}\",\"_id\":\"never-there\"}}}}\n\
+         {{\"update\":{{\"_index\":\"{index}\",\"_id\":\"d3\"}}}}\n{{\"doc\":{{\"msg\":\"upserted\"}},\"doc_as_upsert\":true}}\n"
+    );
+    let (status, answer) = post(&bulk, &["Content-Type: application/x-ndjson"], second.as_bytes());
+    assert_eq!((status, &answer["errors"]), (200, &json!(false)), "{answer}");
+    weir.stop();
+    assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty(), "a delete of nothing is no failure");
+    let (_, d1) = es("GET", &format!("{index}/_doc/d1"), None);
+    assert_eq!((&d1["_source"]["msg"], &d1["_source"]["n"]), (&json!("edited"), &json!(1)), "{d1}");
+    assert!(d1["_source"].get("_es").is_none(), "the metadata field is not indexed: {d1}");
+    assert_eq!(es("GET", &format!("{index}/_doc/d2"), None).0, 404, "deleted");
+    let (_, d3) = es("GET", &format!("{index}/_doc/d3"), None);
+    assert_eq!(d3["_source"]["msg"], "upserted", "{d3}");
+    assert_eq!(count(&format!("{p}-unused")), 0, "replayed records go to their own index");
+}

@@ -84,6 +84,21 @@ pub const INPUT_REQUESTS_IN_FLIGHT: Metric = gauge(
     &["input"],
     "HTTP requests an http input is handling, including those waiting for delivery.",
 );
+/// HTTP requests an `http` input refused, by the reason of its answer.
+pub const INPUT_REQUESTS_REFUSED: Metric = counter(
+    "weir_input_requests_refused_total",
+    &["input", "reason"],
+    "HTTP requests an http input answered with an error status, by reason (a short fixed name per refusal).",
+);
+/// Connections an `http` input closed, or lost, before answering them.
+pub const INPUT_CONNECTIONS_CLOSED: Metric = counter(
+    "weir_input_connections_closed_total",
+    &["input", "reason"],
+    "Connections an http input closed or lost without a normal answer, by reason: header_timeout, idle_timeout, max_connections, client_gone.",
+);
+/// Connections an `http` input holds open.
+pub const INPUT_CONNECTIONS: Metric =
+    gauge("weir_input_connections", &["input"], "Connections an http input holds open (at most max_connections).");
 /// Kafka consumer lag per assigned partition, from librdkafka statistics.
 pub const KAFKA_CONSUMER_LAG: Metric = gauge(
     "weir_kafka_consumer_lag_messages",
@@ -225,6 +240,9 @@ pub const ALL: &[&Metric] = &[
     &INPUT_BAD_FRAMES,
     &INPUT_SEND_WAIT,
     &INPUT_REQUESTS_IN_FLIGHT,
+    &INPUT_REQUESTS_REFUSED,
+    &INPUT_CONNECTIONS_CLOSED,
+    &INPUT_CONNECTIONS,
     &KAFKA_CONSUMER_LAG,
     &CHAIN_QUEUE,
     &OUTPUT_QUEUE,

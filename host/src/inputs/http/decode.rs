@@ -10,6 +10,7 @@
 //! where possible (no copy), re-serialised only when a pretty-printed JSON
 //! value spans lines (a record body never holds a newline).
 
+use std::borrow::Cow;
 use std::io::{BufRead, Read};
 
 use bytes::Bytes;
@@ -70,6 +71,14 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
+    /// A JSON value nested deeper than [`MAX_DEPTH`].
+    #[error("{at}: JSON nested deeper than {max} levels")]
+    TooDeep {
+        /// `line 3 (byte offset 120)` or `element 2 of the array (byte offset 9)`, with the offset where it got too deep.
+        at: String,
+        /// The limit.
+        max: usize,
+    },
     /// A `_bulk` action names no index and the path gives none.
     #[error("line {line}: index is missing; give `_index` in the action or POST to /{{index}}/_bulk")]
     MissingIndex {
@@ -100,6 +109,7 @@ impl DecodeError {
             DecodeError::Corrupt { .. }
             | DecodeError::Empty { .. }
             | DecodeError::Malformed { .. }
+            | DecodeError::TooDeep { .. }
             | DecodeError::MissingIndex { .. } => ErrorClass::BadRequest,
         }
     }
@@ -109,13 +119,79 @@ impl DecodeError {
         match self {
             DecodeError::UnsupportedEncoding(_) => "content_type_header_exception",
             DecodeError::Corrupt { .. } | DecodeError::Empty { .. } => "parse_exception",
-            DecodeError::Malformed { .. } => "illegal_argument_exception",
+            DecodeError::Malformed { .. } | DecodeError::TooDeep { .. } => "illegal_argument_exception",
             DecodeError::MissingIndex { .. } => "action_request_validation_exception",
             DecodeError::DecompressedTooLarge { .. }
             | DecodeError::LineTooLong { .. }
             | DecodeError::TooManyRecords { .. } => "content_too_long_exception",
         }
     }
+}
+
+impl DecodeError {
+    /// A short fixed name of the error's kind, the `reason` of
+    /// `weir_input_requests_refused_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::UnsupportedEncoding(_) => "unsupported_encoding",
+            DecodeError::Corrupt { .. } => "corrupt",
+            DecodeError::DecompressedTooLarge { .. } => "decompressed_too_large",
+            DecodeError::Empty { .. } => "empty",
+            DecodeError::Malformed { .. } => "malformed",
+            DecodeError::TooDeep { .. } => "too_deep",
+            DecodeError::LineTooLong { .. } => "line_too_long",
+            DecodeError::TooManyRecords { .. } => "too_many_records",
+            DecodeError::MissingIndex { .. } => "missing_index",
+        }
+    }
+}
+
+/// Deepest nesting of arrays and objects a record may have: the most
+/// serde_json's recursion limit (128) lets it read, so every filter built
+/// on serde_json (the SDK's) can read what this input accepts, and no
+/// recursive reader downstream meets a body built to exhaust its stack.
+pub const MAX_DEPTH: usize = 127;
+
+/// The offset in `json` (valid JSON) where its nesting passes `max`, if it
+/// does: one pass over the bytes, strings skipped.
+fn too_deep_at(json: &[u8], max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b, in_string) in json_bytes(json) {
+        match b {
+            _ if in_string => {}
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Each byte of `json` with its offset and whether it is inside a string
+/// (quotes included).
+fn json_bytes(json: &[u8]) -> impl Iterator<Item = (usize, u8, bool)> + '_ {
+    let mut in_string = false;
+    let mut escaped = false;
+    json.iter().enumerate().map(move |(i, &b)| {
+        let inside = in_string || b == b'"';
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        }
+        (i, b, inside)
+    })
 }
 
 /// A `Content-Encoding`.
@@ -377,6 +453,9 @@ fn element(body: &Bytes, raw: &RawValue, position: u64, what: &str, limits: Limi
     if text.first() != Some(&b'{') {
         return Err(DecodeError::Malformed { at: at(), reason: "not a JSON object".into() });
     }
+    if let Some(deep) = too_deep_at(text, MAX_DEPTH) {
+        return Err(DecodeError::TooDeep { at: format!("{what} (byte offset {})", start + deep), max: MAX_DEPTH });
+    }
     let record = if text.contains(&b'\n') || text.contains(&b'\r') {
         Bytes::from(compact(text))
     } else {
@@ -393,13 +472,17 @@ fn check_json_object(text: &[u8], at: &str, offset: usize) -> Result<(), DecodeE
             reason: "expected a JSON object".into(),
         });
     }
-    serde_json::from_slice::<&RawValue>(text).map(drop).map_err(|e| {
+    serde_json::from_slice::<&RawValue>(text).map_err(|e| {
         let column = e.column();
         DecodeError::Malformed {
             at: format!("{at}, column {column} (byte offset {})", offset + column.saturating_sub(1)),
             reason: format!("invalid JSON: {}", json_message(&e)),
         }
-    })
+    })?;
+    match too_deep_at(text, MAX_DEPTH) {
+        Some(deep) => Err(DecodeError::TooDeep { at: format!("{at} (byte offset {})", offset + deep), max: MAX_DEPTH }),
+        None => Ok(()),
+    }
 }
 
 /// A serde_json error on a whole (possibly multi-line) body, with its place.
@@ -444,27 +527,7 @@ fn trim(body: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
 
 /// Remove whitespace outside strings from valid JSON.
 fn compact(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !b.is_ascii_whitespace() {
-            out.push(b);
-        }
-    }
-    out
+    json_bytes(json).filter(|&(_, b, in_string)| in_string || !b.is_ascii_whitespace()).map(|(_, b, _)| b).collect()
 }
 
 /// An Elasticsearch `_bulk` action.
@@ -474,9 +537,11 @@ pub enum BulkAction {
     Index,
     /// `create`: add.
     Create,
-    /// `update`: not supported; answered per item with 400.
+    /// `update`: change fields of a document (`doc`, `doc_as_upsert`,
+    /// `upsert`, `script`); carried as a record when `bulk_metadata_key` is set.
     Update,
-    /// `delete`: not supported; answered per item with 400.
+    /// `delete`: remove a document; carried as a record when
+    /// `bulk_metadata_key` is set.
     Delete,
 }
 
@@ -501,34 +566,104 @@ pub struct BulkItem {
     pub index: String,
     /// The action's `_id`, when given.
     pub id: Option<String>,
-    /// The document (`index`, `create`): one JSON object without newlines.
+    /// The action's `routing`, when given.
+    pub routing: Option<String>,
+    /// The action's ingest `pipeline`, when given.
+    pub pipeline: Option<String>,
+    /// The line after the action: the document (`index`, `create`) or the
+    /// update's body (`update`), one JSON object without newlines; `None`
+    /// for `delete`, which has no such line.
     pub doc: Option<Bytes>,
     /// 1-based line of the document (of the action for `delete`).
     pub line: u64,
 }
 
+/// An action line, `{"<action>": {metadata}}`, read in one pass without a
+/// value tree (the per-document cost of `_bulk`); a line this does not read
+/// is read again by [`action_error`] to say why.
 #[derive(Deserialize)]
-struct ActionMeta {
-    #[serde(rename = "_index")]
-    index: Option<String>,
-    #[serde(rename = "_id")]
-    id: Option<IdValue>,
+enum ActionLine<'a> {
+    #[serde(rename = "index", borrow)]
+    Index(ActionMeta<'a>),
+    #[serde(rename = "create", borrow)]
+    Create(ActionMeta<'a>),
+    #[serde(rename = "update", borrow)]
+    Update(ActionMeta<'a>),
+    #[serde(rename = "delete", borrow)]
+    Delete(ActionMeta<'a>),
 }
 
+/// The metadata Weir keeps; the rest (`version`, `if_seq_no`,
+/// `retry_on_conflict`, 7.x's `_type`…) is read past.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum IdValue {
-    Text(String),
-    Number(serde_json::Number),
+struct ActionMeta<'a> {
+    #[serde(rename = "_index", borrow)]
+    index: Option<Cow<'a, str>>,
+    #[serde(rename = "_id", default, deserialize_with = "id_text")]
+    id: Option<String>,
+    // 6.x spelled it `_routing`; 7.x and 8.x accept `routing`.
+    #[serde(alias = "_routing", borrow)]
+    routing: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pipeline: Option<Cow<'a, str>>,
+}
+
+/// An `_id` given as a string or a number (clients send both).
+fn id_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct IdVisitor;
+    impl serde::de::Visitor<'_> for IdVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(IdVisitor)
+}
+
+/// Why an action line that [`ActionLine`] could not read is wrong, in
+/// Elasticsearch's words where it has them.
+fn action_error(text: &[u8]) -> String {
+    let actions: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(text) {
+        Ok(actions) => actions,
+        Err(e) => return format!("malformed action/metadata line: {}", json_message(&e)),
+    };
+    let mut entries = actions.into_iter();
+    let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
+        return "malformed action/metadata line: expected one action such as {\"index\":{}}".into();
+    };
+    if !matches!(name.as_str(), "index" | "create" | "update" | "delete") {
+        return format!(
+            "malformed action/metadata line, expected one of [create, delete, index, update] but found [{name}]"
+        );
+    }
+    let text = serde_json::to_vec(&meta).expect("a JSON value serialises");
+    match serde_json::from_slice::<ActionMeta>(&text) {
+        Err(e) => format!("malformed {name} metadata: {}", json_message(&e)),
+        Ok(_) => format!("malformed {name} metadata"),
+    }
 }
 
 /// Decode an Elasticsearch `_bulk` body: action lines, each followed by a
 /// document line except `delete`. `default_index` is the `{index}` of
-/// `POST /{index}/_bulk`.
+/// `POST /{index}/_bulk`. A final newline is optional.
 pub fn decode_bulk(body: &Bytes, default_index: Option<&str>, limits: Limits) -> Result<Vec<BulkItem>, DecodeError> {
     let mut lines = lines(body, limits.max_line_bytes);
     let mut items = Vec::new();
-    let mut documents = 0usize;
     while let Some(line) = lines.next() {
         let line = line?;
         let text = &body[line.start..line.end];
@@ -536,53 +671,40 @@ pub fn decode_bulk(body: &Bytes, default_index: Option<&str>, limits: Limits) ->
             at: format!("line {} (byte offset {})", line.number, line.start),
             reason,
         };
-        let actions: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(text)
-            .map_err(|e| malformed(format!("malformed action/metadata line: {}", json_message(&e))))?;
-        let mut entries = actions.into_iter();
-        let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
-            return Err(malformed("malformed action/metadata line: expected one action such as {\"index\":{}}".into()));
+        let (action, meta) = match serde_json::from_slice::<ActionLine>(text) {
+            Ok(ActionLine::Index(meta)) => (BulkAction::Index, meta),
+            Ok(ActionLine::Create(meta)) => (BulkAction::Create, meta),
+            Ok(ActionLine::Update(meta)) => (BulkAction::Update, meta),
+            Ok(ActionLine::Delete(meta)) => (BulkAction::Delete, meta),
+            Err(_) => return Err(malformed(action_error(text))),
         };
-        let action = match name.as_str() {
-            "index" => BulkAction::Index,
-            "create" => BulkAction::Create,
-            "update" => BulkAction::Update,
-            "delete" => BulkAction::Delete,
-            other => {
-                return Err(malformed(format!(
-                    "malformed action/metadata line, expected one of [create, delete, index, update] but found [{other}]"
-                )));
-            }
-        };
-        let meta: ActionMeta = serde_json::from_value(meta)
-            .map_err(|e| malformed(format!("malformed {name} metadata: {}", json_message(&e))))?;
-        let index = match meta.index.or_else(|| default_index.map(str::to_string)) {
-            Some(index) if !index.is_empty() => index,
+        let index = match meta.index.as_deref().or(default_index) {
+            Some(index) if !index.is_empty() => index.to_string(),
             _ => return Err(DecodeError::MissingIndex { line: line.number }),
         };
-        let id = meta.id.map(|id| match id {
-            IdValue::Text(text) => text,
-            IdValue::Number(n) => n.to_string(),
-        });
-        if action == BulkAction::Delete {
-            items.push(BulkItem { action, index, id, doc: None, line: line.number });
-            continue;
+        let mut item = BulkItem {
+            action,
+            index,
+            id: meta.id,
+            routing: meta.routing.map(Cow::into_owned),
+            pipeline: meta.pipeline.map(Cow::into_owned),
+            doc: None,
+            line: line.number,
+        };
+        if items.len() >= limits.max_records {
+            return Err(DecodeError::TooManyRecords { max: limits.max_records });
         }
-        let Some(doc_line) = lines.next() else {
-            return Err(malformed(format!("the {name} action has no document line after it")));
-        };
-        let doc_line = doc_line?;
-        let (start, end) = trim(body, doc_line.start, doc_line.end);
-        check_json_object(&body[start..end], &format!("line {}", doc_line.number), start)?;
-        let doc = if action == BulkAction::Update {
-            None
-        } else {
-            if documents >= limits.max_records {
-                return Err(DecodeError::TooManyRecords { max: limits.max_records });
-            }
-            documents += 1;
-            Some(body.slice(start..end))
-        };
-        items.push(BulkItem { action, index, id, doc, line: doc_line.number });
+        if action != BulkAction::Delete {
+            let Some(doc_line) = lines.next() else {
+                return Err(malformed(format!("the {} action has no document line after it", action.name())));
+            };
+            let doc_line = doc_line?;
+            let (start, end) = trim(body, doc_line.start, doc_line.end);
+            check_json_object(&body[start..end], &format!("line {}", doc_line.number), start)?;
+            item.doc = Some(body.slice(start..end));
+            item.line = doc_line.number;
+        }
+        items.push(item);
     }
     if items.is_empty() {
         return Err(DecodeError::Empty { expected: "expected _bulk action and document lines" });

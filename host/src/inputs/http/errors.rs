@@ -15,6 +15,31 @@ use super::decode::{DecodeError, ErrorClass};
 /// client's retry does not add visible latency.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
+/// Every value [`RequestError::reason`] takes, so the counters exist (at 0)
+/// from the start.
+pub const REFUSAL_REASONS: &[&str] = &[
+    "unsupported_encoding",
+    "corrupt",
+    "decompressed_too_large",
+    "empty",
+    "malformed",
+    "too_deep",
+    "line_too_long",
+    "too_many_records",
+    "missing_index",
+    "unauthorized",
+    "body_too_large",
+    "body_unreadable",
+    "body_timeout",
+    "invalid_tag",
+    "invalid_idempotency_key",
+    "illegal_argument",
+    "full",
+    "closed",
+    "delivery_failed",
+    "ack_timeout",
+];
+
 /// Why a request was refused. Each variant maps to one status code.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
@@ -33,6 +58,14 @@ pub enum RequestError {
     /// The body could not be read.
     #[error("reading the request body: {0}")]
     Body(String),
+    /// The body did not arrive within `body_read_timeout`.
+    #[error("the request body did not arrive within {timeout:?} (body_read_timeout); {received} bytes received")]
+    BodyTimeout {
+        /// The limit.
+        timeout: Duration,
+        /// Bytes received by then.
+        received: usize,
+    },
     /// The tag from the path or header is not usable.
     #[error("invalid tag {0:?}: expected 1 to {max} printable ASCII characters, no spaces, `*`, `?` or `,`", max = crate::core::tag_match::MAX_TAG_BYTES)]
     InvalidTag(String),
@@ -42,6 +75,10 @@ pub enum RequestError {
         max = super::server::MAX_IDEMPOTENCY_KEY_BYTES
     )]
     InvalidIdempotencyKey,
+    /// A parameter or a template, policy or pipeline body that Weir
+    /// cannot take; the message says which and why.
+    #[error("{0}")]
+    IllegalArgument(String),
     /// The pipeline had no room within `queue_wait`.
     #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]
     Full,
@@ -69,9 +106,11 @@ impl RequestError {
             },
             RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
             RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::Body(_) | RequestError::InvalidTag(_) | RequestError::InvalidIdempotencyKey => {
-                StatusCode::BAD_REQUEST
-            }
+            RequestError::Body(_)
+            | RequestError::InvalidTag(_)
+            | RequestError::InvalidIdempotencyKey
+            | RequestError::IllegalArgument(_) => StatusCode::BAD_REQUEST,
+            RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             RequestError::Full => StatusCode::TOO_MANY_REQUESTS,
             RequestError::Closed | RequestError::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -93,10 +132,30 @@ impl RequestError {
             RequestError::Unauthorized => "security_exception",
             RequestError::BodyTooLarge { .. } => "content_too_long_exception",
             RequestError::Body(_) | RequestError::InvalidTag(_) => "parse_exception",
-            RequestError::InvalidIdempotencyKey => "illegal_argument_exception",
+            RequestError::BodyTimeout { .. } => "timeout_exception",
+            RequestError::InvalidIdempotencyKey | RequestError::IllegalArgument(_) => "illegal_argument_exception",
             RequestError::Full => "es_rejected_execution_exception",
             RequestError::Closed | RequestError::DeliveryFailed => "unavailable_shards_exception",
             RequestError::AckTimeout(_) => "timeout_exception",
+        }
+    }
+
+    /// The `reason` label of `weir_input_requests_refused_total`: one short
+    /// fixed name per kind of refusal (all of them in [`REFUSAL_REASONS`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RequestError::Decode(e) => e.reason(),
+            RequestError::Unauthorized => "unauthorized",
+            RequestError::BodyTooLarge { .. } => "body_too_large",
+            RequestError::Body(_) => "body_unreadable",
+            RequestError::BodyTimeout { .. } => "body_timeout",
+            RequestError::InvalidTag(_) => "invalid_tag",
+            RequestError::InvalidIdempotencyKey => "invalid_idempotency_key",
+            RequestError::IllegalArgument(_) => "illegal_argument",
+            RequestError::Full => "full",
+            RequestError::Closed => "closed",
+            RequestError::DeliveryFailed => "delivery_failed",
+            RequestError::AckTimeout(_) => "ack_timeout",
         }
     }
 

@@ -8,9 +8,10 @@
 //! - `POST /ingest` and `POST /ingest/{tag}`: NDJSON, a JSON object, a JSON
 //!   array or raw text lines, optionally gzip/deflate compressed;
 //! - an Elasticsearch-compatible `POST /_bulk` and `POST /{index}/_bulk`,
-//!   plus the handful of `GET` endpoints ES clients probe on connect, so a
-//!   collector configured with an Elasticsearch output can point at Weir
-//!   unchanged.
+//!   plus the endpoints ES clients and shippers probe on connect (`GET /`
+//!   with the configured `es_version`, license, cluster health, index
+//!   templates, ILM policies, ingest pipelines), so a collector configured
+//!   with an Elasticsearch output can point at Weir unchanged.
 //!
 //! `GET /health` answers load balancers. Responses are sent only once the
 //! request's records are queued (`ack: accepted`) or delivered to every
@@ -18,9 +19,11 @@
 //! request is refused with 429 and `Retry-After`, never accepted and dropped.
 
 mod auth;
+mod connections;
 pub mod decode;
 mod errors;
 mod es_compat;
+mod filter_path;
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -31,6 +34,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use es_compat::EsVersion;
 
 use super::{Input, InputContext, InputError};
 use crate::core::auth::Auth;
@@ -77,6 +82,24 @@ pub struct HttpInputConfig {
     /// longer gets 413 naming the line. Default 1MiB.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: ByteSize,
+    /// How long a client may take to send a request's headers, counted from
+    /// when the connection waits for a request: a client still sending
+    /// them then gets 408 and the connection closes (slowloris); a
+    /// kept-alive connection that sent nothing for this long is closed
+    /// quietly, so idle connections do not hold slots. Default 30s (hyper's
+    /// and Apache's order of magnitude; nginx waits 60s).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// How long the whole body may take to arrive once the headers did; a
+    /// body still arriving then gets 408 (a body dribbled in). Default 120s:
+    /// a `max_body_bytes` body of 100 MiB at 1 MB/s.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: HumanDuration,
+    /// Most connections held open at once; one more is answered 503 with
+    /// `Retry-After` and closed. Default 1024. The process's open-file limit
+    /// (`ulimit -n`) must be above it.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// When set, every request except `GET /health` must carry this token:
     /// `Authorization: Bearer <token>`, `Authorization: ApiKey <token>`, or
     /// Basic auth with any user and the token as password (what ES clients
@@ -115,11 +138,22 @@ pub struct HttpInputConfig {
     #[serde(default = "default_bulk_tag_prefix")]
     pub bulk_tag_prefix: String,
     /// When set, `_bulk` documents get this field added, holding
-    /// `{"index": …, "id": …, "action": …}` (`id` only when given). Default:
-    /// unset, the document is the body unchanged (the index is in the tag,
-    /// the `_id` in the record's origin).
+    /// `{"index": …, "action": …, "id": …, "routing": …, "pipeline": …}`
+    /// (the last three only when given), and `update` and `delete` items
+    /// become records too (an update's body as sent, a delete's `{}`), for
+    /// an Elasticsearch output with the same `bulk_metadata_key` to replay.
+    /// Default: unset, the document is the body unchanged (the index is in
+    /// the tag, the `_id` in the record's origin) and `update` and `delete`
+    /// items are refused one by one (400).
     #[serde(default)]
     pub bulk_metadata_key: Option<String>,
+    /// The Elasticsearch version the ES endpoints claim (`GET /`'s
+    /// `version.number`), `MAJOR.MINOR.PATCH` with a major of 7, 8 or 9.
+    /// Shippers choose their behaviour by it (README, "Shippers"); set it to
+    /// at least the version of a Beat that refuses older clusters. 7.x
+    /// answers carry `_type: _doc`. Default `8.15.0`.
+    #[serde(default)]
+    pub es_version: EsVersion,
 }
 
 /// When a request is answered 200.
@@ -156,6 +190,15 @@ fn default_max_records() -> usize {
 }
 fn default_max_line_bytes() -> ByteSize {
     ByteSize(1 << 20)
+}
+fn default_header_read_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_body_read_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(120))
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_ack_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))

@@ -227,6 +227,43 @@ fn limits_on_lines_and_records_are_413_naming_the_line() {
     );
 }
 
+#[test]
+fn json_nested_deeper_than_serde_json_reads_is_refused_naming_where() {
+    let nested = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+    let deep = Bytes::from(nested(100_000));
+    let refused = decode(&deep, BodyFormat::Ndjson, "m", LIMITS).unwrap_err();
+    assert_eq!(refused, DecodeError::TooDeep { at: "line 1 (byte offset 635)".into(), max: 127 });
+    assert_eq!(refused.class(), ErrorClass::BadRequest);
+    assert_eq!(refused.reason(), "too_deep");
+    let array = Bytes::from(format!("[{{}}, {}]", nested(200)));
+    assert_eq!(
+        decode(&array, BodyFormat::Json, "m", LIMITS).unwrap_err().to_string(),
+        "element 2 of the array (byte offset 640): JSON nested deeper than 127 levels"
+    );
+    let bulk = Bytes::from(format!("{{\"index\":{{\"_index\":\"x\"}}}}\n{}\n", nested(128)));
+    assert_eq!(
+        decode_bulk(&bulk, None, LIMITS).unwrap_err().to_string(),
+        "line 2 (byte offset 660): JSON nested deeper than 127 levels"
+    );
+    // Brackets inside strings do not nest; the deepest accepted is what
+    // serde_json (every SDK filter) reads.
+    let strings = Bytes::from(format!("{{\"a\":\"{}\\\"{}\"}}", "[{".repeat(500), "{".repeat(10)));
+    assert_eq!(decode(&strings, BodyFormat::Ndjson, "m", LIMITS).unwrap().len(), 1);
+    let deepest = Bytes::from(nested(MAX_DEPTH));
+    let items = decode(&deepest, BodyFormat::Ndjson, "m", LIMITS).unwrap();
+    serde_json::from_slice::<Value>(&items[0].body).expect("serde_json reads the deepest accepted record");
+}
+
+#[test]
+fn invalid_utf8_inside_a_string_is_refused_naming_the_line() {
+    let body = Bytes::from_static(b"{\"m\":\"ok\"}\n{\"m\":\"caf\xe9 \xff\"}\n");
+    let refused = decode(&body, BodyFormat::Ndjson, "m", LIMITS).unwrap_err();
+    assert_eq!(refused, malformed("line 2, column 10 (byte offset 20)", "invalid JSON: invalid unicode code point"));
+    assert_eq!(refused.class(), ErrorClass::BadRequest);
+    let text = decode(&Bytes::from_static(b"ok\nnot \xff utf-8\n"), BodyFormat::Text, "m", LIMITS).unwrap_err();
+    assert_eq!(text, malformed("line 2 (byte offset 7)", "not UTF-8"));
+}
+
 // ---- decode: _bulk ----
 
 #[test]
@@ -253,7 +290,7 @@ fn bulk_actions_pair_with_their_documents() {
             (BulkAction::Index, "a", Some("1"), Some("{\"m\":1}"), 2),
             (BulkAction::Create, "dflt", Some("7"), Some("{\"m\":2}"), 4),
             (BulkAction::Delete, "a", Some("1"), None, 5),
-            (BulkAction::Update, "dflt", Some("2"), None, 7),
+            (BulkAction::Update, "dflt", Some("2"), Some("{\"doc\":{\"m\":3}}"), 7),
         ]
     );
 }
@@ -318,12 +355,17 @@ struct Harness {
 }
 
 fn harness(yaml: &str, capacity: usize) -> Harness {
+    harness_batched(yaml, capacity, 1000)
+}
+
+/// A harness whose input cuts batches of `batch_max_records`.
+fn harness_batched(yaml: &str, capacity: usize, batch_max_records: usize) -> Harness {
     let config: HttpInputConfig = serde_norway::from_str(yaml).unwrap();
     let (tx, rx) = mpsc::channel(capacity);
     let ctx = InputContext::new(
         "web",
         "http".into(),
-        1000,
+        batch_max_records,
         Clock::manual(NOW),
         CancellationToken::new(),
         tx.clone(),
@@ -692,7 +734,7 @@ async fn bulk_answers_per_item_like_elasticsearch() {
             .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(headers["x-elastic-product"], "Elasticsearch");
-    assert_eq!(answer["errors"], true);
+    assert_eq!(answer["errors"], false);
     let items = answer["items"].as_array().unwrap();
     assert_eq!(items.len(), 4);
     let first = &items[0]["index"];
@@ -705,15 +747,23 @@ async fn bulk_answers_per_item_like_elasticsearch() {
     assert!(first["_seq_no"].is_u64() && first["_primary_term"] == 1);
     assert_eq!(items[1]["create"]["_index"], "other", "the path's index");
     assert!(items[1]["create"]["_id"].as_str().is_some_and(|id| !id.is_empty()), "an id is generated");
-    assert_eq!(items[2]["delete"]["status"], 400);
-    assert_eq!(items[2]["delete"]["error"]["type"], "illegal_argument_exception");
-    assert_eq!(items[3]["update"]["status"], 400);
+    assert_eq!(
+        (items[2]["delete"]["status"].as_u64(), items[2]["delete"]["result"].as_str()),
+        (Some(200), Some("deleted"))
+    );
+    assert_eq!(
+        (items[3]["update"]["status"].as_u64(), items[3]["update"]["result"].as_str()),
+        (Some(200), Some("updated"))
+    );
+    assert!(items.iter().all(|i| i.as_object().unwrap().values().all(|a| a.get("_type").is_none())), "8.x: no _type");
 
     let records = drain(&mut h.rx);
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 4);
     assert_eq!(&*records[0].tag, "es.logs");
     assert_eq!(&*records[1].tag, "es.other");
     assert_eq!(body_of(&records[0]), json!({"m": 1, "_es": {"index": "logs", "id": "a1", "action": "index"}}));
+    assert_eq!(body_of(&records[2]), json!({"_es": {"index": "other", "id": "a1", "action": "delete"}}));
+    assert_eq!(body_of(&records[3]), json!({"doc": {}, "_es": {"index": "other", "id": "a1", "action": "update"}}));
     assert_eq!(records[0].origin.as_ref().unwrap().to_string(), "http:test/logs/a1@0", "the _id makes the origin");
     assert_eq!(records[1].origin.as_ref().unwrap().offset, 4, "else the line");
 }
@@ -865,4 +915,160 @@ fn config_takes_the_token_from_the_environment_and_rebases_tls_paths() {
     assert!(error.to_string().contains("inputs[0].ack"), "{error}");
     let error = crate::config::parse(&file, &text.replace("ack: accepted", "acks: accepted"), env).unwrap_err();
     assert!(error.to_string().contains("unknown field `acks`"), "{error}");
+}
+
+#[tokio::test]
+async fn update_and_delete_are_refused_per_item_without_bulk_metadata_key_or_id() {
+    let mut h = accepted();
+    let body = "{\"delete\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"index\":{\"_index\":\"a\"}}\n{\"m\":1}\n{\"update\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{\"doc\":{\"m\":2}}";
+    let (status, _, answer) = send(&h.app, post("/_bulk", None, body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["errors"], true);
+    assert_eq!(answer["items"][0]["delete"]["status"], 400);
+    assert_eq!(
+        answer["items"][0]["delete"]["error"]["reason"],
+        "delete (line 1) was not applied: set bulk_metadata_key on the http input to carry update and delete actions to the outputs"
+    );
+    assert_eq!(answer["items"][1]["index"]["status"], 201, "the rest goes through");
+    assert_eq!(answer["items"][2]["update"]["error"]["type"], "illegal_argument_exception");
+    assert_eq!(drain(&mut h.rx).len(), 1);
+
+    let mut h = harness("ack: accepted\nbulk_metadata_key: _es", 8);
+    let body = "{\"delete\":{\"_index\":\"a\"}}\n{\"update\":{\"_index\":\"a\"}}\n{\"doc\":{}}\n";
+    let (_, _, answer) = send(&h.app, post("/_bulk", None, body)).await;
+    for (i, action) in [(0, "delete"), (1, "update")] {
+        let item = &answer["items"][i][action];
+        assert_eq!(item["status"], 400);
+        assert_eq!(item["error"]["type"], "action_request_validation_exception");
+        assert_eq!(item["error"]["reason"], "Validation Failed: 1: id is missing;");
+    }
+    assert!(drain(&mut h.rx).is_empty());
+}
+
+#[tokio::test]
+async fn routing_and_pipeline_reach_the_metadata_and_query_parameters_are_defaults() {
+    let mut h = harness("ack: accepted\nbulk_metadata_key: _es", 8);
+    let body = "{\"index\":{\"_index\":\"a\",\"_id\":\"1\",\"routing\":\"u1\",\"pipeline\":\"p1\",\"_type\":\"_doc\",\"if_seq_no\":3}}\n{}\n{\"create\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{}";
+    let (status, _, answer) = send(&h.app, post("/_bulk?routing=u0&pipeline=p0&refresh=wait_for", None, body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let records = drain(&mut h.rx);
+    assert_eq!(
+        body_of(&records[0])["_es"],
+        json!({"index": "a", "id": "1", "action": "index", "routing": "u1", "pipeline": "p1"})
+    );
+    assert_eq!(
+        body_of(&records[1])["_es"],
+        json!({"index": "a", "id": "2", "action": "create", "routing": "u0", "pipeline": "p0"})
+    );
+    let (status, _, answer) = send(&h.app, post("/_bulk?refresh=soon", None, body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"]["type"], "illegal_argument_exception");
+    assert_eq!(answer["error"]["reason"], "unknown value for refresh: [soon]; expected true, false or wait_for");
+}
+
+#[tokio::test]
+async fn filter_path_trims_the_bulk_answer_as_logstash_asks() {
+    let h = accepted();
+    let body = "{\"index\":{\"_index\":\"a\"}}\n{}\n{\"delete\":{\"_index\":\"a\",\"_id\":\"1\"}}\n";
+    let path = "/_bulk?filter_path=errors,items.*.error.type,items.*.status";
+    let (status, _, answer) = send(&h.app, post(path, None, body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"errors": true, "items": [
+            {"index": {"status": 201}},
+            {"delete": {"status": 400, "error": {"type": "illegal_argument_exception"}}},
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_that_stalls_part_way_answers_429_for_only_the_items_it_did_not_take() {
+    // Room for two batches of one record, and nothing drains.
+    let mut h = harness_batched("ack: accepted\nqueue_wait: 20ms", 2, 1);
+    let body: String =
+        (0..4).map(|i| format!("{{\"index\":{{\"_index\":\"a\",\"_id\":\"{i}\"}}}}\n{{\"n\":{i}}}\n")).collect();
+    let (status, _, answer) = send(&h.app, post("/_bulk", None, body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["errors"], true);
+    let statuses: Vec<u64> =
+        answer["items"].as_array().unwrap().iter().map(|i| i["index"]["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [201, 201, 429, 429]);
+    assert_eq!(answer["items"][2]["index"]["error"]["type"], "es_rejected_execution_exception");
+    assert_eq!(answer["items"][2]["index"]["_id"], "2");
+    let records = drain(&mut h.rx);
+    assert_eq!(records.iter().map(|r| body_of(r)["n"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1]);
+    // Nothing taken at all: the whole request is 429, as on /ingest.
+    for _ in 0..2 {
+        h.tx.try_send(Vec::new()).unwrap();
+    }
+    let (status, headers, answer) = send(&h.app, post("/_bulk", None, body)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(answer["error"]["type"], "es_rejected_execution_exception");
+}
+
+#[tokio::test]
+async fn a_7x_version_is_claimed_and_answered_with_types() {
+    let h = harness("ack: accepted\nes_version: 7.17.0", 8);
+    let (_, _, root) = send(&h.app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(root["version"]["number"], "7.17.0");
+    assert_eq!(root["version"]["minimum_wire_compatibility_version"], "6.8.0");
+    let (_, _, answer) =
+        send(&h.app, post("/_bulk", None, "{\"index\":{\"_index\":\"a\",\"_type\":\"_doc\"}}\n{}\n")).await;
+    assert_eq!(answer["items"][0]["index"]["_type"], "_doc");
+    for bad in ["6.8.0", "8.15", "8.x.0", ""] {
+        let error = serde_norway::from_str::<HttpInputConfig>(&format!("es_version: '{bad}'")).unwrap_err();
+        assert!(
+            error.to_string().contains("expected MAJOR.MINOR.PATCH with a major version of 7, 8 or 9"),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn templates_policies_and_pipelines_are_found_once_put_as_shippers_check() {
+    let h = harness("ack: accepted\nauth_token: t", 8);
+    let request = |method: &str, path: &str, body: &'static str| {
+        Request::builder().method(method).uri(path).header("authorization", "Bearer t").body(Body::from(body)).unwrap()
+    };
+    for (path, put, get_key) in [
+        (
+            "/_index_template/logs",
+            "{\"index_patterns\":[\"logs-*\"]}",
+            "/index_templates/0/index_template/index_patterns/0",
+        ),
+        ("/_template/logs", "{\"index_patterns\":[\"logs-*\"]}", "/logs/index_patterns/0"),
+        ("/_component_template/logs", "{\"template\":{}}", "/component_templates/0/name"),
+        ("/_ilm/policy/logs", "{\"policy\":{\"phases\":{}}}", "/logs/policy/phases"),
+        ("/_ingest/pipeline/logs", "{\"processors\":[]}", "/logs/processors"),
+    ] {
+        let (status, headers, _) = send(&h.app, request("HEAD", path, "")).await;
+        assert_eq!(
+            (status, &headers["x-elastic-product"]),
+            (StatusCode::NOT_FOUND, &"Elasticsearch".parse().unwrap()),
+            "{path}"
+        );
+        let (status, _, answer) = send(&h.app, request("PUT", path, put)).await;
+        assert_eq!((status, &answer), (StatusCode::OK, &json!({"acknowledged": true})), "{path}");
+        let (status, _, _) = send(&h.app, request("HEAD", path, "")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let (status, _, answer) = send(&h.app, request("GET", path, "")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(answer.pointer(get_key).is_some(), "{path}: {answer}");
+        let (status, _, _) = send(&h.app, request("DELETE", path, "")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (status, _, answer) = send(&h.app, request("GET", "/_index_template/none", "")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(answer["error"]["reason"], "index template matching [none] not found");
+    let (status, _, answer) = send(&h.app, request("PUT", "/_ilm/policy/x", "[1]")).await;
+    assert_eq!(
+        (status, answer["error"]["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("the body is not a JSON object"))
+    );
+    let unauthorised = Request::get("/_ilm/policy/logs").body(Body::empty()).unwrap();
+    assert_eq!(send(&h.app, unauthorised).await.0, StatusCode::UNAUTHORIZED);
+    let (_, _, xpack) = send(&h.app, request("GET", "/_xpack", "")).await;
+    assert_eq!(xpack["features"]["ilm"]["available"], true);
 }

@@ -168,6 +168,9 @@ pub struct ItemMeta {
     pub index: String,
     /// Its `_id`.
     pub id: String,
+    /// The action replayed from the record's `bulk_metadata_key`
+    /// (`index`, `create`, `update`, `delete`); `None`: the configured one.
+    pub replayed: Option<&'static str>,
 }
 
 /// What an event time outside [`TimeBounds`] does.
@@ -243,6 +246,19 @@ pub struct BulkEncoder {
     /// Bounds on the event time that chooses a daily index; `None` when the
     /// index does not depend on time.
     pub time_bounds: Option<TimeBounds>,
+    /// Replay records carrying this field (the http input's
+    /// `bulk_metadata_key`) as the `_bulk` action it names.
+    pub metadata_key: Option<String>,
+}
+
+/// A `_bulk` item as the http input recorded it under `bulk_metadata_key`.
+#[derive(Deserialize)]
+struct Replay {
+    index: String,
+    action: String,
+    id: Option<String>,
+    routing: Option<String>,
+    pipeline: Option<String>,
 }
 
 impl BulkEncoder {
@@ -256,6 +272,15 @@ impl BulkEncoder {
         now: Timestamp,
         out: &mut Vec<u8>,
     ) -> Result<ItemMeta, String> {
+        if let Some(key) = &self.metadata_key
+            && memchr_slice(&record.body, format!("\"{key}\"").as_bytes())
+        {
+            let mut body: serde_json::Map<String, Value> =
+                serde_json::from_slice(&record.body).map_err(|e| format!("the body is not a JSON object: {e}"))?;
+            if let Some(meta) = body.remove(key.as_str()) {
+                return self.replay(position, record, meta, &body, out);
+            }
+        }
         let parsed = if self.index.uses_fields() || self.id_field.is_some() {
             Some(serde_json::from_slice::<Value>(&record.body).map_err(|e| format!("the body is not JSON: {e}"))?)
         } else {
@@ -292,6 +317,60 @@ impl BulkEncoder {
             return Err(format!("index {index}, _id {id}: {reason}"));
         }
         out.push(b'\n');
-        Ok(ItemMeta { position, index, id })
+        Ok(ItemMeta { position, index, id, replayed: None })
+    }
+
+    /// Append a record carrying `_bulk` metadata as the action it names:
+    /// into its own index, with its `_id`, `routing` and `pipeline`; an
+    /// update's body as sent, a delete with no source line.
+    fn replay(
+        &self,
+        position: usize,
+        record: &Record,
+        meta: Value,
+        body: &serde_json::Map<String, Value>,
+        out: &mut Vec<u8>,
+    ) -> Result<ItemMeta, String> {
+        let key = self.metadata_key.as_deref().unwrap_or_default();
+        let meta: Replay = serde_json::from_value(meta).map_err(|e| format!("`{key}` is not _bulk metadata: {e}"))?;
+        let action = match meta.action.as_str() {
+            "index" => "index",
+            "create" => "create",
+            "update" => "update",
+            "delete" => "delete",
+            other => return Err(format!("`{key}`: unknown _bulk action {other:?}")),
+        };
+        let id = match meta.id {
+            Some(id) => id,
+            None if matches!(action, "index" | "create") => document_id(record),
+            None => return Err(format!("index {}: `{key}`: {action} without an id", meta.index)),
+        };
+        let mut header = serde_json::Map::new();
+        header.insert("_index".into(), Value::String(meta.index.clone()));
+        header.insert("_id".into(), Value::String(id.clone()));
+        for (name, value) in [("routing", meta.routing), ("pipeline", meta.pipeline)] {
+            if let Some(value) = value {
+                header.insert(name.into(), Value::String(value));
+            }
+        }
+        let mark = out.len();
+        serde_json::to_writer(&mut *out, &serde_json::json!({ action: header })).expect("writing to a Vec cannot fail");
+        out.push(b'\n');
+        match action {
+            "delete" => {}
+            "update" => {
+                serde_json::to_writer(&mut *out, body).expect("writing to a Vec cannot fail");
+                out.push(b'\n');
+            }
+            _ => {
+                let source = serde_json::to_vec(body).expect("a JSON object serialises");
+                if let Err(reason) = splice_timestamp(&source, record.time, out) {
+                    out.truncate(mark);
+                    return Err(format!("index {}, _id {id}: {reason}", meta.index));
+                }
+                out.push(b'\n');
+            }
+        }
+        Ok(ItemMeta { position, index: meta.index, id, replayed: Some(action) })
     }
 }

@@ -68,6 +68,14 @@ pub struct ElasticsearchOutputConfig {
     /// from the record's identity; a record without it is dead-lettered.
     #[serde(default)]
     pub id_field: Option<FieldPath>,
+    /// Replay records that carry `_bulk` metadata under this field (the
+    /// http input's `bulk_metadata_key`) as the action they name: `index`,
+    /// `create`, `update` (the body as sent: `doc`, `doc_as_upsert`…) or
+    /// `delete`, into their own `_index` with their `_id`, `routing` and
+    /// `pipeline`; the field is removed from the document. Records without
+    /// it are written as configured. Default: unset.
+    #[serde(default)]
+    pub bulk_metadata_key: Option<String>,
     /// With a time-based `index` (`%Y.%m.%d`), how far ahead of the host
     /// clock an event time may be and still choose the index. Default 1d
     /// (time zones, skewed devices); a phone clock in 2099 is out.
@@ -252,6 +260,7 @@ impl ElasticsearchOutputConfig {
             index: self.index.clone(),
             index_fallback: self.index_fallback.clone(),
             id_field: self.id_field.clone(),
+            metadata_key: self.bulk_metadata_key.clone(),
             time_bounds: self.index.uses_time().then(|| TimeBounds {
                 max_future: nanos(&self.max_future),
                 max_past: nanos(&self.max_past),

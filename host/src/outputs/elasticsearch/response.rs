@@ -4,7 +4,8 @@
 //! reason names Elasticsearch's error type and reason, the index and the
 //! `_id`. A 409 `version_conflict_engine_exception` on a `create` means a
 //! document with our deterministic `_id` is already there, which is what a
-//! retry or replay should find: delivered. Whole-request failures (the
+//! retry or replay should find: delivered; a replayed `delete` answered 404
+//! `not_found` finds nothing to delete: delivered. Whole-request failures (the
 //! status line) are the client's business, not this module's.
 
 use std::collections::HashMap;
@@ -101,14 +102,20 @@ fn outcome(item: &Item, meta: &ItemMeta, action: BulkAction) -> ItemOutcome {
         let error = item.error.as_ref().map(ItemError::describe).unwrap_or_else(|| "no error given".into());
         format!("index {}, _id {}: status {}: {error}", meta.index, meta.id, item.status)
     };
+    let action = meta.replayed.unwrap_or(action.as_str());
     match item.status {
         200..=299 => ItemOutcome::Delivered,
-        409 if action == BulkAction::Create
+        // A replayed delete of a document that is not there: nothing to do.
+        404 if action == "delete" && item.error.is_none() => ItemOutcome::Delivered,
+        409 if action == "create"
             && item.error.as_ref().and_then(|e| e.kind.as_deref()) == Some("version_conflict_engine_exception") =>
         {
             ItemOutcome::Delivered
         }
+        // A replayed update raced another writer of the document: it
+        // applies cleanly once the other write is in.
         429 | 500..=599 => ItemOutcome::Retry(why()),
+        409 if action == "update" => ItemOutcome::Retry(why()),
         _ => ItemOutcome::Rejected(format!("elasticsearch refused the document: {}", why())),
     }
 }

@@ -139,6 +139,7 @@ fn encoder(index: &str) -> BulkEncoder {
         index_fallback: None,
         id_field: None,
         time_bounds: None,
+        metadata_key: None,
     }
 }
 
@@ -190,7 +191,10 @@ fn documents_are_encoded_as_action_and_source_lines_with_typed_fields() {
     let r = record(LAST_MS_OF_NOV_22, r#"{"ms":812,"ratio":0.5,"ok":true,"txn":"pay"}"#, Some(("file:/x", 1, 0)));
     let mut out = Vec::new();
     let meta = encoder("mobile-logs-%Y.%m.%d").encode(3, &r, LAST_MS_OF_NOV_22, &mut out).unwrap();
-    assert_eq!(meta, ItemMeta { position: 3, index: "mobile-logs-2026.11.22".into(), id: document_id(&r) });
+    assert_eq!(
+        meta,
+        ItemMeta { position: 3, index: "mobile-logs-2026.11.22".into(), id: document_id(&r), replayed: None }
+    );
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2);
@@ -223,7 +227,9 @@ fn id_field_takes_the_id_from_the_body_or_refuses_the_record() {
 // ---------------------------------------------------------------- response.rs
 
 fn metas(n: usize) -> Vec<ItemMeta> {
-    (0..n).map(|i| ItemMeta { position: i * 2, index: "logs-2026.11.22".into(), id: format!("id{i}") }).collect()
+    (0..n)
+        .map(|i| ItemMeta { position: i * 2, index: "logs-2026.11.22".into(), id: format!("id{i}"), replayed: None })
+        .collect()
 }
 
 #[test]
@@ -555,4 +561,46 @@ async fn an_unreachable_cluster_fails_the_whole_write_naming_the_host() {
     let error = output.write(&batch(1)).await.unwrap_err().to_string();
     assert!(error.starts_with(&format!("output es: _bulk {closed}/_bulk: ")), "{error}");
     assert!(error.to_lowercase().contains("connect"), "{error}");
+}
+
+#[test]
+fn records_carrying_bulk_metadata_are_replayed_as_their_own_action() {
+    let mut e = BulkEncoder { metadata_key: Some("_es".into()), ..encoder("configured") };
+    let mut out = Vec::new();
+    let update = record(
+        0,
+        r#"{"doc":{"m":2},"doc_as_upsert":true,"_es":{"index":"a","action":"update","id":"1","routing":"u"}}"#,
+        None,
+    );
+    let delete = record(0, r#"{"_es":{"index":"a","action":"delete","id":"2"}}"#, None);
+    let index = record(0, r#"{"m":1,"_es":{"index":"b","action":"index","pipeline":"p"}}"#, None);
+    let plain = record(0, r#"{"m":3}"#, None);
+    let metas: Vec<ItemMeta> = [&update, &delete, &index, &plain]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| e.encode(i, r, 0, &mut out).unwrap())
+        .collect();
+    let lines: Vec<Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0], json!({"update": {"_index": "a", "_id": "1", "routing": "u"}}));
+    assert_eq!(lines[1], json!({"doc": {"m": 2}, "doc_as_upsert": true}), "an update's body as sent, no @timestamp");
+    assert_eq!(lines[2], json!({"delete": {"_index": "a", "_id": "2"}}), "a delete has no source line");
+    assert_eq!(lines[3], json!({"index": {"_index": "b", "_id": document_id(&index), "pipeline": "p"}}));
+    assert_eq!(lines[4], json!({"@timestamp": "1970-01-01T00:00:00.000Z", "m": 1}));
+    assert_eq!(lines[5]["create"]["_index"], "configured", "records without the field are written as configured");
+    assert_eq!(lines.len(), 7);
+    assert_eq!(
+        metas.iter().map(|m| m.replayed).collect::<Vec<_>>(),
+        [Some("update"), Some("delete"), Some("index"), None]
+    );
+    let bad = record(0, r#"{"_es":{"index":"a","action":"update"}}"#, None);
+    assert_eq!(e.encode(0, &bad, 0, &mut Vec::new()).unwrap_err(), "index a: `_es`: update without an id");
+
+    // A replayed delete of a missing document is delivered; a replayed
+    // update's version conflict is retried.
+    let answer = br#"{"errors":true,"items":[{"delete":{"_index":"a","_id":"2","result":"not_found","status":404}},
+        {"update":{"_index":"a","_id":"1","status":409,"error":{"type":"version_conflict_engine_exception","reason":"x"}}}]}"#;
+    let sent = [metas[1].clone(), metas[0].clone()];
+    let outcomes = classify(answer, &sent, BulkAction::Create).unwrap();
+    assert_eq!(outcomes[0], ItemOutcome::Delivered);
+    assert!(matches!(outcomes[1], ItemOutcome::Retry(_)), "{outcomes:?}");
 }
