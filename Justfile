@@ -278,6 +278,8 @@ bench-examples: build
 lint:
     cargo fmt --all --check
     python3 .ci/check-layers.py
+    # The Go template ships its own copy of gcsafe (a new plugin stands alone); keep it the example's.
+    cmp plugins/examples/go-redact/gcsafe/gcsafe.go host/templates/go/gcsafe/gcsafe.go
     cargo clippy --release -p weir --all-targets -- -D warnings
     cargo clippy --release {{plugin_packages}} --all-targets -- -D warnings
     cargo clippy --release -p weir-plugin-sdk -p weir-plugin-extract -p weir-plugin-split --features fluent-bit --all-targets -- -D warnings
