@@ -436,6 +436,15 @@ impl Resolver {
             Some(parsed) => parsed.map_err(|e| self.serde_error(key, e))?,
         }
         .rebase(&self.base);
+        if let inputs::InputConfig::Http(http) = &config
+            && http.buffer.is_some()
+            && http.ack != inputs::AckMode::Accepted
+        {
+            return Err(self.error(
+                &format!("{key}.buffer"),
+                "a durable buffer needs `ack: accepted`: with `ack: delivered` (the default) a client keeps its data until it is delivered",
+            ));
+        }
         Ok(InputSpec { name, tag, config })
     }
 

@@ -4,6 +4,7 @@
 //! waits when the pipeline is full, which is how backpressure reaches the
 //! source.
 
+pub mod buffer;
 pub mod file;
 pub mod forward;
 pub mod http;

@@ -271,10 +271,16 @@ struct Proxy {
 
 impl Proxy {
     fn start(dir: &TestDir, faults: Value) -> Proxy {
+        Proxy::start_on(dir, faults, "127.0.0.1:0")
+    }
+
+    /// On a given `host:port`, so it can be stopped and started again where
+    /// a client expects Elasticsearch (an outage).
+    fn start_on(dir: &TestDir, faults: Value, listen: &str) -> Proxy {
         let control = dir.write("control.json", &faults.to_string());
         let mut child = Command::new("python3")
             .arg(repo().join("tests/servers/es-proxy.py"))
-            .args(["--listen", "127.0.0.1:0", "--upstream", &elasticsearch_url(), "--control-file"])
+            .args(["--listen", listen, "--upstream", &elasticsearch_url(), "--control-file"])
             .arg(&control)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -569,4 +575,114 @@ fn updates_and_deletes_posted_to_weirs_bulk_are_applied_by_the_elasticsearch_out
     let (_, d3) = es("GET", &format!("{index}/_doc/d3"), None);
     assert_eq!(d3["_source"]["msg"], "upserted", "{d3}");
     assert_eq!(count(&format!("{p}-unused")), 0, "replayed records go to their own index");
+}
+
+/// The durable buffer's promise (issue 16): with `ack: accepted` and
+/// `buffer:`, a 200 survives kill -9. Two clients post chunks (retrying
+/// until 200, as shippers do) while weir is killed with SIGKILL ten times
+/// and Elasticsearch is unreachable for three of those stretches (the
+/// proxy in front of it stopped). Every statement ends up in Elasticsearch
+/// exactly once: what was answered 200 came back from the buffer after
+/// each kill, and what was sent again (the buffer's at-least-once replay,
+/// a client's retry of a request whose answer was lost) kept its `_id`.
+#[test]
+#[ignore = "needs the real servers: just test-full"]
+fn accepted_requests_survive_ten_kill_9s_and_outages_exactly_once() {
+    let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
+    let p = prefix("buffer");
+    let _cleanup = Cleanup(p.clone());
+    let dir = TestDir::new();
+    let (source, statements) = generate(&dir, "chunks.ndjson", 120, 5, 11);
+    let chunks: Vec<String> = std::fs::read_to_string(&source).unwrap().lines().map(str::to_string).collect();
+    let bodies: Vec<String> = chunks.chunks(2).map(|pair| pair.join("\n") + "\n").collect();
+    let proxy_listen = format!("127.0.0.1:{}", crate::util::free_port());
+    let mut proxy = Some(Proxy::start_on(&dir, json!({}), &proxy_listen));
+    let port = crate::util::free_port();
+    let config = dir.write(
+        "weir.yaml",
+        &format!(
+            "pipeline: {{ queue_capacity: 2 }}\n\
+             inputs: [{{ type: http, address: 127.0.0.1:{port}, tag: chunks, ack: accepted, buffer: {{ dir: buffer, max_bytes: 64MiB }} }}]\n\
+             {FILTERS}\n\
+             outputs:\n  \
+               - {{ type: elasticsearch, name: es, match: statements, hosts: [\"http://{proxy_listen}\"], index: \"{p}-logs-%Y.%m.%d\", batch: {{ max_records: 200, max_wait: 50ms }} }}\n  \
+               - {{ type: blackhole, match: metrics }}\n  \
+               - {{ type: file, name: dlq, match: weir.dead_letter, path: dead.ndjson }}\n"
+        ),
+    );
+    let start = |run: usize| {
+        let log = std::fs::File::create(dir.path(&format!("weir-{run}.log"))).unwrap();
+        let child = Running(weir().args(["run", "-c"]).arg(&config).stdin(Stdio::null()).stderr(log).spawn().unwrap());
+        assert!(
+            wait_for(Duration::from_secs(30), || crate::util::http("GET", port, "/health").is_some()),
+            "weir run {run} did not start listening"
+        );
+        child
+    };
+    let mut weir_process = start(0);
+
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let clients: Vec<_> = [0, 1]
+        .into_iter()
+        .map(|client| {
+            let mine: Vec<String> = bodies.iter().skip(client).step_by(2).cloned().collect();
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut refused = 0u32;
+                for body in mine {
+                    loop {
+                        let out = Command::new("curl")
+                            .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+                            .args(["-H", "content-type: application/x-ndjson", "--data-binary", &body, &url])
+                            .output()
+                            .unwrap();
+                        if out.stdout == b"200" {
+                            break;
+                        }
+                        refused += 1;
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    std::thread::sleep(Duration::from_millis(400));
+                }
+                refused
+            })
+        })
+        .collect();
+
+    // Ten kill -9s, each after 1.5 to 3 s of traffic; Elasticsearch out of
+    // reach across kills 2, 5 and 8, so accepted records pile up in the
+    // buffer when the process dies.
+    for kill in 1..=10usize {
+        std::thread::sleep(Duration::from_millis(1500 + (kill as u64 * 577) % 1500));
+        if kill % 3 == 2 {
+            proxy = None;
+        }
+        drop(weir_process); // SIGKILL, then reaped
+        weir_process = start(kill);
+        if kill % 3 == 2 {
+            std::thread::sleep(Duration::from_secs(2));
+            proxy = Some(Proxy::start_on(&dir, json!({}), &proxy_listen));
+        }
+    }
+    let refused: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(proxy.is_some());
+
+    let total = statements.len() as u64;
+    let index = format!("{p}-logs-*");
+    let done = wait_for(Duration::from_secs(120), || count(&index) >= total);
+    let logs = || {
+        (0..=10)
+            .map(|run| std::fs::read_to_string(dir.path(&format!("weir-{run}.log"))).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(done, "{} of {total} statements indexed; weir said:\n{}", count(&index), logs());
+    crate::util::sigterm(weir_process.0.id());
+    let status = weir_process.0.wait().unwrap();
+    assert!(status.success(), "{}", logs());
+    assert_eq!(count(&index), total, "nothing indexed twice");
+    let replays = logs().matches("sending again what was not acknowledged").count();
+    assert!(replays > 0, "no start found accepted records left in the buffer: the kills did not test it");
+    assert!(refused > 0, "the clients never met a dead weir");
+    assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty());
 }

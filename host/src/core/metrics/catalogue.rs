@@ -99,6 +99,30 @@ pub const INPUT_CONNECTIONS_CLOSED: Metric = counter(
 /// Connections an `http` input holds open.
 pub const INPUT_CONNECTIONS: Metric =
     gauge("weir_input_connections", &["input"], "Connections an http input holds open (at most max_connections).");
+/// Bytes an input's durable buffer holds on disk.
+pub const BUFFER_BYTES: Metric = gauge(
+    "weir_buffer_bytes",
+    &["input"],
+    "Bytes an input's durable buffer (buffer:) holds on disk, acknowledged units included until their segment is deleted.",
+);
+/// Units (requests) in an input's durable buffer not yet acknowledged.
+pub const BUFFER_UNITS: Metric = gauge(
+    "weir_buffer_units",
+    &["input"],
+    "Requests in an input's durable buffer not yet delivered (or dead-lettered).",
+);
+/// Units sent again at start.
+pub const BUFFER_REPLAYED: Metric = counter(
+    "weir_buffer_replayed_total",
+    &["input"],
+    "Requests an input's durable buffer sent again at start because they were not known to be delivered.",
+);
+/// Damage cut off a durable buffer.
+pub const BUFFER_TRUNCATED: Metric = counter(
+    "weir_buffer_truncated_total",
+    &["input", "reason"],
+    "Segments of an input's durable buffer cut short at damage, by reason: torn (a crash mid-write) or corrupt (a CRC mismatch).",
+);
 /// Kafka consumer lag per assigned partition, from librdkafka statistics.
 pub const KAFKA_CONSUMER_LAG: Metric = gauge(
     "weir_kafka_consumer_lag_messages",
@@ -243,6 +267,10 @@ pub const ALL: &[&Metric] = &[
     &INPUT_REQUESTS_REFUSED,
     &INPUT_CONNECTIONS_CLOSED,
     &INPUT_CONNECTIONS,
+    &BUFFER_BYTES,
+    &BUFFER_UNITS,
+    &BUFFER_REPLAYED,
+    &BUFFER_TRUNCATED,
     &KAFKA_CONSUMER_LAG,
     &CHAIN_QUEUE,
     &OUTPUT_QUEUE,

@@ -35,6 +35,9 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "invalid_idempotency_key",
     "illegal_argument",
     "full",
+    "buffer_full",
+    "buffer_too_large",
+    "buffer_failed",
     "closed",
     "delivery_failed",
     "ack_timeout",
@@ -82,6 +85,15 @@ pub enum RequestError {
     /// The pipeline had no room within `queue_wait`.
     #[error("the pipeline is full; nothing from this request was accepted, retry after {RETRY_AFTER_SECS}s")]
     Full,
+    /// The durable buffer is at `max_bytes`.
+    #[error("{0}")]
+    BufferFull(String),
+    /// The request alone is over the durable buffer's `max_bytes`.
+    #[error("{0}")]
+    BufferTooLarge(String),
+    /// The durable buffer could not store the request (a disk error).
+    #[error("{0}")]
+    BufferFailed(String),
     /// The pipeline is shutting down.
     #[error("the pipeline is shutting down; retry later")]
     Closed,
@@ -111,7 +123,9 @@ impl RequestError {
             | RequestError::InvalidIdempotencyKey
             | RequestError::IllegalArgument(_) => StatusCode::BAD_REQUEST,
             RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            RequestError::Full => StatusCode::TOO_MANY_REQUESTS,
+            RequestError::Full | RequestError::BufferFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            RequestError::BufferTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::BufferFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::Closed | RequestError::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::AckTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -134,7 +148,9 @@ impl RequestError {
             RequestError::Body(_) | RequestError::InvalidTag(_) => "parse_exception",
             RequestError::BodyTimeout { .. } => "timeout_exception",
             RequestError::InvalidIdempotencyKey | RequestError::IllegalArgument(_) => "illegal_argument_exception",
-            RequestError::Full => "es_rejected_execution_exception",
+            RequestError::Full | RequestError::BufferFull(_) => "es_rejected_execution_exception",
+            RequestError::BufferTooLarge(_) => "content_too_long_exception",
+            RequestError::BufferFailed(_) => "unavailable_shards_exception",
             RequestError::Closed | RequestError::DeliveryFailed => "unavailable_shards_exception",
             RequestError::AckTimeout(_) => "timeout_exception",
         }
@@ -153,6 +169,9 @@ impl RequestError {
             RequestError::InvalidIdempotencyKey => "invalid_idempotency_key",
             RequestError::IllegalArgument(_) => "illegal_argument",
             RequestError::Full => "full",
+            RequestError::BufferFull(_) => "buffer_full",
+            RequestError::BufferTooLarge(_) => "buffer_too_large",
+            RequestError::BufferFailed(_) => "buffer_failed",
             RequestError::Closed => "closed",
             RequestError::DeliveryFailed => "delivery_failed",
             RequestError::AckTimeout(_) => "ack_timeout",
@@ -162,7 +181,7 @@ impl RequestError {
     fn headers(&self, response: &mut Response) {
         let headers = response.headers_mut();
         match self {
-            RequestError::Full => {
+            RequestError::Full | RequestError::BufferFull(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             RequestError::Unauthorized => {

@@ -42,6 +42,7 @@ use crate::core::auth::Auth;
 use crate::core::secret::Secret;
 use crate::core::tls::TlsSettings;
 use crate::core::units::{ByteSize, HumanDuration};
+use crate::inputs::buffer::{BufferError, BufferSettings};
 
 /// Settings of the `http` input.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -154,6 +155,17 @@ pub struct HttpInputConfig {
     /// answers carry `_type: _doc`. Default `8.15.0`.
     #[serde(default)]
     pub es_version: EsVersion,
+    /// A durable buffer (a write-ahead log on disk) for `ack: accepted`:
+    /// a request is answered 200 once its records are in the log, not just
+    /// in memory, so kill -9 loses nothing that was answered; the log is
+    /// this input's queue, holding what an output that is down cannot take
+    /// yet, up to `max_bytes` (then 429). `{dir, max_bytes, fsync,
+    /// fsync_interval}`, see [`BufferSettings`] and the README's "Durable
+    /// buffer". Default: none (accepted records live in memory). Needs
+    /// `ack: accepted`: with `delivered` the client keeps its data until
+    /// it is delivered.
+    #[serde(default)]
+    pub buffer: Option<BufferSettings>,
 }
 
 /// When a request is answered 200.
@@ -166,7 +178,9 @@ pub enum AckMode {
     #[default]
     Delivered,
     /// 200 once the records are queued in the pipeline. Faster, but records
-    /// still queued are lost if the process is killed (SIGTERM drains them).
+    /// still queued are lost if the process is killed (SIGTERM drains them),
+    /// unless the input has a durable `buffer`: then 200 once they are in
+    /// the buffer on disk.
     Accepted,
 }
 
@@ -213,6 +227,7 @@ fn default_bulk_tag_prefix() -> String {
 impl HttpInputConfig {
     pub(crate) fn rebase(mut self, base: &Path) -> Self {
         self.tls = self.tls.map(|t| t.rebase(base));
+        self.buffer = self.buffer.map(|b| b.rebase(base));
         self
     }
 }
@@ -248,6 +263,9 @@ pub enum HttpInputError {
         /// The configured name.
         header: String,
     },
+    /// The durable buffer could not be opened.
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
     /// Serving stopped with an I/O error.
     #[error("serving on {address}: {source}")]
     Serve {

@@ -45,6 +45,7 @@ use crate::core::metrics::catalogue::{INPUT_CONNECTIONS_CLOSED, INPUT_REQUESTS_I
 use crate::core::metrics::{Counter, Gauge, registry};
 use crate::core::record::{Batch, Origin, Record};
 use crate::core::tag_match::valid_tag;
+use crate::inputs::buffer::{Buffer, BufferError};
 use crate::inputs::{InputContext, SendRefused};
 
 /// What the handlers share: settings, the pipeline's [`InputContext`] and
@@ -78,6 +79,9 @@ struct Shared {
     refused: HashMap<&'static str, Counter>,
     /// Requests whose client hung up before their answer.
     gone: Counter,
+    /// The durable buffer, with `buffer:`; requests are appended to it
+    /// instead of queued, and [`Buffer::feed`] queues them.
+    buffer: Option<Buffer>,
 }
 
 impl HttpInputState {
@@ -96,6 +100,10 @@ impl HttpInputState {
             return Err(HttpInputError::Setting { message: "max_connections must be at least 1".into() });
         }
         let input: &str = &ctx.name;
+        let buffer = match &config.buffer {
+            Some(settings) => Some(Buffer::open(input, settings)?.0),
+            None => None,
+        };
         let refused =
             REFUSAL_REASONS.iter().map(|&r| (r, registry().counter(&INPUT_REQUESTS_REFUSED, &[input, r]))).collect();
         Ok(HttpInputState(Arc::new(Shared {
@@ -120,6 +128,7 @@ impl HttpInputState {
             max_connections: config.max_connections,
             refused,
             gone: registry().counter(&INPUT_CONNECTIONS_CLOSED, &[input, "client_gone"]),
+            buffer,
             ctx,
         })))
     }
@@ -376,9 +385,13 @@ impl HttpInputState {
             ack: token.clone(),
             arrival: None,
         });
-        let batches = self.batches(records);
-        drop(token);
-        self.enqueue_and_wait(batches, delivery).await?;
+        if let Some(buffer) = &self.0.buffer {
+            append(buffer, records.collect()).await?;
+        } else {
+            let batches = self.batches(records);
+            drop(token);
+            self.enqueue_and_wait(batches, delivery).await?;
+        }
         Ok(json!({ "records": n, "ack": self.ack_name() }))
     }
 
@@ -436,10 +449,19 @@ impl HttpInputState {
                 .clone();
             Record { time, tag, body, origin: Some(origin), ack: token.clone(), arrival: None }
         });
-        let batches = self.batches(records);
+        let queued = if let Some(buffer) = &self.0.buffer {
+            // All or nothing: the retry of a refused request is the same body,
+            // so the same records (origins), never a part counted twice.
+            let records: Vec<Record> = records.collect();
+            let n = records.len();
+            append(buffer, records).await?;
+            n
+        } else {
+            let batches = self.batches(records);
+            drop(token);
+            self.enqueue_prefix(batches).await?
+        };
         drop(tags);
-        drop(token);
-        let queued = self.enqueue_prefix(batches).await?;
         let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let type_name = self.0.es_version.has_types().then_some("_doc");
         let mut out = Vec::with_capacity(items.len() * BULK_ANSWER_BYTES);
@@ -637,6 +659,18 @@ impl HttpInputState {
             Err(_) => Err(RequestError::AckTimeout(self.0.ack_timeout)),
         }
     }
+}
+
+/// Put a request's records in the durable buffer: accepted once it returns.
+async fn append(buffer: &Buffer, records: Vec<Record>) -> Result<(), RequestError> {
+    buffer.append_async(records).await.map(drop).map_err(|error| match error {
+        BufferError::Full { .. } => RequestError::BufferFull(error.to_string()),
+        BufferError::TooLarge { .. } => RequestError::BufferTooLarge(error.to_string()),
+        BufferError::Locked { .. } | BufferError::Io { .. } => {
+            tracing::error!(%error, "buffer: a request could not be stored");
+            RequestError::BufferFailed(error.to_string())
+        }
+    })
 }
 
 /// Chunks in flight between the request and the decompressing thread:
@@ -838,12 +872,20 @@ pub async fn serve(
     let limits =
         ConnectionLimits { max_connections: state.0.max_connections, header_read_timeout: state.0.header_read_timeout };
     let input = state.0.ctx.name.to_string();
+    let feeding = state.0.buffer.clone().map(|buffer| {
+        let state = state.clone();
+        tokio::spawn(async move { buffer.feed(&state.0.ctx).await })
+    });
     let app = router(state);
-    match tls {
+    let served = match tls {
         None => connections::serve(listener, app, &input, limits, shutdown).await,
         Some(acceptor) => {
             let listener = TlsListener::spawn(listener, acceptor, shutdown.clone())?;
             connections::serve(listener, app, &input, limits, shutdown).await
         }
+    };
+    if let Some(feeding) = feeding {
+        let _ = feeding.await;
     }
+    served
 }
