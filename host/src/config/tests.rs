@@ -598,3 +598,20 @@ outputs:
     }
     assert!(shown.contains("https://es:9200/") && shown.contains("https://am:9093"), "hosts still shown: {shown}");
 }
+
+#[test]
+fn a_durable_buffer_needs_accepted_acks_and_its_folder_is_relative_to_the_file() {
+    let text = "inputs:\n  - { type: http, buffer: { dir: buf } }\noutputs:\n  - { type: stdout, match: '*' }\n";
+    let (key, position, message) = error(text);
+    assert_eq!(key, "inputs[0].buffer");
+    assert!(position.is_some());
+    assert!(message.contains("needs `ack: accepted`"), "{message}");
+
+    let (_dir, file) = workspace();
+    let text = text.replace("buffer:", "ack: accepted, buffer:");
+    let config = parse(&file, &text, no_env).unwrap();
+    let InputConfig::Http(http) = &config.inputs[0].config else { panic!() };
+    let buffer = http.buffer.as_ref().unwrap();
+    assert_eq!(buffer.dir, file.parent().unwrap().join("buf"));
+    assert_eq!(buffer.fsync, crate::inputs::buffer::Fsync::Always, "the safe default");
+}

@@ -323,7 +323,7 @@ impl Buffer {
             inner.publish();
         }
         if recovery.replayed > 0 {
-            tracing::info!(
+            tracing::warn!(
                 input,
                 units = recovery.replayed,
                 "buffer: sending again what was not acknowledged before the last stop"

@@ -165,7 +165,7 @@ pub struct HttpInputConfig {
     /// `ack: accepted`: with `delivered` the client keeps its data until
     /// it is delivered.
     #[serde(default)]
-    pub buffer: Option<BufferSettings>,
+    pub buffer: Option<Box<BufferSettings>>,
 }
 
 /// When a request is answered 200.
@@ -227,7 +227,7 @@ fn default_bulk_tag_prefix() -> String {
 impl HttpInputConfig {
     pub(crate) fn rebase(mut self, base: &Path) -> Self {
         self.tls = self.tls.map(|t| t.rebase(base));
-        self.buffer = self.buffer.map(|b| b.rebase(base));
+        self.buffer = self.buffer.map(|b| Box::new(b.rebase(base)));
         self
     }
 }
