@@ -5,7 +5,8 @@
 //!
 //! Each entry takes arbitrary bytes, runs one of the parsers that reads what
 //! clients and operators send (HTTP bodies and their encodings, `_bulk`,
-//! the config and its `${VAR}`s, Fluent forward frames, OTLP requests), and
+//! the config and its `${VAR}`s, Fluent forward frames, OTLP requests, a
+//! durable buffer's segment files as a crash may leave them), and
 //! panics only when a parser does, or when what it accepts breaks a promise
 //! the rest of the pipeline relies on (a record body is one JSON object on
 //! one line that serde_json reads). It owns no parsing rule itself.
@@ -17,6 +18,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message as _;
 
 use crate::core::msgpack::{Scan, Scanned};
+use crate::inputs::buffer;
 use crate::inputs::forward::frame::{Frame, read_frame};
 use crate::inputs::http::decode::{self, BodyFormat, ContentEncoding, Limits};
 use crate::inputs::otlp::map;
@@ -38,6 +40,7 @@ pub const TARGETS: &[Target] = &[
     ("config", config),
     ("forward", forward),
     ("otlp", otlp),
+    ("buffer_segment", buffer_segment),
 ];
 
 /// An `/ingest` body: the first byte picks the format (or sniffing), the
@@ -127,6 +130,21 @@ pub fn otlp(data: &[u8]) {
 }
 
 /// What every input promises the pipeline of a record body.
+/// A durable buffer segment as a crash or a failing disk may leave it:
+/// frames are read as at start-up, until the end or the first damage, and
+/// every frame read whole encodes back to the same bytes.
+pub fn buffer_segment(data: &[u8]) {
+    let mut reader = std::io::Cursor::new(data);
+    let mut at = 0usize;
+    while let Ok(Some((id, size, records))) = buffer::read_frame(&mut reader) {
+        let size = usize::try_from(size).expect("a frame fits in memory");
+        assert!(size > 0 && at + size <= data.len(), "a frame of {size} bytes at {at} of {}", data.len());
+        let Some(records) = records else { break };
+        assert_eq!(buffer::frame(&records, id), &data[at..at + size], "frame {id} round-trips");
+        at += size;
+    }
+}
+
 fn check_record(body: &[u8]) {
     assert!(!body.contains(&b'\n'), "a record body holds no newline: {:?}", String::from_utf8_lossy(body));
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| {

@@ -264,9 +264,11 @@ outputs:
 fn a_buffered_accepted_request_survives_kill_9_and_a_full_buffer_answers_429() {
     let dir = TestDir::new();
     let (go, reader) = held_fifo(&dir, "out.fifo");
+    let admin = crate::util::free_port();
     let config = |path: &str| {
         format!(
             "
+admin: {{ address: 127.0.0.1:{admin} }}
 pipeline: {{ queue_capacity: 1, batch_max_records: 1000 }}
 inputs:
   - {{ type: http, address: 127.0.0.1:0, ack: accepted, buffer: {{ dir: buffer, max_bytes: 256KiB }} }}
@@ -316,6 +318,7 @@ outputs:
         delivered.len() >= wanted
     });
     let log = weir.log.lock().unwrap().clone();
+    let metrics = crate::util::http("GET", admin, "/metrics").expect("the admin API answers").1;
     weir.stop();
     assert!(arrived, "{} of {wanted} accepted records arrived after the kill:\n{log}\n{first_log}", delivered.len());
     let expected: std::collections::BTreeSet<(u64, u64)> =
@@ -326,6 +329,20 @@ outputs:
         "the accepted ones, no others"
     );
     assert!(log.contains("sending again what was not acknowledged"), "{log}");
+    let sample = |name: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{input=\"http\"")))
+            .unwrap_or_else(|| panic!("{name} not served:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(sample("weir_buffer_replayed_total") >= 1.0, "{metrics}");
+    assert!(sample("weir_buffer_bytes") >= 0.0 && sample("weir_buffer_units") >= 0.0);
+    assert!(metrics.contains("weir_buffer_truncated_total{input=\"http\",reason=\"torn\"}"), "{metrics}");
+    assert!(
+        metrics.contains("weir_input_requests_refused_total{input=\"http\",reason=\"buffer_full\"} 0"),
+        "refusals restart at 0"
+    );
 }
 
 const ES_BULK_SCRIPT: &str = r#"

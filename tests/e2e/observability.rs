@@ -231,10 +231,19 @@ fn a_run_serves_the_catalogued_metrics_they_move_with_the_records_and_the_dashbo
     let m = scrape(admin);
 
     // Exactly the catalogue: every family it lists, with its type, and no
-    // other. Three need what this run does not have: a Kafka broker (the
-    // lag, checked in `real::kafka`), a filter call that fails, and a
-    // `forward` input (bad frames, checked in `forward_input`).
-    let needs_more = ["weir_kafka_consumer_lag_messages", "weir_filter_errors_total", "weir_input_bad_frames_total"];
+    // other. Some need what this run does not have: a Kafka broker (the
+    // lag, checked in `real::kafka`), a filter call that fails, a `forward`
+    // input (bad frames, checked in `forward_input`), and a durable buffer
+    // (checked in `http_input::a_buffered_accepted_request_survives_kill_9…`).
+    let needs_more = [
+        "weir_kafka_consumer_lag_messages",
+        "weir_filter_errors_total",
+        "weir_input_bad_frames_total",
+        "weir_buffer_bytes",
+        "weir_buffer_units",
+        "weir_buffer_replayed_total",
+        "weir_buffer_truncated_total",
+    ];
     for metric in catalogue::ALL {
         match m.types.get(metric.name) {
             Some(kind) => assert_eq!(kind, metric.kind.as_str(), "{}", metric.name),

