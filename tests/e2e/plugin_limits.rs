@@ -152,20 +152,20 @@ outputs:
     let mut samples = Vec::new();
     for i in 0..100 {
         stdin.write_all(&line).unwrap();
-        // Sample at 10%, 20%, ... of the run.
-        if i % 10 == 9 {
-            std::thread::sleep(std::time::Duration::from_millis(200));
+        // Sample at 5%, 10%, ... of the run.
+        if i % 5 == 4 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
             samples.push(rss_kib(pid));
         }
     }
     drop(stdin);
     assert!(child.wait().unwrap().success());
-    // RSS swings by a fifth from moment to moment (instances recreated after
-    // each trap, allocator arenas per worker thread): a leak raises the
-    // floor, a swing does not, so compare the lowest of three samples after
-    // the warm-up with the lowest of the last three.
-    let floor = |three: &[u64]| three.iter().copied().min().unwrap();
-    let (early, late) = (floor(&samples[1..4]), floor(&samples[7..10]));
+    // RSS swings by a fifth from moment to moment (allocator arenas per
+    // thread, instances recreated after traps): a leak raises the floor, a
+    // swing does not, so compare the lowest of six samples after the
+    // warm-up with the lowest of the last six.
+    let floor = |six: &[u64]| six.iter().copied().min().unwrap();
+    let (early, late) = (floor(&samples[4..10]), floor(&samples[14..20]));
     assert!(early > 0, "{samples:?}");
     assert!(
         late as f64 <= early as f64 * 1.10,
