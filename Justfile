@@ -39,9 +39,9 @@ bundled-plugins: setup
     packages=()
     for name in {{bundled}}; do packages+=(-p "weir-plugin-$name"); done
     for name in {{test_plugins}}; do packages+=(-p "weir-test-plugin-$name"); done
-    cargo build --release --target wasm32-wasip2 "${packages[@]}"
+    cargo build --profile plugin --target wasm32-wasip2 "${packages[@]}"
     mkdir -p "{{plugin_dir}}"
-    out="{{target_dir}}/wasm32-wasip2/release"
+    out="{{target_dir}}/wasm32-wasip2/plugin"
     for name in {{bundled}}; do cp "$out/weir_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
     for name in {{test_plugins}}; do cp "$out/weir_test_plugin_${name//-/_}.wasm" "{{plugin_dir}}/$name.wasm"; done
     ls -la "{{plugin_dir}}"
