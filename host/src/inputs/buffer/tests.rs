@@ -118,8 +118,9 @@ fn acknowledged_segments_are_deleted_and_their_bytes_freed() {
     assert_eq!(inner.total_bytes(), inner.active_bytes(), "only its bytes count");
 }
 
-#[test]
-fn a_torn_tail_is_truncated_and_counted_and_the_rest_sent() {
+/// A log with units 0, 1 and 2 in one segment, left by a kill -9: its
+/// folder and that segment.
+fn three_units_then_crash() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (buffer, _) = Buffer::open("in", &settings(dir.path(), 1 << 20)).unwrap();
     for n in 0..3 {
@@ -127,6 +128,12 @@ fn a_torn_tail_is_truncated_and_counted_and_the_rest_sent() {
     }
     let path = buffer.lock().active_segment().path.clone();
     crash(buffer);
+    (dir, path)
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_counted_and_the_rest_sent() {
+    let (dir, path) = three_units_then_crash();
     let len = std::fs::metadata(&path).unwrap().len();
     OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 5).unwrap();
     let (buffer, recovery) = Buffer::open("in", &settings(dir.path(), 1 << 20)).unwrap();
@@ -137,13 +144,7 @@ fn a_torn_tail_is_truncated_and_counted_and_the_rest_sent() {
 
 #[test]
 fn a_corrupt_frame_ends_its_segment_without_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let (buffer, _) = Buffer::open("in", &settings(dir.path(), 1 << 20)).unwrap();
-    for n in 0..3 {
-        buffer.append(&unit(n)).unwrap();
-    }
-    let path = buffer.lock().active_segment().path.clone();
-    crash(buffer);
+    let (dir, path) = three_units_then_crash();
     let mut bytes = std::fs::read(&path).unwrap();
     let first = bytes.len() / 3;
     bytes[first + HEADER + 2] ^= 0xff; // inside the second frame's payload
