@@ -118,3 +118,30 @@ fn generate_slow_triples_one_transaction_on_one_os_for_its_span_only() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected TXN[@OS]=FROM..TO"));
 }
+
+/// `weir bench -c`: the whole chain of a shipped config in-process, with
+/// a line per filter whose counts add up (split's statements are what
+/// extract receives, and so on).
+#[test]
+fn bench_runs_a_pipelines_chain_and_breaks_the_time_down_per_filter() {
+    let dir = TestDir::new();
+    let chunks = run(&["generate", "--chunks", "200", "--statements", "10", "--seed", "3"]);
+    let input = dir.write("chunks.ndjson", std::str::from_utf8(&chunks.stdout).unwrap());
+    let config = repo().join("configs/bench/split-extract-percentiles.yaml");
+    let out = run(&["bench", "-c", config.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{}", text, String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(": 200 input records -> 2000 statements"), "{text}");
+    assert!(text.contains("µs per statement"), "{text}");
+    let stage = |name: &str| -> (u64, u64) {
+        let line =
+            text.lines().find(|l| l.trim_start().starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("{text}"));
+        let number = |after: &str| line.split(after).next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+        (number(" records in"), number(" out;"))
+    };
+    let (split, extract, percentiles) = (stage("split"), stage("extract"), stage("percentiles"));
+    assert_eq!(split, (200, 2000), "{text}");
+    assert_eq!(extract.0, split.1, "what split emits is what extract takes");
+    assert_eq!(percentiles.0, extract.1);
+    assert!(text.contains("s in the plugin + "), "{text}");
+}

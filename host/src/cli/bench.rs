@@ -1,6 +1,10 @@
-//! `weir bench`: one filter's throughput in-process, with no I/O: NDJSON
-//! records from a file are loaded once and fed to the plugin in batches
-//! for a fixed time. It measures the plugin and the boundary, nothing else.
+//! `weir bench`: throughput in-process, with no I/O. With `--plugin`, one
+//! filter: NDJSON records from a file are loaded once and fed to the plugin
+//! in batches for a fixed time; it measures the plugin and the boundary,
+//! nothing else. With `-c PIPELINE.yaml`, a pipeline's whole filter chain
+//! as one worker runs it (the `weir test` machinery, without inputs and
+//! outputs): the file once through, then the end-of-input tick, with the
+//! time per filter split into the plugin's calls and the host's work.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,17 +12,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::config;
 use crate::core::clock::Clock;
+use crate::core::metrics::catalogue::FILTER_CALL;
+use crate::core::metrics::registry;
 use crate::core::record::Record;
 use crate::core::tag_match::TagMatch;
+use crate::pipeline::DryRun;
 use crate::plugin::{Abi, EventFormat, FilterInstance, FilterSpec, Grants, Limits, PluginEngine};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// The plugin component (.wasm), or with `--fluent-bit-function` a core
     /// module written to Fluent Bit's filter_wasm ABI.
-    #[arg(long)]
-    plugin: PathBuf,
+    #[arg(long, required_unless_present = "pipeline", conflicts_with = "pipeline")]
+    plugin: Option<PathBuf>,
+    /// Instead of one plugin, the filters of this pipeline config, in
+    /// order, with their settings (inputs and outputs are not started).
+    #[arg(short = 'c', long, value_name = "PIPELINE.yaml")]
+    pipeline: Option<PathBuf>,
     /// Run the plugin as a Fluent Bit-ABI module, calling this export once
     /// per record (`abi: fluent-bit`, `function:` in a pipeline).
     #[arg(long, value_name = "FUNCTION")]
@@ -29,9 +41,10 @@ pub struct BenchArgs {
     /// NDJSON file of input records (e.g. from `weir generate`).
     #[arg(long)]
     input: PathBuf,
-    /// Tag of the input records.
-    #[arg(long, default_value = "bench")]
-    tag: String,
+    /// Tag of the input records. Default `bench`, or with `-c` the first
+    /// input's tag.
+    #[arg(long)]
+    tag: Option<String>,
     /// Records per call.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -41,8 +54,17 @@ pub struct BenchArgs {
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match (&args.plugin, &args.pipeline) {
+        (_, Some(pipeline)) => bench_pipeline(pipeline, &args),
+        (Some(plugin), None) => bench_plugin(plugin, &args),
+        (None, None) => bail!("give --plugin or -c PIPELINE.yaml"),
+    }
+}
+
+/// The NDJSON lines of `--input` as records tagged `tag`.
+fn read_records(args: &BenchArgs, tag: &str) -> anyhow::Result<Vec<Record>> {
     let text = std::fs::read_to_string(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let tag: std::sync::Arc<str> = args.tag.as_str().into();
+    let tag: std::sync::Arc<str> = tag.into();
     let records: Vec<Record> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -58,9 +80,79 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if records.is_empty() {
         bail!("{}: no records", args.input.display());
     }
+    Ok(records)
+}
+
+/// `-c PIPELINE.yaml`: the whole chain, the input once, then the
+/// end-of-input tick. Prints one line for the run and one per filter.
+fn bench_pipeline(path: &std::path::Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let config = config::load(path)?;
+    let tag = match (&args.tag, config.inputs.first()) {
+        (Some(tag), _) => tag.clone(),
+        (None, Some(input)) => input.tag.to_string(),
+        (None, None) => "bench".into(),
+    };
+    let records = read_records(args, &tag)?;
+    let engine = PluginEngine::new(Some(config.cache_dir.clone()))
+        .map_err(|e| anyhow::anyhow!("starting the WebAssembly engine: {e:#}"))?;
+    let now = Clock::system().now();
+    let mut chain = DryRun::new(&config, &engine, now)?;
+    let calls: Vec<_> =
+        config.filters.iter().map(|f| registry().histogram(&FILTER_CALL, &[&f.name, "process"])).collect();
+    let batch = config.pipeline.batch_max_records.max(1);
+    let cpu_before = thread_cpu();
+    let started = Instant::now();
+    let mut out = 0u64;
+    for chunk in records.chunks(batch) {
+        chain.process(chunk.to_vec());
+        out += chain.take_output().records.len() as u64;
+    }
+    let passes: Vec<_> = chain.passes().map(|(name, passes)| (name.to_string(), passes)).collect();
+    out += chain.finish(true).records.len() as u64;
+    let elapsed = started.elapsed();
+    let cpu = thread_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let n = records.len() as u64;
+    // A "statement" is what the first filter makes of an input record (split's statements).
+    let statements = passes.first().map_or(n, |(_, p)| p.records_out).max(1);
+    let cpu_text = cpu.map_or_else(String::new, |cpu| {
+        format!(
+            ", {:.2} µs CPU per input record, {:.2} µs per statement",
+            cpu.as_secs_f64() * 1e6 / n as f64,
+            cpu.as_secs_f64() * 1e6 / statements as f64
+        )
+    });
+    println!(
+        "{}: {n} input records -> {statements} statements (out of the first filter) -> {out} records out, {:.2} s, {} statements/s{cpu_text}",
+        path.display(),
+        elapsed.as_secs_f64(),
+        (statements as f64 / elapsed.as_secs_f64()).round(),
+    );
+    for ((name, passes), call) in passes.iter().zip(&calls) {
+        let plugin = call.sum();
+        let host = passes.elapsed.saturating_sub(plugin);
+        println!(
+            "  {name}: {} batches, {} plugin calls, {} records in, {} out; {:.3} s in the stage = {:.3} s in the plugin + {:.3} s host ({:.2} µs per record in)",
+            passes.batches,
+            call.count(),
+            passes.records_in,
+            passes.records_out,
+            passes.elapsed.as_secs_f64(),
+            plugin.as_secs_f64(),
+            host.as_secs_f64(),
+            passes.elapsed.as_secs_f64() * 1e6 / passes.records_in.max(1) as f64,
+        );
+    }
+    let stages: Duration = passes.iter().map(|(_, p)| p.elapsed).sum();
+    println!("  between filters (routing, taking the output): {:.3} s", elapsed.saturating_sub(stages).as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--plugin`: one filter for `--duration`, after a one-second warm-up.
+fn bench_plugin(plugin: &std::path::Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let records = read_records(args, args.tag.as_deref().unwrap_or("bench"))?;
     let spec = FilterSpec {
-        name: args.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into()),
-        wasm: args.plugin.clone(),
+        name: plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into()),
+        wasm: plugin.to_path_buf(),
         abi: match &args.fluent_bit_function {
             None => Abi::Component,
             Some(function) => Abi::FluentBit { function: function.clone(), format: EventFormat::Json },

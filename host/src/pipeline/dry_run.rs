@@ -7,6 +7,7 @@
 //! saved or restored.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -34,6 +35,23 @@ pub struct DryRun {
     dead_letter_tag: Arc<str>,
     filters: Vec<String>,
     out: DryRunOutput,
+    /// Per filter, what passed through it (for `weir bench -c`).
+    passes: Vec<StagePasses>,
+}
+
+/// What went through one filter of a dry run: batches handed to it,
+/// records in and out, and the wall time of its stage (the plugin calls
+/// plus the host's work around them: tag matching, batching, dead letters).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StagePasses {
+    /// Batches handed to the stage (each one or more plugin calls).
+    pub batches: u64,
+    /// Records handed to the stage, matching or not.
+    pub records_in: u64,
+    /// Records the stage passed on: what it emitted and what it did not match.
+    pub records_out: u64,
+    /// Wall time inside the stage.
+    pub elapsed: Duration,
 }
 
 /// What came out of a dry run, in the order it came.
@@ -92,6 +110,7 @@ impl DryRun {
             dead_letter_tag: config.dead_letter_tag.clone(),
             filters: config.filters.iter().map(|f| f.name.clone()).collect(),
             out: DryRunOutput::default(),
+            passes: vec![StagePasses::default(); config.filters.len()],
         })
     }
 
@@ -100,6 +119,17 @@ impl DryRun {
         let out = self.run_from(0, records);
         self.router.route_blocking(out);
         self.collect();
+    }
+
+    /// What came out so far, taken (a long run reads it as it goes instead
+    /// of holding it all).
+    pub fn take_output(&mut self) -> DryRunOutput {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Per filter, in config order: its name and what passed through it.
+    pub fn passes(&self) -> impl Iterator<Item = (&str, StagePasses)> {
+        self.filters.iter().map(String::as_str).zip(self.passes.iter().copied())
     }
 
     /// Move the clock forward to `now`; an earlier `now` leaves it.
@@ -137,8 +167,13 @@ impl DryRun {
     }
 
     fn run_from(&mut self, from: usize, mut records: Batch) -> Batch {
-        for stage in &mut self.stages[from..] {
+        for (stage, passes) in self.stages[from..].iter_mut().zip(&mut self.passes[from..]) {
+            let (started, records_in) = (Instant::now(), records.len());
             records = stage.run(&self.engine, records, &self.dead_letter_tag, self.batch_max_records, None);
+            passes.batches += 1;
+            passes.records_in += records_in as u64;
+            passes.records_out += records.len() as u64;
+            passes.elapsed += started.elapsed();
         }
         records
     }

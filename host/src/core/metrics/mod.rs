@@ -114,6 +114,11 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.0.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
+
+    /// The sum of the observations so far.
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.0.sum_nanos.load(Ordering::Relaxed))
+    }
 }
 
 /// A gauge's value, read when scraped.
