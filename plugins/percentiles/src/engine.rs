@@ -316,7 +316,10 @@ impl Percentiles {
                 duration::format(self.config.max_future)
             ));
         }
-        let flushed = self.series.get(&metric.key).and_then(|s| s.flushed_through);
+        // One lookup for what the checks need; the series itself is taken
+        // once more below (and made, for a new one).
+        let known = self.series.get(&metric.key).map(|s| s.flushed_through);
+        let flushed = known.flatten();
         let mut partially_late = false;
         if let Some(boundary) = self.closed.max(flushed) {
             if self.windows.is_late(t, boundary) {
@@ -332,7 +335,7 @@ impl Percentiles {
             partially_late = self.windows.is_partially_late(t, boundary);
         }
 
-        if !self.series.contains_key(&metric.key) && self.series.len() >= self.config.max_series {
+        if known.is_none() && self.series.len() >= self.config.max_series {
             out.counters.series_cap += 1;
             let max = self.config.max_series;
             self.cap.refused += 1;
@@ -350,10 +353,16 @@ impl Percentiles {
         }
 
         let (precision, windows, closed) = (self.precision, self.windows, self.closed);
-        let series = self.series.entry(metric.key).or_insert_with(|| {
+        let series = if known.is_some() {
+            self.series.get_mut(&metric.key).expect("looked up above")
+        } else {
             out.counters.series_opened += 1;
-            Series { panes: BTreeMap::new(), last_seen: now, flushed_through: None }
-        });
+            self.series.entry(metric.key).or_insert(Series {
+                panes: BTreeMap::new(),
+                last_seen: now,
+                flushed_through: None,
+            })
+        };
         let pane = windows.pane_start(t);
         if !series.panes.contains_key(&pane) {
             out.counters.windows_opened += series.opened_by(windows, closed, pane);

@@ -33,6 +33,11 @@ impl<'a> Fields<'a> {
     pub fn contains_key(&self, key: &str) -> bool {
         self.0.iter().any(|(k, _)| k == key)
     }
+
+    /// Every field in the order written, repeated keys included.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
 }
 
 impl<'de> Deserialize<'de> for Fields<'de> {
