@@ -318,3 +318,42 @@ outputs: [{{ type: file, path: out.ndjson, match: '*', batch: {{ max_wait: 10ms 
     let versions: Vec<Value> = read_ndjson(&dir.path("out.ndjson")).iter().map(|r| r["version"].clone()).collect();
     assert_eq!(versions, [serde_json::json!("v0"), serde_json::json!("v1")]);
 }
+
+/// An input with a durable buffer, modified by a reload, gets its log back
+/// (one folder, one log per process): it keeps answering, and what it
+/// accepted before and after the reload arrives, once each.
+#[test]
+fn a_reloaded_input_keeps_its_durable_buffer() {
+    let dir = TestDir::new();
+    let (admin, port) = (free_port(), free_port());
+    let config = |max_body: &str| {
+        format!(
+            "admin: {{ address: 127.0.0.1:{admin} }}
+inputs: [{{ type: http, address: 127.0.0.1:{port}, tag: raw, ack: accepted, max_body_bytes: {max_body}, buffer: {{ dir: buffer }} }}]
+outputs: [{{ type: file, path: out.ndjson, match: '*', batch: {{ max_wait: 10ms }} }}]
+"
+        )
+    };
+    let weir = Running::start(&dir, &config("5MiB"), admin);
+    let post = |n: u32| {
+        let mut connection = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        connection.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        post_on(&mut connection, &format!("{{\"n\":{n}}}\n"))
+    };
+    assert_eq!(post(0), 200);
+    dir.write("weir.yaml", &config("6MiB"));
+    let (status, body) = weir.reload();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changes"]["inputs"]["modified"], serde_json::json!(["http"]), "{body}");
+    let mut last = None;
+    let answered = wait_for(Duration::from_secs(10), || {
+        last = std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|mut c| post_on(&mut c, "{\"n\":1}\n"));
+        last == Some(200)
+    });
+    assert!(answered, "the reloaded input answers: {last:?}");
+    let out = dir.path("out.ndjson");
+    assert!(wait_for(Duration::from_secs(10), || read_ndjson(&out).len() >= 2));
+    weir.stop();
+    let ns: Vec<Value> = read_ndjson(&out).iter().map(|r| r["n"].clone()).collect();
+    assert_eq!(ns, [serde_json::json!(0), serde_json::json!(1)], "each once, in order");
+}

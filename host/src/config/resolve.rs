@@ -20,12 +20,15 @@ use super::{
 use crate::core::tag_match::TagMatch;
 use crate::core::template::FieldPath;
 use crate::core::units::{ByteSize, HumanDuration};
+use crate::inputs::buffer::BufferSettings;
 use crate::plugin::{Abi, DedupeSettings, DirGrant, EventFormat, FilterSpec, Grants, Limits};
 use crate::{inputs, outputs};
 
 /// Records per filter call: large enough to amortise the ~1.5 µs fixed cost
 /// of a WASM call, small enough to keep batch latency in milliseconds.
 const DEFAULT_BATCH_MAX_RECORDS: usize = 1000;
+/// The smallest durable buffer: room for a few requests.
+const MIN_BUFFER_BYTES: u64 = 64 << 10;
 /// Batches per queue: with 1,000-record batches, a few MiB of bodies at most.
 const DEFAULT_QUEUE_CAPACITY: usize = 8;
 /// Time-driven filters (windows, alerts) need second resolution at most.
@@ -271,6 +274,19 @@ impl Resolver {
                 move |(i, body)| self.input(&format!("inputs[{i}]"), body, &mut names)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // One durable buffer per folder: two inputs would share one log.
+        let mut buffer_dirs = HashSet::new();
+        for (i, input) in inputs.iter().enumerate() {
+            if let inputs::InputConfig::Http(http) = &input.config
+                && let Some(buffer) = &http.buffer
+                && !buffer_dirs.insert(buffer.dir.clone())
+            {
+                return Err(self.error(
+                    &format!("inputs[{i}].buffer.dir"),
+                    format!("{} is the buffer of another input; give each input its own folder", buffer.dir.display()),
+                ));
+            }
+        }
         let filters = raw
             .filters
             .into_iter()
@@ -437,15 +453,34 @@ impl Resolver {
         }
         .rebase(&self.base);
         if let inputs::InputConfig::Http(http) = &config
-            && http.buffer.is_some()
-            && http.ack != inputs::AckMode::Accepted
+            && let Some(buffer) = &http.buffer
         {
+            self.buffer(&format!("{key}.buffer"), buffer, http.ack)?;
+        }
+        Ok(InputSpec { name, tag, config })
+    }
+
+    /// The rules of an input's `buffer:` that serde cannot state.
+    fn buffer(&self, key: &str, buffer: &BufferSettings, ack: inputs::AckMode) -> Result<(), ConfigError> {
+        if ack != inputs::AckMode::Accepted {
             return Err(self.error(
-                &format!("{key}.buffer"),
+                key,
                 "a durable buffer needs `ack: accepted`: with `ack: delivered` (the default) a client keeps its data until it is delivered",
             ));
         }
-        Ok(InputSpec { name, tag, config })
+        if buffer.dir == self.base {
+            return Err(self.error(&format!("{key}.dir"), "give the buffer a folder of its own (it is empty)"));
+        }
+        if buffer.max_bytes.0 < MIN_BUFFER_BYTES {
+            return Err(self.error(
+                &format!("{key}.max_bytes"),
+                format!("at least {MIN_BUFFER_BYTES} bytes (64KiB): smaller holds hardly a request"),
+            ));
+        }
+        if buffer.fsync_interval.0.is_zero() {
+            return Err(self.error(&format!("{key}.fsync_interval"), "must be more than 0s"));
+        }
+        Ok(())
     }
 
     fn output(&self, key: &str, mut body: Node, names: &mut HashSet<String>) -> Result<OutputSpec, ConfigError> {

@@ -615,3 +615,22 @@ fn a_durable_buffer_needs_accepted_acks_and_its_folder_is_relative_to_the_file()
     assert_eq!(buffer.dir, file.parent().unwrap().join("buf"));
     assert_eq!(buffer.fsync, crate::inputs::buffer::Fsync::Always, "the safe default");
 }
+
+#[test]
+fn a_durable_buffers_settings_that_could_never_work_are_config_errors() {
+    let base =
+        "inputs:\n  - { type: http, ack: accepted, buffer: BUFFER }\noutputs:\n  - { type: stdout, match: '*' }\n";
+    for (buffer, key, says) in [
+        ("{ dir: '' }", "inputs[0].buffer.dir", "a folder of its own"),
+        ("{ dir: b, max_bytes: 1KiB }", "inputs[0].buffer.max_bytes", "at least 65536 bytes"),
+        ("{ dir: b, fsync_interval: 0s }", "inputs[0].buffer.fsync_interval", "more than 0s"),
+    ] {
+        let (got_key, _, message) = error(&base.replace("BUFFER", buffer));
+        assert_eq!(got_key, key, "{buffer}");
+        assert!(message.contains(says), "{buffer}: {message}");
+    }
+    let two = "inputs:\n  - { type: http, name: a, ack: accepted, buffer: { dir: b } }\n  - { type: http, name: c, address: 127.0.0.1:9881, ack: accepted, buffer: { dir: ./b } }\noutputs:\n  - { type: stdout, match: '*' }\n";
+    let (key, _, message) = error(two);
+    assert_eq!(key, "inputs[1].buffer.dir");
+    assert!(message.contains("the buffer of another input"), "{message}");
+}

@@ -57,6 +57,8 @@ const HEADER: usize = 4 + 4 + 8;
 const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 /// Smallest segment, for tiny caps in tests.
 const MIN_SEGMENT_BYTES: u64 = 4 << 10;
+/// How long opening waits for the folder's lock before refusing.
+const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 
 /// An input's `buffer:` settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -181,11 +183,13 @@ struct Shared {
     inner: Mutex<Inner>,
     /// Woken on every append, for the feeder.
     appended: Notify,
-    /// Units below this id were acknowledged before the last stop.
-    skip_below: u64,
     interval: Duration,
     input: String,
 }
+
+/// The logs this process has open, by folder: a reloaded input gets the
+/// log its previous instance had (the folder's lock is per process).
+static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<Shared>)>> = Mutex::new(Vec::new());
 
 struct Inner {
     dir: PathBuf,
@@ -198,6 +202,9 @@ struct Inner {
     next_id: u64,
     /// Appended or replayed, not yet acknowledged.
     in_flight: BTreeSet<u64>,
+    /// Of those, the ones a feeder has sent on and not yet heard back
+    /// about: a feeder that starts after a reload skips them.
+    sent: BTreeSet<u64>,
     /// The `committed` value last written.
     recorded: u64,
     /// Written since the last sync.
@@ -217,9 +224,18 @@ impl Buffer {
     /// # Errors
     /// [`BufferError::Locked`] when another process uses the folder;
     /// [`BufferError::Io`] when it or a segment cannot be read or created.
+    /// A folder this process already has open (an input reloaded with new
+    /// settings) gives the same log, with its settings as first opened.
     pub fn open(input: &str, settings: &BufferSettings) -> Result<(Buffer, Recovery), BufferError> {
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|(_, shared)| shared.strong_count() > 0);
+        if let Some(shared) = open.iter().find(|(dir, _)| *dir == settings.dir).and_then(|(_, s)| s.upgrade()) {
+            return Ok((Buffer(shared), Recovery::default()));
+        }
         let segment_bytes = (settings.max_bytes.0 / 8).clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
-        Self::open_with(input, settings, segment_bytes)
+        let (buffer, recovery) = Self::open_with(input, settings, segment_bytes)?;
+        open.push((settings.dir.clone(), Arc::downgrade(&buffer.0)));
+        Ok((buffer, recovery))
     }
 
     fn open_with(
@@ -234,11 +250,19 @@ impl Buffer {
         }
         let lock_path = dir.join("lock");
         let lock = create_private(&lock_path).map_err(io_error("opening", &lock_path))?;
-        if let Err(error) = lock.try_lock() {
-            return Err(match error {
-                std::fs::TryLockError::WouldBlock => BufferError::Locked { dir },
-                std::fs::TryLockError::Error(source) => BufferError::Io { path: lock_path, what: "locking", source },
-            });
+        // A reloaded input's predecessor may still be closing the log.
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(BufferError::Locked { dir }),
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(BufferError::Io { path: lock_path, what: "locking", source });
+                }
+            }
         }
         let committed = read_committed(&dir).map_err(io_error("reading `committed` in", &dir))?;
         let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
@@ -260,9 +284,18 @@ impl Buffer {
         let mut segments = BTreeMap::new();
         let mut in_flight = BTreeSet::new();
         let mut next_id = committed;
+        let last_file = files.last().map(|(first, _)| *first);
         for (first, path) in files {
+            // Appends go after every segment there is, whatever its frames say.
+            next_id = next_id.max(first);
             let scan = scan_segment(&path).map_err(io_error("reading", &path))?;
-            if let Some(damage) = scan.damage {
+            // Only the last segment was being written when a crash came: a
+            // torn frame anywhere else is damage.
+            let damage = match scan.damage {
+                Some(Damage::Torn) if Some(first) != last_file => Some(Damage::Corrupt),
+                other => other,
+            };
+            if let Some(damage) = damage {
                 let file = OpenOptions::new().write(true).open(&path).map_err(io_error("truncating", &path))?;
                 file.set_len(scan.valid_bytes).map_err(io_error("truncating", &path))?;
                 let lost = scan.file_bytes - scan.valid_bytes;
@@ -270,12 +303,12 @@ impl Buffer {
                     Damage::Torn => {
                         recovery.torn += 1;
                         truncated[0].add(1);
-                        tracing::warn!(input, file = %path.display(), lost_bytes = lost, "buffer: a torn tail (a crash mid-write) was truncated; that request had not been answered");
+                        tracing::warn!(input, file = %path.display(), lost_bytes = lost, "buffer: a torn tail (a crash mid-write, or a damaged length) was truncated");
                     }
                     Damage::Corrupt => {
                         recovery.corrupt += 1;
                         truncated[1].add(1);
-                        tracing::error!(input, file = %path.display(), lost_bytes = lost, "buffer: a corrupt frame (CRC mismatch) ended this segment; what followed it is lost");
+                        tracing::error!(input, file = %path.display(), lost_bytes = lost, "buffer: a corrupt frame (checksum mismatch or unreadable) ended this segment; what followed it is lost");
                     }
                 }
             }
@@ -285,7 +318,18 @@ impl Buffer {
                     in_flight.insert(id);
                 }
             }
+            if !scan.ids.is_empty() {
+                next_id = next_id.max(first.saturating_add(1));
+            }
             segments.insert(first, Segment { path, bytes: scan.valid_bytes, last: scan.ids.last().copied() });
+        }
+        if committed > next_id {
+            tracing::warn!(
+                input,
+                committed,
+                next_id,
+                "buffer: `committed` is ahead of every unit in the log; nothing in it is sent again"
+            );
         }
         recovery.replayed = in_flight.len() as u64;
         // Appends go to a fresh segment: a damaged one is never appended to.
@@ -302,6 +346,7 @@ impl Buffer {
             active,
             next_id,
             in_flight,
+            sent: BTreeSet::new(),
             recorded: committed,
             dirty: false,
             _lock: lock,
@@ -312,7 +357,6 @@ impl Buffer {
         let buffer = Buffer(Arc::new(Shared {
             inner: Mutex::new(inner),
             appended: Notify::new(),
-            skip_below: committed,
             interval: settings.fsync_interval.0,
             input: input.to_string(),
         }));
@@ -350,6 +394,13 @@ impl Buffer {
         let size = frame.len() as u64;
         if size > inner.max_bytes {
             return Err(BufferError::TooLarge { bytes: size, max: inner.max_bytes });
+        }
+        if inner.total_bytes() + size > inner.max_bytes && inner.active_bytes() > 0 && inner.active_done() {
+            // Everything in the segment being appended to was delivered: start
+            // a new one so that one can go, instead of refusing.
+            inner.rotate()?;
+            let dir = inner.dir.clone();
+            inner.drop_acknowledged().map_err(io_error("dropping acknowledged segments in", &dir))?;
         }
         if inner.total_bytes() + size > inner.max_bytes {
             return Err(BufferError::Full { max: inner.max_bytes });
@@ -393,6 +444,7 @@ impl Buffer {
     pub fn ack(&self, id: u64) {
         let mut inner = self.lock();
         inner.in_flight.remove(&id);
+        inner.sent.remove(&id);
         if let Err(error) = inner.drop_acknowledged() {
             tracing::warn!(input = %self.0.input, %error, "buffer: cannot delete acknowledged segments; retried on the next acknowledgement");
         }
@@ -488,11 +540,15 @@ impl Buffer {
     /// pipeline closed or shutdown came first.
     async fn send_unit(&self, ctx: &InputContext, id: u64, mut records: Vec<Record>) -> bool {
         let buffer = self.clone();
-        let token = AckToken::new(move |outcome| {
-            if outcome == Delivery::Delivered {
-                buffer.ack(id);
+        let token = AckToken::new(move |outcome| match outcome {
+            Delivery::Delivered => buffer.ack(id),
+            // Still owed: sent again by the next feeder (after a reload or
+            // at the next start).
+            Delivery::Failed => {
+                buffer.lock().sent.remove(&id);
             }
         });
+        self.lock().sent.insert(id);
         for record in &mut records {
             record.ack = Some(token.clone());
         }
@@ -531,6 +587,12 @@ impl Inner {
         self.active_segment().bytes
     }
 
+    /// Whether every unit of the segment being appended to is acknowledged.
+    fn active_done(&self) -> bool {
+        let (&first, _) = self.segments.iter().next_back().expect("the active segment is always there");
+        self.in_flight.range(first..).next().is_none()
+    }
+
     fn publish(&self) {
         self.bytes.set(i64::try_from(self.total_bytes()).unwrap_or(i64::MAX));
         self.units.set(i64::try_from(self.in_flight.len()).unwrap_or(i64::MAX));
@@ -547,6 +609,10 @@ impl Inner {
         self.active.sync_data().map_err(io_error("syncing", &old))?;
         let path = segment_path(&self.dir, self.next_id);
         self.active = create_private(&path).map_err(io_error("creating", &path))?;
+        if self.fsync != Fsync::Never {
+            // The new file's name must survive a machine crash too.
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error("syncing", &self.dir))?;
+        }
         self.segments.insert(self.next_id, Segment { path, bytes: 0, last: None });
         self.dirty = false;
         Ok(())
@@ -632,7 +698,10 @@ impl Reader {
                 Some((id, size, Some(records))) => {
                     self.offset += size;
                     self.last_read = Some(id);
-                    if id < buffer.0.skip_below {
+                    let inner = buffer.lock();
+                    // Acknowledged (before the last stop, or since), or on
+                    // its way from an earlier feeder of this log.
+                    if !inner.in_flight.contains(&id) || inner.sent.contains(&id) {
                         continue;
                     }
                     return Ok(Some((id, records)));

@@ -98,7 +98,8 @@ fn a_clean_close_sends_again_only_what_is_owed_and_ids_keep_growing() {
 fn a_second_process_cannot_use_the_folder() {
     let dir = tempfile::tempdir().unwrap();
     let (_held, _) = Buffer::open("in", &settings(dir.path(), 1 << 20)).unwrap();
-    let err = Buffer::open("other", &settings(dir.path(), 1 << 20)).err().expect("refused");
+    // What another process meets: its own open of the lock file.
+    let err = Buffer::open_with("other", &settings(dir.path(), 1 << 20), 1 << 20).err().expect("refused");
     assert!(matches!(err, BufferError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("in use by another process"), "{err}");
 }
@@ -200,4 +201,48 @@ fn the_fuzz_corpus_starts_from_whole_frames() {
         ids.push(id);
     }
     assert_eq!(ids, [0, 1]);
+}
+
+#[test]
+fn a_reloaded_input_gets_the_same_log_and_its_feeder_skips_what_is_on_its_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = Buffer::open("in", &settings(dir.path(), 1 << 20)).unwrap();
+    let ids: Vec<u64> = (0..3).map(|n| first.append(&unit(n)).unwrap()).collect();
+    first.lock().sent.insert(ids[0]); // the old feeder sent 0, not yet delivered
+    first.ack(ids[1]); // and 1 was delivered
+    let (second, recovery) =
+        Buffer::open("in", &settings(dir.path(), 4 << 20)).expect("not refused as a second process");
+    assert!(Arc::ptr_eq(&first.0, &second.0), "one log per folder in a process");
+    assert_eq!(recovery, Recovery::default());
+    assert_eq!(bodies(&drain(&second)), ["{\"n\":2}"], "a new feeder sends only what no one has");
+}
+
+#[test]
+fn a_full_log_of_delivered_units_makes_room_for_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<Record> = (0..40).flat_map(unit).collect();
+    let size = encode(&big).len() as u64;
+    let (buffer, _) = Buffer::open_with("in", &settings(dir.path(), size * 3 / 2), size * 4).unwrap();
+    let id = buffer.append(&big).unwrap();
+    drain(&buffer);
+    buffer.ack(id);
+    assert!(buffer.append(&big).is_ok(), "the delivered segment goes instead of a 429 forever");
+}
+
+#[test]
+fn a_segment_whose_name_says_more_than_its_frames_is_appended_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (buffer, _) = Buffer::open("in", &settings(dir.path(), 1 << 20)).unwrap();
+    for n in 0..3 {
+        buffer.append(&unit(n)).unwrap();
+    }
+    let path = buffer.lock().active_segment().path.clone();
+    crash(buffer);
+    std::fs::rename(&path, dir.path().join("00000000000000000007.wal")).unwrap();
+    let (buffer, recovery) = Buffer::open_with("in", &settings(dir.path(), 1 << 20), 1 << 20).unwrap();
+    assert_eq!(recovery.replayed, 3);
+    let id = buffer.append(&unit(9)).unwrap();
+    assert!(id > 7, "a new unit gets an id past every segment's name: {id}");
+    let sent = drain(&buffer);
+    assert_eq!(sent.last().unwrap(), &(id, "{\"n\":9}".to_string()), "and it is read back, not lost");
 }

@@ -135,7 +135,9 @@ where
             drop(slot);
         });
     }
-    // Graceful shutdown: every connection gives its slot back when done.
+    // The port goes now (a reloaded input binds it again); then graceful
+    // shutdown: every connection gives its slot back when done.
+    drop(listener);
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     Ok(())

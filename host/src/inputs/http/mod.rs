@@ -296,6 +296,23 @@ impl Input for HttpInput {
     }
 }
 
+/// How long a port in use may take to come free: a reloaded input's
+/// predecessor lets go of it as soon as it sees the reload.
+const BIND_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Bind `address`, retrying while it is in use for up to [`BIND_PATIENCE`].
+async fn bind_soon(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
+    loop {
+        match tokio::net::TcpListener::bind(address).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            bound => return bound,
+        }
+    }
+}
+
 impl HttpInput {
     async fn serve(self: Box<Self>, ctx: InputContext) -> Result<(), HttpInputError> {
         let config = self.config;
@@ -304,7 +321,7 @@ impl HttpInput {
             None => None,
         };
         let bind = |source| HttpInputError::Bind { address: config.address, source };
-        let listener = tokio::net::TcpListener::bind(config.address).await.map_err(bind)?;
+        let listener = bind_soon(config.address).await.map_err(bind)?;
         let address = listener.local_addr().map_err(bind)?;
         tracing::info!(input = %ctx.name, %address, tls = tls.is_some(), "http input listening");
         ctx.listening();
