@@ -5,7 +5,7 @@
 //! other way. Decoding itself is `rmpv`'s.
 
 use rmpv::ValueRef;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde::ser::{Error as _, Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// Where the frame scanner stands in a growing buffer: how far it has read
 /// whole values, and how many values are still owed. Resuming from it
@@ -87,9 +87,39 @@ impl Scan {
     }
 }
 
+/// Longest JSON text a map key that is not a string may become. Keys are
+/// names; a map used as a key inside a map used as a key doubles its text
+/// with every level of escaping, so without a bound 120 bytes of msgpack
+/// render to gigabytes (found by the `forward` fuzz target).
+pub const MAX_KEY_JSON_BYTES: usize = 1024;
+
+/// The JSON text of a map key that is not a string, at most
+/// [`MAX_KEY_JSON_BYTES`].
+fn key_text(key: &ValueRef<'_>) -> Result<String, String> {
+    struct Bounded(Vec<u8>);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + buf.len() > MAX_KEY_JSON_BYTES {
+                return Err(std::io::Error::other("too long"));
+            }
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Bounded(Vec::new());
+    serde_json::to_writer(&mut out, &Json(key)).map_err(|_| {
+        format!("a map key that is not a string renders to more than {MAX_KEY_JSON_BYTES} bytes of JSON")
+    })?;
+    String::from_utf8(out.0).map_err(|e| e.to_string())
+}
+
 /// A msgpack value rendered as JSON. Strings stay strings; binaries are
 /// strings when they are UTF-8 (Fluentd sends Ruby strings as binaries),
-/// else base64; map keys that are not strings become their JSON text;
+/// else base64; map keys that are not strings become their JSON text (at
+/// most [`MAX_KEY_JSON_BYTES`], else the value does not render);
 /// non-finite floats become `null`; an extension becomes
 /// `{"ext": type, "data": base64}`.
 pub struct Json<'a, 'b>(pub &'b ValueRef<'a>);
@@ -128,9 +158,7 @@ impl Serialize for Json<'_, '_> {
                 for (key, value) in pairs {
                     match text(key) {
                         Some(text) => map.serialize_entry(text, &Json(value))?,
-                        None => {
-                            map.serialize_entry(&serde_json::to_string(&Json(key)).unwrap_or_default(), &Json(value))?
-                        }
+                        None => map.serialize_entry(&key_text(key).map_err(S::Error::custom)?, &Json(value))?,
                     }
                 }
                 map.end()
@@ -201,6 +229,23 @@ mod tests {
         let mut out = Vec::new();
         rmpv::encode::write_value(&mut out, value).unwrap();
         out
+    }
+
+    #[test]
+    fn map_keys_nested_in_map_keys_are_bounded_not_doubled_per_level() {
+        // {{{…{"k": 1}: 1}…: 1}: 1}: forty maps, each the key of the next.
+        let mut value = rmpv::Value::Map(vec![(rmpv::Value::from("k"), rmpv::Value::from(1))]);
+        for _ in 0..40 {
+            value = rmpv::Value::Map(vec![(value, rmpv::Value::from(1))]);
+        }
+        let bytes = encode(&value);
+        let parsed = rmpv::decode::read_value_ref(&mut &bytes[..]).unwrap();
+        let err = serde_json::to_vec(&Json(&parsed)).unwrap_err();
+        assert!(err.to_string().contains("renders to more than 1024 bytes"), "{err}");
+        let shallow = rmpv::Value::Map(vec![(rmpv::Value::from(7), rmpv::Value::from("x"))]);
+        let bytes = encode(&shallow);
+        let parsed = rmpv::decode::read_value_ref(&mut &bytes[..]).unwrap();
+        assert_eq!(serde_json::to_string(&Json(&parsed)).unwrap(), r#"{"7":"x"}"#, "a scalar key is its JSON text");
     }
 
     #[test]
