@@ -231,13 +231,7 @@ fn a_full_log_of_delivered_units_makes_room_for_the_next_request() {
 
 #[test]
 fn a_segment_whose_name_says_more_than_its_frames_is_appended_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let (buffer, _) = Buffer::open("in", &settings(dir.path(), 1 << 20)).unwrap();
-    for n in 0..3 {
-        buffer.append(&unit(n)).unwrap();
-    }
-    let path = buffer.lock().active_segment().path.clone();
-    crash(buffer);
+    let (dir, path) = three_units_then_crash();
     std::fs::rename(&path, dir.path().join("00000000000000000007.wal")).unwrap();
     let (buffer, recovery) = Buffer::open_with("in", &settings(dir.path(), 1 << 20), 1 << 20).unwrap();
     assert_eq!(recovery.replayed, 3);
