@@ -242,33 +242,11 @@ test-full: lint build
 fuzz seconds="600" *targets:
     tools/fuzz.sh run {{seconds}} {{targets}}
 
-# Benchmarks recorded in BENCHMARKS.md.
-bench: build
-    #!/usr/bin/env bash
-    set -euo pipefail
-    data="{{target_dir}}/bench"
-    mkdir -p "$data"
-    {{weir}} generate --chunks 2000 --statements 50 > "$data/chunks.ndjson"
-    echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d)"
-    {{weir}} bench --plugin "{{plugin_dir}}/split.wasm" --input "$data/chunks.ndjson" --batch 20 \
-        --config '{"field":"logs","context":["app","app_version",{"from":"device.os","to":"os"}],"time":{"regex":"^(?P<time>\\S+)"}}'
-
-# The chain on 1 and 2 workers (BENCHMARKS.md): file -> split -> extract -> percentiles -> blackhole, 1 M statements, interleaved A/B, 3 rounds.
-bench-workers: bundled-plugins host
-    #!/usr/bin/env bash
-    set -euo pipefail
-    data="{{target_dir}}/bench"
-    mkdir -p "$data"
-    [ -s "$data/chunks-20k.ndjson" ] || {{weir}} generate --chunks 20000 --statements 50 > "$data/chunks-20k.ndjson"
-    echo "machine: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    for round in 1 2 3; do
-        for workers in 1 2; do
-            BENCH_WORKERS=$workers BENCH_INPUT="$data/chunks-20k.ndjson" \
-                /usr/bin/time -f "round $round, $workers worker(s): %e s wall, %U s user, %S s sys, %M KiB" \
-                {{weir}} --log-level warn run -c configs/bench/split-extract-percentiles.yaml
-        done
-    done
-    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Rerun BENCHMARKS.md's rows that need no server and print them as one table (tools/bench.py:
+# `just bench --rounds 3 --baseline DIR` alternates with an earlier build and gives ratios).
+bench *args: bundled-plugins host
+    cargo build --release --manifest-path tools/native-chain/Cargo.toml --target-dir "{{target_dir}}/native-chain"
+    python3 tools/bench.py {{args}}
 
 # The example filters' figures in BENCHMARKS.md: statements/s, instantiate time, memory per instance, size.
 bench-examples: build

@@ -50,7 +50,7 @@ use weir_plugin_sdk::{InputEvent, duration};
 
 use crate::config::{LatePolicy, PercentilesConfig};
 use crate::histogram::{Precision, Sample};
-use crate::metric::{self, SeriesKey};
+use crate::metric::{Keys, SeriesKey};
 use crate::pane::{Pane, WindowStats};
 use crate::window::Windows;
 
@@ -198,6 +198,85 @@ impl Series {
     }
 }
 
+/// The filter's state that rules one record (lateness, panes), borrowed
+/// apart from the series map so that a series can be checked and recorded
+/// into while it is held.
+struct RecordContext<'c> {
+    config: &'c PercentilesConfig,
+    windows: Windows,
+    precision: Precision,
+    closed: Option<i64>,
+    watermark: Option<i64>,
+}
+
+impl RecordContext<'_> {
+    /// Record `sample` at event time `t` (host clock `now`) into `series`,
+    /// counting the windows a new pane opens.
+    fn record(
+        &self,
+        series: &mut Series,
+        t: i64,
+        sample: Sample,
+        now: i64,
+        partially_late: bool,
+        counters: &mut Counters,
+    ) {
+        let pane = self.windows.pane_start(t);
+        if !series.panes.contains_key(&pane) {
+            counters.windows_opened += series.opened_by(self.windows, self.closed, pane);
+        }
+        series.panes.entry(pane).or_insert_with(|| Pane::new(self.precision)).record(sample);
+        series.last_seen = now;
+        counters.accepted += 1;
+        counters.partially_late += u64::from(partially_late);
+    }
+
+    /// Whether a value at `t` of series `key` (closed early through
+    /// `flushed`, if idle) is on time: `Ok(partially_late)`, or `Err` with
+    /// what `record` returns for a late one (dropped or dead-lettered, by
+    /// the `late` policy), counted.
+    fn check(
+        &self,
+        key: &SeriesKey,
+        t: i64,
+        flushed: Option<i64>,
+        counters: &mut Counters,
+    ) -> Result<bool, Result<(), String>> {
+        let Some(boundary) = self.closed.max(flushed) else {
+            return Ok(false);
+        };
+        if !self.windows.is_late(t, boundary) {
+            return Ok(self.windows.is_partially_late(t, boundary));
+        }
+        counters.late += 1;
+        Err(match self.config.late {
+            LatePolicy::Drop => {
+                counters.dropped_late += 1;
+                Ok(())
+            }
+            LatePolicy::DeadLetter => Err(self.reason(key, t, boundary, flushed)),
+        })
+    }
+
+    fn reason(&self, key: &SeriesKey, t: i64, boundary: i64, flushed: Option<i64>) -> String {
+        let last_end = self.windows.last_end_of_pane(self.windows.pane_start(t));
+        let last_start = last_end - self.windows.size;
+        let which =
+            if self.windows.size == self.windows.step { "its window" } else { "every window holding it, the last" };
+        let closed_by_watermark = self.closed.is_some_and(|c| last_end <= c);
+        let why = if flushed.is_some_and(|f| last_end <= f) && !closed_by_watermark {
+            format!("was closed early after the series was idle for {}", duration::format(self.config.idle_timeout))
+        } else {
+            format!(
+                "closed when the watermark reached {} (allowed_lateness {})",
+                rfc3339(self.watermark.unwrap_or(boundary)),
+                duration::format(self.config.allowed_lateness)
+            )
+        };
+        format!("late event for {key} at {}: {which} {}..{} {why}", rfc3339(t), rfc3339(last_start), rfc3339(last_end))
+    }
+}
+
 /// Tracks one stretch of time during which `max_series` refuses series, so
 /// the host log gets one line when it starts and one when it ends, not one
 /// per record.
@@ -273,9 +352,10 @@ impl Percentiles {
     /// the batch closes are emitted in the outcome.
     pub fn process(&mut self, events: &[InputEvent<'_>], now: i64) -> Outcome {
         let mut out = Outcome::default();
+        let mut keys = Keys::default();
         for (i, event) in events.iter().enumerate() {
             let index = u32::try_from(i).expect("a WIT list holds at most u32::MAX events");
-            if let Err(reason) = self.record(event, now, &mut out) {
+            if let Err(reason) = self.record(&mut keys, event, now, &mut out) {
                 out.rejected.push(Rejection { index, reason });
             }
         }
@@ -283,23 +363,28 @@ impl Percentiles {
     }
 
     /// Record one event; `Ok` also covers late events dropped by policy.
-    fn record(&mut self, event: &InputEvent<'_>, now: i64, out: &mut Outcome) -> Result<(), String> {
-        let metric = metric::parse(event.body).inspect_err(|_| out.counters.invalid += 1)?;
+    fn record<'a>(
+        &mut self,
+        keys: &mut Keys<'a>,
+        event: &InputEvent<'a>,
+        now: i64,
+        out: &mut Outcome,
+    ) -> Result<(), String> {
+        let (key, value) = keys.read(event.body).inspect_err(|_| out.counters.invalid += 1)?;
         let (lowest, highest) = (self.config.lowest, self.config.highest);
-        if !(lowest..=highest).contains(&metric.value) {
+        if !(lowest..=highest).contains(&value) {
             out.counters.out_of_range += 1;
             return Err(format!(
-                "value {} of {} is outside the accepted range [{}, {}] (lowest, highest)",
-                json::number(metric.value),
-                metric.key,
+                "value {} of {key} is outside the accepted range [{}, {}] (lowest, highest)",
+                json::number(value),
                 json::number(lowest),
                 json::number(highest)
             ));
         }
 
-        let sample = Sample::new(metric.value).map_err(|why| {
+        let sample = Sample::new(value).map_err(|why| {
             out.counters.unrepresentable += 1;
-            format!("value {} of {} {why}", json::number(metric.value), metric.key)
+            format!("value {} of {key} {why}", json::number(value))
         })?;
 
         let t = event.time;
@@ -308,69 +393,58 @@ impl Percentiles {
             // Whole seconds: nanoseconds of a wrong clock say nothing.
             let ahead = t.saturating_sub(now);
             return Err(format!(
-                "future event for {} at {}: {} ahead of the host clock {}, more than max_future {}",
-                metric.key,
+                "future event for {key} at {}: {} ahead of the host clock {}, more than max_future {}",
                 rfc3339(t),
                 duration::format(ahead - ahead % 1_000_000_000),
                 rfc3339(now),
                 duration::format(self.config.max_future)
             ));
         }
-        // One lookup for what the checks need; the series itself is taken
-        // once more below (and made, for a new one).
-        let known = self.series.get(&metric.key).map(|s| s.flushed_through);
-        let flushed = known.flatten();
-        let mut partially_late = false;
-        if let Some(boundary) = self.closed.max(flushed) {
-            if self.windows.is_late(t, boundary) {
-                out.counters.late += 1;
-                return match self.config.late {
-                    LatePolicy::Drop => {
-                        out.counters.dropped_late += 1;
-                        Ok(())
-                    }
-                    LatePolicy::DeadLetter => Err(self.late_reason(&metric.key, t, boundary, flushed)),
-                };
-            }
-            partially_late = self.windows.is_partially_late(t, boundary);
-        }
 
-        if known.is_none() && self.series.len() >= self.config.max_series {
-            out.counters.series_cap += 1;
-            let max = self.config.max_series;
-            self.cap.refused += 1;
-            if !self.cap.active {
-                self.cap.active = true;
-                out.logs.push((
-                    LogLevel::Warn,
-                    format!(
-                        "series cap of {max} reached: refusing new series, starting with {}, until open windows close (raise max_series or drop high-cardinality labels)",
-                        metric.key
-                    ),
-                ));
-            }
-            return Err(format!("series cap of {max} reached: new series {} refused (max_series)", metric.key));
-        }
-
-        let (precision, windows, closed) = (self.precision, self.windows, self.closed);
-        let series = if known.is_some() {
-            self.series.get_mut(&metric.key).expect("looked up above")
+        // A known series is searched once (a second BTreeMap search compared
+        // its labels again, BENCHMARKS.md); a new one once more to insert it.
+        let watermark = self.watermark();
+        let context = RecordContext {
+            config: &self.config,
+            windows: self.windows,
+            precision: self.precision,
+            closed: self.closed,
+            watermark,
+        };
+        if let Some(series) = self.series.get_mut(key) {
+            let partially_late = match context.check(key, t, series.flushed_through, &mut out.counters) {
+                Ok(partially_late) => partially_late,
+                Err(late) => return late,
+            };
+            context.record(series, t, sample, now, partially_late, &mut out.counters);
         } else {
+            let partially_late = match context.check(key, t, None, &mut out.counters) {
+                Ok(partially_late) => partially_late,
+                Err(late) => return late,
+            };
+            if self.series.len() >= self.config.max_series {
+                out.counters.series_cap += 1;
+                let max = self.config.max_series;
+                self.cap.refused += 1;
+                if !self.cap.active {
+                    self.cap.active = true;
+                    out.logs.push((
+                        LogLevel::Warn,
+                        format!(
+                            "series cap of {max} reached: refusing new series, starting with {key}, until open windows close (raise max_series or drop high-cardinality labels)"
+                        ),
+                    ));
+                }
+                return Err(format!("series cap of {max} reached: new series {key} refused (max_series)"));
+            }
             out.counters.series_opened += 1;
-            self.series.entry(metric.key).or_insert(Series {
+            let series = self.series.entry(key.clone()).or_insert(Series {
                 panes: BTreeMap::new(),
                 last_seen: now,
                 flushed_through: None,
-            })
-        };
-        let pane = windows.pane_start(t);
-        if !series.panes.contains_key(&pane) {
-            out.counters.windows_opened += series.opened_by(windows, closed, pane);
+            });
+            context.record(series, t, sample, now, partially_late, &mut out.counters);
         }
-        series.panes.entry(pane).or_insert_with(|| Pane::new(precision)).record(sample);
-        series.last_seen = now;
-        out.counters.accepted += 1;
-        out.counters.partially_late += u64::from(partially_late);
 
         let capped = t.min(now);
         let max = self.max_event_time.map_or(capped, |m| m.max(capped));
@@ -381,24 +455,6 @@ impl Percentiles {
             self.close(previous, boundary, out);
         }
         Ok(())
-    }
-
-    fn late_reason(&self, key: &SeriesKey, t: i64, boundary: i64, flushed: Option<i64>) -> String {
-        let last_end = self.windows.last_end_of_pane(self.windows.pane_start(t));
-        let last_start = last_end - self.windows.size;
-        let which =
-            if self.windows.size == self.windows.step { "its window" } else { "every window holding it, the last" };
-        let closed_by_watermark = self.closed.is_some_and(|c| last_end <= c);
-        let why = if flushed.is_some_and(|f| last_end <= f) && !closed_by_watermark {
-            format!("was closed early after the series was idle for {}", duration::format(self.config.idle_timeout))
-        } else {
-            format!(
-                "closed when the watermark reached {} (allowed_lateness {})",
-                rfc3339(self.watermark().unwrap_or(boundary)),
-                duration::format(self.config.allowed_lateness)
-            )
-        };
-        format!("late event for {key} at {}: {which} {}..{} {why}", rfc3339(t), rfc3339(last_start), rfc3339(last_end))
     }
 
     /// Emit the windows ending in `(previous, boundary]` and drop the panes no
