@@ -3,7 +3,7 @@
 and print them as one table, with the machine, the date and the command of
 each row.
 
-    tools/bench.py [--rounds N] [--baseline DIR] [--only ROW ...]
+    tools/bench.py [--rounds N] [--baseline DIR] [--fluent-bit BINARY] [--only ROW ...]
 
 --baseline DIR: DIR holds an earlier build (`DIR/weir` and `DIR/plugins/`,
 e.g. copied from target/release/weir and target/plugins before a change).
@@ -11,6 +11,10 @@ Every row then runs the baseline and the current build alternately, N
 rounds each, and the table gives both medians and their ratio: on a shared
 machine a ratio measured in one run says more than two absolute figures
 measured hours apart.
+
+--fluent-bit BINARY adds Fluent Bit's two HTTP rows (configs/bench/fluent-bit/),
+measured with the same load in the same run, so the http-* rows have their
+bar beside them (Fluent Bit is not installed by the project's scripts).
 
 Rows (the HTTP ones start Weir, load it with a stdlib client that builds its
 requests before timing, and read the server's CPU and RSS from /proc):
@@ -20,6 +24,7 @@ requests before timing, and read the server's CPU and RSS from /proc):
   workers      the chain under `weir run`, 1 then 2 workers: wall seconds, speed-up
   http-discard HTTP -> blackhole, ack delivered: server CPU µs per record, peak RSS
   http-extract HTTP -> extract (one rule) -> blackhole: server CPU µs per record, peak RSS
+  fluent-bit-discard, fluent-bit-parser   the same two with Fluent Bit (--fluent-bit)
   latency      HTTP -> split -> extract -> blackhole, ack delivered, 1 connection: p50
   bulk         `_bulk` into a blackhole: Weir's own `took` per document
 
@@ -76,13 +81,18 @@ def free_port():
 
 
 class Server:
-    """`weir run -c CONFIG` on a free port (BENCH_ADDRESS), stopped with SIGINT."""
+    """A server on a free port, stopped with SIGINT: `weir run -c CONFIG`
+    (the port in BENCH_ADDRESS), or with `fluent_bit` Fluent Bit (BENCH_PORT)."""
 
-    def __init__(self, build, config, **env):
+    def __init__(self, build, config, fluent_bit=None, **env):
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [str(build.weir), "--log-level", "warn", "run", "-c", str(BENCH / config)],
-            env=build.env(BENCH_ADDRESS=f"127.0.0.1:{self.port}", **env), cwd=ROOT)
+        if fluent_bit:
+            command = [str(fluent_bit), "-c", str(BENCH / config)]
+            env = dict(os.environ, BENCH_PORT=str(self.port), **env)
+        else:
+            command = [str(build.weir), "--log-level", "warn", "run", "-c", str(BENCH / config)]
+            env = build.env(BENCH_ADDRESS=f"127.0.0.1:{self.port}", **env)
+        self.process = subprocess.Popen(command, env=env, cwd=ROOT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -164,6 +174,16 @@ def http(tag):
     return row
 
 
+def fluent_bit(records_to):
+    def row(binary):
+        with Server(None, "fluent-bit/http-parser.conf", fluent_bit=binary, BENCH_FILTER=records_to) as server:
+            out = json.loads(python("http-load.py", f"http://127.0.0.1:{server.port}/logs", server.process.pid,
+                                    2_000_000, 1_000, 2, "application/json"))
+        return out["server_cpu_us_per_record"], (f"{out['records_per_s']:,} records/s, peak RSS "
+                                                 f"{out['server_peak_rss_mib']} MiB")
+    return row
+
+
 def latency(build):
     sample = TARGET / "bench" / "chunks-2k.ndjson"
     if not sample.exists():
@@ -186,6 +206,8 @@ ROWS = [
     ("workers", "x (1 worker wall / 2 workers wall)", "higher", "BENCH_WORKERS=1|2 weir run -c configs/bench/split-extract-percentiles.yaml", workers),
     ("http-discard", "µs server CPU/record", "lower", "BENCH_TAG=raw weir run -c configs/bench/http-extract.yaml + http-load.py (2M records, 1,000/request, 2 connections)", http("raw")),
     ("http-extract", "µs server CPU/record", "lower", "BENCH_TAG=logs weir run -c configs/bench/http-extract.yaml + http-load.py (2M records, 1,000/request, 2 connections)", http("logs")),
+    ("fluent-bit-discard", "µs server CPU/record", "lower", "BENCH_FILTER=dummy fluent-bit -c configs/bench/fluent-bit/http-parser.conf + http-load.py (as above)", fluent_bit("dummy")),
+    ("fluent-bit-parser", "µs server CPU/record", "lower", "BENCH_FILTER='*' fluent-bit -c configs/bench/fluent-bit/http-parser.conf + http-load.py (as above)", fluent_bit("*")),
     ("latency", "ms p50, 1 connection", "lower", "weir run -c configs/bench/http-split-extract.yaml + http-latency.py URL chunks-2k.ndjson 1 5", latency),
     ("bulk", "µs took/document", "lower", "weir run -c configs/bench/http-bulk.yaml + http-bulk.py URL 400000 100 3", bulk),
 ]
@@ -195,6 +217,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--baseline", type=Path)
+    parser.add_argument("--fluent-bit", type=Path)
     parser.add_argument("--only", nargs="*", choices=[r[0] for r in ROWS])
     args = parser.parse_args()
     current = Build("current", TARGET / "release" / "weir", TARGET / "plugins")
@@ -215,12 +238,22 @@ def main():
     for name, unit, better, command, measure in ROWS:
         if args.only and name not in args.only:
             continue
+        if name.startswith("fluent-bit") and not args.fluent_bit:
+            continue
         figures = {b.name: [] for b in builds}
         details = {}
         try:
             for _ in range(args.rounds):
-                # The native floor does not depend on the build under test.
-                for build in builds if name != "native" else [current]:
+                # The native floor and Fluent Bit do not depend on the build under test.
+                if name == "native":
+                    figure, details["current"] = measure(current)
+                    figures["current"].append(figure)
+                    continue
+                if name.startswith("fluent-bit"):
+                    figure, details["current"] = measure(args.fluent_bit)
+                    figures["current"].append(figure)
+                    continue
+                for build in builds:
                     figure, details[build.name] = measure(build)
                     figures[build.name].append(figure)
         except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
