@@ -2,6 +2,7 @@
 """HTTP load with the server's own CPU and memory (issue 15's harness), stdlib only.
 
     http-load.py URL PID [RECORDS] [LINES_PER_REQUEST] [CONNECTIONS] [CONTENT_TYPE]
+    http-load.py --write RECORDS > records.ndjson   (the same records, for `weir bench -c`)
 
 Posts RECORDS NDJSON records (default 2,000,000), LINES_PER_REQUEST per
 request (default 1,000), over CONNECTIONS keep-alive connections (default
@@ -26,12 +27,15 @@ import threading
 import time
 import urllib.parse
 
-url, pid = sys.argv[1], int(sys.argv[2])
-records = int(sys.argv[3]) if len(sys.argv) > 3 else 2_000_000
-per_request = int(sys.argv[4]) if len(sys.argv) > 4 else 1_000
-connections = int(sys.argv[5]) if len(sys.argv) > 5 else 2
-content_type = sys.argv[6] if len(sys.argv) > 6 else "application/x-ndjson"
-target = urllib.parse.urlsplit(url)
+writing = sys.argv[1] == "--write"
+if writing:
+    records = per_request = int(sys.argv[2])
+else:
+    url, pid = sys.argv[1], int(sys.argv[2])
+    records = int(sys.argv[3]) if len(sys.argv) > 3 else 2_000_000
+    per_request = int(sys.argv[4]) if len(sys.argv) > 4 else 1_000
+    connections = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    content_type = sys.argv[6] if len(sys.argv) > 6 else "application/x-ndjson"
 ticks = os.sysconf("SC_CLK_TCK")
 txns, statuses, oses = ["payment", "search", "login", "checkout"], ["ok", "ok", "ok", "error"], ["ios", "android"]
 
@@ -43,6 +47,10 @@ def body(start):
         lines.append(json.dumps({"message": message, "os": oses[n % 2], "seq": n}))
     return ("\n".join(lines) + "\n").encode()
 
+
+if writing:
+    sys.stdout.buffer.write(body(0))
+    sys.exit(0)
 
 # A handful of distinct bodies, cycled: building 2,000 would time Python.
 bodies = [body(i * per_request) for i in range(16)]
@@ -66,6 +74,7 @@ peak = [0]
 
 
 def client(offset):
+    target = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
     for i in range(offset, requests, connections):
         conn.request("POST", target.path, bodies[i % len(bodies)], {"content-type": content_type})

@@ -145,3 +145,32 @@ fn bench_runs_a_pipelines_chain_and_breaks_the_time_down_per_filter() {
     assert_eq!(percentiles.0, extract.1);
     assert!(text.contains("s in the plugin + "), "{text}");
 }
+
+#[test]
+fn run_exits_1_when_an_input_stopped_with_an_error_and_still_delivers_the_others() {
+    // The http input's port is taken for the whole run: it gives up after
+    // its bind patience, while the file input reads to its end.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = TestDir::new();
+    dir.write("in.ndjson", "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    let config = dir.write(
+        "weir.yaml",
+        &format!(
+            "
+inputs:
+  - {{ type: file, path: in.ndjson, tag: t }}
+  - {{ type: http, address: 127.0.0.1:{port}, tag: t }}
+outputs:
+  - {{ type: file, path: out.ndjson, match: t }}
+"
+        ),
+    );
+    let out = crate::util::weir().args(["run", "-c"]).arg(&config).stdin(std::process::Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a failed input makes the run fail: {stderr}");
+    assert!(stderr.contains("input stopped"), "the failure is logged when it happens: {stderr}");
+    assert!(stderr.contains("inputs stopped with an error during the run"), "and summed up at the end: {stderr}");
+    let delivered = ndjson(&std::fs::read(dir.path("out.ndjson")).unwrap());
+    assert_eq!(delivered.len(), 3, "the other input's records are delivered: {delivered:?}");
+}

@@ -84,9 +84,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let stop = Stop { shutdown: shutdown.clone(), hurry };
         let drained = pipeline.run(stop, state.ready.clone()).await?;
         shutdown.cancel();
-        tracing::info!(abandoned = drained.abandoned, "pipeline stopped");
-        // Exit 1 says the drain was incomplete: records were given up.
-        Ok(if drained.abandoned == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        tracing::info!(abandoned = drained.abandoned, failed_inputs = drained.failed_inputs, "pipeline stopped");
+        // Exit 1 says the run was incomplete: records were given up, or an
+        // input stopped with an error (what it was to read was not read), so
+        // a supervisor or a batch job sees the failure.
+        let complete = drained.abandoned == 0 && drained.failed_inputs == 0;
+        Ok(if complete { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }
 

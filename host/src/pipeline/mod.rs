@@ -203,8 +203,11 @@ impl Pipeline {
         loop {
             tokio::select! {
                 finished = running.inputs.tasks.join_next() => match finished {
-                    Some(Ok(id)) => running.inputs.finished(id),
-                    Some(Err(error)) => tracing::error!(%error, "input task failed"),
+                    Some(Ok((id, failed))) => running.inputs.finished(id, failed),
+                    Some(Err(error)) => {
+                        running.inputs.failed += 1;
+                        tracing::error!(%error, "input task failed");
+                    }
                     None => break,
                 },
                 Some(request) = reloads.recv() => {
@@ -218,6 +221,7 @@ impl Pipeline {
         }
         drop(reloads);
         ready.store(false, Ordering::Release);
+        let failed_inputs = running.inputs.failed;
         let Running { config, outputs, input_tx, control, .. } = running;
         drop(input_tx);
         drop(control);
@@ -237,7 +241,13 @@ impl Pipeline {
                 "drain incomplete: records were abandoned at shutdown_timeout (see the errors above)"
             );
         }
-        Ok(Drained { abandoned })
+        if failed_inputs > 0 {
+            tracing::error!(
+                inputs = failed_inputs,
+                "inputs stopped with an error during the run (see the errors above)"
+            );
+        }
+        Ok(Drained { abandoned, failed_inputs })
     }
 }
 
@@ -255,6 +265,10 @@ pub struct Drained {
     /// Records given up at `shutdown_timeout` (their inputs were told); 0
     /// means everything accepted was delivered or dead-lettered.
     pub abandoned: u64,
+    /// Inputs that stopped with an error (a port in use, a file that cannot
+    /// be read), each logged when it stopped: what they were to read was
+    /// not read.
+    pub failed_inputs: u64,
 }
 
 /// Set `ready` once every input of `listening` listens (outputs have
@@ -347,14 +361,18 @@ fn routes(
 /// replaced input's old task finishing is not mistaken for the new one.
 #[derive(Default)]
 struct Inputs {
-    tasks: JoinSet<u64>,
+    /// Each task ends with its id and whether its input failed.
+    tasks: JoinSet<(u64, bool)>,
     running: HashMap<String, (u64, CancellationToken)>,
     next_id: u64,
+    /// Inputs that stopped with an error so far.
+    failed: u64,
 }
 
 impl Inputs {
-    fn finished(&mut self, id: u64) {
+    fn finished(&mut self, id: u64, failed: bool) {
         self.running.retain(|_, (task, _)| *task != id);
+        self.failed += u64::from(failed);
     }
 
     fn stop(&mut self, name: &str) {
@@ -409,10 +427,11 @@ impl Running {
         self.inputs.next_id += 1;
         let name = spec.name.clone();
         self.inputs.tasks.spawn(async move {
-            if let Err(error) = input.run(ctx).await {
+            let outcome = input.run(ctx).await;
+            if let Err(error) = &outcome {
                 tracing::error!(input = name, %error, "input stopped");
             }
-            id
+            (id, outcome.is_err())
         });
         self.inputs.running.insert(spec.name.clone(), (id, token));
         Ok(listening)
