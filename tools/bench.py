@@ -165,22 +165,25 @@ def workers(build):
     return walls[1] / walls[2], "; ".join(said)
 
 
+def loaded(server, path, *content_type):
+    """http-load.py's standard load on `server`: server CPU µs per record, and a detail."""
+    out = json.loads(python("http-load.py", f"http://127.0.0.1:{server.port}{path}", server.process.pid,
+                            2_000_000, 1_000, 2, *content_type))
+    return out["server_cpu_us_per_record"], f"{out['records_per_s']:,} records/s, peak RSS {out['server_peak_rss_mib']} MiB"
+
+
 def http(tag):
     def row(build):
         with Server(build, "http-extract.yaml", BENCH_TAG=tag, BENCH_WORKERS="1") as server:
-            out = json.loads(python("http-load.py", f"http://127.0.0.1:{server.port}/ingest", server.process.pid))
-        return out["server_cpu_us_per_record"], (f"{out['records_per_s']:,} records/s, peak RSS "
-                                                 f"{out['server_peak_rss_mib']} MiB")
+            return loaded(server, "/ingest")
     return row
 
 
 def fluent_bit(records_to):
     def row(binary):
+        # Fluent Bit's in_http takes NDJSON only as application/json.
         with Server(None, "fluent-bit/http-parser.conf", fluent_bit=binary, BENCH_FILTER=records_to) as server:
-            out = json.loads(python("http-load.py", f"http://127.0.0.1:{server.port}/logs", server.process.pid,
-                                    2_000_000, 1_000, 2, "application/json"))
-        return out["server_cpu_us_per_record"], (f"{out['records_per_s']:,} records/s, peak RSS "
-                                                 f"{out['server_peak_rss_mib']} MiB")
+            return loaded(server, "/logs", "application/json")
     return row
 
 
