@@ -233,8 +233,9 @@ fn a_run_serves_the_catalogued_metrics_they_move_with_the_records_and_the_dashbo
     // Exactly the catalogue: every family it lists, with its type, and no
     // other. Some need what this run does not have: a Kafka broker (the
     // lag, checked in `real::kafka`), a filter call that fails, a `forward`
-    // input (bad frames, checked in `forward_input`), and a durable buffer
-    // (checked in `http_input::a_buffered_accepted_request_survives_kill_9…`).
+    // input (bad frames, checked in `forward_input`), a durable buffer
+    // (checked in `http_input::a_buffered_accepted_request_survives_kill_9…`),
+    // and a `kafka` input with `checkpoints`.
     let needs_more = [
         "weir_kafka_consumer_lag_messages",
         "weir_filter_errors_total",
@@ -243,6 +244,13 @@ fn a_run_serves_the_catalogued_metrics_they_move_with_the_records_and_the_dashbo
         "weir_buffer_units",
         "weir_buffer_replayed_total",
         "weir_buffer_truncated_total",
+        // A `kafka` input's checkpoints: checked in `real::scale_out`.
+        "weir_checkpoints_total",
+        "weir_checkpoint_bytes",
+        "weir_checkpoint_duration_seconds",
+        "weir_checkpoint_lag_seconds",
+        "weir_checkpoint_restore_seconds",
+        "weir_checkpoint_restored_total",
     ];
     for metric in catalogue::ALL {
         match m.types.get(metric.name) {

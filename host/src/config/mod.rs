@@ -53,6 +53,16 @@ pub struct Config {
     pub outputs: Vec<OutputSpec>,
 }
 
+impl Config {
+    /// The `kafka` input with `checkpoints:`, if any (at most one).
+    pub fn checkpointed_input(&self) -> Option<&crate::inputs::kafka::KafkaInputConfig> {
+        self.inputs.iter().find_map(|input| match &input.config {
+            crate::inputs::InputConfig::Kafka(kafka) if kafka.checkpoints.is_some() => Some(kafka),
+            _ => None,
+        })
+    }
+}
+
 /// Sizes and periods of the record path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineSettings {

@@ -287,6 +287,17 @@ impl Resolver {
                 ));
             }
         }
+        // Keyed state follows one input's partitions: two would mix them.
+        let checkpointed: Vec<usize> = (inputs.iter().enumerate())
+            .filter(|(_, input)| matches!(&input.config, inputs::InputConfig::Kafka(k) if k.checkpoints.is_some()))
+            .map(|(i, _)| i)
+            .collect();
+        if let [_, second, ..] = checkpointed[..] {
+            return Err(self.error(
+                &format!("inputs[{second}].checkpoints"),
+                "only one input of a pipeline may have checkpoints: the filters' state follows that input's partitions",
+            ));
+        }
         let filters = raw
             .filters
             .into_iter()

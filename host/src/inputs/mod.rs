@@ -182,6 +182,9 @@ pub struct InputContext {
     dead_letters: Counter,
     send_wait: Histogram,
     listening: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Where a `kafka` input with `checkpoints` meets the filters whose
+    /// state it keeps per partition.
+    pub checkpoints: Option<Arc<crate::pipeline::Checkpoints>>,
 }
 
 /// The receiving side has gone: the pipeline is shutting down.
@@ -244,7 +247,14 @@ impl InputContext {
             dead_letters: registry().counter(&INPUT_DEAD_LETTERS, &[name, "malformed"]),
             send_wait: registry().histogram(&INPUT_SEND_WAIT, &[name]),
             listening: std::sync::Mutex::new(None),
+            checkpoints: None,
         }
+    }
+
+    /// Share `checkpoints` with the input (see [`InputContext::checkpoints`]).
+    pub fn with_checkpoints(mut self, checkpoints: Option<Arc<crate::pipeline::Checkpoints>>) -> Self {
+        self.checkpoints = checkpoints;
+        self
     }
 
     /// Tell `on_listening` when the input is ready to take records (see

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::console::taps::Taps;
 use super::dedupe::{self, Seen};
+use super::keyed::{Checkpoints, Keyed, Taken};
 use super::partition::Placement;
 use super::reload::ReloadError;
 use crate::core::clock::Clock;
@@ -47,6 +48,10 @@ pub struct Stage {
     errors: HashMap<&'static str, (Counter, Counter)>,
     /// With `dedupe`: the identities of the records given to the filter.
     seen: Option<Seen>,
+    /// With a `kafka` input's `checkpoints`: one unit per input partition
+    /// (see [`super::keyed`]); this stage's own instance then takes the
+    /// records of other inputs and is the template of the units.
+    keyed: Option<Box<Keyed>>,
 }
 
 impl Stage {
@@ -65,7 +70,20 @@ impl Stage {
             errors: HashMap::new(),
             seen: instance.spec().dedupe.map(|d| Seen::new(d.capacity)),
             instance,
+            keyed: None,
         }
+    }
+
+    /// Wrap a configured instance whose state is kept per input partition
+    /// through `hub` (see [`super::keyed`]).
+    pub fn keyed(instance: FilterInstance, hub: Arc<Checkpoints>) -> Self {
+        Stage { keyed: Some(Box::new(Keyed::new(hub))), ..Stage::new(instance) }
+    }
+
+    /// The units per input partition, when state is kept so.
+    #[cfg(test)]
+    pub(super) fn keyed_mut(&mut self) -> Option<&mut Keyed> {
+        self.keyed.as_deref_mut()
     }
 
     /// The identities remembered for `dedupe`, if it is on.
@@ -136,25 +154,60 @@ impl Stage {
     ) -> Batch {
         let (selected, mut out): (Batch, Batch) =
             records.into_iter().partition(|r| r.tag != *dead_letter_tag && self.matches.matches(&r.tag));
+        let mut run = |stage: &mut Stage, selected: Batch, out: &mut Batch| {
+            stage.run_selected(engine, selected, dead_letter_tag, batch_max_records, taps, out);
+        };
+        match self.keyed.take() {
+            None => run(self, selected, &mut out),
+            Some(mut keyed) => {
+                keyed.run(self, engine, selected, dead_letter_tag, &mut run, &mut out);
+                self.keyed = Some(keyed);
+            }
+        }
+        out
+    }
+
+    /// Run records the filter selected, appending what comes out to `out`.
+    fn run_selected(
+        &mut self,
+        engine: &PluginEngine,
+        selected: Batch,
+        dead_letter_tag: &Arc<str>,
+        batch_max_records: usize,
+        taps: Option<&Taps>,
+        out: &mut Batch,
+    ) {
         // A repeat is dropped here: its acknowledgement goes with it, as for
         // a record the filter consumed.
         let selected = self.drop_repeats(selected);
-        if selected.is_empty() {
-            return out;
-        }
         let mut selected = selected.into_iter().peekable();
         while selected.peek().is_some() {
             let chunk: Batch = selected.by_ref().take(batch_max_records).collect();
             self.records_in.add(chunk.len() as u64);
-            self.process_isolating(engine, chunk, dead_letter_tag, taps, &mut out);
+            self.process_isolating(engine, chunk, dead_letter_tag, taps, out);
         }
-        out
+    }
+
+    /// A record whose partition's instance cannot be made, dead-lettered.
+    pub(super) fn unit_failed(&self, record: Record, dead_letter_tag: &Arc<str>) -> Record {
+        let reason = "no instance of the filter could be made for the record's partition (see the log)".to_string();
+        DeadLetter::of(record, self.stage_name.clone(), reason).into_record(dead_letter_tag)
     }
 
     /// Tick the instance with host time `now`; what it emits, or nothing
     /// when the call failed (the instance is then recreated if poisoned).
     /// `taps`, when given, see what it emits (the console's summaries).
     pub fn tick(&mut self, engine: &PluginEngine, now: Timestamp, taps: Option<&Taps>) -> Batch {
+        let mut out = self.tick_instance(engine, now, taps);
+        if let Some(mut keyed) = self.keyed.take() {
+            keyed.tick(&mut self.instance, engine, &mut |unit| unit.tick_instance(engine, now, taps), &mut out);
+            self.keyed = Some(keyed);
+        }
+        out
+    }
+
+    /// Tick this stage's own instance.
+    fn tick_instance(&mut self, engine: &PluginEngine, now: Timestamp, taps: Option<&Taps>) -> Batch {
         match self.instance.tick(now) {
             Ok(records) => {
                 if let (Some(taps), false) = (taps, records.is_empty()) {
@@ -296,6 +349,7 @@ impl Filter {
         spec: &FilterSpec,
         clock: Clock,
         workers: usize,
+        checkpoints: Option<&Arc<Checkpoints>>,
     ) -> Result<Filter, PluginError> {
         let mut first = FilterInstance::new(engine, spec, clock)?;
         // The host's own dedupe set is state too.
@@ -306,6 +360,12 @@ impl Filter {
                 filter = %spec.name,
                 "filter keeps state (its snapshot is not empty) and has no partition_by: it runs as one instance, on one worker"
             );
+        }
+        if let (Some(hub), false, None) = (checkpoints, stateless, &spec.partition_by) {
+            return Ok(Filter { placement, instances: vec![Stage::keyed(first, hub.clone())] });
+        }
+        if checkpoints.is_some() && !stateless {
+            tracing::warn!(filter = %spec.name, "filter has partition_by: its state is kept per partition_by key, not per Kafka partition, and is not checkpointed");
         }
         let count = placement.instances(workers);
         let mut instances = Vec::with_capacity(count);
@@ -344,6 +404,9 @@ impl Filter {
         }
         for (new, old) in self.instances.iter_mut().zip(&mut old.instances) {
             new.instance.take_over(&mut old.instance)?;
+            if let (Some(keyed), Some(old_keyed)) = (new.keyed.as_mut(), old.keyed.as_mut()) {
+                keyed.adopt(old.instance.name(), old_keyed)?;
+            }
         }
         Ok(())
     }
@@ -404,6 +467,20 @@ impl Chain {
     /// Take the filters, to spread them over workers.
     pub fn into_filters(self) -> Vec<Filter> {
         self.filters
+    }
+
+    /// Checkpoint every filter whose state is kept per input partition, and
+    /// drop the partitions of `revoke` (see [`super::keyed`]); call at a
+    /// barrier, with no record between filters.
+    pub fn checkpoint(&mut self, revoke: &[Arc<str>]) -> Taken {
+        let mut taken = Taken::default();
+        for stage in self.filters.iter_mut().flat_map(|f| f.instances.iter_mut()) {
+            let name = stage.name().to_string();
+            if let Some(keyed) = stage.keyed.as_mut() {
+                keyed.checkpoint(&name, revoke, &mut taken);
+            }
+        }
+        taken
     }
 
     /// Swap in a new filter list. Every replaced filter first hands its

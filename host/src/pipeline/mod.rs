@@ -24,6 +24,7 @@ mod drain;
 mod dry_run;
 mod error;
 mod output_task;
+mod keyed;
 mod partition;
 pub mod queues;
 pub mod reload;
@@ -42,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dry_run::{DryRun, DryRunOutput};
 pub use error::PipelineError;
+pub use keyed::{Checkpoint, Checkpoints, Saved};
 pub use queues::QueueWatch;
 
 use crate::config::{Config, InputSpec, OutputSpec};
@@ -72,6 +74,7 @@ pub struct Pipeline {
     reloader: Reloader,
     console: Option<Arc<PipelineConsole>>,
     queues: QueueWatch,
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 struct ReloadRequest {
@@ -96,8 +99,10 @@ impl Pipeline {
     /// Load and configure every filter, restoring saved state if any.
     pub fn build(config: Config, engine: PluginEngine, clock: Clock) -> Result<Pipeline, PipelineError> {
         let mut filters = Vec::with_capacity(config.filters.len());
+        let checkpoints = config.checkpointed_input().map(|_| Checkpoints::new());
         for spec in &config.filters {
-            let mut filter = Filter::build(&engine, spec, clock.clone(), config.pipeline.workers)?;
+            let mut filter =
+                Filter::build(&engine, spec, clock.clone(), config.pipeline.workers, checkpoints.as_ref())?;
             state::restore(&config, &mut filter)?;
             filters.push(filter);
         }
@@ -109,7 +114,7 @@ impl Pipeline {
             Arc::new(PipelineConsole::new(&config, engine.clone(), clock.clone(), taps))
         });
         let queues = QueueWatch::new(config.pipeline.stall_timeout, config.pipeline.queue_capacity);
-        Ok(Pipeline { config, engine, clock, filters, reloads, reloader: Reloader(tx), console, queues })
+        Ok(Pipeline { config, engine, clock, filters, reloads, reloader: Reloader(tx), console, queues, checkpoints })
     }
 
     /// A handle to reload this pipeline once it runs.
@@ -138,7 +143,7 @@ impl Pipeline {
     /// [`PipelineError`] when an output, input or the chain cannot start, or
     /// a chain thread panics.
     pub async fn run(self, stop: Stop, ready: Arc<AtomicBool>) -> Result<Drained, PipelineError> {
-        let Pipeline { config, engine, clock, filters, mut reloads, reloader, console, queues } = self;
+        let Pipeline { config, engine, clock, filters, mut reloads, reloader, console, queues, checkpoints } = self;
         let Stop { shutdown, hurry } = stop;
         drop(reloader);
         let drain = Drain::default();
@@ -164,6 +169,7 @@ impl Pipeline {
             shutdown: shutdown.clone(),
             taps,
             taken,
+            checkpoints: checkpoints.as_ref().and_then(|c| c.take_requests()),
         };
         let chain_thread = workers::start(Chain::new(filters), router, engine.clone(), settings, input_rx, control_rx)?;
 
@@ -181,6 +187,7 @@ impl Pipeline {
             shutdown,
             digests: HashMap::new(),
             console,
+            checkpoints,
         };
         running.digests = running.config.filters.iter().map(|f| (f.name.clone(), file_digest(&f.wasm))).collect();
         // The signal starts the clock of `shutdown_timeout` at once: inputs
@@ -398,6 +405,8 @@ struct Running {
     /// Plugin file digests of the running filters, to notice replaced files.
     digests: HashMap<String, Option<String>>,
     console: Option<Arc<PipelineConsole>>,
+    /// Shared with the `kafka` input that has `checkpoints`, if any.
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 impl Running {
@@ -422,7 +431,8 @@ impl Running {
             self.input_tx.clone(),
             self.config.dead_letter_tag.clone(),
         )
-        .notify_listening(on_listening);
+        .notify_listening(on_listening)
+        .with_checkpoints(self.checkpoints.clone());
         let id = self.inputs.next_id;
         self.inputs.next_id += 1;
         let name = spec.name.clone();

@@ -193,11 +193,15 @@ impl Running {
         let engine = self.engine.clone();
         let clock = self.clock.clone();
         let workers = new.pipeline.workers;
+        let checkpoints = self.checkpoints.clone();
         let build: Vec<_> = new.filters.iter().filter(|f| plan.filters.builds(&f.name)).cloned().collect();
         let mut built: HashMap<String, Filter> = tokio::task::spawn_blocking(move || {
             build
                 .iter()
-                .map(|spec| Filter::build(&engine, spec, clock.clone(), workers).map(|f| (spec.name.clone(), f)))
+                .map(|spec| {
+                    Filter::build(&engine, spec, clock.clone(), workers, checkpoints.as_ref())
+                        .map(|f| (spec.name.clone(), f))
+                })
                 .collect::<Result<HashMap<_, _>, _>>()
         })
         .await

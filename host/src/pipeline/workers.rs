@@ -51,6 +51,7 @@ use super::END_OF_TIME;
 use super::chain::{Chain, ChainCommand, Filter, FilterSlot, Stage};
 use super::console::taps::Taps;
 use super::drain::Drain;
+use super::keyed;
 use super::error::PipelineError;
 use super::partition::{Partitioner, Placement};
 use super::queues::Taken;
@@ -86,6 +87,8 @@ pub struct Settings {
     pub taps: Option<Arc<Taps>>,
     /// Marked at each take from the input queue (stall detection).
     pub taken: Taken,
+    /// Requests for a checkpoint barrier (a `kafka` input's `checkpoints`).
+    pub checkpoints: Option<mpsc::UnboundedReceiver<keyed::Request>>,
 }
 
 /// Start the dispatcher and the workers on `chain`, routing through
@@ -103,7 +106,7 @@ pub fn start(
     input: mpsc::Receiver<Batch>,
     control: mpsc::UnboundedReceiver<ChainCommand>,
 ) -> Result<std::thread::JoinHandle<Result<Chain, PipelineError>>, PipelineError> {
-    let Settings { workers, batch_max_records, tick_interval, clock, shutdown, taps, taken } = settings;
+    let Settings { workers, batch_max_records, tick_interval, clock, shutdown, taps, taken, checkpoints } = settings;
     let runtime = tokio::runtime::Handle::current();
     let drain = router.drain().clone();
     // A worker that panics stops the others too, or they would wait for
@@ -160,6 +163,7 @@ pub fn start(
         runtime,
         batch_max_records,
         tick_interval,
+        checkpoints,
     };
     std::thread::Builder::new()
         .name("weir-chain".into())
@@ -611,6 +615,15 @@ struct Dispatcher {
     runtime: tokio::runtime::Handle,
     batch_max_records: usize,
     tick_interval: Duration,
+    checkpoints: Option<mpsc::UnboundedReceiver<keyed::Request>>,
+}
+
+/// The next checkpoint request, or never when there are none.
+async fn next_request(requests: &mut Option<mpsc::UnboundedReceiver<keyed::Request>>) -> Option<keyed::Request> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Dispatcher {
@@ -625,11 +638,13 @@ impl Dispatcher {
         enum Next {
             Batch(Option<Batch>),
             Command(Option<ChainCommand>),
+            Checkpoint(Option<keyed::Request>),
             Tick,
             Halt,
         }
         let mut control_open = true;
         let mut next_tick = Instant::now() + self.tick_interval;
+        let mut requests = self.checkpoints.take();
         let ended = loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let next = self.runtime.block_on(async {
@@ -638,6 +653,7 @@ impl Dispatcher {
                     biased;
                     () = self.halt.cancelled() => Next::Halt,
                     command = control.recv(), if control_open => Next::Command(command),
+                    request = next_request(&mut requests) => Next::Checkpoint(request),
                     batch = input.recv() => Next::Batch(batch),
                     () = tokio::time::sleep(wait) => Next::Tick,
                 }
@@ -668,6 +684,12 @@ impl Dispatcher {
                     let _ = reply.send(result);
                 }
                 Next::Command(None) => control_open = false,
+                Next::Checkpoint(Some(request)) => {
+                    if let Some(taken) = self.checkpoint(&request.revoke) {
+                        let _ = request.reply.send(taken);
+                    }
+                }
+                Next::Checkpoint(None) => requests = None,
                 Next::Tick => {}
                 Next::Halt => break false,
             }
@@ -760,6 +782,20 @@ impl Dispatcher {
             tracing::info!(filters, ?waited, ?took, "reload applied at a batch boundary");
         }
         result
+    }
+
+    /// Checkpoint the partitions' state at a barrier, like a reload's;
+    /// `None` if the chain halts first.
+    fn checkpoint(&mut self, revoke: &[Arc<str>]) -> Option<keyed::Taken> {
+        let started = Instant::now();
+        let idle = self.quiesce()?;
+        let per_worker = self.collect()?;
+        let mut chain = self.layout.gather(per_worker);
+        let taken = chain.checkpoint(revoke);
+        self.install(chain, None);
+        drop(idle);
+        tracing::debug!(checkpoints = taken.checkpoints.len(), revoked = revoke.len(), took = ?started.elapsed(), "checkpoint barrier");
+        Some(taken)
     }
 
     /// Every worker's instances, or `None` if a worker stopped (what the

@@ -25,6 +25,9 @@ pub struct HostState {
     pub(super) memory: MemoryCap,
     pub(super) stderr: GuestStderr,
     counters: HashMap<String, Counter>,
+    /// Set while a `snapshot` is taken for a checkpoint: the instance goes
+    /// on, so what the filter counts as handed over is not counted.
+    pub(super) checkpointing: bool,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -53,6 +56,7 @@ impl HostState {
             memory: MemoryCap::new(memory_limit),
             stderr,
             counters: HashMap::new(),
+            checkpointing: false,
             wasi: wasi.build(),
             table: ResourceTable::new(),
         })
@@ -109,6 +113,9 @@ impl HostImports for HostState {
     }
 
     fn counter_add(&mut self, name: String, delta: u64) {
+        if self.checkpointing {
+            return;
+        }
         if let Some(counter) = self.counters.get(&name) {
             counter.add(delta);
             return;

@@ -259,6 +259,22 @@ impl FilterInstance {
         self.call("snapshot", |b, s| b.weir_filter_plugin().call_snapshot(s))
     }
 
+    /// Call `snapshot` for a checkpoint, after which the instance goes on:
+    /// counters the filter adds during the call (what it hands over when a
+    /// snapshot ends it, e.g. windows closed) are not counted.
+    ///
+    /// # Errors
+    /// As [`FilterInstance::snapshot`].
+    pub fn checkpoint(&mut self) -> Result<Vec<u8>, PluginError> {
+        let Kind::Component(component) = &mut self.kind else { return Ok(Vec::new()) };
+        component.store.data_mut().checkpointing = true;
+        let state = self.snapshot();
+        if let Kind::Component(component) = &mut self.kind {
+            component.store.data_mut().checkpointing = false;
+        }
+        state
+    }
+
     /// Call `restore` with bytes from an earlier `snapshot`.
     ///
     /// # Errors

@@ -28,7 +28,7 @@ pub(super) fn unique(what: &str) -> String {
     format!("weir-test-{what}-{}-{nanos}", std::process::id())
 }
 
-fn client() -> ClientConfig {
+pub(super) fn client() -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", kafka_bootstrap());
     c
@@ -63,10 +63,10 @@ pub(super) fn create_topic(name: &str, partitions: i32) {
 
 /// One message to produce.
 pub(super) struct Msg {
-    partition: Option<i32>,
-    key: Option<String>,
-    payload: String,
-    timestamp_ms: Option<i64>,
+    pub partition: Option<i32>,
+    pub key: Option<String>,
+    pub payload: String,
+    pub timestamp_ms: Option<i64>,
 }
 
 pub(super) fn msg(payload: impl Into<String>) -> Msg {
@@ -136,7 +136,7 @@ pub(super) fn wait_caught_up(group: &str, topic: &str, partitions: i32, timeout:
     ok
 }
 
-fn group_stable_with(group: &str, members: usize) -> bool {
+pub(super) fn group_stable_with(group: &str, members: usize) -> bool {
     let consumer: BaseConsumer = client().create().unwrap();
     consumer
         .fetch_group_list(Some(group), TIMEOUT)
@@ -165,7 +165,7 @@ fn consume_all(topic: &str, partitions: i32, expected: usize) -> Vec<(i32, Optio
 }
 
 /// `weir run -c config` in the background, logging to `log`.
-fn spawn_weir(config: &Path, env: &[(&str, &str)], log: &Path) -> Child {
+pub(super) fn spawn_weir(config: &Path, env: &[(&str, &str)], log: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let mut cmd = weir();
     cmd.args(["run", "-c"]).arg(config).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
@@ -176,13 +176,13 @@ fn spawn_weir(config: &Path, env: &[(&str, &str)], log: &Path) -> Child {
     cmd.spawn().expect("weir starts")
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(super) fn signal(child: &Child, sig: &str) {
     let status = std::process::Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
 /// SIGTERM, then wait for a clean exit.
-fn stop(mut child: Child, log: &Path) {
+pub(super) fn stop(mut child: Child, log: &Path) {
     signal(&child, "-TERM");
     let start = Instant::now();
     loop {
@@ -375,7 +375,7 @@ outputs:
 
 /// Window records of an output folder, keyed by (window_start, metric,
 /// labels), without the flush marker's series.
-fn windows(out_dir: &Path) -> BTreeMap<(String, String, String), Value> {
+pub(super) fn windows(out_dir: &Path) -> BTreeMap<(String, String, String), Value> {
     let mut got = BTreeMap::new();
     for w in read_ndjson(&out_dir.join("windows.ndjson")) {
         if w["metric"] == FLUSH_METRIC {

@@ -9,6 +9,7 @@
 mod elasticsearch;
 mod kafka;
 mod mobile_monitoring;
+mod scale_out;
 
 /// Kafka's bootstrap address.
 pub fn kafka_bootstrap() -> String {

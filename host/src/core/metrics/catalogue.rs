@@ -129,6 +129,44 @@ pub const KAFKA_CONSUMER_LAG: Metric = gauge(
     &["input", "topic", "partition"],
     "Messages between a partition's high watermark and the input's committed offset (delivered and committed), per assigned partition.",
 );
+/// Checkpoints of a `kafka` input's `checkpoints:`, by outcome: `written`,
+/// `skipped` (what the filters emitted was not delivered in time, or the
+/// chain did not answer), `failed` (the write failed).
+pub const CHECKPOINTS: Metric = counter(
+    "weir_checkpoints_total",
+    &["input", "outcome"],
+    "Checkpoints of the partitions' filter state, by outcome: written, skipped (emitted records not yet delivered, or no barrier), failed (the write failed).",
+);
+/// Size of the newest checkpoint written.
+pub const CHECKPOINT_BYTES: Metric = gauge(
+    "weir_checkpoint_bytes",
+    &["input"],
+    "Bytes of filter state (snapshots and dedupe sets, every partition and filter) in the newest checkpoint written.",
+);
+/// Barrier to durable write.
+pub const CHECKPOINT_DURATION: Metric = histogram(
+    "weir_checkpoint_duration_seconds",
+    &["input"],
+    "Seconds from a checkpoint's barrier to its write being acknowledged, including the wait for the delivery of what the filters emitted before it.",
+);
+/// How far a crash now would send the partitions back.
+pub const CHECKPOINT_LAG: Metric = gauge(
+    "weir_checkpoint_lag_seconds",
+    &["input"],
+    "Seconds since the barrier of the newest checkpoint written: how much input a crash now would replay (0 before the first).",
+);
+/// Reading state on assignment.
+pub const CHECKPOINT_RESTORE: Metric = histogram(
+    "weir_checkpoint_restore_seconds",
+    &["input"],
+    "Seconds to read the checkpoints of newly assigned partitions and hand them to the filters, per assignment.",
+);
+/// States restored.
+pub const CHECKPOINT_RESTORED: Metric = counter(
+    "weir_checkpoint_restored_total",
+    &["input"],
+    "Filter states restored from checkpoints (one per filter and partition) on assignment.",
+);
 
 // Queues and the pipeline as a whole.
 
@@ -272,6 +310,12 @@ pub const ALL: &[&Metric] = &[
     &BUFFER_REPLAYED,
     &BUFFER_TRUNCATED,
     &KAFKA_CONSUMER_LAG,
+    &CHECKPOINTS,
+    &CHECKPOINT_BYTES,
+    &CHECKPOINT_DURATION,
+    &CHECKPOINT_LAG,
+    &CHECKPOINT_RESTORE,
+    &CHECKPOINT_RESTORED,
     &CHAIN_QUEUE,
     &OUTPUT_QUEUE,
     &QUEUE_CAPACITY,

@@ -23,11 +23,15 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer,
+};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::checkpoint::{self, Checkpointer};
 use super::lag::{DEFAULT_STATISTICS_INTERVAL_MS, LagGauges};
 use super::offsets::{OffsetTracker, TopicPartition};
 use super::{KafkaInputConfig, MessageMeta, StartPosition};
@@ -62,6 +66,8 @@ struct WeirConsumerContext {
     tracker: SharedTracker,
     drain_timeout: Duration,
     lag: LagGauges,
+    /// With `checkpoints:`: the filters' state per partition.
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl ClientContext for WeirConsumerContext {
@@ -106,6 +112,37 @@ impl WeirConsumerContext {
 }
 
 impl ConsumerContext for WeirConsumerContext {
+    /// librdkafka's default handling (rdkafka's own `rebalance`), with one
+    /// step before an assignment: with `checkpoints:`, the partitions'
+    /// state is read and each starts at the offset its checkpoint covers.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, list: &mut TopicPartitionList) {
+        let assigning = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if let (true, Some(checkpoints)) = (assigning, &self.checkpoints) {
+            for (tp, offset) in checkpoints.restore(&partitions(list)) {
+                if let Err(error) = list.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)) {
+                    tracing::error!(input = %self.input, partition = %tp, %error, "cannot start the partition at its checkpoint");
+                }
+            }
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(list),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(list),
+            _ => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let applied = match (assigning, cooperative, err) {
+            (true, true, _) => consumer.incremental_assign(list),
+            (true, false, _) => consumer.assign(list),
+            (false, true, RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) => consumer.incremental_unassign(list),
+            (false, _, _) => consumer.unassign(),
+        };
+        if let Err(error) = applied {
+            tracing::warn!(input = %self.input, %error, "applying the rebalance failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else {
             return;
@@ -128,6 +165,11 @@ impl ConsumerContext for WeirConsumerContext {
             if let Err(error) = result {
                 tracing::warn!(input = %self.input, %error, "commit on revocation failed; the new owner replays from the previous commit");
             }
+        }
+        // The partitions' records are through the filters (or abandoned and
+        // dropped by them): their state goes to the next owner.
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.checkpoint(&revoked);
         }
     }
 
@@ -174,6 +216,22 @@ impl KafkaInput {
         KafkaInput { config }
     }
 
+    /// What the checkpoint producer and readers need of the client
+    /// settings: the brokers, and the user's connection properties
+    /// (security, sockets), without the consumer's own.
+    fn connection_config(&self) -> ClientConfig {
+        const CONNECTION: &[&str] = &["security.", "sasl.", "ssl.", "socket.", "client.", "broker.", "reconnect.", "api."];
+        let mut client = ClientConfig::new();
+        for (key, value) in &self.config.librdkafka.0 {
+            if CONNECTION.iter().any(|prefix| key.starts_with(prefix)) {
+                client.set(key, value);
+            }
+        }
+        client.set("bootstrap.servers", self.config.brokers.joined());
+        client.set_log_level(RDKafkaLogLevel::Warning);
+        client
+    }
+
     /// The librdkafka client settings: defaults the user may change, the
     /// user's pass-through properties, then Weir's own, which win.
     fn client_config(&self) -> ClientConfig {
@@ -206,11 +264,36 @@ impl KafkaInput {
             move |error: KafkaError| InputError::new(input, InputErrorKind::Kafka { what, source: Box::new(error) })
         };
         let tracker: SharedTracker = Arc::new(Mutex::new(OffsetTracker::new()));
+        let checkpoints = match (&c.checkpoints, &ctx.checkpoints) {
+            (None, _) => None,
+            (Some(settings), Some(hub)) => {
+                let checkpointer = Checkpointer::new(
+                    ctx.name.clone(),
+                    c.group_id.clone(),
+                    settings.clone(),
+                    hub.clone(),
+                    self.connection_config(),
+                    c.drain_timeout.0,
+                )
+                .map_err(fail("creating the checkpoint producer".into()))?;
+                checkpointer
+                    .ensure_topic()
+                    .await
+                    .map_err(fail(format!("creating the checkpoint topic {}", settings.topic)))?;
+                Some(Arc::new(checkpointer))
+            }
+            (Some(_), None) => {
+                return Err(fail("checkpoints".into())(KafkaError::ClientCreation(
+                    "checkpoints were added by a reload; the filters keep their state per partition only from a start: restart weir".into(),
+                )));
+            }
+        };
         let context = WeirConsumerContext {
             input: ctx.name.clone(),
             tracker: tracker.clone(),
             drain_timeout: c.drain_timeout.0,
             lag: LagGauges::new(&ctx.name),
+            checkpoints: checkpoints.clone(),
         };
         let consumer: Arc<WeirConsumer> = Arc::new(
             self.client_config()
@@ -224,8 +307,14 @@ impl KafkaInput {
 
         let committer =
             tokio::spawn(commit_loop(ctx.name.clone(), consumer.clone(), tracker.clone(), c.commit_interval.0));
+        let periodic = checkpoints.map(Periodic::start).transpose().map_err(|e| {
+            InputError::new(ctx.name.to_string(), InputErrorKind::Io { what: "starting the checkpoint thread".into(), source: e })
+        })?;
         let result = self.poll_loop(&ctx, &consumer, &tracker).await;
         committer.abort();
+        if let Some(periodic) = periodic {
+            tokio::task::spawn_blocking(move || periodic.stop()).await.ok();
+        }
 
         // Shutdown (or the pipeline closed): no more polling. Give in-flight
         // records their chance, then commit synchronously what is contiguous.
@@ -306,7 +395,7 @@ impl KafkaInput {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let names = names.entry(topic.into()).or_default().entry(partition).or_insert_with(|| PartitionNames {
             tp: TopicPartition::new(topic, partition),
-            stream: format!("kafka:{topic}/{partition}").into(),
+            stream: checkpoint::stream(topic, partition),
         });
         let Some(epoch) = lock(tracker).track(&names.tp, offset) else {
             // Revoked, or waiting to be rewound: this copy is replayed later.
@@ -345,6 +434,32 @@ impl KafkaInput {
                 arrival: None,
             }),
         }
+    }
+}
+
+/// The thread checkpointing every `checkpoints.interval` (a checkpoint
+/// blocks: it waits for the chain's barrier and for deliveries).
+struct Periodic {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Periodic {
+    fn start(checkpointer: Arc<Checkpointer>) -> std::io::Result<Self> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("weir-checkpoints".into()).spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(checkpointer.interval()) {
+                checkpointer.checkpoint(&[]);
+            }
+        })?;
+        Ok(Periodic { stop, thread })
+    }
+
+    /// Stop after the checkpoint under way, if any; the revocation that
+    /// closing the consumer triggers writes the last one.
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
     }
 }
 

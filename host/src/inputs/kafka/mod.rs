@@ -5,6 +5,7 @@
 //! committed. Offsets are committed only up to the last message every
 //! derived record of which was delivered (see the README's "Kafka" section).
 
+mod checkpoint;
 mod consumer;
 mod lag;
 pub mod offsets;
@@ -19,6 +20,7 @@ use crate::core::bom;
 use crate::core::units::HumanDuration;
 use crate::kafka::{Brokers, Properties};
 
+pub use checkpoint::CheckpointSettings;
 pub use consumer::KafkaInput;
 
 /// Settings of the `kafka` input.
@@ -64,6 +66,12 @@ pub struct KafkaInputConfig {
     /// is read from those statistics (0 turns it off).
     #[serde(default)]
     pub librdkafka: Properties,
+    /// Keep the state of the pipeline's stateful filters per partition of
+    /// this input and checkpoint it to a compacted Kafka topic, so it
+    /// follows its partition through rebalances, crashes and scaling (the
+    /// README's "Scale-out"). At most one input of a pipeline has it.
+    #[serde(default)]
+    pub checkpoints: Option<CheckpointSettings>,
 }
 
 /// Topic names or `^regex` patterns.
