@@ -23,6 +23,7 @@ pub mod ack;
 pub mod auth;
 pub mod backoff;
 pub mod bom;
+pub mod checkpoints;
 pub mod clock;
 pub mod dead_letter;
 pub mod hash;

@@ -184,7 +184,7 @@ pub struct InputContext {
     listening: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// Where a `kafka` input with `checkpoints` meets the filters whose
     /// state it keeps per partition.
-    pub checkpoints: Option<Arc<crate::pipeline::Checkpoints>>,
+    pub checkpoints: Option<Arc<crate::core::checkpoints::Checkpoints>>,
 }
 
 /// The receiving side has gone: the pipeline is shutting down.
@@ -252,7 +252,7 @@ impl InputContext {
     }
 
     /// Share `checkpoints` with the input (see [`InputContext::checkpoints`]).
-    pub fn with_checkpoints(mut self, checkpoints: Option<Arc<crate::pipeline::Checkpoints>>) -> Self {
+    pub fn with_checkpoints(mut self, checkpoints: Option<Arc<crate::core::checkpoints::Checkpoints>>) -> Self {
         self.checkpoints = checkpoints;
         self
     }

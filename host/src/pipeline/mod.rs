@@ -9,7 +9,9 @@
 //! `shutdown` fires, after draining what was queued. When the inputs ended
 //! by themselves, filters get a last `tick` at the end of time so windows
 //! still open are emitted; on shutdown, filter state is saved instead (when
-//! `state_dir` is set) and restored at the next start.
+//! `state_dir` is set) and restored at the next start. With a `kafka`
+//! input's `checkpoints`, stateful filters keep their state per input
+//! partition and it lives in Kafka instead (see [`keyed`]).
 //!
 //! While it runs, a [`Reloader`] applies a new config: see [`reload`].
 //! [`DryRun`] runs a config's filters and routing alone, for `weir test`.
@@ -23,8 +25,8 @@ mod dedupe;
 mod drain;
 mod dry_run;
 mod error;
-mod output_task;
 mod keyed;
+mod output_task;
 mod partition;
 pub mod queues;
 pub mod reload;
@@ -43,10 +45,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use dry_run::{DryRun, DryRunOutput};
 pub use error::PipelineError;
-pub use keyed::{Checkpoint, Checkpoints, Saved};
 pub use queues::QueueWatch;
 
 use crate::config::{Config, InputSpec, OutputSpec};
+use crate::core::checkpoints::Checkpoints;
 use crate::core::clock::Clock;
 use crate::core::record::{Batch, Timestamp};
 use crate::core::tag_match::TagMatch;

@@ -15,9 +15,10 @@
 //!   that keeps state is never split across workers unless its config says
 //!   by which key.
 //!
-//! Instances of a partitioned filter are numbered by partition; issue 18
-//! will add partitions chosen by the input (a Kafka partition) beside the
-//! hashed ones, with the same numbering.
+//! Instances of a partitioned filter are numbered by partition. State kept
+//! per Kafka partition (a `kafka` input's `checkpoints`) is another matter:
+//! one instance (placement as without `partition_by`) holding a unit per
+//! input partition, see [`super::keyed`].
 
 use std::borrow::Cow;
 use std::fmt;

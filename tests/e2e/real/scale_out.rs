@@ -24,7 +24,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use super::kafka::{Msg, client, create_topic, group_stable_with, produce, signal, spawn_weir, stop, unique, wait_caught_up};
+use super::kafka::{
+    Msg, client, create_topic, group_stable_with, produce, signal, spawn_weir, stop, unique, wait_caught_up,
+};
 use super::kafka_bootstrap;
 use crate::metrics::{Rng, Series, THRESHOLD, alert_transitions, check_window, iso};
 use crate::util::{TestDir, free_port, http, read_ndjson, repo, wait_for};
@@ -39,6 +41,9 @@ const SLICES: usize = 12;
 const FLUSH_METRIC: &str = "_flush";
 /// Filters whose state is checkpointed: percentiles and threshold.
 const KEYED_FILTERS: usize = 2;
+
+/// (window start, metric, txn, os) -> values.
+type Windows = BTreeMap<(i64, String, String, String), Vec<u64>>;
 
 struct Sample {
     partition: i32,
@@ -75,8 +80,8 @@ fn traffic() -> Vec<Sample> {
 /// (window start, metric, txn, os) -> values, with each partition's own
 /// watermark (largest event time recorded minus the allowed lateness); and
 /// the number of late samples.
-fn oracle(samples: &[Sample]) -> (BTreeMap<(i64, String, String, String), Vec<u64>>, usize) {
-    let mut windows: BTreeMap<(i64, String, String, String), Vec<u64>> = BTreeMap::new();
+fn oracle(samples: &[Sample]) -> (Windows, usize) {
+    let mut windows = Windows::new();
     let mut max_seen = [i64::MIN; PARTITIONS as usize];
     let mut late = 0;
     for s in samples {
@@ -145,7 +150,9 @@ impl<'a> Group<'a> {
         // The stage-2 config as shipped, with an admin API to scrape.
         let admin = free_port();
         let stage2 = std::fs::read_to_string(repo().join("configs/two-stage/stage2.yaml")).unwrap();
-        let config = self.dir.write(&format!("{name}.yaml"), &format!("{stage2}\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\n"));
+        let config = self
+            .dir
+            .write(&format!("{name}.yaml"), &format!("{stage2}\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\n"));
         let child = spawn_weir(&config, &env, &log);
         self.folders.push(out);
         self.running.push((child, log, admin));
@@ -218,7 +225,11 @@ fn by_window(records: Vec<Value>, copies: bool, what: &str) -> (BTreeMap<(String
     let mut got = BTreeMap::new();
     let mut repeated = 0;
     for w in records.into_iter().filter(|w| w["metric"] != FLUSH_METRIC) {
-        let key = (w["window_start"].as_str().unwrap().to_string(), w["metric"].as_str().unwrap().to_string(), w["labels"].to_string());
+        let key = (
+            w["window_start"].as_str().unwrap().to_string(),
+            w["metric"].as_str().unwrap().to_string(),
+            w["labels"].to_string(),
+        );
         if let Some(first) = got.get(&key) {
             assert!(copies, "{what}: window {key:?} emitted twice:\n{first}\n{w}");
             assert_eq!(first, &w, "{what}: window {key:?} emitted twice, differently");
@@ -331,7 +342,10 @@ fn scenario(name: &str, copies: bool, drive: impl FnOnce(&mut Group, &dyn Fn(usi
     let restores = aggregators.metric("weir_checkpoint_restore_seconds_count");
     let restored = aggregators.metric("weir_checkpoint_restored_total");
     let lag = aggregators.metric("weir_checkpoint_lag_seconds");
-    assert!(written >= 1.0 && took >= written && bytes > 0.0, "{name}: {written} checkpoints, {took} timed, {bytes} bytes");
+    assert!(
+        written >= 1.0 && took >= written && bytes > 0.0,
+        "{name}: {written} checkpoints, {took} timed, {bytes} bytes"
+    );
     assert!(restores >= 1.0 && restored >= 1.0, "{name}: {restores} restores, {restored} states restored");
     assert!(lag <= 10.0 * aggregators.running.len() as f64, "{name}: checkpoint lag {lag} s with a 1 s interval");
     aggregators.stop_all();
@@ -344,7 +358,9 @@ fn scenario(name: &str, copies: bool, drive: impl FnOnce(&mut Group, &dyn Fn(usi
     assert_eq!(reference.len(), expected.len(), "the single process emits every window of the oracle");
     for ((start, metric, txn, os), values) in &expected {
         let labels = serde_json::json!({"os": os, "txn": txn}).to_string();
-        let w = reference.get(&(iso(*start), metric.clone(), labels)).unwrap_or_else(|| panic!("no window {start} {metric} {txn} {os}"));
+        let w = reference
+            .get(&(iso(*start), metric.clone(), labels))
+            .unwrap_or_else(|| panic!("no window {start} {metric} {txn} {os}"));
         check_window(w, *start, values);
     }
     let (windows, repeated) = by_window(aggregators.records("windows.ndjson"), copies, name);
@@ -355,7 +371,12 @@ fn scenario(name: &str, copies: bool, drive: impl FnOnce(&mut Group, &dyn Fn(usi
     for key in differ.iter().take(3) {
         eprintln!("{name}: window {key:?}: {:?} against the single process's {}", windows.get(*key), reference[*key]);
     }
-    assert!(differ.is_empty(), "{name}: {} of {} windows missing or different from the single process's", differ.len(), reference.len());
+    assert!(
+        differ.is_empty(),
+        "{name}: {} of {} windows missing or different from the single process's",
+        differ.len(),
+        reference.len()
+    );
     assert_eq!(windows.len(), reference.len(), "{name}: no window the single process lacks");
 
     // Alerts: the same transitions as the single process and the oracle.

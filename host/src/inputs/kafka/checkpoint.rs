@@ -38,12 +38,12 @@ use tokio::sync::oneshot;
 
 use super::offsets::TopicPartition;
 use crate::core::ack::Delivery;
+use crate::core::checkpoints::{Checkpoint, Checkpoints, Saved};
 use crate::core::metrics::catalogue::{
     CHECKPOINT_BYTES, CHECKPOINT_DURATION, CHECKPOINT_LAG, CHECKPOINT_RESTORE, CHECKPOINT_RESTORED, CHECKPOINTS,
 };
 use crate::core::metrics::{Counter, Gauge, Histogram, registry};
 use crate::core::units::HumanDuration;
-use crate::pipeline::{Checkpoint, Checkpoints, Saved};
 
 /// Settings of `checkpoints:`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -222,7 +222,9 @@ impl Checkpointer {
         let results = admin.create_topics([&topic], &AdminOptions::new()).await?;
         for result in results {
             match result {
-                Ok(_) => tracing::info!(input = %self.input, topic = self.settings.topic, "checkpoint topic created (compacted)"),
+                Ok(_) => {
+                    tracing::info!(input = %self.input, topic = self.settings.topic, "checkpoint topic created (compacted)")
+                }
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((_, code)) => return Err(KafkaError::AdminOp(code)),
             }
@@ -417,8 +419,10 @@ impl Checkpointer {
         lock(&self.producer.context().0).clear();
         let mut bytes = 0;
         for c in checkpoints {
-            let (topic, partition) = topic_partition(&c.stream).ok_or_else(|| format!("not a Kafka stream: {}", c.stream))?;
-            let key = Key { pipeline: self.group.clone(), filter: c.filter.clone(), topic: topic.to_string(), partition };
+            let (topic, partition) =
+                topic_partition(&c.stream).ok_or_else(|| format!("not a Kafka stream: {}", c.stream))?;
+            let key =
+                Key { pipeline: self.group.clone(), filter: c.filter.clone(), topic: topic.to_string(), partition };
             let key = serde_json::to_vec(&key).expect("a key is plain JSON");
             let offset = c.saved.offset.to_string();
             let mut headers = OwnedHeaders::new().insert(Header { key: OFFSET_HEADER, value: Some(offset.as_bytes()) });
@@ -461,7 +465,10 @@ mod tests {
     #[test]
     fn settings_have_safe_defaults_and_refuse_unknown_fields() {
         let s: CheckpointSettings = serde_norway::from_str("{}").unwrap();
-        assert_eq!((s.topic.as_str(), s.interval.0, s.replication_factor), ("weir-checkpoints", Duration::from_secs(10), None));
+        assert_eq!(
+            (s.topic.as_str(), s.interval.0, s.replication_factor),
+            ("weir-checkpoints", Duration::from_secs(10), None)
+        );
         assert!(serde_norway::from_str::<CheckpointSettings>("{intervall: 1s}").is_err());
     }
 }

@@ -26,9 +26,9 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer,
 };
-use rdkafka::types::RDKafkaRespErr;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpoint::{self, Checkpointer};
@@ -220,7 +220,8 @@ impl KafkaInput {
     /// settings: the brokers, and the user's connection properties
     /// (security, sockets), without the consumer's own.
     fn connection_config(&self) -> ClientConfig {
-        const CONNECTION: &[&str] = &["security.", "sasl.", "ssl.", "socket.", "client.", "broker.", "reconnect.", "api."];
+        const CONNECTION: &[&str] =
+            &["security.", "sasl.", "ssl.", "socket.", "client.", "broker.", "reconnect.", "api."];
         let mut client = ClientConfig::new();
         for (key, value) in &self.config.librdkafka.0 {
             if CONNECTION.iter().any(|prefix| key.starts_with(prefix)) {
@@ -308,7 +309,10 @@ impl KafkaInput {
         let committer =
             tokio::spawn(commit_loop(ctx.name.clone(), consumer.clone(), tracker.clone(), c.commit_interval.0));
         let periodic = checkpoints.map(Periodic::start).transpose().map_err(|e| {
-            InputError::new(ctx.name.to_string(), InputErrorKind::Io { what: "starting the checkpoint thread".into(), source: e })
+            InputError::new(
+                ctx.name.to_string(),
+                InputErrorKind::Io { what: "starting the checkpoint thread".into(), source: e },
+            )
         })?;
         let result = self.poll_loop(&ctx, &consumer, &tracker).await;
         committer.abort();

@@ -41,7 +41,10 @@ fn sample(partition: i32, offset: u64) -> Record {
     Record {
         time: (offset as i64 / 10) * MINUTE,
         tag: "metrics".into(),
-        body: json!({"metric": "m", "value": offset + 1, "labels": {"p": partition.to_string()}}).to_string().into_bytes().into(),
+        body: json!({"metric": "m", "value": offset + 1, "labels": {"p": partition.to_string()}})
+            .to_string()
+            .into_bytes()
+            .into(),
         origin: Some(Origin { stream: format!("kafka:t/{partition}").into(), offset, lineage: 0 }),
         ack: None,
         arrival: None,
@@ -88,8 +91,9 @@ fn a_partition_checkpointed_revoked_and_restored_elsewhere_equals_one_that_never
     let mut out = run(&mut first, &engine, [samples(0, 0..25), samples(1, 0..25)].concat());
     let revoked: Arc<str> = "kafka:t/1".into();
     let mut taken = Taken::default();
-    first.keyed_mut().unwrap().checkpoint("percentiles", &[revoked.clone()], &mut taken);
-    let offsets: Vec<(String, i64)> = taken.checkpoints.iter().map(|c| (c.stream.to_string(), c.saved.offset)).collect();
+    first.keyed_mut().unwrap().checkpoint("percentiles", std::slice::from_ref(&revoked), &mut taken);
+    let offsets: Vec<(String, i64)> =
+        taken.checkpoints.iter().map(|c| (c.stream.to_string(), c.saved.offset)).collect();
     assert_eq!(offsets, [("kafka:t/0".to_string(), 25), ("kafka:t/1".to_string(), 25)], "both covered to offset 25");
     let moved = taken.checkpoints.into_iter().find(|c| c.stream == revoked).unwrap();
     // Late copies of the revoked partition are not counted here.
