@@ -18,6 +18,9 @@
 //! another layout (other `partition_by`, another worker count) is refused
 //! at start, saying what changed, rather than restored into the wrong
 //! partitions. Stateless filters (one instance per worker) save nothing.
+//! State kept per Kafka partition (a `kafka` input's `checkpoints`) is
+//! checkpointed to Kafka instead (see [`super::keyed`]); only a keyed
+//! filter's own instance, for records of other inputs, is saved here.
 
 use std::path::{Path, PathBuf};
 

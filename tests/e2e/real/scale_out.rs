@@ -19,6 +19,8 @@ use std::process::Child;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -292,6 +294,15 @@ fn checkpoint_keys(topic: &str, group: &str) -> (HashSet<String>, usize) {
     (keys, records)
 }
 
+/// The value of `key` in `topic`'s config.
+fn topic_config(topic: &str, key: &str) -> Option<String> {
+    let admin: AdminClient<DefaultClientContext> = client().create().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let described = rt.block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new()));
+    let resource = described.unwrap().pop()?.ok()?;
+    resource.get(key)?.value.clone()
+}
+
 /// A scenario: `drive` runs the group while `produce_slice(i)` writes the
 /// i-th of [`SLICES`] slices of the traffic; then both runs are closed with
 /// a marker per partition and compared. `copies`: identical repeats of a
@@ -391,8 +402,10 @@ fn scenario(name: &str, copies: bool, drive: impl FnOnce(&mut Group, &dyn Fn(usi
     assert_eq!(transitions(&single.records("alerts.ndjson"), false), oracle_alerts, "single process alerts");
     assert_eq!(transitions(&aggregators.records("alerts.ndjson"), copies), oracle_alerts, "{name}: alerts");
 
-    // The checkpoint topic holds one key per partition and keyed filter.
+    // The checkpoint topic holds one key per partition and keyed filter,
+    // and is compacted (what keeps it at about that many records).
     let (keys, records) = checkpoint_keys(&checkpoints, &group);
+    assert_eq!(topic_config(&checkpoints, "cleanup.policy").as_deref(), Some("compact"), "{name}: checkpoint topic");
     assert_eq!(keys.len(), PARTITIONS as usize * KEYED_FILTERS, "{name}: checkpoint keys {keys:?}");
     let logs = aggregators.logs();
     assert!(logs.contains("partition state restored"), "{name}: some partition's state moved:\n{logs}");
