@@ -248,6 +248,11 @@ bench *args: bundled-plugins host
     cargo build --release --manifest-path tools/native-chain/Cargo.toml --target-dir "{{target_dir}}/native-chain"
     python3 tools/bench.py {{args}}
 
+# Stage 2's checkpoints on the real Kafka (start it: `just servers`): catch-up throughput with checkpoints
+# every 1 s, 10 s and never, checkpoint size per 1,000 open series, restore time per MB.
+bench-checkpoints *args: bundled-plugins host
+    python3 tools/bench-checkpoints.py {{args}}
+
 # The example filters' figures in BENCHMARKS.md: statements/s, instantiate time, memory per instance, size.
 bench-examples: build
     WEIR="{{weir}}" bash plugins/examples/bench.sh

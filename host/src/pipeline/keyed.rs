@@ -272,6 +272,7 @@ fn save(stage: &mut Stage, offset: i64, ends: bool) -> Result<Saved, PluginError
 /// empty (its records are replayed from the checkpoint's offset either way).
 fn restore(stage: &mut Stage, saved: &Saved, stream: &str) {
     let name = stage.name().to_string();
+    let started = std::time::Instant::now();
     if let Err(error) = stage.instance_mut().restore(&saved.state) {
         tracing::error!(filter = name, stream, %error, "the partition's checkpoint was refused; its state starts empty");
         return;
@@ -281,5 +282,5 @@ fn restore(stage: &mut Stage, saved: &Saved, stream: &str) {
     {
         tracing::warn!(filter = name, stream, error, "the partition's dedupe set was refused; it starts empty");
     }
-    tracing::info!(filter = name, stream, offset = saved.offset, bytes = saved.state.len(), "partition state restored");
+    tracing::info!(filter = name, stream, offset = saved.offset, bytes = saved.state.len(), took = ?started.elapsed(), "partition state restored");
 }

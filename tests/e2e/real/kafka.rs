@@ -391,7 +391,26 @@ pub(super) fn windows(out_dir: &Path) -> BTreeMap<(String, String, String), Valu
     got
 }
 
-const FLUSH_METRIC: &str = "_flush";
+/// The metric of the markers that close every window (not compared).
+pub(super) const FLUSH_METRIC: &str = "_flush";
+
+/// One marker sample per partition of `topic`, stamped with the host's
+/// "now": far ahead of the test traffic (days ago), yet within
+/// `max_future`, which keeps a wrong clock from moving the watermark past
+/// the host clock. Each partition's watermark then passes every window of
+/// the traffic; only the markers' own window stays open.
+pub(super) fn produce_flush_markers(topic: &str, partitions: i32) {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let markers: Vec<Msg> = (0..partitions)
+        .map(|p| Msg {
+            partition: Some(p),
+            key: None,
+            payload: format!(r#"{{"metric":"{FLUSH_METRIC}","value":0,"labels":{{}}}}"#),
+            timestamp_ms: Some(now_ms),
+        })
+        .collect();
+    produce(topic, &markers);
+}
 
 /// Two stage-2 processes in one group over a 4-partition metrics topic emit,
 /// together, exactly the windows one process emits.
@@ -475,19 +494,7 @@ fn two_aggregators_in_one_group_equal_one_process() {
     // that other partitions still feed.
     assert!(wait_caught_up(&g2, &metrics, 4, Duration::from_secs(60)), "stage 2 never caught up");
     assert!(wait_caught_up(&single, &metrics, 4, Duration::from_secs(60)), "the single process never caught up");
-    // Markers stamped with the host's "now": far ahead of the traffic (days
-    // ago), yet within `max_future`, which keeps a wrong clock from moving
-    // the watermark past the host clock.
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let markers: Vec<Msg> = (0..4)
-        .map(|p| Msg {
-            partition: Some(p),
-            key: None,
-            payload: format!(r#"{{"metric":"{FLUSH_METRIC}","value":0,"labels":{{}}}}"#),
-            timestamp_ms: Some(now_ms),
-        })
-        .collect();
-    produce(&metrics, &markers);
+    produce_flush_markers(&metrics, 4);
     let done = wait_caught_up(&g2, &metrics, 4, Duration::from_secs(60))
         && wait_caught_up(&single, &metrics, 4, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));

@@ -27,7 +27,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use super::kafka::{
-    Msg, client, create_topic, group_stable_with, produce, signal, spawn_weir, stop, unique, wait_caught_up,
+    FLUSH_METRIC, Msg, client, create_topic, group_stable_with, produce, produce_flush_markers, signal, spawn_weir,
+    stop, unique, wait_caught_up,
 };
 use super::kafka_bootstrap;
 use crate::metrics::{Rng, Series, THRESHOLD, alert_transitions, check_window, iso};
@@ -40,7 +41,6 @@ const OSES: [&str; 2] = ["ios", "android"];
 const LATENESS_MS: i64 = 30_000;
 const WINDOW_MS: i64 = 60_000;
 const SLICES: usize = 12;
-const FLUSH_METRIC: &str = "_flush";
 /// Filters whose state is checkpointed: percentiles and threshold.
 const KEYED_FILTERS: usize = 2;
 
@@ -332,16 +332,7 @@ fn scenario(name: &str, copies: bool, drive: impl FnOnce(&mut Group, &dyn Fn(usi
     for g in [&aggregators.group, &single.group] {
         assert!(wait_caught_up(g, &metrics, PARTITIONS, Duration::from_secs(120)), "{g} never caught up");
     }
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let markers: Vec<Msg> = (0..PARTITIONS)
-        .map(|p| Msg {
-            partition: Some(p),
-            key: None,
-            payload: format!(r#"{{"metric":"{FLUSH_METRIC}","value":0,"labels":{{}}}}"#),
-            timestamp_ms: Some(now_ms),
-        })
-        .collect();
-    produce(&metrics, &markers);
+    produce_flush_markers(&metrics, PARTITIONS);
     for g in [&aggregators.group, &single.group] {
         assert!(wait_caught_up(g, &metrics, PARTITIONS, Duration::from_secs(60)), "{g} never took the markers");
     }
