@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,19 +54,32 @@ pub struct Taken {
 pub struct Request {
     /// Streams whose units go.
     pub revoke: Vec<Arc<str>>,
-    /// Where the checkpoints go.
-    pub reply: std::sync::mpsc::SyncSender<Taken>,
+    /// Where the checkpoints go; closed when the requester gave up waiting,
+    /// and then the barrier is not taken (a revocation that timed out must
+    /// not drop the units of a partition assigned again since).
+    pub reply: oneshot::Sender<Taken>,
 }
 
 /// What the `kafka` input and the chain share: state read from the
 /// checkpoint topic on assignment, waiting for its units; the streams
 /// revoked; and the way to ask the chain for a barrier.
 pub struct Checkpoints {
-    restores: Mutex<HashMap<Arc<str>, HashMap<String, Saved>>>,
+    restores: Mutex<HashMap<Arc<str>, Assignment>>,
     revoked: Mutex<HashSet<Arc<str>>>,
     requests: mpsc::UnboundedSender<Request>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
 }
+
+/// The state read for one assigned stream, by filter, and the filters
+/// that took what the assignment gave them (state or none).
+#[derive(Default)]
+struct Assignment {
+    saved: HashMap<String, Saved>,
+    taken: HashSet<String>,
+}
+
+/// How often a blocked wait looks again.
+const POLL: Duration = Duration::from_millis(2);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain maps: a panic elsewhere cannot leave them half-updated.
@@ -95,7 +108,7 @@ impl Checkpoints {
     /// stream is sent.
     pub fn assigned(&self, stream: Arc<str>, saved: HashMap<String, Saved>) {
         lock(&self.revoked).remove(&stream);
-        lock(&self.restores).insert(stream, saved);
+        lock(&self.restores).insert(stream, Assignment { saved, taken: HashSet::new() });
     }
 
     /// Ask the chain for a barrier (see [`Request`]) and wait up to
@@ -103,9 +116,19 @@ impl Checkpoints {
     /// did not answer in time. Blocking: call it off the async runtime's
     /// tasks, or from librdkafka's callbacks.
     pub fn barrier(&self, revoke: &[Arc<str>], timeout: Duration) -> Option<Taken> {
-        let (reply, taken) = std::sync::mpsc::sync_channel(1);
+        let (reply, mut taken) = oneshot::channel();
         self.requests.send(Request { revoke: revoke.to_vec(), reply }).ok()?;
-        taken.recv_timeout(timeout).ok()
+        // Polled: this may run on a runtime thread (librdkafka's callbacks),
+        // where a blocking receive is not allowed.
+        let deadline = Instant::now() + timeout;
+        loop {
+            match taken.try_recv() {
+                Ok(checkpoints) => return Some(checkpoints),
+                Err(oneshot::error::TryRecvError::Closed) => return None,
+                Err(oneshot::error::TryRecvError::Empty) if Instant::now() >= deadline => return None,
+                Err(oneshot::error::TryRecvError::Empty) => std::thread::sleep(POLL),
+            }
+        }
     }
 
     /// From now on, records of `streams` are dropped until assigned again.
@@ -118,13 +141,17 @@ impl Checkpoints {
         lock(&self.revoked).contains(stream)
     }
 
-    /// The state `filter` saved for `stream`, taken out.
-    pub fn take_restore(&self, filter: &str, stream: &str) -> Option<Saved> {
-        lock(&self.restores).get_mut(stream)?.remove(filter)
+    /// What the newest assignment of `stream` gives `filter`, once:
+    /// `Some(Some(state))`, `Some(None)` for no state (start empty), `None`
+    /// when `filter` took it already (or the stream was never assigned).
+    pub fn take_restore(&self, filter: &str, stream: &str) -> Option<Option<Saved>> {
+        let mut restores = lock(&self.restores);
+        let assignment = restores.get_mut(stream)?;
+        assignment.taken.insert(filter.to_string()).then(|| assignment.saved.remove(filter))
     }
 
-    /// Streams assigned with state for `filter` not yet in a unit.
+    /// Streams whose newest assignment `filter` has not taken yet.
     pub fn waiting(&self, filter: &str) -> Vec<Arc<str>> {
-        lock(&self.restores).iter().filter(|(_, saved)| saved.contains_key(filter)).map(|(s, _)| s.clone()).collect()
+        lock(&self.restores).iter().filter(|(_, a)| !a.taken.contains(filter)).map(|(s, _)| s.clone()).collect()
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::console::taps::Taps;
 use super::dedupe::{self, Seen};
-use super::keyed::{Checkpoints, Keyed, Taken};
+use super::keyed::{self, Checkpoints, Keyed, Taken};
 use super::partition::Placement;
 use super::reload::ReloadError;
 use crate::core::clock::Clock;
@@ -480,6 +480,7 @@ impl Chain {
                 keyed.checkpoint(&name, revoke, &mut taken);
             }
         }
+        keyed::align_offsets(&mut taken.checkpoints);
         taken
     }
 

@@ -30,7 +30,7 @@
 //! module only moves state between units and [`Checkpoints`], the hub they
 //! share (in `core`, below both).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -83,8 +83,9 @@ impl Epoch {
 /// One partition's instance.
 struct Unit {
     stage: Stage,
-    /// One past the last offset given to the instance.
-    next_offset: i64,
+    /// One past the last offset given to the instance or covered by its
+    /// restored state; `None` before either (nothing to checkpoint yet).
+    next_offset: Option<i64>,
 }
 
 /// The units of one stateful filter; held by its [`Stage`].
@@ -136,7 +137,7 @@ impl Keyed {
             };
             // Below the offset the state covers: in the state already (a
             // replay from the checkpoint, a rewind), so not given again.
-            let covered = u64::try_from(unit.next_offset).unwrap_or(0);
+            let covered = unit.next_offset.and_then(|o| u64::try_from(o).ok()).unwrap_or(0);
             let (records, repeats): (Batch, Batch) = records
                 .into_iter()
                 .partition(|r| r.origin.as_ref().is_none_or(|o| o.offset == AGGREGATE_OFFSET || o.offset >= covered));
@@ -150,7 +151,7 @@ impl Keyed {
                 .filter(|o| *o != AGGREGATE_OFFSET)
                 .max();
             if let Some(offset) = last.and_then(|o| i64::try_from(o).ok()) {
-                unit.next_offset = unit.next_offset.max(offset + 1);
+                unit.next_offset = Some(unit.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
             }
             let mut emitted = Batch::new();
             run(&mut unit.stage, records, &mut emitted);
@@ -196,7 +197,10 @@ impl Keyed {
     /// The unit of `stream`, created (from `template`) and restored if new;
     /// `None` when no instance can be made.
     fn unit(&mut self, template: &mut FilterInstance, engine: &PluginEngine, stream: &Arc<str>) -> Option<&mut Unit> {
-        if !self.units.contains_key(stream) {
+        // A new assignment's state (or its lack) supersedes a unit left from
+        // an earlier one (a revocation whose barrier was never taken).
+        let assigned = self.hub.take_restore(template.name(), stream);
+        if assigned.is_some() || !self.units.contains_key(stream) {
             let instance = match template.replicate(engine) {
                 Ok(instance) => instance,
                 Err(error) => {
@@ -205,10 +209,13 @@ impl Keyed {
                 }
             };
             let mut stage = Stage::new(instance);
-            let saved = self.pending.remove(stream).or_else(|| self.hub.take_restore(template.name(), stream));
-            let mut next_offset = 0;
+            let saved = match assigned {
+                Some(assigned) => assigned,
+                None => self.pending.remove(stream),
+            };
+            let mut next_offset = None;
             if let Some(saved) = saved {
-                next_offset = saved.offset;
+                next_offset = (saved.offset != UNKNOWN_OFFSET).then_some(saved.offset);
                 restore(&mut stage, &saved, stream);
             }
             self.units.insert(stream.clone(), Unit { stage, next_offset });
@@ -238,7 +245,10 @@ impl Keyed {
         self.units.retain(|stream, _| !revoked.contains(stream));
         self.hub.revoke(revoke);
         for stream in revoke {
-            let saved = self.pending.remove(stream).or_else(|| self.hub.take_restore(filter, stream));
+            let saved = match self.hub.take_restore(filter, stream) {
+                Some(assigned) => assigned,
+                None => self.pending.remove(stream),
+            };
             if let Some(saved) = saved {
                 taken.checkpoints.push(Checkpoint { filter: filter.to_string(), stream: stream.clone(), saved });
             }
@@ -259,13 +269,39 @@ impl Keyed {
     }
 }
 
+/// At a barrier every filter's state of a partition covers the same input:
+/// what was taken from the input queue. A filter whose records are all
+/// aggregates (`threshold` after `percentiles`) saw no offset itself, so each
+/// checkpoint of a stream gets the largest offset any filter saw of it (the
+/// consumer starts the partition at the smallest on assignment).
+/// A stream none of whose filters has seen a record or restored state has
+/// nothing to checkpoint: it is left out (its next owner starts where the
+/// consumer group's committed offset says, as without checkpoints).
+pub(super) fn align_offsets(checkpoints: &mut Vec<Checkpoint>) {
+    let mut covered: HashMap<Arc<str>, i64> = HashMap::new();
+    for c in checkpoints.iter().filter(|c| c.saved.offset != UNKNOWN_OFFSET) {
+        let offset = covered.entry(c.stream.clone()).or_insert(c.saved.offset);
+        *offset = (*offset).max(c.saved.offset);
+    }
+    checkpoints.retain_mut(|c| match covered.get(&c.stream) {
+        Some(offset) => {
+            c.saved.offset = *offset;
+            true
+        }
+        None => false,
+    });
+}
+
+/// The offset of a unit that has seen no record and restored no state.
+const UNKNOWN_OFFSET: i64 = -1;
+
 /// The state of `stage`, covering up to `offset`; `ends` when the instance
 /// hands it over and goes (a snapshot), rather than going on (a checkpoint).
-fn save(stage: &mut Stage, offset: i64, ends: bool) -> Result<Saved, PluginError> {
+fn save(stage: &mut Stage, offset: Option<i64>, ends: bool) -> Result<Saved, PluginError> {
     let seen = stage.seen().map(dedupe::Seen::to_bytes);
     let instance = stage.instance_mut();
     let state = if ends { instance.snapshot()? } else { instance.checkpoint()? };
-    Ok(Saved { offset, state, seen })
+    Ok(Saved { offset: offset.unwrap_or(UNKNOWN_OFFSET), state, seen })
 }
 
 /// Restore `saved` into a new unit; a refusal is logged and the unit starts

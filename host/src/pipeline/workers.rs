@@ -685,7 +685,7 @@ impl Dispatcher {
                 }
                 Next::Command(None) => control_open = false,
                 Next::Checkpoint(Some(request)) => {
-                    if let Some(taken) = self.checkpoint(&request.revoke) {
+                    if let Some(taken) = self.checkpoint(&request) {
                         let _ = request.reply.send(taken);
                     }
                 }
@@ -785,10 +785,18 @@ impl Dispatcher {
     }
 
     /// Checkpoint the partitions' state at a barrier, like a reload's;
-    /// `None` if the chain halts first.
-    fn checkpoint(&mut self, revoke: &[Arc<str>]) -> Option<keyed::Taken> {
+    /// `None` if the chain halts first or the requester gave up waiting.
+    fn checkpoint(&mut self, request: &keyed::Request) -> Option<keyed::Taken> {
         let started = Instant::now();
+        let revoke = &request.revoke;
+        if request.reply.is_closed() {
+            return None;
+        }
         let idle = self.quiesce()?;
+        if request.reply.is_closed() {
+            tracing::warn!(waited = ?started.elapsed(), "checkpoint barrier given up by its requester; not taken");
+            return None;
+        }
         let per_worker = self.collect()?;
         let mut chain = self.layout.gather(per_worker);
         let taken = chain.checkpoint(revoke);

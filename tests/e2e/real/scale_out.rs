@@ -371,7 +371,16 @@ fn scenario(name: &str, copies: bool, drive: impl FnOnce(&mut Group, &dyn Fn(usi
         eprintln!("{name} logs:\n{}", aggregators.logs());
     }
     for key in differ.iter().take(3) {
-        eprintln!("{name}: window {key:?}: {:?} against the single process's {}", windows.get(*key), reference[*key]);
+        let from: Vec<_> = aggregators
+            .folders
+            .iter()
+            .filter(|f| by_window(read_ndjson(&f.join("windows.ndjson")), true, name).0.contains_key(*key))
+            .collect();
+        eprintln!(
+            "{name}: window {key:?} from {from:?}: {:?} against the single process's {}",
+            windows.get(*key),
+            reference[*key]
+        );
     }
     assert!(
         differ.is_empty(),

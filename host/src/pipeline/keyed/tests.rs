@@ -126,3 +126,23 @@ fn what_units_emit_holds_the_epoch_until_delivered() {
     drop(out);
     assert_eq!(delivered.try_recv().unwrap(), Delivery::Delivered);
 }
+
+#[test]
+fn every_filter_of_a_partition_is_checkpointed_at_the_offset_its_input_reached() {
+    let checkpoint = |filter: &str, stream: &str, offset| Checkpoint {
+        filter: filter.into(),
+        stream: stream.into(),
+        saved: Saved { offset, state: vec![1], seen: None },
+    };
+    // `threshold` only ever saw aggregates of partition 0; partition 1's
+    // units saw nothing at all.
+    let mut checkpoints = vec![
+        checkpoint("percentiles", "kafka:t/0", 120),
+        checkpoint("threshold", "kafka:t/0", UNKNOWN_OFFSET),
+        checkpoint("percentiles", "kafka:t/1", UNKNOWN_OFFSET),
+        checkpoint("threshold", "kafka:t/1", UNKNOWN_OFFSET),
+    ];
+    align_offsets(&mut checkpoints);
+    let got: Vec<_> = checkpoints.iter().map(|c| (c.filter.as_str(), &*c.stream, c.saved.offset)).collect();
+    assert_eq!(got, [("percentiles", "kafka:t/0", 120), ("threshold", "kafka:t/0", 120)]);
+}
