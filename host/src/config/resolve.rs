@@ -298,6 +298,13 @@ impl Resolver {
                 "only one input of a pipeline may have checkpoints: the filters' state follows that input's partitions",
             ));
         }
+        for &i in &checkpointed {
+            if let inputs::InputConfig::Kafka(kafka) = &inputs[i].config
+                && kafka.checkpoints.as_ref().is_some_and(|c| c.interval.0.is_zero())
+            {
+                return Err(self.error(&format!("inputs[{i}].checkpoints.interval"), "must be above 0 (e.g. 10s)"));
+            }
+        }
         let filters = raw
             .filters
             .into_iter()

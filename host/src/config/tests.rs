@@ -634,3 +634,22 @@ fn a_durable_buffers_settings_that_could_never_work_are_config_errors() {
     assert_eq!(key, "inputs[1].buffer.dir");
     assert!(message.contains("the buffer of another input"), "{message}");
 }
+
+#[test]
+fn checkpoints_belong_to_one_input_and_need_an_interval() {
+    let kafka = |name: &str, checkpoints: &str| {
+        format!(
+            "  - {{ type: kafka, name: {name}, brokers: b:9092, group_id: g, topics: t, checkpoints: {checkpoints} }}\n"
+        )
+    };
+    let with = |inputs: String| MINIMAL.replace("inputs:\n", &format!("inputs:\n{inputs}"));
+    let (key, _, message) = error(&with(kafka("a", "{}") + &kafka("b", "{ interval: 1s }")));
+    assert_eq!(key, "inputs[1].checkpoints");
+    assert!(message.contains("only one input"), "{message}");
+    let (key, _, message) = error(&with(kafka("a", "{ interval: 0s }")));
+    assert_eq!(key, "inputs[0].checkpoints.interval");
+    assert!(message.contains("above 0"), "{message}");
+    let (key, _, message) = error(&with(kafka("a", "{ intervall: 1s }")));
+    assert_eq!(key, "inputs[0].checkpoints.intervall");
+    assert!(message.contains("intervall"), "{message}");
+}
