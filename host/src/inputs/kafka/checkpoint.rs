@@ -139,6 +139,9 @@ pub(super) struct Checkpointer {
     outstanding: Mutex<Vec<oneshot::Receiver<Delivery>>>,
     /// An epoch failed to deliver: no later checkpoint may be written.
     broken: AtomicBool,
+    /// The last checkpoint was taken (shutdown): the revocation that closing
+    /// the consumer triggers has nothing left to do.
+    finished: AtomicBool,
     /// When the newest written checkpoint's barrier was, in ms since the epoch.
     last_barrier_ms: Arc<AtomicI64>,
     written: Counter,
@@ -196,6 +199,7 @@ impl Checkpointer {
             timeout,
             outstanding: Mutex::default(),
             broken: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             last_barrier_ms,
         })
     }
@@ -351,6 +355,9 @@ impl Checkpointer {
     /// the filters emitted before it, and for the write.
     pub(super) fn checkpoint(&self, revoke: &[TopicPartition]) {
         let mut outstanding = lock(&self.outstanding);
+        if self.finished.load(Ordering::Relaxed) {
+            return;
+        }
         let started = Instant::now();
         let barrier_ms = now_ms();
         let streams: Vec<Arc<str>> = revoke.iter().map(|tp| stream(&tp.topic, tp.partition)).collect();
@@ -411,6 +418,13 @@ impl Checkpointer {
                 tracing::error!(input = %self.input, error, topic = self.settings.topic, "writing the checkpoint failed; the previous one stays");
             }
         }
+    }
+
+    /// At shutdown: checkpoint and drop every partition still `assigned`,
+    /// and take no checkpoint after this one.
+    pub(super) fn finish(&self, assigned: &[TopicPartition]) {
+        self.checkpoint(assigned);
+        self.finished.store(true, Ordering::Relaxed);
     }
 
     /// Produce `checkpoints` and wait until all are acknowledged; their

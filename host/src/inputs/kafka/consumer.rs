@@ -308,7 +308,7 @@ impl KafkaInput {
 
         let committer =
             tokio::spawn(commit_loop(ctx.name.clone(), consumer.clone(), tracker.clone(), c.commit_interval.0));
-        let periodic = checkpoints.map(Periodic::start).transpose().map_err(|e| {
+        let periodic = checkpoints.clone().map(Periodic::start).transpose().map_err(|e| {
             InputError::new(
                 ctx.name.to_string(),
                 InputErrorKind::Io { what: "starting the checkpoint thread".into(), source: e },
@@ -323,16 +323,23 @@ impl KafkaInput {
         // Shutdown (or the pipeline closed): no more polling. Give in-flight
         // records their chance, then commit synchronously what is contiguous.
         let left = consumer.context().drain(None);
-        let commits = {
+        let (commits, assigned) = {
             let mut t = lock(&tracker);
             let commits = t.take_commits();
             // Nothing more is tracked: the revocation that closing the
             // consumer triggers finds nothing to wait for.
-            for tp in t.assigned() {
-                t.revoke(&tp);
+            let assigned = t.assigned();
+            for tp in &assigned {
+                t.revoke(tp);
             }
-            commits
+            (commits, assigned)
         };
+        // The last checkpoint, while the chain still runs (closing the
+        // consumer may happen after the pipeline has stopped).
+        if let Some(checkpoints) = &checkpoints {
+            let (checkpoints, assigned) = (checkpoints.clone(), assigned.clone());
+            tokio::task::spawn_blocking(move || checkpoints.finish(&assigned)).await.ok();
+        }
         if !commits.is_empty() {
             let committed = commit_list(&commits).and_then(|list| consumer.commit(&list, CommitMode::Sync));
             match committed {
