@@ -300,9 +300,10 @@ impl Resolver {
         }
         for &i in &checkpointed {
             if let inputs::InputConfig::Kafka(kafka) = &inputs[i].config
-                && kafka.checkpoints.as_ref().is_some_and(|c| c.interval.0.is_zero())
+                && let Some(checkpoints) = &kafka.checkpoints
+                && let Err((key, message)) = checkpoints.check(&kafka.topics)
             {
-                return Err(self.error(&format!("inputs[{i}].checkpoints.interval"), "must be above 0 (e.g. 10s)"));
+                return Err(self.error(&format!("inputs[{i}].checkpoints.{key}"), message));
             }
         }
         let filters = raw

@@ -649,6 +649,15 @@ fn checkpoints_belong_to_one_input_and_need_an_interval() {
     let (key, _, message) = error(&with(kafka("a", "{ interval: 0s }")));
     assert_eq!(key, "inputs[0].checkpoints.interval");
     assert!(message.contains("above 0"), "{message}");
+    let (key, _, message) = error(&with(kafka("a", "{ topic: \"a b\" }")));
+    assert_eq!(key, "inputs[0].checkpoints.topic");
+    assert!(message.contains("not a Kafka topic name"), "{message}");
+    let (key, _, message) = error(&with(kafka("a", "{ topic: t }")));
+    assert_eq!(key, "inputs[0].checkpoints.topic");
+    assert!(message.contains("a topic this input reads"), "{message}");
+    let (key, _, message) = error(&with(kafka("a", "{ replication_factor: 0 }")));
+    assert_eq!(key, "inputs[0].checkpoints.replication_factor");
+    assert!(message.contains("1 or more"), "{message}");
     let (key, _, message) = error(&with(kafka("a", "{ intervall: 1s }")));
     assert_eq!(key, "inputs[0].checkpoints.intervall");
     assert!(message.contains("intervall"), "{message}");

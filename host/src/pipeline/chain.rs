@@ -188,10 +188,10 @@ impl Stage {
         }
     }
 
-    /// A record whose partition's instance cannot be made, dead-lettered.
-    pub(super) fn unit_failed(&self, record: Record, dead_letter_tag: &Arc<str>) -> Record {
-        let reason = "no instance of the filter could be made for the record's partition (see the log)".to_string();
-        DeadLetter::of(record, self.stage_name.clone(), reason).into_record(dead_letter_tag)
+    /// A record its partition's instance cannot take (none could be made, or
+    /// it refused the partition's checkpoint), dead-lettered with `reason`.
+    pub(super) fn unit_failed(&self, record: Record, reason: &str, dead_letter_tag: &Arc<str>) -> Record {
+        DeadLetter::of(record, self.stage_name.clone(), reason.to_string()).into_record(dead_letter_tag)
     }
 
     /// Tick the instance with host time `now`; what it emits, or nothing

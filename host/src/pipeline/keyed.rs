@@ -86,6 +86,11 @@ struct Unit {
     /// One past the last offset given to the instance or covered by its
     /// restored state; `None` before either (nothing to checkpoint yet).
     next_offset: Option<i64>,
+    /// Why the filter refused the partition's checkpoint, if it did: the
+    /// partition's records are then dead-lettered with that reason and no
+    /// checkpoint of it is written, so the refused one stays in the topic
+    /// (a config rolled back takes it, as a restart with `state_dir` does).
+    refused: Option<String>,
 }
 
 /// The units of one stateful filter; held by its [`Stage`].
@@ -132,9 +137,14 @@ impl Keyed {
                 continue;
             }
             let Some(unit) = self.unit(plain.instance_mut(), engine, &stream) else {
-                out.extend(records.into_iter().map(|r| plain.unit_failed(r, dead_letter_tag)));
+                let reason = "no instance of the filter could be made for the record's partition (see the log)";
+                out.extend(records.into_iter().map(|r| plain.unit_failed(r, reason, dead_letter_tag)));
                 continue;
             };
+            if let Some(reason) = &unit.refused {
+                out.extend(records.into_iter().map(|r| plain.unit_failed(r, reason, dead_letter_tag)));
+                continue;
+            }
             // Below the offset the state covers: in the state already (a
             // replay from the checkpoint, a rewind), so not given again.
             let covered = unit.next_offset.and_then(|o| u64::try_from(o).ok()).unwrap_or(0);
@@ -178,8 +188,11 @@ impl Keyed {
         }
         let streams: Vec<Arc<str>> = self.units.keys().cloned().collect();
         for stream in streams {
-            let emitted = tick(&mut self.units.get_mut(&stream).expect("listed above").stage);
-            self.stamp(&stream, emitted, out);
+            let unit = self.units.get_mut(&stream).expect("listed above");
+            if unit.refused.is_none() {
+                let emitted = tick(&mut unit.stage);
+                self.stamp(&stream, emitted, out);
+            }
         }
     }
 
@@ -214,11 +227,12 @@ impl Keyed {
                 None => self.pending.remove(stream),
             };
             let mut next_offset = None;
+            let mut refused = None;
             if let Some(saved) = saved {
                 next_offset = (saved.offset != UNKNOWN_OFFSET).then_some(saved.offset);
-                restore(&mut stage, &saved, stream);
+                refused = restore(&mut stage, &saved, stream).err();
             }
-            self.units.insert(stream.clone(), Unit { stage, next_offset });
+            self.units.insert(stream.clone(), Unit { stage, next_offset, refused });
         }
         self.units.get_mut(stream)
     }
@@ -230,7 +244,7 @@ impl Keyed {
         let epoch = std::mem::replace(&mut self.epoch, Epoch::new());
         taken.delivered.push(epoch.done);
         let revoked: HashSet<&Arc<str>> = revoke.iter().collect();
-        for (stream, unit) in &mut self.units {
+        for (stream, unit) in self.units.iter_mut().filter(|(_, unit)| unit.refused.is_none()) {
             // A revoked unit hands its state over and ends; the others go on.
             let ends = revoked.contains(stream);
             match save(&mut unit.stage, unit.next_offset, ends) {
@@ -258,7 +272,7 @@ impl Keyed {
     /// Take over `old`'s units (a reload): their state waits for this
     /// filter's units, and the epoch goes on.
     pub(super) fn adopt(&mut self, filter: &str, old: &mut Keyed) -> Result<(), PluginError> {
-        for (stream, unit) in &mut old.units {
+        for (stream, unit) in old.units.iter_mut().filter(|(_, unit)| unit.refused.is_none()) {
             let saved = save(&mut unit.stage, unit.next_offset, true)?;
             self.pending.insert(stream.clone(), saved);
         }
@@ -304,14 +318,17 @@ fn save(stage: &mut Stage, offset: Option<i64>, ends: bool) -> Result<Saved, Plu
     Ok(Saved { offset: offset.unwrap_or(UNKNOWN_OFFSET), state, seen })
 }
 
-/// Restore `saved` into a new unit; a refusal is logged and the unit starts
-/// empty (its records are replayed from the checkpoint's offset either way).
-fn restore(stage: &mut Stage, saved: &Saved, stream: &str) {
+/// Restore `saved` into a new unit; `Err` with the dead letters' reason
+/// when the filter refuses it (see [`Unit::refused`]).
+fn restore(stage: &mut Stage, saved: &Saved, stream: &str) -> Result<(), String> {
     let name = stage.name().to_string();
     let started = std::time::Instant::now();
     if let Err(error) = stage.instance_mut().restore(&saved.state) {
-        tracing::error!(filter = name, stream, %error, "the partition's checkpoint was refused; its state starts empty");
-        return;
+        tracing::error!(filter = name, stream, %error,
+            "the partition's checkpoint was refused: its records are dead-lettered and its checkpoint kept until the filter takes it (fix or roll back the filter's config; rename the filter to start it empty)");
+        return Err(format!(
+            "the filter refused this partition's checkpoint ({error}); fix or roll back its config, or rename the filter to start it empty"
+        ));
     }
     if let Some(seen) = &saved.seen
         && let Err(error) = stage.restore_seen(seen)
@@ -319,4 +336,5 @@ fn restore(stage: &mut Stage, saved: &Saved, stream: &str) {
         tracing::warn!(filter = name, stream, error, "the partition's dedupe set was refused; it starts empty");
     }
     tracing::info!(filter = name, stream, offset = saved.offset, bytes = saved.state.len(), took = ?started.elapsed(), "partition state restored");
+    Ok(())
 }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -63,6 +63,36 @@ pub struct CheckpointSettings {
     /// broker's `default.replication.factor`.
     #[serde(default)]
     pub replication_factor: Option<i32>,
+}
+
+impl CheckpointSettings {
+    /// What serde cannot check: the key at fault and why.
+    ///
+    /// # Errors
+    /// `interval` zero; `topic` not a valid Kafka topic name (1 to 249 of
+    /// `[a-zA-Z0-9._-]`, Kafka's own rule) or one of the input's `topics`
+    /// (the input would read its checkpoints as records);
+    /// `replication_factor` below 1.
+    pub fn check(&self, topics: &super::Topics) -> Result<(), (&'static str, String)> {
+        if self.interval.0.is_zero() {
+            return Err(("interval", "must be above 0 (e.g. 10s)".into()));
+        }
+        let name = &self.topic;
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if name.is_empty() || name.len() > 249 || !name.chars().all(valid) || name == "." || name == ".." {
+            return Err((
+                "topic",
+                format!("{name:?} is not a Kafka topic name: 1 to 249 of a-z, A-Z, 0-9, '.', '_', '-'"),
+            ));
+        }
+        if topics.names().contains(&name.as_str()) {
+            return Err(("topic", format!("{name:?} is a topic this input reads; the checkpoints need their own")));
+        }
+        if self.replication_factor.is_some_and(|r| r < 1) {
+            return Err(("replication_factor", "must be 1 or more".into()));
+        }
+        Ok(())
+    }
 }
 
 fn default_topic() -> String {
@@ -174,6 +204,9 @@ impl Checkpointer {
             .set("enable.idempotence", "true")
             .set("message.max.bytes", MAX_RECORD_BYTES)
             .set("linger.ms", "0")
+            // A deleted checkpoint topic must not come back with the
+            // broker's defaults (not compacted, 1 MB records).
+            .set("allow.auto.create.topics", "false")
             .create_with_context(Deliveries::default())?;
         let last_barrier_ms = Arc::new(AtomicI64::new(0));
         let since = last_barrier_ms.clone();
@@ -229,11 +262,30 @@ impl Checkpointer {
                 Ok(_) => {
                     tracing::info!(input = %self.input, topic = self.settings.topic, "checkpoint topic created (compacted)")
                 }
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => self.check_existing(&admin).await,
                 Err((_, code)) => return Err(KafkaError::AdminOp(code)),
             }
         }
         Ok(())
+    }
+
+    /// Say at WARN what in an existing checkpoint topic's config breaks
+    /// checkpoints: no compaction (the topic grows, and every assignment
+    /// reads it all) or a record limit below Weir's.
+    async fn check_existing(&self, admin: &AdminClient<DefaultClientContext>) {
+        let topic = &self.settings.topic;
+        let described = admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()).await;
+        let Some(Ok(config)) = described.ok().and_then(|mut d| d.pop()) else { return };
+        let value = |key| config.get(key).and_then(|e| e.value.clone()).unwrap_or_default();
+        if !value("cleanup.policy").contains("compact") {
+            tracing::warn!(input = %self.input, topic, policy = value("cleanup.policy"),
+                "the checkpoint topic is not compacted: it keeps every checkpoint and each assignment reads them all; set cleanup.policy=compact");
+        }
+        let limit: u64 = value("max.message.bytes").parse().unwrap_or(0);
+        if limit < MAX_RECORD_BYTES.parse().unwrap_or(0) {
+            tracing::warn!(input = %self.input, topic, max_message_bytes = limit,
+                "the checkpoint topic's max.message.bytes is below {MAX_RECORD_BYTES}: larger checkpoints will fail");
+        }
     }
 
     /// Read the newest checkpoints of `assigned`, hand them to the filters,
@@ -259,9 +311,13 @@ impl Checkpointer {
         let (mut states, mut bytes) = (0, 0);
         for tp in assigned {
             let stream = stream(&tp.topic, tp.partition);
-            let saved = found.remove(&stream).unwrap_or_default();
+            let mut saved = found.remove(&stream).unwrap_or_default();
             if let Some(offset) = saved.values().map(|s| s.offset).min() {
-                starts.push((tp.clone(), offset));
+                if self.beyond_the_end(tp, offset) {
+                    saved.clear();
+                } else {
+                    starts.push((tp.clone(), offset));
+                }
             }
             states += saved.len();
             bytes += saved.values().map(|s| s.state.len()).sum::<usize>();
@@ -272,6 +328,31 @@ impl Checkpointer {
         tracing::info!(input = %self.input, partitions = assigned.len(), states, bytes, took = ?started.elapsed(),
             starts = ?starts.iter().map(|(tp, o)| format!("{tp}@{o}")).collect::<Vec<_>>(), "checkpoints restored");
         starts
+    }
+
+    /// Whether a checkpoint covering up to `offset` cannot be of `tp`'s log
+    /// as it is: the partition ends before it (the topic was deleted and
+    /// made again under the same name). Its state is then dropped, said at
+    /// ERROR, rather than every record below `offset` taken for a repeat.
+    fn beyond_the_end(&self, tp: &TopicPartition, offset: i64) -> bool {
+        let end = self
+            .client
+            .clone()
+            .set("group.id", "weir-checkpoint-reader")
+            .create::<BaseConsumer>()
+            .and_then(|c| c.fetch_watermarks(&tp.topic, tp.partition, READ_TIMEOUT));
+        match end {
+            Ok((_, high)) if offset > high => {
+                tracing::error!(input = %self.input, partition = %tp, checkpoint_offset = offset, end = high,
+                    "the partition's checkpoint covers offsets the partition does not have (was the topic made again?): its state is dropped, the partition starts from the group's committed offset");
+                true
+            }
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(input = %self.input, partition = %tp, %error, "cannot read the partition's end to check its checkpoint against");
+                false
+            }
+        }
     }
 
     /// The newest checkpoint per partition stream and filter of this group
@@ -330,18 +411,22 @@ impl Checkpointer {
                 for header in headers.iter() {
                     match header.key {
                         OFFSET_HEADER => {
-                            offset = header.value.and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+                            offset = header
+                                .value
+                                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+                                .filter(|o| *o >= 0)
                         }
                         SEEN_HEADER => seen = header.value.map(<[u8]>::to_vec),
                         _ => {}
                     }
                 }
             }
-            let Some(offset) = offset else {
-                tracing::warn!(input = %self.input, topic, offset = message.offset(), "checkpoint record without a valid offset header; ignored");
+            let (Some(offset), Some(state)) = (offset, message.payload()) else {
+                tracing::warn!(input = %self.input, topic, offset = message.offset(),
+                    "checkpoint record without a valid offset header (a non-negative integer) or without a value; ignored");
                 continue;
             };
-            let state = message.payload().unwrap_or_default().to_vec();
+            let state = state.to_vec();
             found
                 .entry(stream(&key.topic, key.partition))
                 .or_default()
@@ -415,7 +500,8 @@ impl Checkpointer {
             }
             Err(error) => {
                 self.failed.add(1);
-                tracing::error!(input = %self.input, error, topic = self.settings.topic, "writing the checkpoint failed; the previous one stays");
+                tracing::error!(input = %self.input, error, topic = self.settings.topic,
+                    "writing the checkpoint failed; the previous one, if the topic still holds it, stays (a deleted checkpoint topic is made again at the next start)");
             }
         }
     }

@@ -146,3 +146,23 @@ fn every_filter_of_a_partition_is_checkpointed_at_the_offset_its_input_reached()
     let got: Vec<_> = checkpoints.iter().map(|c| (c.filter.as_str(), &*c.stream, c.saved.offset)).collect();
     assert_eq!(got, [("percentiles", "kafka:t/0", 120), ("threshold", "kafka:t/0", 120)]);
 }
+
+#[test]
+fn a_refused_checkpoint_dead_letters_the_partition_and_is_never_overwritten() {
+    let engine = PluginEngine::new(None).unwrap();
+    let hub = Checkpoints::new();
+    let stream: Arc<str> = "kafka:t/0".into();
+    let garbage = Saved { offset: 7, state: b"not a snapshot".to_vec(), seen: None };
+    hub.assigned(stream.clone(), [("percentiles".to_string(), garbage)].into_iter().collect());
+    let mut stage = percentiles(&engine, &hub);
+    let out = run(&mut stage, &engine, vec![sample(0, 7), sample(0, 8)]);
+    assert_eq!(out.len(), 2);
+    for letter in &out {
+        assert_eq!(&*letter.tag, "weir.dead_letter");
+        let body: Value = serde_json::from_slice(&letter.body).unwrap();
+        assert!(body["reason"].as_str().unwrap().contains("refused this partition's checkpoint"), "{body}");
+    }
+    let mut taken = Taken::default();
+    stage.keyed_mut().unwrap().checkpoint("percentiles", std::slice::from_ref(&stream), &mut taken);
+    assert!(taken.checkpoints.is_empty(), "the refused checkpoint stays the newest: {:?}", taken.checkpoints);
+}
