@@ -47,6 +47,7 @@ const KEYED_FILTERS: usize = 2;
 /// (window start, metric, txn, os) -> values.
 type Windows = BTreeMap<(i64, String, String, String), Vec<u64>>;
 
+#[derive(Clone, Copy)]
 struct Sample {
     partition: i32,
     metric: &'static str,
@@ -491,4 +492,46 @@ fn a_rolling_restart_keeps_every_window_whole() {
         }
         (9..SLICES).for_each(produce);
     });
+}
+
+/// A checkpoint whose offset the partition does not reach (the topic was
+/// deleted and made again under the same name) is dropped with an ERROR:
+/// the new topic's samples are all counted, none taken for a repeat.
+#[test]
+#[ignore = "needs the real servers: just test-full"]
+fn a_checkpoint_past_the_partitions_end_is_dropped_not_a_black_hole() {
+    let dir = TestDir::new();
+    let (metrics, checkpoints, group) =
+        (unique("remade-samples"), unique("remade-checkpoints"), unique("remade-group"));
+    let samples: Vec<Sample> = traffic().into_iter().filter(|s| s.partition == 0).take(300).collect();
+    let run_once = |name: &'static str, samples: &[Sample]| {
+        create_topic(&metrics, 1);
+        let ones: Vec<Sample> = samples.iter().map(|s| Sample { partition: 0, ..*s }).collect();
+        produce(&metrics, &messages(&ones));
+        let mut g = Group::new(&dir, name, &group, &metrics, &checkpoints);
+        g.start();
+        assert!(wait_caught_up(&group, &metrics, 1, Duration::from_secs(60)), "{name} never caught up");
+        produce_flush_markers(&metrics, 1);
+        assert!(wait_caught_up(&group, &metrics, 1, Duration::from_secs(60)), "{name} never took the marker");
+        std::thread::sleep(Duration::from_millis(1500));
+        g.stop_all();
+        let counted: u64 = g
+            .records("windows.ndjson")
+            .iter()
+            .filter(|w| w["metric"] != FLUSH_METRIC)
+            .map(|w| w["count"].as_u64().unwrap())
+            .sum();
+        (counted, g.logs())
+    };
+    let (first, _) = run_once("before", &samples);
+    assert!(first > 200, "the first topic's samples are counted: {first}");
+    let admin: AdminClient<DefaultClientContext> = client().create().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(admin.delete_topics(&[&metrics], &AdminOptions::new())).unwrap();
+    assert!(wait_for(Duration::from_secs(30), || topic_config(&metrics, "cleanup.policy").is_none()), "topic deleted");
+    // Fewer samples than the checkpoint's offset: all below it.
+    let (second, logs) = run_once("after", &samples[..100]);
+    assert!(logs.contains("covers offsets the partition does not have"), "said at ERROR:\n{logs}");
+    let (expected, _) = oracle(&samples[..100].iter().map(|s| Sample { partition: 0, ..*s }).collect::<Vec<_>>());
+    assert_eq!(second, expected.values().map(|v| v.len() as u64).sum::<u64>(), "every sample of the new topic counted");
 }
