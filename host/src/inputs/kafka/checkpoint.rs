@@ -11,8 +11,9 @@
 //!   revocation (so on shutdown, which leaves the group): a barrier of the
 //!   chain takes the state, then everything the partitions' filters emitted
 //!   before the barrier must be delivered, then the records are produced
-//!   with `acks=all` and flushed. A checkpoint is never written ahead of
-//!   the delivery of what it has already emitted.
+//!   in one Kafka transaction (all of a checkpoint's records visible, or
+//!   none) with `acks=all`. A checkpoint is never written ahead of the
+//!   delivery of what it has already emitted. Readers read committed.
 //! - Read on assignment, before the partitions are fetched: the newest
 //!   record per key, up to the end of the topic; the consumer then starts
 //!   each partition at its checkpoint's offset (the offset is stored in the
@@ -113,6 +114,9 @@ const OFFSET_HEADER: &str = "weir-offset";
 const SEEN_HEADER: &str = "weir-seen";
 /// How long reading the checkpoints on assignment may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A checkpoint transaction left open by a crash is aborted after this
+/// long (ms); readers of the topic wait behind it until then.
+const TRANSACTION_TIMEOUT_MS: &str = "10000";
 /// How often a wait for deliveries looks again.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -198,8 +202,17 @@ impl Checkpointer {
         client: ClientConfig,
         timeout: Duration,
     ) -> Result<Self, KafkaError> {
-        let producer = client
+        // One transaction per checkpoint, so its records (one per filter and
+        // partition) land together or not at all. The id is this process's
+        // own: processes write disjoint keys, nothing to fence; a crashed
+        // one's open transaction is aborted by the broker after its timeout,
+        // which bounds how long a reader waits behind it.
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let transactional_id = format!("weir-checkpoints-{group}-{input}-{}-{nanos}", std::process::id());
+        let producer: BaseProducer<Deliveries> = client
             .clone()
+            .set("transactional.id", &transactional_id)
+            .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.max.bytes", MAX_RECORD_BYTES)
@@ -208,6 +221,7 @@ impl Checkpointer {
             // broker's defaults (not compacted, 1 MB records).
             .set("allow.auto.create.topics", "false")
             .create_with_context(Deliveries::default())?;
+        producer.init_transactions(READ_TIMEOUT)?;
         let last_barrier_ms = Arc::new(AtomicI64::new(0));
         let since = last_barrier_ms.clone();
         registry().gauge_fn(&CHECKPOINT_LAG, &[&input], move || match since.load(Ordering::Relaxed) {
@@ -365,6 +379,7 @@ impl Checkpointer {
             .client
             .clone()
             .set("group.id", "weir-checkpoint-reader")
+            .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .create()?;
@@ -517,6 +532,26 @@ impl Checkpointer {
     /// total size.
     fn write(&self, checkpoints: &[Checkpoint]) -> Result<usize, String> {
         lock(&self.producer.context().0).clear();
+        self.producer.begin_transaction().map_err(|e| e.to_string())?;
+        let written = self.produce(checkpoints).and_then(|bytes| {
+            let timeout = self.timeout.max(Duration::from_secs(10));
+            self.producer.commit_transaction(timeout).map_err(|e| e.to_string())?;
+            match lock(&self.producer.context().0).first() {
+                Some(error) => Err(error.clone()),
+                None => Ok(bytes),
+            }
+        });
+        if written.is_err() {
+            // Nothing of this checkpoint becomes visible; the previous stays.
+            if let Err(error) = self.producer.abort_transaction(self.timeout.max(Duration::from_secs(10))) {
+                tracing::warn!(input = %self.input, %error, "aborting the checkpoint transaction failed");
+            }
+        }
+        written
+    }
+
+    /// Send `checkpoints` within the open transaction; their total size.
+    fn produce(&self, checkpoints: &[Checkpoint]) -> Result<usize, String> {
         let mut bytes = 0;
         for c in checkpoints {
             let (topic, partition) =
@@ -542,11 +577,7 @@ impl Checkpointer {
                 }
             }
         }
-        self.producer.flush(self.timeout.max(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-        match lock(&self.producer.context().0).first() {
-            Some(error) => Err(error.clone()),
-            None => Ok(bytes),
-        }
+        Ok(bytes)
     }
 }
 
