@@ -117,10 +117,14 @@ impl ConsumerContext for WeirConsumerContext {
     /// state is read and each starts at the offset its checkpoint covers.
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, list: &mut TopicPartitionList) {
         let assigning = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        let mut starts = Vec::new();
         if let (true, Some(checkpoints)) = (assigning, &self.checkpoints) {
             for (tp, offset) in checkpoints.restore(&partitions(list)) {
-                if let Err(error) = list.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)) {
-                    tracing::error!(input = %self.input, partition = %tp, %error, "cannot start the partition at its checkpoint");
+                match list.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)) {
+                    Ok(()) => starts.push((tp, offset)),
+                    Err(error) => {
+                        tracing::error!(input = %self.input, partition = %tp, %error, "cannot start the partition at its checkpoint")
+                    }
                 }
             }
         }
@@ -141,6 +145,12 @@ impl ConsumerContext for WeirConsumerContext {
             tracing::warn!(input = %self.input, %error, "applying the rebalance failed");
         }
         self.post_rebalance(consumer, &rebalance);
+        // After `post_rebalance` tracks the partitions: their first message
+        // is checked against the start (see `OffsetTracker::skipped_ahead`).
+        let mut tracker = lock(&self.tracker);
+        for (tp, offset) in starts {
+            tracker.expect_start(&tp, offset);
+        }
     }
 
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -408,6 +418,12 @@ impl KafkaInput {
             tp: TopicPartition::new(topic, partition),
             stream: checkpoint::stream(topic, partition),
         });
+        let skipped = lock(tracker).skipped_ahead(&names.tp, offset);
+        if let Some(start) = skipped {
+            tracing::warn!(input = %ctx.name, topic, partition, offset, start,
+                "the partition's first message lies past its checkpoint's offset: rewinding to it, so nothing between is skipped");
+            return;
+        }
         let Some(epoch) = lock(tracker).track(&names.tp, offset) else {
             // Revoked, or waiting to be rewound: this copy is replayed later.
             tracing::debug!(input = %ctx.name, topic, partition, offset, "message not tracked; skipped");
@@ -504,7 +520,7 @@ async fn commit_loop(input: Arc<str>, consumer: Arc<WeirConsumer>, tracker: Shar
             .await;
             match seek {
                 Ok(Ok(tp)) => {
-                    tracing::info!(input = %input, topic = %tp.topic, partition = tp.partition, offset, "rewound to replay a failed delivery");
+                    tracing::info!(input = %input, topic = %tp.topic, partition = tp.partition, offset, "rewound to replay");
                     lock(&tracker).rewound(&tp, offset);
                 }
                 Ok(Err(error)) => {

@@ -66,6 +66,9 @@ struct Partition {
     committed: Option<i64>,
     /// The lowest failed offset, until the consumer rewinds to it.
     rewind: Option<i64>,
+    /// Where the partition must start (a checkpoint's offset), until its
+    /// first message is seen.
+    start: Option<i64>,
 }
 
 impl Partition {
@@ -105,8 +108,29 @@ impl OffsetTracker {
             return;
         }
         let epoch = self.new_epoch();
-        self.partitions
-            .insert(tp, Partition { epoch, pending: BTreeMap::new(), position: None, committed: None, rewind: None });
+        self.partitions.insert(
+            tp,
+            Partition { epoch, pending: BTreeMap::new(), position: None, committed: None, rewind: None, start: None },
+        );
+    }
+
+    /// `tp` must start at `offset` (its checkpoint covers what is before).
+    pub fn expect_start(&mut self, tp: &TopicPartition, offset: i64) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.start = Some(offset);
+        }
+    }
+
+    /// Whether `offset`, the first message of `tp` since its assignment,
+    /// lies past the offset it had to start at: the consumer skipped
+    /// messages the partition's state does not cover (librdkafka reset an
+    /// offset it took for out of range). The partition is then rewound to
+    /// the start (see [`Self::rewinds`]) and the start returned.
+    pub fn skipped_ahead(&mut self, tp: &TopicPartition, offset: i64) -> Option<i64> {
+        let p = self.partitions.get_mut(tp)?;
+        let start = p.start.take().filter(|start| offset > *start)?;
+        p.rewind = Some(p.rewind.map_or(start, |r| r.min(start)));
+        Some(start)
     }
 
     /// Stop tracking `tp` (on revocation). Returns the position to commit
@@ -354,5 +378,23 @@ mod tests {
         t.ack(&tp(0), e, 1, true);
         assert_eq!(t.track(&tp(0), 1), None);
         assert_eq!(t.track(&tp(0), 2), Some(e));
+    }
+
+    #[test]
+    fn a_partition_that_starts_past_its_checkpoint_is_rewound_to_it() {
+        let mut t = OffsetTracker::new();
+        t.assign(tp(0));
+        t.assign(tp(1));
+        t.expect_start(&tp(0), 100);
+        t.expect_start(&tp(1), 100);
+        // Started where it should: nothing to do, and only the first message counts.
+        assert_eq!(t.skipped_ahead(&tp(1), 100), None);
+        assert_eq!(t.skipped_ahead(&tp(1), 500), None);
+        // Started past it: rewound, and nothing is tracked until then.
+        assert_eq!(t.skipped_ahead(&tp(0), 180), Some(100));
+        assert_eq!(t.rewinds(), [(tp(0), 100)]);
+        assert!(t.track(&tp(0), 181).is_none());
+        t.rewound(&tp(0), 100);
+        assert!(t.track(&tp(0), 100).is_some());
     }
 }
