@@ -40,8 +40,13 @@ pub(super) fn create_topic(name: &str, partitions: i32) {
     // Kafka 3.6+ refuses timestamps over an hour ahead of the broker's clock
     // (KIP-937); the test traffic and the flush markers are event times in
     // the future, carried as message timestamps.
+    // Nor may time-based retention (7 days) delete what the test wrote:
+    // the traffic's event times are fixed days in the past, and the
+    // broker would drop those segments mid-test (a consumer then meets
+    // "offset out of range" and skips ahead).
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1))
-        .set("message.timestamp.after.max.ms", "9223372036854775807");
+        .set("message.timestamp.after.max.ms", "9223372036854775807")
+        .set("retention.ms", "-1");
     let results = rt.block_on(admin.create_topics(&[topic], &AdminOptions::new())).unwrap_or_else(|e| {
         panic!("kafka at {} unreachable: {e} (run `bash tests/servers/kafka.sh start`)", kafka_bootstrap())
     });
