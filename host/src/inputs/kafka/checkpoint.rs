@@ -344,17 +344,25 @@ impl Checkpointer {
         starts
     }
 
+    /// A consumer that reads the checkpoint topic (committed records only)
+    /// and partitions' ends. librdkafka wants a group even for a plain
+    /// assignment; this one never joins nor commits.
+    fn reader(&self) -> Result<BaseConsumer, KafkaError> {
+        self.client
+            .clone()
+            .set("group.id", "weir-checkpoint-reader")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+    }
+
     /// Whether a checkpoint covering up to `offset` cannot be of `tp`'s log
     /// as it is: the partition ends before it (the topic was deleted and
     /// made again under the same name). Its state is then dropped, said at
     /// ERROR, rather than every record below `offset` taken for a repeat.
     fn beyond_the_end(&self, tp: &TopicPartition, offset: i64) -> bool {
-        let end = self
-            .client
-            .clone()
-            .set("group.id", "weir-checkpoint-reader")
-            .create::<BaseConsumer>()
-            .and_then(|c| c.fetch_watermarks(&tp.topic, tp.partition, READ_TIMEOUT));
+        let end = self.reader().and_then(|c| c.fetch_watermarks(&tp.topic, tp.partition, READ_TIMEOUT));
         match end {
             Ok((_, high)) if offset > high => {
                 tracing::error!(input = %self.input, partition = %tp, checkpoint_offset = offset, end = high,
@@ -373,16 +381,7 @@ impl Checkpointer {
     /// among `wanted`.
     fn read(&self, wanted: &HashSet<(&str, i32)>) -> Result<HashMap<Arc<str>, HashMap<String, Saved>>, KafkaError> {
         let topic = &self.settings.topic;
-        // librdkafka wants a group even for a plain assignment; this one
-        // never joins nor commits.
-        let consumer: BaseConsumer = self
-            .client
-            .clone()
-            .set("group.id", "weir-checkpoint-reader")
-            .set("isolation.level", "read_committed")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()?;
+        let consumer = self.reader()?;
         let metadata = consumer.fetch_metadata(Some(topic), READ_TIMEOUT)?;
         let mut list = TopicPartitionList::new();
         let mut ends = HashMap::new();
